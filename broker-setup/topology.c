@@ -1,0 +1,107 @@
+/*
+ * topology: see topology.h.
+ */
+#include "topology.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "event.h"
+#include "log.h"
+
+/* A declare that the broker refused with 406 PRECONDITION_FAILED means the
+ * object exists with other arguments: a configuration conflict, not an
+ * outage, so the caller reports it as bad config. */
+static int check_declare(mq_conn *c, const char *kind, const char *name, char *err,
+                         size_t errlen)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(mq_amqp(c));
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *m = r.reply.decoded;
+        if (m->reply_code == AMQP_PRECONDITION_FAILED) {
+            snprintf(err, errlen, "%s %s exists with other arguments: %.*s", kind, name,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            mq_mark_broken(c);
+            return TOPOLOGY_CONFLICT;
+        }
+    }
+    char what[300];
+    snprintf(what, sizeof what, "declaring %s %s", kind, name);
+    return mq_check(c, r, what, err, errlen) == 0 ? TOPOLOGY_OK : TOPOLOGY_FAILED;
+}
+
+static int declare_exchange(mq_conn *c, const char *name, char *err, size_t errlen)
+{
+    amqp_exchange_declare(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(name),
+                          amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
+    int rc = check_declare(c, "exchange", name, err, errlen);
+    if (rc == TOPOLOGY_OK)
+        log_info("exchange ready name=%s type=topic", name);
+    return rc;
+}
+
+static int declare_queue(mq_conn *c, const char *name, const char *queue_type, int dead_letter,
+                         char *err, size_t errlen)
+{
+    amqp_table_entry_t args[2];
+    int nargs = 0;
+    args[nargs].key = amqp_cstring_bytes("x-queue-type");
+    args[nargs].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[nargs++].value.value.bytes = amqp_cstring_bytes(queue_type);
+    if (dead_letter) {
+        args[nargs].key = amqp_cstring_bytes("x-dead-letter-exchange");
+        args[nargs].value.kind = AMQP_FIELD_KIND_UTF8;
+        args[nargs++].value.value.bytes = amqp_cstring_bytes(SLUICE_EXCHANGE_DLX);
+    }
+    amqp_table_t table = {.num_entries = nargs, .entries = args};
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+        mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, table);
+    int rc = check_declare(c, "queue", name, err, errlen);
+    if (rc == TOPOLOGY_OK)
+        log_info("queue ready name=%s type=%s messages=%u consumers=%u", name, queue_type,
+                 ok->message_count, ok->consumer_count);
+    return rc;
+}
+
+static int bind_queue(mq_conn *c, const char *queue, const char *exchange, const char *key,
+                      char *err, size_t errlen)
+{
+    amqp_queue_bind(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue),
+                    amqp_cstring_bytes(exchange), amqp_cstring_bytes(key), amqp_empty_table);
+    char what[400];
+    snprintf(what, sizeof what, "binding %s to %s with %s", queue, exchange, key);
+    return mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), what, err, errlen) == 0 ? TOPOLOGY_OK
+                                                                               : TOPOLOGY_FAILED;
+}
+
+int topology_declare(mq_conn *c, const strlist *sources, const char *queue_type, char *err,
+                     size_t errlen)
+{
+    int rc;
+    static const char *const exchanges[] = {SLUICE_EXCHANGE_INGEST, SLUICE_EXCHANGE_DLX,
+                                            SLUICE_EXCHANGE_ALERTS};
+    for (size_t i = 0; i < sizeof exchanges / sizeof *exchanges; i++) {
+        if ((rc = declare_exchange(c, exchanges[i], err, errlen)) != TOPOLOGY_OK)
+            return rc;
+    }
+
+    if ((rc = declare_queue(c, SLUICE_QUEUE_DEAD, queue_type, 0, err, errlen)) != TOPOLOGY_OK ||
+        (rc = bind_queue(c, SLUICE_QUEUE_DEAD, SLUICE_EXCHANGE_DLX, "#", err, errlen)) !=
+            TOPOLOGY_OK)
+        return rc;
+    if ((rc = declare_queue(c, SLUICE_QUEUE_NOTIFIER, queue_type, 1, err, errlen)) !=
+            TOPOLOGY_OK ||
+        (rc = bind_queue(c, SLUICE_QUEUE_NOTIFIER, SLUICE_EXCHANGE_ALERTS, "alert.#", err,
+                         errlen)) != TOPOLOGY_OK)
+        return rc;
+
+    for (size_t i = 0; i < sources->count; i++) {
+        char queue[128], key[128];
+        snprintf(queue, sizeof queue, SLUICE_QUEUE_PREFIX "%s", sources->items[i]);
+        snprintf(key, sizeof key, SLUICE_ROUTING_PREFIX "%s", sources->items[i]);
+        if ((rc = declare_queue(c, queue, queue_type, 1, err, errlen)) != TOPOLOGY_OK ||
+            (rc = bind_queue(c, queue, SLUICE_EXCHANGE_INGEST, key, err, errlen)) != TOPOLOGY_OK)
+            return rc;
+    }
+    return TOPOLOGY_OK;
+}

@@ -1,0 +1,59 @@
+/*
+ * cli: see cli.h.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+
+#include "event.h"
+#include "log.h"
+
+int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
+              const char *summary)
+{
+    char err[1024];
+    switch (cfg_parse(table, settings, argc, argv, err, sizeof err)) {
+    case CFG_OK:
+        return CLI_CONTINUE;
+    case CFG_HELP:
+        cfg_print_help(table, stdout, program, summary);
+        return 0;
+    case CFG_BAD_USAGE:
+        break;
+    }
+    fprintf(stderr, "%s: %s\n", program, err);
+    return EXIT_USAGE;
+}
+
+int cli_init_log(const char *program, const char *component, const char *level_name)
+{
+    log_level level;
+    if (log_level_parse(level_name, &level) != 0) {
+        fprintf(stderr, "%s: log_level must be debug, info, warn, error or off, got '%s'\n",
+                program, level_name);
+        return EXIT_USAGE;
+    }
+    log_init(component, level);
+    return CLI_CONTINUE;
+}
+
+int cli_sources(const char *program, const char *what, const char *text, strlist *out)
+{
+    if (strlist_split(text, out) != 0) {
+        fprintf(stderr, "%s: out of memory\n", program);
+        return EXIT_RUNTIME;
+    }
+    if (out->count == 0) {
+        fprintf(stderr, "%s: %s is empty: name at least one source\n", program, what);
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < out->count; i++) {
+        if (!source_name_valid(out->items[i])) {
+            fprintf(stderr, "%s: %s: bad source name '%s' (allowed: [a-z0-9_-]{1,64})\n", program,
+                    what, out->items[i]);
+            strlist_free(out);
+            return EXIT_USAGE;
+        }
+    }
+    return CLI_CONTINUE;
+}

@@ -1,0 +1,27 @@
+/*
+ * cli: the start-up steps every sluice binary takes the same way: read its
+ * settings (printing --help or a one-line usage error), set up logging and
+ * check the source list. Each returns CLI_CONTINUE or the exit code main()
+ * should return (0 after --help, 2 for bad usage or config).
+ */
+#ifndef SLUICE_CLI_H
+#define SLUICE_CLI_H
+
+#include "config.h"
+#include "util.h"
+
+#define CLI_CONTINUE (-1)
+#define EXIT_RUNTIME 1 /* runtime failure */
+#define EXIT_USAGE 2   /* bad usage or config */
+
+int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
+              const char *summary);
+
+/* Starts logging as `component` at the level named by `level_name`. */
+int cli_init_log(const char *program, const char *component, const char *level_name);
+
+/* Splits and validates a comma-separated list of source names into `out`
+ * (free with strlist_free). `what` names the setting in the error. */
+int cli_sources(const char *program, const char *what, const char *text, strlist *out);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * config: the table-driven settings reader described in config.h.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const cfg_option *find_option(const cfg_option *table, const char *name, size_t len)
+{
+    for (const cfg_option *o = table; o->name; o++) {
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* "amqp_url" -> "SLUICE_AMQP_URL" */
+static void env_name(const char *name, char *out, size_t outlen)
+{
+    size_t n = (size_t)snprintf(out, outlen, "SLUICE_");
+    for (; *name && n + 1 < outlen; name++)
+        out[n++] = (char)toupper((unsigned char)*name);
+    out[n] = '\0';
+}
+
+/* "amqp_url" -> "amqp-url" */
+static void flag_name(const char *name, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; *name && n + 1 < outlen; name++)
+        out[n++] = *name == '_' ? '-' : *name;
+    out[n] = '\0';
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return *out = 1, 0;
+        if (strcasecmp(v, no[i]) == 0)
+            return *out = 0, 0;
+    }
+    return -1;
+}
+
+static int store_value(const cfg_option *o, void *settings, const char *value, const char *origin,
+                       char *err, size_t errlen)
+{
+    char *field = (char *)settings + o->offset;
+    switch (o->type) {
+    case CFG_STRING: {
+        char **slot = (char **)(void *)field;
+        char *copy = value ? strdup(value) : NULL;
+        if (value && !copy) {
+            snprintf(err, errlen, "%s: out of memory", origin);
+            return -1;
+        }
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case CFG_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end != '\0') {
+            snprintf(err, errlen, "%s: %s must be an integer, got '%s'", origin, o->name, value);
+            return -1;
+        }
+        if (v < o->min || v > o->max) {
+            snprintf(err, errlen, "%s: %s must be between %ld and %ld, got %ld", origin, o->name,
+                     o->min, o->max, v);
+            return -1;
+        }
+        *(long *)(void *)field = v;
+        return 0;
+    }
+    case CFG_BOOL: {
+        int b;
+        if (parse_bool(value, &b) != 0) {
+            snprintf(err, errlen, "%s: %s must be true or false, got '%s'", origin, o->name,
+                     value);
+            return -1;
+        }
+        *(int *)(void *)field = b;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int cfg_set(const cfg_option *table, void *settings, const char *name, const char *value,
+            const char *origin, char *err, size_t errlen)
+{
+    const cfg_option *o = find_option(table, name, strlen(name));
+    if (!o) {
+        snprintf(err, errlen, "%s: unknown setting '%s'", origin, name);
+        return -1;
+    }
+    return store_value(o, settings, value, origin, err, errlen);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static int load_file(const cfg_option *table, void *settings, const char *path, char *err,
+                     size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096], origin[512];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *text = trim(line);
+        if (*text == '\0')
+            continue;
+        char *eq = strchr(text, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s: expected 'key = value', got '%s'", origin, text);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        rc = cfg_set(table, settings, trim(text), trim(eq + 1), origin, err, errlen);
+    }
+    fclose(f);
+    return rc;
+}
+
+static int load_env(const cfg_option *table, void *settings, char *err, size_t errlen)
+{
+    char var[128];
+    for (const cfg_option *o = table; o->name; o++) {
+        env_name(o->name, var, sizeof var);
+        const char *v = getenv(var);
+        if (v && store_value(o, settings, v, var, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_defaults(const cfg_option *table, void *settings, char *err, size_t errlen)
+{
+    for (const cfg_option *o = table; o->name; o++) {
+        if (o->default_value && store_value(o, settings, o->default_value, "default", err,
+                                            errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Finds --config in argv (it must be read before the other flags apply). */
+static const char *config_path(int argc, char **argv)
+{
+    const char *path = getenv("SLUICE_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+    }
+    return path;
+}
+
+static int load_flags(const cfg_option *table, void *settings, int argc, char **argv, char *err,
+                      size_t errlen)
+{
+    char origin[256], fname[128];
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (settings are --name value)", arg);
+            return -1;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        if (len == 6 && strncmp(name, "config", 6) == 0) {
+            if (!eq)
+                i++;
+            continue;
+        }
+        char key[128];
+        if (len >= sizeof key) {
+            snprintf(err, errlen, "unknown flag '%s'", arg);
+            return -1;
+        }
+        for (size_t k = 0; k < len; k++)
+            key[k] = name[k] == '-' ? '_' : name[k];
+        key[len] = '\0';
+        const cfg_option *o = find_option(table, key, len);
+        if (!o) {
+            snprintf(err, errlen, "unknown flag '%.*s' (see --help)", (int)len + 2, arg);
+            return -1;
+        }
+        flag_name(o->name, fname, sizeof fname);
+        snprintf(origin, sizeof origin, "--%s", fname);
+        const char *value;
+        if (eq)
+            value = eq + 1;
+        else if (o->type == CFG_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0))
+            value = "true";
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else {
+            snprintf(err, errlen, "%s needs a value", origin);
+            return -1;
+        }
+        if (store_value(o, settings, value, origin, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+cfg_result cfg_parse(const cfg_option *table, void *settings, int argc, char **argv, char *err,
+                     size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return CFG_HELP;
+    }
+    if (load_defaults(table, settings, err, errlen) != 0)
+        return CFG_BAD_USAGE;
+    const char *path = config_path(argc, argv);
+    if (path && load_file(table, settings, path, err, errlen) != 0)
+        return CFG_BAD_USAGE;
+    if (load_env(table, settings, err, errlen) != 0)
+        return CFG_BAD_USAGE;
+    if (load_flags(table, settings, argc, argv, err, errlen) != 0)
+        return CFG_BAD_USAGE;
+    return CFG_OK;
+}
+
+void cfg_print_help(const cfg_option *table, FILE *out, const char *program, const char *summary)
+{
+    char fname[128], var[128];
+    fprintf(out, "usage: %s [--config FILE] [--SETTING VALUE ...]\n%s\n\n", program, summary);
+    fprintf(out, "Settings (config file key, then flag and environment variable; later wins):\n");
+    for (const cfg_option *o = table; o->name; o++) {
+        flag_name(o->name, fname, sizeof fname);
+        env_name(o->name, var, sizeof var);
+        fprintf(out, "  --%-22s %s\n  %-24s   env %s", fname, o->help, "", var);
+        if (o->default_value)
+            fprintf(out, ", default %s", *o->default_value ? o->default_value : "\"\"");
+        fputc('\n', out);
+    }
+    fprintf(out, "  --%-22s %s\n", "config FILE", "read settings from FILE (env SLUICE_CONFIG)");
+    fprintf(out, "  --%-22s %s\n", "help", "print this help");
+}
+
+void cfg_free(const cfg_option *table, void *settings)
+{
+    for (const cfg_option *o = table; o->name; o++) {
+        if (o->type == CFG_STRING) {
+            char **slot = (char **)(void *)((char *)settings + o->offset);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}

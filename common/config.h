@@ -1,0 +1,63 @@
+/*
+ * config: settings described once, as a table, and read from a config file,
+ * then the environment, then command-line flags (later wins).
+ *
+ * A row names a setting ("amqp_url"); the same row gives its environment
+ * variable (SLUICE_AMQP_URL), its flag (--amqp-url), its type, default and
+ * help text, and where it lives in the caller's settings struct. --help is
+ * printed from the table, so it cannot drift from what is parsed.
+ *
+ * Config file syntax: "key = value" lines; '#' starts a comment; blank lines
+ * are ignored; keys are the setting names. The file is named by --config
+ * FILE or SLUICE_CONFIG.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum { CFG_STRING, CFG_INT, CFG_BOOL } cfg_type;
+
+typedef struct cfg_option {
+    const char *name;          /* setting name: file key; flag and env derive from it */
+    cfg_type type;             /* storage: char * (malloc'd), long, or int (0/1) */
+    size_t offset;             /* offsetof() the field in the settings struct */
+    const char *default_value; /* text parsed like any other value; NULL = unset */
+    long min, max;             /* accepted range for CFG_INT */
+    const char *help;
+} cfg_option;
+
+/* Terminates a table. */
+#define CFG_END {NULL, CFG_STRING, 0, NULL, 0, 0, NULL}
+
+typedef enum {
+    CFG_OK = 0,
+    CFG_HELP = 1,       /* --help was given: caller prints help and exits 0 */
+    CFG_BAD_USAGE = -2, /* err says what and where: caller exits 2 */
+} cfg_result;
+
+/*
+ * Fills `settings` from defaults, the config file, the environment and argv,
+ * in that order. Flags take "--name value" or "--name=value"; a bool flag
+ * alone means true. On CFG_BAD_USAGE, err holds one line naming the setting
+ * and the source (file:line, variable or flag). Strings stored in `settings`
+ * are malloc'd: free them with cfg_free().
+ */
+cfg_result cfg_parse(const cfg_option *table, void *settings, int argc, char **argv, char *err,
+                     size_t errlen);
+
+/* Sets one setting from text; `origin` names where the text came from for
+ * the error message. Returns 0 or -1 with err filled. */
+int cfg_set(const cfg_option *table, void *settings, const char *name, const char *value,
+            const char *origin, char *err, size_t errlen);
+
+/* Prints "usage" and one line per setting with its flag, variable, default
+ * and help. */
+void cfg_print_help(const cfg_option *table, FILE *out, const char *program, const char *summary);
+
+/* Frees the strings cfg_parse stored in `settings`. Accepts a settings
+ * struct that was never parsed if it was zero-initialised. */
+void cfg_free(const cfg_option *table, void *settings);
+
+#endif

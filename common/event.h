@@ -1,0 +1,63 @@
+/*
+ * event: the message contract's pure rules, shared by producers and workers:
+ * what a source name may be, what makes a body storable in the warehouse,
+ * and the deterministic id of a message that arrived without message_id.
+ */
+#ifndef SLUICE_EVENT_H
+#define SLUICE_EVENT_H
+
+#include <stddef.h>
+
+/* Source names: [a-z0-9_-]{1,64}. Returns 1 if valid, 0 if not. */
+int source_name_valid(const char *name);
+
+/* Returns 1 if s[0..len) is well-formed UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF), else 0. */
+int utf8_valid(const char *s, size_t len);
+
+/* Why a body cannot be stored as an event (each becomes the `reason` of an
+ * ingest_errors row). Order matters only for the strings below. */
+typedef enum {
+    EVENT_OK = 0,
+    EVENT_TOO_LARGE,  /* over max_message_bytes */
+    EVENT_BAD_UTF8,   /* not valid UTF-8 */
+    EVENT_BAD_JSON,   /* not valid JSON */
+    EVENT_NOT_OBJECT, /* valid JSON but not an object */
+    EVENT_NUL_CHAR,   /* contains \u0000, which jsonb refuses */
+} event_verdict;
+
+/* Short, stable reason text for a verdict ("invalid_json", ...);
+ * statically allocated. */
+const char *event_verdict_reason(event_verdict v);
+
+typedef struct event_validator event_validator;
+
+/* Creates a validator for bodies of at most max_bytes. Free with
+ * event_validator_free(). Returns NULL on allocation failure. */
+event_validator *event_validator_new(size_t max_bytes);
+void event_validator_free(event_validator *v);
+
+/* Checks a body against the contract: at most max_bytes, UTF-8, one JSON
+ * object (surrounding whitespace allowed), no \u0000 escape. */
+event_verdict event_validate(event_validator *v, const void *body, size_t len);
+
+/* Length of the text event_derive_id() writes, without the NUL. */
+#define EVENT_DERIVED_ID_LEN (7 + 64)
+
+/* Writes "sha256:<64 hex digits>" of source, a NUL byte and the body into
+ * out (at least EVENT_DERIVED_ID_LEN + 1 bytes): the same message from the
+ * same source always gets the same id, so a republished copy is absorbed. */
+void event_derive_id(const char *source, const void *body, size_t len, char *out);
+
+
+
+/* Names fixed by the topology of the design brief. */
+#define SLUICE_EXCHANGE_INGEST "sluice.ingest"
+#define SLUICE_EXCHANGE_DLX "sluice.dlx"
+#define SLUICE_EXCHANGE_ALERTS "sluice.alerts"
+#define SLUICE_QUEUE_DEAD "sluice.dead"
+#define SLUICE_QUEUE_NOTIFIER "sluice.q.notifier"
+#define SLUICE_QUEUE_PREFIX "sluice.q."   /* + source name */
+#define SLUICE_ROUTING_PREFIX "src."      /* + source name */
+#define SLUICE_MAX_MESSAGE_BYTES 1048576 /* default max_message_bytes */
+#endif

@@ -1,0 +1,35 @@
+/*
+ * log: one line per event on stderr, with time, level, component and
+ * key=value fields, e.g.
+ *   2026-11-24T10:00:00.123Z info worker: batch stored rows=500 duplicates=0
+ * The level is checked before the arguments are evaluated, so a disabled
+ * debug line costs one comparison.
+ */
+#ifndef SLUICE_LOG_H
+#define SLUICE_LOG_H
+
+typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF } log_level;
+
+extern log_level log_min_level;
+
+/* Names the component printed on every line ("worker", "producer", ...).
+ * The string must outlive all logging (a literal is the usual argument). */
+void log_init(const char *component, log_level min_level);
+
+/* Parses "debug", "info", "warn", "error" or "off". Returns 0, or -1 if the
+ * name is unknown (level untouched). */
+int log_level_parse(const char *name, log_level *level);
+
+void log_write(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_at(lvl, ...)                                                                           \
+    do {                                                                                           \
+        if ((lvl) >= log_min_level)                                                                \
+            log_write((lvl), __VA_ARGS__);                                                         \
+    } while (0)
+#define log_debug(...) log_at(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_at(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_at(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_at(LOG_ERROR, __VA_ARGS__)
+
+#endif

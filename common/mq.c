@@ -1,0 +1,166 @@
+/*
+ * mq: see mq.h.
+ */
+#include "mq.h"
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+struct mq_conn {
+    amqp_connection_state_t state;
+    int broken; /* the peer or the socket failed: no polite close */
+    char url[512];
+};
+
+void mq_redact_url(const char *url, char *out, size_t outlen)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *at = strrchr(url, '@');
+    const char *userinfo = scheme_end ? scheme_end + 3 : url;
+    const char *colon = at ? memchr(userinfo, ':', (size_t)(at - userinfo)) : NULL;
+    if (!colon) {
+        snprintf(out, outlen, "%s", url);
+        return;
+    }
+    snprintf(out, outlen, "%.*s%s", (int)(colon - url), url, at);
+}
+
+amqp_connection_state_t mq_amqp(mq_conn *c)
+{
+    return c->state;
+}
+
+const char *mq_url(const mq_conn *c)
+{
+    return c->url;
+}
+
+int mq_fail(mq_conn *c, int status, const char *what, char *err, size_t errlen)
+{
+    if (c)
+        c->broken = 1;
+    snprintf(err, errlen, "%s: %s", what, amqp_error_string2(status));
+    return -1;
+}
+
+int mq_check(mq_conn *c, amqp_rpc_reply_t reply, const char *what, char *err, size_t errlen)
+{
+    switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return 0;
+    case AMQP_RESPONSE_NONE:
+        snprintf(err, errlen, "%s: missing RPC reply", what);
+        break;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(err, errlen, "%s: %s", what, amqp_error_string2(reply.library_error));
+        break;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_t *m = reply.reply.decoded;
+            snprintf(err, errlen, "%s: server closed the channel: %u %.*s", what, m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_t *m = reply.reply.decoded;
+            snprintf(err, errlen, "%s: server closed the connection: %u %.*s", what,
+                     m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else {
+            snprintf(err, errlen, "%s: unexpected server method 0x%08x", what, reply.reply.id);
+        }
+        break;
+    }
+    if (c)
+        c->broken = 1;
+    return -1;
+}
+
+mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err, size_t errlen)
+{
+    struct amqp_connection_info info;
+    mq_conn *c = calloc(1, sizeof *c);
+    char *parsed = strdup(url);
+    if (!c || !parsed) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    mq_redact_url(url, c->url, sizeof c->url);
+    amqp_default_connection_info(&info);
+    if (amqp_parse_url(parsed, &info) != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "bad AMQP URL '%s' (expected amqp://user:pass@host:port/vhost)",
+                 c->url);
+        goto fail;
+    }
+    c->state = amqp_new_connection();
+    if (!c->state) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    amqp_socket_t *sock = info.ssl ? amqp_ssl_socket_new(c->state) : amqp_tcp_socket_new(c->state);
+    if (!sock) {
+        snprintf(err, errlen, "%s: cannot create socket", c->url);
+        goto fail;
+    }
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    int status = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+    if (status != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "%s: cannot connect: %s", c->url, amqp_error_string2(status));
+        goto fail;
+    }
+    amqp_rpc_reply_t r = amqp_login(c->state, info.vhost, 0, 131072, heartbeat_s,
+                                    AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+    char what[600];
+    snprintf(what, sizeof what, "%s: login", c->url);
+    if (mq_check(c, r, what, err, errlen) != 0)
+        goto fail;
+    amqp_channel_open(c->state, MQ_CHANNEL);
+    snprintf(what, sizeof what, "%s: channel open", c->url);
+    if (mq_check(c, amqp_get_rpc_reply(c->state), what, err, errlen) != 0)
+        goto fail;
+    free(parsed);
+    return c;
+fail:
+    free(parsed);
+    mq_close(c);
+    return NULL;
+}
+
+mq_conn *mq_connect_any(const strlist *urls, size_t *next, int heartbeat_s, long timeout_ms,
+                        char *err, size_t errlen)
+{
+    if (urls->count == 0) {
+        snprintf(err, errlen, "no AMQP URL configured");
+        return NULL;
+    }
+    for (size_t tried = 0; tried < urls->count; tried++) {
+        size_t i = (*next + tried) % urls->count;
+        mq_conn *c = mq_connect(urls->items[i], heartbeat_s, timeout_ms, err, errlen);
+        if (c) {
+            *next = (i + 1) % urls->count;
+            return c;
+        }
+    }
+    *next = (*next + 1) % urls->count;
+    return NULL;
+}
+
+void mq_mark_broken(mq_conn *c)
+{
+    c->broken = 1;
+}
+
+void mq_close(mq_conn *c)
+{
+    if (!c)
+        return;
+    if (c->state) {
+        if (!c->broken) {
+            amqp_channel_close(c->state, MQ_CHANNEL, AMQP_REPLY_SUCCESS);
+            amqp_connection_close(c->state, AMQP_REPLY_SUCCESS);
+        }
+        amqp_destroy_connection(c->state);
+    }
+    free(c);
+}

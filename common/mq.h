@@ -1,0 +1,61 @@
+/*
+ * mq: one AMQP 0-9-1 connection with one open channel (number MQ_CHANNEL),
+ * on rabbitmq-c. Hides socket set-up, login and reply decoding; callers use
+ * mq_amqp() for the protocol calls themselves.
+ */
+#ifndef SLUICE_MQ_H
+#define SLUICE_MQ_H
+
+#include <amqp.h>
+#include <stddef.h>
+
+#include "util.h"
+
+#define MQ_CHANNEL 1
+
+typedef struct mq_conn mq_conn;
+
+/*
+ * Connects to `url` (amqp://user:pass@host:port/vhost), logs in with the
+ * given heartbeat (seconds, 0 = off) and opens channel MQ_CHANNEL. Gives up
+ * after timeout_ms for the TCP connect. Returns NULL with err filled (the
+ * URL in it has its password removed). Free with mq_close().
+ */
+mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err, size_t errlen);
+
+/*
+ * Tries each URL of `urls` once, starting at index *next, and leaves *next
+ * at the URL after the one that answered, so a caller that reconnects moves
+ * round a cluster's nodes. Returns NULL with the last error if none answered.
+ */
+mq_conn *mq_connect_any(const strlist *urls, size_t *next, int heartbeat_s, long timeout_ms,
+                        char *err, size_t errlen);
+
+/* The rabbitmq-c connection, owned by `c`. */
+amqp_connection_state_t mq_amqp(mq_conn *c);
+
+/* The URL this connection was made to, without its password; owned by c. */
+const char *mq_url(const mq_conn *c);
+
+/*
+ * Checks an RPC reply. Returns 0 if it is normal; otherwise fills err with
+ * "<what>: <reason>" (the server's code and text for a channel or
+ * connection close, the library's message otherwise), marks the connection
+ * broken (mq_close then skips the polite close) and returns -1.
+ */
+int mq_check(mq_conn *c, amqp_rpc_reply_t reply, const char *what, char *err, size_t errlen);
+
+/* Fills err for a failed rabbitmq-c status code; marks broken; returns -1. */
+int mq_fail(mq_conn *c, int status, const char *what, char *err, size_t errlen);
+
+/* Records that the channel or connection can no longer be used. */
+void mq_mark_broken(mq_conn *c);
+
+/* Closes the channel and connection (politely unless broken) and frees all.
+ * Accepts NULL. */
+void mq_close(mq_conn *c);
+
+/* Copies url to out with any password replaced by nothing ("amqp://u@h/"). */
+void mq_redact_url(const char *url, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,350 @@
+/*
+ * publisher: see publisher.h.
+ *
+ * The window is a ring of slots in publishing order. On a channel, delivery
+ * tags count up from 1 in the same order, so the slot for tag t sits at
+ * ring position t - (tag of the head slot). Confirmed slots are trimmed from
+ * the head; a slot confirmed out of order waits there until the head
+ * reaches it.
+ */
+#include "publisher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "log.h"
+#include "util.h"
+
+typedef struct slot {
+    uint64_t tag; /* delivery tag on the current channel */
+    int confirmed;
+    char *buf; /* routing key, NUL, message id, NUL, source, NUL, body */
+    size_t cap;
+    size_t rk_len, id_len, src_len, body_len;
+    int64_t produced_at_us;
+} slot;
+
+struct publisher {
+    char *exchange;
+    char *app_id;
+    mq_conn *conn;
+    int broken;
+    slot *slots;
+    size_t window, head, count;
+    uint64_t next_tag;
+    publisher_stats stats;
+};
+
+publisher *publisher_new(const char *exchange, const char *app_id, size_t window)
+{
+    publisher *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->exchange = strdup(exchange);
+    p->app_id = strdup(app_id);
+    p->window = window ? window : 1;
+    p->slots = calloc(p->window, sizeof *p->slots);
+    p->broken = 1; /* until attached */
+    if (!p->exchange || !p->app_id || !p->slots) {
+        publisher_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void publisher_free(publisher *p)
+{
+    if (!p)
+        return;
+    if (p->slots) {
+        for (size_t i = 0; i < p->window; i++)
+            free(p->slots[i].buf);
+    }
+    free(p->slots);
+    free(p->exchange);
+    free(p->app_id);
+    free(p);
+}
+
+static slot *slot_at(publisher *p, size_t pos)
+{
+    return &p->slots[(p->head + pos) % p->window];
+}
+
+size_t publisher_outstanding(const publisher *p)
+{
+    return p->count;
+}
+
+const publisher_stats *publisher_get_stats(const publisher *p)
+{
+    return &p->stats;
+}
+
+static int fail(publisher *p, char *err, size_t errlen, const char *what, int status)
+{
+    p->broken = 1;
+    snprintf(err, errlen, "%s: %s", what, amqp_error_string2(status));
+    return -1;
+}
+
+static int send_slot(publisher *p, slot *s, char *err, size_t errlen)
+{
+    const char *rk = s->buf;
+    const char *id = rk + s->rk_len + 1;
+    const char *src = id + s->id_len + 1;
+    const char *body = src + s->src_len + 1;
+
+    amqp_table_entry_t headers[2];
+    headers[0].key = amqp_cstring_bytes("x-source");
+    headers[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    headers[0].value.value.bytes = (amqp_bytes_t){s->src_len, (void *)src};
+    headers[1].key = amqp_cstring_bytes("x-produced-at-us");
+    headers[1].value.kind = AMQP_FIELD_KIND_I64;
+    headers[1].value.value.i64 = s->produced_at_us;
+
+    amqp_basic_properties_t props;
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+                   AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
+    props.content_type = amqp_cstring_bytes("application/json");
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    props.message_id = (amqp_bytes_t){s->id_len, (void *)id};
+    props.timestamp = (uint64_t)(s->produced_at_us / 1000000);
+    props.app_id = amqp_cstring_bytes(p->app_id);
+    props.headers.num_entries = 2;
+    props.headers.entries = headers;
+
+    s->tag = p->next_tag++;
+    s->confirmed = 0;
+    int rc = amqp_basic_publish(mq_amqp(p->conn), MQ_CHANNEL, amqp_cstring_bytes(p->exchange),
+                                (amqp_bytes_t){s->rk_len, (void *)rk}, 1, 0, &props,
+                                (amqp_bytes_t){s->body_len, (void *)body});
+    if (rc != AMQP_STATUS_OK)
+        return fail(p, err, errlen, "publish", rc);
+    return 0;
+}
+
+static void trim_confirmed(publisher *p)
+{
+    while (p->count > 0 && slot_at(p, 0)->confirmed) {
+        p->head = (p->head + 1) % p->window;
+        p->count--;
+    }
+}
+
+static void on_ack(publisher *p, uint64_t tag, int multiple)
+{
+    if (p->count == 0)
+        return;
+    uint64_t first = slot_at(p, 0)->tag;
+    if (tag < first)
+        return; /* already trimmed: a duplicate or late confirm */
+    size_t pos = (size_t)(tag - first);
+    if (pos >= p->count)
+        pos = p->count - 1; /* never expected; do not run past the ring */
+    for (size_t i = multiple ? 0 : pos; i <= pos; i++) {
+        slot *s = slot_at(p, i);
+        if (!s->confirmed) {
+            s->confirmed = 1;
+            p->stats.confirmed++;
+        }
+    }
+    trim_confirmed(p);
+}
+
+static int on_return(publisher *p, amqp_basic_return_t *ret, char *err, size_t errlen)
+{
+    amqp_message_t msg;
+    amqp_rpc_reply_t r = amqp_read_message(mq_amqp(p->conn), MQ_CHANNEL, &msg, 0);
+    if (mq_check(p->conn, r, "reading a returned message", err, errlen) != 0) {
+        p->broken = 1;
+        return -1;
+    }
+    p->stats.returned++;
+    const amqp_bytes_t *id = &msg.properties.message_id;
+    int has_id = (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0;
+    log_warn("unroutable message returned exchange=%.*s routing_key=%.*s message_id=%.*s "
+             "reason=\"%u %.*s\" returned_total=%llu",
+             (int)ret->exchange.len, (const char *)ret->exchange.bytes,
+             (int)ret->routing_key.len, (const char *)ret->routing_key.bytes,
+             has_id ? (int)id->len : 1, has_id ? (const char *)id->bytes : "-", ret->reply_code,
+             (int)ret->reply_text.len, (const char *)ret->reply_text.bytes,
+             (unsigned long long)p->stats.returned);
+    amqp_destroy_message(&msg);
+    return 0;
+}
+
+static int handle_frame(publisher *p, amqp_frame_t *f, char *err, size_t errlen)
+{
+    if (f->frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    switch (f->payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *ack = f->payload.method.decoded;
+        on_ack(p, ack->delivery_tag, ack->multiple);
+        return 0;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        /* The broker could not take responsibility for the message. Start
+         * over on a new channel: attach republishes everything unconfirmed. */
+        amqp_basic_nack_t *nack = f->payload.method.decoded;
+        p->stats.nacked++;
+        snprintf(err, errlen, "broker refused message (nack) delivery_tag=%llu",
+                 (unsigned long long)nack->delivery_tag);
+        p->broken = 1;
+        return -1;
+    }
+    case AMQP_BASIC_RETURN_METHOD:
+        return on_return(p, f->payload.method.decoded, err, errlen);
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        amqp_channel_close_t *m = f->payload.method.decoded;
+        snprintf(err, errlen, "server closed the channel: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        p->broken = 1;
+        return -1;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_connection_close_t *m = f->payload.method.decoded;
+        snprintf(err, errlen, "server closed the connection: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        p->broken = 1;
+        return -1;
+    }
+    default:
+        return 0;
+    }
+}
+
+int publisher_poll(publisher *p, long timeout_ms, char *err, size_t errlen)
+{
+    if (p->broken || !p->conn) {
+        snprintf(err, errlen, "not connected");
+        return -1;
+    }
+    amqp_connection_state_t st = mq_amqp(p->conn);
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    for (;;) {
+        amqp_frame_t frame;
+        int rc = amqp_simple_wait_frame_noblock(st, &frame, &tv);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            break;
+        if (rc != AMQP_STATUS_OK)
+            return fail(p, err, errlen, "waiting for confirms", rc);
+        if (handle_frame(p, &frame, err, errlen) != 0)
+            return -1;
+        /* Whatever else has already arrived is taken without waiting. */
+        tv.tv_sec = 0;
+        tv.tv_usec = 0;
+    }
+    if (!amqp_frames_enqueued(st) && !amqp_data_in_buffer(st))
+        amqp_maybe_release_buffers(st);
+    return 0;
+}
+
+int publisher_attach(publisher *p, mq_conn *conn, char *err, size_t errlen)
+{
+    p->conn = conn;
+    p->broken = 0;
+    amqp_confirm_select(mq_amqp(conn), MQ_CHANNEL);
+    if (mq_check(conn, amqp_get_rpc_reply(mq_amqp(conn)), "confirm.select", err, errlen) != 0) {
+        p->broken = 1;
+        return -1;
+    }
+    p->next_tag = 1;
+
+    /* Close the gaps left by out-of-order confirms, keeping publishing order. */
+    size_t kept = 0;
+    for (size_t i = 0; i < p->count; i++) {
+        slot *s = slot_at(p, i);
+        if (s->confirmed)
+            continue;
+        slot *dst = slot_at(p, kept++);
+        if (dst != s) {
+            slot tmp = *dst;
+            *dst = *s;
+            *s = tmp;
+        }
+    }
+    p->count = kept;
+
+    for (size_t i = 0; i < p->count; i++) {
+        if (send_slot(p, slot_at(p, i), err, errlen) != 0)
+            return -1;
+        p->stats.republished++;
+    }
+    return 0;
+}
+
+void publisher_detach(publisher *p)
+{
+    p->conn = NULL;
+    p->broken = 1;
+}
+
+int publisher_publish(publisher *p, const pub_message *m, char *err, size_t errlen)
+{
+    while (p->count == p->window) {
+        if (shutdown_requested) {
+            snprintf(err, errlen, "shutdown requested while the window was full");
+            return -1;
+        }
+        if (publisher_poll(p, 200, err, errlen) != 0)
+            return -1;
+    }
+    if (p->broken || !p->conn) {
+        snprintf(err, errlen, "not connected");
+        return -1;
+    }
+
+    slot *s = slot_at(p, p->count);
+    size_t rk_len = strlen(m->routing_key), id_len = strlen(m->message_id);
+    size_t src_len = strlen(m->source);
+    size_t need = rk_len + id_len + src_len + m->body_len + 3;
+    if (need > s->cap) {
+        char *grown = realloc(s->buf, need);
+        if (!grown) {
+            snprintf(err, errlen, "out of memory for a %zu-byte message", need);
+            return -1;
+        }
+        s->buf = grown;
+        s->cap = need;
+    }
+    char *w = s->buf;
+    memcpy(w, m->routing_key, rk_len + 1);
+    w += rk_len + 1;
+    memcpy(w, m->message_id, id_len + 1);
+    w += id_len + 1;
+    memcpy(w, m->source, src_len + 1);
+    w += src_len + 1;
+    memcpy(w, m->body, m->body_len);
+    s->rk_len = rk_len;
+    s->id_len = id_len;
+    s->src_len = src_len;
+    s->body_len = m->body_len;
+    s->produced_at_us = m->produced_at_us;
+    p->count++;
+    p->stats.taken++;
+
+    /* Once in the window the message is ours: a failed send only means the
+     * next attach republishes it, so the call still reports it taken. */
+    char ignored[256];
+    if (send_slot(p, s, ignored, sizeof ignored) != 0)
+        log_debug("send failed, message kept for republishing: %s", ignored);
+    return 0;
+}
+
+int publisher_drain(publisher *p, long timeout_ms, char *err, size_t errlen)
+{
+    int64_t deadline = mono_us() + (int64_t)timeout_ms * 1000;
+    while (p->count > 0) {
+        int64_t left_ms = (deadline - mono_us()) / 1000;
+        if (left_ms <= 0)
+            return 1;
+        if (publisher_poll(p, left_ms < 200 ? left_ms : 200, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}

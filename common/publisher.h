@@ -1,0 +1,80 @@
+/*
+ * publisher: publishes messages with publisher confirms and a window of
+ * outstanding (unconfirmed) messages, so one connection keeps many messages
+ * in flight instead of waiting one round trip each.
+ *
+ * Every message is copied into the window when it is taken and stays there
+ * until the broker confirms it. If the connection fails, the caller connects
+ * again and calls publisher_attach(), which republishes every unconfirmed
+ * message with its original message_id: nothing taken is ever dropped, and
+ * the warehouse absorbs the copies the broker had already received.
+ */
+#ifndef SLUICE_PUBLISHER_H
+#define SLUICE_PUBLISHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mq.h"
+
+/* One message per the contract; all pointers are borrowed for the call. */
+typedef struct pub_message {
+    const char *routing_key; /* "src.<source>" */
+    const char *message_id;
+    const char *source;      /* header x-source */
+    const void *body;        /* one JSON object */
+    size_t body_len;
+    int64_t produced_at_us;  /* header x-produced-at-us; also sets `timestamp` */
+} pub_message;
+
+typedef struct publisher_stats {
+    uint64_t taken;       /* accepted by publisher_publish */
+    uint64_t confirmed;   /* acked by the broker */
+    uint64_t returned;    /* unroutable (basic.return), still confirmed afterwards */
+    uint64_t republished; /* sent again after a reconnect */
+    uint64_t nacked;      /* refused by the broker; republished after reconnect */
+} publisher_stats;
+
+typedef struct publisher publisher;
+
+/* Creates a publisher to `exchange` holding at most `window` unconfirmed
+ * messages. app_id is set on every message. Free with publisher_free(). */
+publisher *publisher_new(const char *exchange, const char *app_id, size_t window);
+void publisher_free(publisher *p);
+
+/*
+ * Uses `conn` from now on (the caller keeps ownership and must call
+ * publisher_detach() before closing it): puts the channel in confirm mode
+ * and republishes every unconfirmed message. Returns 0, or -1 with err.
+ */
+int publisher_attach(publisher *p, mq_conn *conn, char *err, size_t errlen);
+
+/* Forgets the connection (after a failure or before closing it). */
+void publisher_detach(publisher *p);
+
+/*
+ * Takes one message: waits while the window is full, copies the message in
+ * and sends it. Returns 0 once taken (it will be confirmed, or republished
+ * after the next attach). Returns -1, not having taken it, if the connection
+ * failed (err says why) or shutdown was requested while waiting for room:
+ * the caller reconnects or stops, and offers the same message again.
+ */
+int publisher_publish(publisher *p, const pub_message *m, char *err, size_t errlen);
+
+/*
+ * Processes confirms and returns for up to timeout_ms (0 = only what has
+ * already arrived). Returns 0, or -1 if the connection failed.
+ */
+int publisher_poll(publisher *p, long timeout_ms, char *err, size_t errlen);
+
+/*
+ * Waits until every taken message is confirmed, at most timeout_ms.
+ * Returns 0 when none is outstanding, 1 on timeout, -1 if the connection
+ * failed.
+ */
+int publisher_drain(publisher *p, long timeout_ms, char *err, size_t errlen);
+
+size_t publisher_outstanding(const publisher *p);
+const publisher_stats *publisher_get_stats(const publisher *p);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * batch: the deliveries a worker holds between two commits, with copies of
+ * everything it will store (the AMQP library reuses its buffers). A batch
+ * is committed as a whole and then acknowledged up to its last delivery tag.
+ */
+#ifndef SLUICE_BATCH_H
+#define SLUICE_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+/* One delivery as it comes off the wire; pointers are borrowed. */
+typedef struct incoming {
+    uint64_t delivery_tag;
+    const char *source; /* from the queue it was consumed from */
+    const char *routing_key;
+    size_t routing_key_len;
+    const char *message_id; /* NULL or empty: derive one from the content */
+    size_t message_id_len;
+    const void *body;
+    size_t body_len;
+    int64_t produced_at_us; /* 0 if the publisher did not say */
+    int64_t received_at_us;
+} incoming;
+
+/* One delivery kept in a batch. Strings are NUL-terminated and live in the
+ * batch's arena: resolve them with batch_str(). */
+typedef struct delivery {
+    size_t msg_id, source, routing_key, body; /* arena offsets */
+    size_t body_len;
+    int64_t produced_at_us;
+    int64_t received_at_us;
+    event_verdict verdict;
+} delivery;
+
+typedef struct batch {
+    delivery *items;
+    size_t count, cap;
+    char *arena;
+    size_t arena_len, arena_cap;
+    uint64_t last_tag;   /* highest delivery tag in the batch */
+    int64_t opened_us;   /* monotonic time of the first delivery */
+    size_t invalid;      /* deliveries whose verdict is not EVENT_OK */
+} batch;
+
+/* Starts empty; free with batch_free(). */
+void batch_init(batch *b);
+void batch_free(batch *b);
+
+/* Empties the batch, keeping its memory for the next one. */
+void batch_reset(batch *b);
+
+/*
+ * Copies a delivery in with its verdict. A missing message_id, or one that
+ * is not printable UTF-8, is replaced by the id derived from source and
+ * body. Returns 0, or -1 on allocation failure (batch unchanged).
+ */
+int batch_add(batch *b, const incoming *in, event_verdict verdict);
+
+/* Resolves an arena offset; valid until the next batch_add or batch_free. */
+static inline const char *batch_str(const batch *b, size_t offset)
+{
+    return b->arena + offset;
+}
+
+#endif

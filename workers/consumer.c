@@ -1,0 +1,213 @@
+/*
+ * consumer: see consumer.h. All queues share one channel, so delivery tags
+ * are one sequence and a single ack with `multiple` covers a whole batch.
+ */
+#include "consumer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "event.h"
+
+#define CONSUMER_TAG_PREFIX "sluice-worker:"
+
+struct consumer {
+    mq_conn *conn;
+    const strlist *sources;
+    amqp_envelope_t envelope;
+    int holding; /* envelope must be destroyed before the next delivery */
+};
+
+consumer *consumer_open(mq_conn *conn, const strlist *sources, long prefetch, char *err,
+                        size_t errlen)
+{
+    consumer *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->conn = conn;
+    c->sources = sources;
+    amqp_connection_state_t st = mq_amqp(conn);
+    /* global=0: in RabbitMQ the limit applies to each consumer (queue). */
+    amqp_basic_qos(st, MQ_CHANNEL, 0, (uint16_t)prefetch, 0);
+    if (mq_check(conn, amqp_get_rpc_reply(st), "basic.qos", err, errlen) != 0)
+        goto fail;
+    for (size_t i = 0; i < sources->count; i++) {
+        char queue[128], tag[128], what[256];
+        snprintf(queue, sizeof queue, SLUICE_QUEUE_PREFIX "%s", sources->items[i]);
+        snprintf(tag, sizeof tag, CONSUMER_TAG_PREFIX "%s", sources->items[i]);
+        amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag), 0,
+                           0, 0, amqp_empty_table);
+        snprintf(what, sizeof what, "consuming %s (has sluice-setup declared it?)", queue);
+        if (mq_check(conn, amqp_get_rpc_reply(st), what, err, errlen) != 0)
+            goto fail;
+    }
+    return c;
+fail:
+    free(c);
+    return NULL;
+}
+
+void consumer_free(consumer *c)
+{
+    if (!c)
+        return;
+    if (c->holding)
+        amqp_destroy_envelope(&c->envelope);
+    free(c);
+}
+
+static int64_t header_int(const amqp_field_value_t *v, int *ok)
+{
+    *ok = 1;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I64:
+        return v->value.i64;
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_TIMESTAMP:
+        return (int64_t)v->value.u64;
+    case AMQP_FIELD_KIND_I32:
+        return v->value.i32;
+    case AMQP_FIELD_KIND_U32:
+        return v->value.u32;
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: {
+        char text[32];
+        size_t n = v->value.bytes.len < sizeof text - 1 ? v->value.bytes.len : sizeof text - 1;
+        memcpy(text, v->value.bytes.bytes, n);
+        text[n] = '\0';
+        char *end;
+        long long x = strtoll(text, &end, 10);
+        if (end != text && *end == '\0')
+            return x;
+        break;
+    }
+    default:
+        break;
+    }
+    *ok = 0;
+    return 0;
+}
+
+/* x-produced-at-us if present and sane, else the AMQP timestamp (seconds). */
+static int64_t produced_at(const amqp_basic_properties_t *p)
+{
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
+        for (int i = 0; i < p->headers.num_entries; i++) {
+            const amqp_table_entry_t *e = &p->headers.entries[i];
+            if (e->key.len == 16 && memcmp(e->key.bytes, "x-produced-at-us", 16) == 0) {
+                int ok;
+                int64_t us = header_int(&e->value, &ok);
+                if (ok && us > 0)
+                    return us;
+            }
+        }
+    }
+    if ((p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) && p->timestamp > 0 &&
+        p->timestamp < UINT64_C(100000000000))
+        return (int64_t)p->timestamp * 1000000;
+    return 0;
+}
+
+static const char *source_of(consumer *c, amqp_bytes_t tag)
+{
+    size_t plen = strlen(CONSUMER_TAG_PREFIX);
+    for (size_t i = 0; i < c->sources->count; i++) {
+        const char *name = c->sources->items[i];
+        if (tag.len == plen + strlen(name) &&
+            memcmp((const char *)tag.bytes + plen, name, tag.len - plen) == 0)
+            return name;
+    }
+    return NULL;
+}
+
+/* Something other than a delivery arrived: find out what. */
+static int unexpected_frame(consumer *c, char *err, size_t errlen)
+{
+    amqp_frame_t frame;
+    int rc = amqp_simple_wait_frame(mq_amqp(c->conn), &frame);
+    if (rc != AMQP_STATUS_OK)
+        return mq_fail(c->conn, rc, "reading from broker", err, errlen);
+    if (frame.frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    switch (frame.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        amqp_channel_close_t *m = frame.payload.method.decoded;
+        snprintf(err, errlen, "broker closed the channel: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        break;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_connection_close_t *m = frame.payload.method.decoded;
+        snprintf(err, errlen, "broker closed the connection: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        break;
+    }
+    case AMQP_BASIC_CANCEL_METHOD: {
+        amqp_basic_cancel_t *m = frame.payload.method.decoded;
+        snprintf(err, errlen, "broker cancelled consumer %.*s (queue deleted?)",
+                 (int)m->consumer_tag.len, (const char *)m->consumer_tag.bytes);
+        break;
+    }
+    default:
+        return 0; /* e.g. a stray ack: nothing to do */
+    }
+    mq_mark_broken(c->conn);
+    return -1;
+}
+
+int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t errlen)
+{
+    amqp_connection_state_t st = mq_amqp(c->conn);
+    if (c->holding) {
+        amqp_destroy_envelope(&c->envelope);
+        c->holding = 0;
+    }
+    amqp_maybe_release_buffers(st);
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    amqp_rpc_reply_t r = amqp_consume_message(st, &c->envelope, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+        if (r.library_error == AMQP_STATUS_TIMEOUT)
+            return 0;
+        if (r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
+            return unexpected_frame(c, err, errlen);
+    }
+    if (mq_check(c->conn, r, "consuming", err, errlen) != 0)
+        return -1;
+    c->holding = 1;
+
+    const amqp_envelope_t *e = &c->envelope;
+    const amqp_basic_properties_t *p = &e->message.properties;
+    const char *source = source_of(c, e->consumer_tag);
+    if (!source) {
+        snprintf(err, errlen, "delivery for unknown consumer tag %.*s", (int)e->consumer_tag.len,
+                 (const char *)e->consumer_tag.bytes);
+        mq_mark_broken(c->conn);
+        return -1;
+    }
+    memset(in, 0, sizeof *in);
+    in->delivery_tag = e->delivery_tag;
+    in->source = source;
+    in->routing_key = e->routing_key.bytes;
+    in->routing_key_len = e->routing_key.len;
+    if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+        in->message_id = p->message_id.bytes;
+        in->message_id_len = p->message_id.len;
+    }
+    in->body = e->message.body.bytes;
+    in->body_len = e->message.body.len;
+    in->produced_at_us = produced_at(p);
+    in->received_at_us = now_us();
+    return 1;
+}
+
+int consumer_ack_through(consumer *c, uint64_t tag, char *err, size_t errlen)
+{
+    int rc = amqp_basic_ack(mq_amqp(c->conn), MQ_CHANNEL, tag, 1);
+    if (rc != AMQP_STATUS_OK)
+        return mq_fail(c->conn, rc, "acknowledging", err, errlen);
+    return 0;
+}
