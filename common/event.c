@@ -1,18 +1,16 @@
 /*
- * event: see event.h. JSON is checked with json-c in strict mode with UTF-8
- * validation, which is close to what PostgreSQL's jsonb input accepts; the
- * worker still isolates any row PostgreSQL refuses, so this check is a fast
- * path, not the last line of defence.
+ * event: see event.h. Bodies are checked by a small scanner that accepts
+ * what PostgreSQL's jsonb input accepts and allocates nothing; the worker
+ * still isolates any row PostgreSQL refuses, so this check is a fast path,
+ * not the last line of defence.
  */
 #include "event.h"
 
-#include <json-c/json.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct event_validator {
-    json_tokener *tok;
     size_t max_bytes;
 };
 
@@ -82,79 +80,241 @@ const char *event_verdict_reason(event_verdict v)
 event_validator *event_validator_new(size_t max_bytes)
 {
     event_validator *v = calloc(1, sizeof *v);
-    if (!v)
-        return NULL;
-    /* jsonb nests far deeper than json-c's default of 32 levels. */
-    v->tok = json_tokener_new_ex(1000);
-    if (!v->tok) {
-        free(v);
-        return NULL;
-    }
-    json_tokener_set_flags(v->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    v->max_bytes = max_bytes;
+    if (v)
+        v->max_bytes = max_bytes;
     return v;
 }
 
 void event_validator_free(event_validator *v)
 {
-    if (!v)
-        return;
-    json_tokener_free(v->tok);
     free(v);
 }
 
-/* Backslashes only occur inside JSON strings, so "\u0000" preceded by an
- * even number of further backslashes is an escaped NUL, while "\\u0000" is
- * the literal text \u0000. */
-static int has_nul_escape(const char *s, size_t len)
+/*
+ * A strict RFC 8259 scanner that builds nothing: it only decides whether
+ * PostgreSQL's jsonb input would take the text. Beyond plain JSON, jsonb
+ * refuses \u0000 and unpaired UTF-16 surrogate escapes.
+ */
+#define JSON_MAX_DEPTH 1000
+
+typedef struct scanner {
+    const unsigned char *p, *end;
+    event_verdict failure; /* first hard failure, EVENT_OK while none */
+    int nul_escape;        /* saw \u0000: valid JSON, refused by jsonb */
+} scanner;
+
+static int scan_fail(scanner *s, event_verdict why)
 {
-    for (size_t i = 0; i + 6 <= len; i++) {
-        if (s[i] != '\\' || memcmp(s + i + 1, "u0000", 5) != 0)
-            continue;
-        size_t run = 0;
-        while (run < i && s[i - 1 - run] == '\\')
-            run++;
-        if (run % 2 == 0)
-            return 1;
+    if (s->failure == EVENT_OK)
+        s->failure = why;
+    return -1;
+}
+
+static void skip_blanks(scanner *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static int hex4(scanner *s, unsigned *out)
+{
+    unsigned v = 0;
+    if (s->end - s->p < 4)
+        return scan_fail(s, EVENT_BAD_JSON);
+    for (int i = 0; i < 4; i++) {
+        unsigned c = *s->p++, d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return scan_fail(s, EVENT_BAD_JSON);
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int scan_escape(scanner *s)
+{
+    if (s->p >= s->end)
+        return scan_fail(s, EVENT_BAD_JSON);
+    unsigned char c = *s->p++;
+    if (strchr("\"\\/bfnrt", c) && c != '\0')
+        return 0;
+    if (c != 'u')
+        return scan_fail(s, EVENT_BAD_JSON);
+    unsigned cp;
+    if (hex4(s, &cp) != 0)
+        return -1;
+    if (cp == 0)
+        s->nul_escape = 1;
+    if (cp >= 0xdc00 && cp <= 0xdfff)
+        return scan_fail(s, EVENT_BAD_JSON); /* low surrogate without a high one */
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        unsigned low;
+        if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
+            return scan_fail(s, EVENT_BAD_JSON);
+        s->p += 2;
+        if (hex4(s, &low) != 0)
+            return -1;
+        if (low < 0xdc00 || low > 0xdfff)
+            return scan_fail(s, EVENT_BAD_JSON);
     }
     return 0;
 }
 
-static int only_blanks(const char *s, size_t len)
+static int scan_string(scanner *s)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+    s->p++; /* opening quote */
+    while (s->p < s->end) {
+        unsigned char c = *s->p;
+        if (c == '"') {
+            s->p++;
             return 0;
+        }
+        if (c < 0x20)
+            return scan_fail(s, EVENT_BAD_JSON);
+        if (c == '\\') {
+            s->p++;
+            if (scan_escape(s) != 0)
+                return -1;
+            continue;
+        }
+        if (c < 0x80) {
+            s->p++;
+            continue;
+        }
+        /* Find the end of this run of non-ASCII bytes and check it whole. */
+        const unsigned char *run = s->p;
+        while (s->p < s->end && *s->p >= 0x80)
+            s->p++;
+        if (!utf8_valid((const char *)run, (size_t)(s->p - run)))
+            return scan_fail(s, EVENT_BAD_UTF8);
     }
-    return 1;
+    return scan_fail(s, EVENT_BAD_JSON);
+}
+
+static int digits(scanner *s)
+{
+    const unsigned char *start = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    return s->p > start ? 0 : scan_fail(s, EVENT_BAD_JSON);
+}
+
+static int scan_number(scanner *s)
+{
+    if (*s->p == '-')
+        s->p++;
+    if (s->p < s->end && *s->p == '0')
+        s->p++;
+    else if (digits(s) != 0)
+        return -1;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (digits(s) != 0)
+            return -1;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (digits(s) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int scan_word(scanner *s, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return scan_fail(s, EVENT_BAD_JSON);
+    s->p += n;
+    return 0;
+}
+
+static int scan_value(scanner *s, int depth);
+
+/* Objects and arrays: open, items separated by commas, close. */
+static int scan_container(scanner *s, int depth, int is_object)
+{
+    char close = is_object ? '}' : ']';
+    if (depth >= JSON_MAX_DEPTH)
+        return scan_fail(s, EVENT_BAD_JSON);
+    s->p++;
+    skip_blanks(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (is_object) {
+            skip_blanks(s);
+            if (s->p >= s->end || *s->p != '"' || scan_string(s) != 0)
+                return scan_fail(s, EVENT_BAD_JSON);
+            skip_blanks(s);
+            if (s->p >= s->end || *s->p++ != ':')
+                return scan_fail(s, EVENT_BAD_JSON);
+        }
+        if (scan_value(s, depth + 1) != 0)
+            return -1;
+        skip_blanks(s);
+        if (s->p >= s->end)
+            return scan_fail(s, EVENT_BAD_JSON);
+        char c = (char)*s->p++;
+        if (c == close)
+            return 0;
+        if (c != ',')
+            return scan_fail(s, EVENT_BAD_JSON);
+    }
+}
+
+static int scan_value(scanner *s, int depth)
+{
+    skip_blanks(s);
+    if (s->p >= s->end)
+        return scan_fail(s, EVENT_BAD_JSON);
+    switch (*s->p) {
+    case '{':
+        return scan_container(s, depth, 1);
+    case '[':
+        return scan_container(s, depth, 0);
+    case '"':
+        return scan_string(s);
+    case 't':
+        return scan_word(s, "true");
+    case 'f':
+        return scan_word(s, "false");
+    case 'n':
+        return scan_word(s, "null");
+    default:
+        if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+            return scan_number(s);
+        return scan_fail(s, EVENT_BAD_JSON);
+    }
 }
 
 event_verdict event_validate(event_validator *v, const void *body, size_t len)
 {
-    const char *text = body;
     if (len > v->max_bytes)
         return EVENT_TOO_LARGE;
-    if (memchr(text, '\0', len))
-        return EVENT_BAD_JSON; /* a raw NUL byte is never valid JSON */
-
-    json_tokener_reset(v->tok);
-    json_object *obj = json_tokener_parse_ex(v->tok, text, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(v->tok);
-    if (!obj) {
-        if (jerr == json_tokener_error_parse_utf8_string)
-            return EVENT_BAD_UTF8;
-        return EVENT_BAD_JSON;
+    scanner s = {.p = body, .end = (const unsigned char *)body + len, .failure = EVENT_OK};
+    skip_blanks(&s);
+    int is_object = s.p < s.end && *s.p == '{';
+    if (scan_value(&s, 0) == 0) {
+        skip_blanks(&s);
+        if (s.p != s.end)
+            scan_fail(&s, EVENT_BAD_JSON);
     }
-    size_t end = json_tokener_get_parse_end(v->tok);
-    event_verdict verdict = EVENT_OK;
-    if (!only_blanks(text + end, len - end))
-        verdict = EVENT_BAD_JSON;
-    else if (!json_object_is_type(obj, json_type_object))
-        verdict = EVENT_NOT_OBJECT;
-    else if (has_nul_escape(text, len))
-        verdict = EVENT_NUL_CHAR;
-    json_object_put(obj);
-    return verdict;
+    if (s.failure != EVENT_OK)
+        return s.failure;
+    if (!is_object)
+        return EVENT_NOT_OBJECT;
+    return s.nul_escape ? EVENT_NUL_CHAR : EVENT_OK;
 }
 
 void event_derive_id(const char *source, const void *body, size_t len, char *out)
