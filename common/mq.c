@@ -93,6 +93,10 @@ mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err
                  c->url);
         goto fail;
     }
+    /* "amqp://host/" names the empty vhost by the letter of the URI spec, but
+     * everyone means the default one, and RabbitMQ has no empty vhost. */
+    if (info.vhost == NULL || info.vhost[0] == '\0')
+        info.vhost = "/";
     c->state = amqp_new_connection();
     if (!c->state) {
         snprintf(err, errlen, "out of memory");

@@ -280,6 +280,8 @@ int publisher_attach(publisher *p, mq_conn *conn, char *err, size_t errlen)
 
 void publisher_detach(publisher *p)
 {
+    if (!p)
+        return;
     p->conn = NULL;
     p->broken = 1;
 }

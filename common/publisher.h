@@ -49,7 +49,8 @@ void publisher_free(publisher *p);
  */
 int publisher_attach(publisher *p, mq_conn *conn, char *err, size_t errlen);
 
-/* Forgets the connection (after a failure or before closing it). */
+/* Forgets the connection (after a failure or before closing it). Accepts
+ * NULL. */
 void publisher_detach(publisher *p);
 
 /*

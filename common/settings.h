@@ -12,7 +12,7 @@
 #include "config.h"
 
 #define SETTING_AMQP_URL(type)                                                                     \
-    {"amqp_url", CFG_STRING, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672/", 0,    \
+    {"amqp_url", CFG_STRING, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672", 0,    \
      0, "AMQP URL; several, comma-separated, are tried in turn (cluster nodes)"}
 #define SETTING_PG_DSN(type)                                                                       \
     {"pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", 0, \

@@ -29,6 +29,7 @@ typedef struct worker_settings {
     long heartbeat;
     long max_message_bytes;
     long stats_interval_ms;
+    long idle_exit_ms;
     char *log_level;
 } worker_settings;
 
@@ -48,6 +49,8 @@ static const cfg_option worker_options[] = {
      134217728, "larger bodies go to ingest_errors as too_large"},
     {"stats_interval_ms", CFG_INT, offsetof(worker_settings, stats_interval_ms), "10000", 0,
      3600000, "log a progress line this often; 0 = never"},
+    {"idle_exit_ms", CFG_INT, offsetof(worker_settings, idle_exit_ms), "0", 0, 86400000,
+     "exit 0 once no event arrived for this long (drain a backlog, then stop); 0 = never"},
     SETTING_LOG_LEVEL(worker_settings),
     CFG_END,
 };
@@ -110,9 +113,15 @@ static int serve(worker *w, warehouse *wh, consumer *c, char *err, size_t errlen
 {
     const worker_settings *s = w->settings;
     batch *b = &w->pending;
+    int64_t last_delivery_us = mono_us();
     for (;;) {
         if (shutdown_requested)
             return flush(w, wh, c, err, errlen);
+        if (s->idle_exit_ms && b->count == 0 &&
+            mono_us() - last_delivery_us >= s->idle_exit_ms * 1000) {
+            log_info("no events for idle_exit_ms=%ld, stopping", s->idle_exit_ms);
+            return 0;
+        }
         long timeout_ms = 500;
         if (b->count > 0) {
             int64_t due = b->opened_us + s->flush_interval_ms * 1000;
@@ -131,6 +140,7 @@ static int serve(worker *w, warehouse *wh, consumer *c, char *err, size_t errlen
                 return -1;
             }
             w->stats.consumed++;
+            last_delivery_us = mono_us();
         }
         int full = b->count >= (size_t)s->batch_size;
         int due = b->count > 0 && mono_us() >= b->opened_us + s->flush_interval_ms * 1000;

@@ -1,0 +1,282 @@
+/*
+ * harness: see harness.h. Failures call cmocka's fail_msg, so helpers can
+ * be used inline in tests.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mq.h"
+
+#ifndef SLUICE_BIN_DIR
+#error "SLUICE_BIN_DIR must name the build tree"
+#endif
+
+static const char *required_env(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        fail_msg("%s is not set: start the stack with scripts/stack.sh start and "
+                 "eval \"$(scripts/stack.sh env)\" (./run test does both)",
+                 name);
+    return v;
+}
+
+const char *harness_amqp_url(void)
+{
+    return required_env("SLUICE_AMQP_URL");
+}
+
+const char *harness_pg_dsn(void)
+{
+    return required_env("SLUICE_PG_DSN");
+}
+
+const char *harness_bin(const char *name)
+{
+    /* A few buffers in turn, so one argv can hold several paths. */
+    static char paths[8][4096];
+    static unsigned next;
+    char *path = paths[next++ % 8];
+    static const struct {
+        const char *name, *dir;
+    } dirs[] = {{"sluice-setup", "broker-setup"},
+                {"sluice-producer", "producer"},
+                {"sluice-worker", "workers"},
+                {"sluice-notifier", "notifier"}};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        if (strcmp(dirs[i].name, name) == 0) {
+            snprintf(path, sizeof paths[0], "%s/%s/%s", SLUICE_BIN_DIR, dirs[i].dir, name);
+            return path;
+        }
+    }
+    snprintf(path, sizeof paths[0], "%s", name); /* anything else: from PATH */
+    return path;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static pid_t start(const char *const argv[], int err_fd)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, STDIN_FILENO);
+        if (err_fd >= 0) {
+            dup2(err_fd, STDERR_FILENO);
+            dup2(err_fd, STDOUT_FILENO);
+        }
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int harness_wait(pid_t pid, long timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (r < 0)
+            fail_msg("waitpid: %s", strerror(errno));
+        if (mono_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            print_error("process %d killed after %ld ms\n", (int)pid, timeout_ms);
+            return -1;
+        }
+        sleep_ms(20);
+    }
+}
+
+int harness_run(const char *const argv[], char *err, size_t cap, long timeout_ms)
+{
+    char path[] = "/tmp/sluice-test-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        fail_msg("mkstemp: %s", strerror(errno));
+    pid_t pid = start(argv, fd);
+    int rc = harness_wait(pid, timeout_ms);
+    if (err && cap) {
+        ssize_t n = pread(fd, err, cap - 1, 0);
+        err[n > 0 ? n : 0] = '\0';
+    }
+    close(fd);
+    unlink(path);
+    return rc;
+}
+
+pid_t harness_spawn(const char *const argv[], const char *log_path)
+{
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0)
+        fail_msg("%s: %s", log_path, strerror(errno));
+    pid_t pid = start(argv, fd);
+    close(fd);
+    return pid;
+}
+
+int harness_wait_for(int (*cond)(void *), void *arg, long timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (!cond(arg)) {
+        if (mono_ms() >= deadline)
+            return 0;
+        sleep_ms(50);
+    }
+    return 1;
+}
+
+static PGconn *pg(void)
+{
+    static PGconn *db;
+    if (db && PQstatus(db) == CONNECTION_OK)
+        return db;
+    PQfinish(db);
+    db = PQconnectdb(harness_pg_dsn());
+    if (PQstatus(db) != CONNECTION_OK)
+        fail_msg("PostgreSQL: %s", PQerrorMessage(db));
+    return db;
+}
+
+void pg_exec(const char *sql)
+{
+    PGresult *r = PQexec(pg(), sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(pg()));
+    PQclear(r);
+}
+
+void pg_text(const char *sql, char *out, size_t cap)
+{
+    PGresult *r = PQexec(pg(), sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(pg()));
+    snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+long long pg_scalar(const char *sql)
+{
+    char text[64];
+    pg_text(sql, text, sizeof text);
+    return strtoll(text, NULL, 10);
+}
+
+static mq_conn *mq(void)
+{
+    char err[512];
+    mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
+    if (!c)
+        fail_msg("RabbitMQ: %s", err);
+    return c;
+}
+
+long queue_ready(const char *queue)
+{
+    mq_conn *c = mq();
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(mq_amqp(c), MQ_CHANNEL,
+                                                     amqp_cstring_bytes(queue), 1, 0, 0, 0,
+                                                     amqp_empty_table);
+    char err[512];
+    long n = -1;
+    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), "passive declare", err, sizeof err) == 0)
+        n = (long)ok->message_count;
+    mq_close(c);
+    return n;
+}
+
+void queues_purge(const char *const sources[], size_t n)
+{
+    mq_conn *c = mq();
+    char err[512];
+    for (size_t i = 0; i < n; i++) {
+        char queue[128];
+        snprintf(queue, sizeof queue, "sluice.q.%s", sources[i]);
+        amqp_queue_purge(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue));
+        if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), queue, err, sizeof err) != 0)
+            fail_msg("purging %s", err);
+    }
+    mq_close(c);
+}
+
+void queue_declare_transient(const char *queue)
+{
+    mq_conn *c = mq();
+    char err[512];
+    amqp_queue_declare(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue), 0, 0, 0, 0,
+                       amqp_empty_table);
+    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), queue, err, sizeof err) != 0)
+        fail_msg("declaring %s", err);
+    mq_close(c);
+}
+
+void queue_delete(const char *queue)
+{
+    mq_conn *c = mq();
+    char err[512];
+    amqp_queue_delete(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue), 0, 0);
+    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), queue, err, sizeof err) != 0)
+        fail_msg("deleting %s", err);
+    mq_close(c);
+}
+
+void warehouse_truncate(void)
+{
+    pg_exec("TRUNCATE events, ingest_errors");
+}
+
+char *harness_slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    size_t n;
+    while (text && (n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 == cap) {
+            char *grown = realloc(text, cap *= 2);
+            if (!grown) {
+                free(text);
+                text = NULL;
+            }
+            text = grown;
+        }
+    }
+    fclose(f);
+    if (text)
+        text[len] = '\0';
+    return text;
+}

@@ -1,0 +1,67 @@
+/*
+ * harness: what the integration tests need to drive sluice's binaries
+ * against the real servers of scripts/stack.sh: running tools, waiting for
+ * conditions, and looking at the warehouse and the queues.
+ *
+ * The servers are found through SLUICE_AMQP_URL and SLUICE_PG_DSN (as
+ * printed by `scripts/stack.sh env`); a test fails with advice if unset.
+ */
+#ifndef SLUICE_HARNESS_H
+#define SLUICE_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The AMQP URL and PostgreSQL DSN of the stack under test. */
+const char *harness_amqp_url(void);
+const char *harness_pg_dsn(void);
+
+/* Path of a sluice binary in the build tree ("sluice-worker" -> its path);
+ * statically allocated, valid for the next seven calls. */
+const char *harness_bin(const char *name);
+
+/* Runs argv to completion with stderr captured into err (cap bytes, NUL
+ * terminated; may be NULL). Returns the exit code, or -1 if it died of a
+ * signal or ran longer than timeout_ms. */
+int harness_run(const char *const argv[], char *err, size_t cap, long timeout_ms);
+
+/* Starts argv in the background with stdout and stderr appended to
+ * log_path. Returns its pid. */
+pid_t harness_spawn(const char *const argv[], const char *log_path);
+
+/* Waits for pid to exit, at most timeout_ms (then kills it). Returns the
+ * exit code, or -1 after a signal or the timeout. */
+int harness_wait(pid_t pid, long timeout_ms);
+
+/* Polls cond(arg) every 50 ms until it returns nonzero (returns 1) or
+ * timeout_ms passes (returns 0). */
+int harness_wait_for(int (*cond)(void *), void *arg, long timeout_ms);
+
+/* Runs one SQL command on the warehouse; fails the test on error. */
+void pg_exec(const char *sql);
+
+/* Runs a query returning one integer (first column of the first row);
+ * fails the test on error. */
+long long pg_scalar(const char *sql);
+
+/* Runs a query returning one text value into out; fails the test on error. */
+void pg_text(const char *sql, char *out, size_t cap);
+
+/* Ready messages in a queue (AMQP passive declare), or -1 if it does not
+ * exist. */
+long queue_ready(const char *queue);
+
+/* Removes every ready message from each sluice.q.<source> of the list. */
+void queues_purge(const char *const sources[], size_t n);
+
+/* Declares a non-durable queue (for conflict tests) / deletes a queue. */
+void queue_declare_transient(const char *queue);
+void queue_delete(const char *queue);
+
+/* Empties events and ingest_errors. */
+void warehouse_truncate(void);
+
+/* Reads a whole file into a malloc'd NUL-terminated string (NULL if none). */
+char *harness_slurp(const char *path);
+
+#endif
