@@ -15,7 +15,9 @@
 #                 one server only (the fault tests kill and revive them)
 #
 # Environment:
-#   SLUICE_STATE_DIR      state folder (default: <checkout>/.run)
+#   SLUICE_STATE_DIR      state folder (default: <checkout>/.run; as root, when
+#                         the rabbitmq or postgres user cannot reach the
+#                         checkout, /var/tmp/sluice-state-<checksum of its path>)
 #   SLUICE_AMQP_PORT      AMQP listener (default 5680)
 #   SLUICE_MGMT_PORT      RabbitMQ management HTTP API (default 15680)
 #   SLUICE_PG_PORT        PostgreSQL (default 5440)
@@ -85,9 +87,21 @@ port_open() {
     timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' bash "$1" 2>/dev/null
 }
 
+# <checkout>/.run, unless we are root and the service users cannot reach
+# the checkout (a clone under /root, say): then a folder of its own under
+# /var/tmp, named after the checkout so two checkouts never share one.
+default_state_dir() {
+    local dir=$CHECKOUT/.run
+    if (( EUID == 0 )) && ! { runuser -u rabbitmq -- test -x "$CHECKOUT" 2>/dev/null &&
+                               runuser -u postgres -- test -x "$CHECKOUT" 2>/dev/null; }; then
+        dir=/var/tmp/sluice-state-$(printf '%s' "$CHECKOUT" | cksum | cut -d' ' -f1)
+    fi
+    printf '%s\n' "$dir"
+}
+
 # Read the environment, validate it and derive every name and path.
 configure() {
-    STATE_DIR=${SLUICE_STATE_DIR:-$CHECKOUT/.run}
+    STATE_DIR=${SLUICE_STATE_DIR:-$(default_state_dir)}
     [[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
     AMQP_PORT=${SLUICE_AMQP_PORT:-5680}
     MGMT_PORT=${SLUICE_MGMT_PORT:-15680}
