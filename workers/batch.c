@@ -24,7 +24,7 @@ void batch_free(batch *b)
 void batch_reset(batch *b)
 {
     b->count = 0;
-    b->arena_len = 0;
+    b->arena_len = 1; /* offset 0 is the empty string: "no failure" */
     b->last_tag = 0;
     b->opened_us = 0;
     b->invalid = 0;
@@ -32,6 +32,7 @@ void batch_reset(batch *b)
 
 static int reserve(batch *b, size_t more)
 {
+    more += 1; /* room for the empty string at offset 0 of a new arena */
     if (b->arena_len + more <= b->arena_cap)
         return 0;
     size_t cap = b->arena_cap ? b->arena_cap : 65536;
@@ -40,6 +41,10 @@ static int reserve(batch *b, size_t more)
     char *grown = realloc(b->arena, cap);
     if (!grown)
         return -1;
+    if (b->arena_cap == 0) {
+        grown[0] = '\0';
+        b->arena_len = 1;
+    }
     b->arena = grown;
     b->arena_cap = cap;
     return 0;
@@ -98,6 +103,10 @@ int batch_add(batch *b, const incoming *in, event_verdict verdict)
         return -1;
 
     delivery *d = &b->items[b->count++];
+    d->delivery_tag = in->delivery_tag;
+    d->source_index = in->source_index;
+    d->outcome = OUTCOME_PENDING;
+    d->failure = 0;
     d->msg_id = append(b, id, id_len);
     d->source = append(b, in->source, source_len);
     d->routing_key = append(b, rk, rk_len);
@@ -112,5 +121,15 @@ int batch_add(batch *b, const incoming *in, event_verdict verdict)
         b->last_tag = in->delivery_tag;
     if (b->count == 1)
         b->opened_us = mono_us();
+    return 0;
+}
+
+int batch_set_failure(batch *b, size_t i, const char *why)
+{
+    b->items[i].outcome = OUTCOME_FAILED;
+    size_t len = strlen(why);
+    if (reserve(b, len + 1) != 0)
+        return -1;
+    b->items[i].failure = append(b, why, len);
     return 0;
 }

@@ -15,6 +15,7 @@
 typedef struct incoming {
     uint64_t delivery_tag;
     const char *source; /* from the queue it was consumed from */
+    int source_index;   /* its position in the worker's source list */
     const char *routing_key;
     size_t routing_key_len;
     const char *message_id; /* NULL or empty: derive one from the content */
@@ -25,14 +26,27 @@ typedef struct incoming {
     int64_t received_at_us;
 } incoming;
 
+/* What became of a delivery once its batch was stored. */
+typedef enum {
+    OUTCOME_PENDING = 0, /* not stored yet */
+    OUTCOME_STORED,      /* a new row in events */
+    OUTCOME_DUPLICATE,   /* its msg_id was already stored */
+    OUTCOME_REJECTED,    /* recorded in ingest_errors */
+    OUTCOME_FAILED,      /* could not be stored for another reason: retry, then dead-letter */
+} delivery_outcome;
+
 /* One delivery kept in a batch. Strings are NUL-terminated and live in the
  * batch's arena: resolve them with batch_str(). */
 typedef struct delivery {
+    uint64_t delivery_tag;
+    int source_index;
     size_t msg_id, source, routing_key, body; /* arena offsets */
     size_t body_len;
     int64_t produced_at_us;
     int64_t received_at_us;
     event_verdict verdict;
+    delivery_outcome outcome;
+    size_t failure; /* arena offset of why it FAILED; 0 = none */
 } delivery;
 
 typedef struct batch {
@@ -58,6 +72,10 @@ void batch_reset(batch *b);
  * body. Returns 0, or -1 on allocation failure (batch unchanged).
  */
 int batch_add(batch *b, const incoming *in, event_verdict verdict);
+
+/* Records that delivery i failed and why (text copied into the arena).
+ * Returns 0, or -1 on allocation failure (outcome still set). */
+int batch_set_failure(batch *b, size_t i, const char *why);
 
 /* Resolves an arena offset; valid until the next batch_add or batch_free. */
 static inline const char *batch_str(const batch *b, size_t offset)

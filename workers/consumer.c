@@ -112,16 +112,17 @@ static int64_t produced_at(const amqp_basic_properties_t *p)
     return 0;
 }
 
-static const char *source_of(consumer *c, amqp_bytes_t tag)
+/* The index in the source list of the consumer a delivery came to, or -1. */
+static int source_of(consumer *c, amqp_bytes_t tag)
 {
     size_t plen = strlen(CONSUMER_TAG_PREFIX);
     for (size_t i = 0; i < c->sources->count; i++) {
         const char *name = c->sources->items[i];
         if (tag.len == plen + strlen(name) &&
             memcmp((const char *)tag.bytes + plen, name, tag.len - plen) == 0)
-            return name;
+            return (int)i;
     }
-    return NULL;
+    return -1;
 }
 
 /* Something other than a delivery arrived: find out what. */
@@ -181,8 +182,8 @@ int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t 
 
     const amqp_envelope_t *e = &c->envelope;
     const amqp_basic_properties_t *p = &e->message.properties;
-    const char *source = source_of(c, e->consumer_tag);
-    if (!source) {
+    int source = source_of(c, e->consumer_tag);
+    if (source < 0) {
         snprintf(err, errlen, "delivery for unknown consumer tag %.*s", (int)e->consumer_tag.len,
                  (const char *)e->consumer_tag.bytes);
         mq_mark_broken(c->conn);
@@ -190,7 +191,8 @@ int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t 
     }
     memset(in, 0, sizeof *in);
     in->delivery_tag = e->delivery_tag;
-    in->source = source;
+    in->source = c->sources->items[source];
+    in->source_index = source;
     in->routing_key = e->routing_key.bytes;
     in->routing_key_len = e->routing_key.len;
     if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) {

@@ -1,35 +1,42 @@
 /*
- * sluice-worker: consumes every source queue (unified mode), stores the
- * events in the warehouse in batches and acknowledges each batch only after
- * it is committed. At-least-once delivery plus msg_id uniqueness gives
- * exactly one row per event. Any failure of the broker or the database
- * drops both connections: the broker then redelivers every unacknowledged
- * message, and the worker reconnects with backoff.
+ * sluice-worker: a pool of worker processes that consume the source queues
+ * and store the events in the PostgreSQL warehouse.
+ *
+ *   --mode unified  --workers N   N processes, each consuming every source queue
+ *   --mode parallel --workers N   N processes per source queue, each bound to one
+ *
+ * A supervisor forks the workers, restarts a crashed one with backoff,
+ * passes SIGTERM/SIGINT on, and serves /metrics and /healthz for the pool.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
 #include "cli.h"
-#include "consumer.h"
-#include "event.h"
+#include "http_endpoint.h"
 #include "log.h"
+#include "metrics.h"
 #include "settings.h"
-#include "warehouse.h"
+#include "supervisor.h"
+#include "worker.h"
 
 typedef struct worker_settings {
     char *amqp_url;
     char *pg_dsn;
     char *sources;
+    char *mode;
+    long workers;
     long prefetch;
     long batch_size;
     long flush_interval_ms;
     long heartbeat;
     long max_message_bytes;
+    long max_retries;
     long stats_interval_ms;
     long idle_exit_ms;
+    long shutdown_timeout_ms;
+    char *metrics_address;
+    long metrics_port;
     char *log_level;
 } worker_settings;
 
@@ -37,8 +44,13 @@ static const cfg_option worker_options[] = {
     SETTING_AMQP_URL(worker_settings),
     SETTING_PG_DSN(worker_settings),
     SETTING_SOURCES(worker_settings),
+    {"mode", CFG_STRING, offsetof(worker_settings, mode), "unified", 0, 0,
+     "unified: each worker consumes every source queue; parallel: each worker is bound to one "
+     "source queue"},
+    {"workers", CFG_INT, offsetof(worker_settings, workers), "1", 1, 256,
+     "worker processes: in all (unified) or per source queue (parallel)"},
     {"prefetch", CFG_INT, offsetof(worker_settings, prefetch), "2000", 1, 65535,
-     "unacknowledged deliveries per queue (AMQP basic.qos)"},
+     "unacknowledged deliveries per queue and worker (AMQP basic.qos)"},
     {"batch_size", CFG_INT, offsetof(worker_settings, batch_size), "1000", 1, 100000,
      "events per transaction"},
     {"flush_interval_ms", CFG_INT, offsetof(worker_settings, flush_interval_ms), "50", 1, 60000,
@@ -47,183 +59,146 @@ static const cfg_option worker_options[] = {
      "AMQP heartbeat in seconds; 0 = off"},
     {"max_message_bytes", CFG_INT, offsetof(worker_settings, max_message_bytes), "1048576", 2,
      134217728, "larger bodies go to ingest_errors as too_large"},
+    {"max_retries", CFG_INT, offsetof(worker_settings, max_retries), "5", 1, 1000,
+     "attempts to store a message that keeps failing before it goes to sluice.dead"},
     {"stats_interval_ms", CFG_INT, offsetof(worker_settings, stats_interval_ms), "10000", 0,
      3600000, "log a progress line this often; 0 = never"},
     {"idle_exit_ms", CFG_INT, offsetof(worker_settings, idle_exit_ms), "0", 0, 86400000,
-     "exit 0 once no event arrived for this long (drain a backlog, then stop); 0 = never"},
+     "a worker exits 0 once no event arrived for this long (drain, then stop); 0 = never"},
+    {"shutdown_timeout_ms", CFG_INT, offsetof(worker_settings, shutdown_timeout_ms), "30000",
+     100, 3600000, "after SIGTERM, kill workers that have not stopped within this time"},
+    {"metrics_address", CFG_STRING, offsetof(worker_settings, metrics_address), "127.0.0.1", 0,
+     0, "IPv4 address for /metrics and /healthz"},
+    {"metrics_port", CFG_INT, offsetof(worker_settings, metrics_port), "9650", 0, 65535,
+     "port for /metrics and /healthz; 0 = off"},
     SETTING_LOG_LEVEL(worker_settings),
     CFG_END,
 };
 
 static const char program[] = "sluice-worker";
 
-typedef struct worker_stats {
-    uint64_t consumed, stored, duplicates, rejected, batches;
-} worker_stats;
-
-typedef struct worker {
+/* Everything a child needs, set up before the first fork. */
+typedef struct pool {
     const worker_settings *settings;
-    strlist sources;
-    strlist urls;
-    size_t next_url;
-    event_validator *validator;
-    batch pending;
-    worker_stats stats;
-    int64_t started_us;
-    int64_t next_stats_us;
-} worker;
+    worker_config config;
+    strlist all_sources;
+    strlist *child_sources; /* per child: the queues it consumes */
+    size_t children;
+    metrics *m;
+    log_level level;
+} pool;
 
-static void log_stats(worker *w, const char *what)
+static int run_child(size_t index, void *arg)
 {
-    double elapsed = (double)(mono_us() - w->started_us) / 1e6;
-    log_info("%s consumed=%" PRIu64 " stored=%" PRIu64 " duplicates=%" PRIu64
-             " rejected=%" PRIu64 " batches=%" PRIu64 " elapsed_s=%.1f rate=%.0f/s",
-             what, w->stats.consumed, w->stats.stored, w->stats.duplicates, w->stats.rejected,
-             w->stats.batches, elapsed, elapsed > 0 ? (double)w->stats.consumed / elapsed : 0.0);
+    pool *p = arg;
+    static char component[32];
+    snprintf(component, sizeof component, "worker.%zu", index);
+    log_init(component, p->level);
+    return worker_run(&p->config, &p->child_sources[index], p->m, index);
 }
 
-/* Commits the pending batch, then acknowledges it. */
-static int flush(worker *w, warehouse *wh, consumer *c, char *err, size_t errlen)
+/* Unified: every child gets all sources. Parallel: child i gets source
+ * i / workers, so each queue has `workers` children. */
+static int plan_children(pool *p)
 {
-    batch *b = &w->pending;
-    if (b->count == 0)
-        return 0;
-    store_result res;
-    int64_t t0 = mono_us();
-    if (warehouse_store(wh, b, &res, err, errlen) != 0)
+    const worker_settings *s = p->settings;
+    int parallel = strcmp(s->mode, "parallel") == 0;
+    p->children = parallel ? p->all_sources.count * (size_t)s->workers : (size_t)s->workers;
+    p->child_sources = calloc(p->children, sizeof *p->child_sources);
+    if (!p->child_sources)
         return -1;
-    /* Committed: if the ack is lost now, the redelivered copies are no-ops. */
-    if (consumer_ack_through(c, b->last_tag, err, errlen) != 0)
-        return -1;
-    w->stats.stored += res.stored;
-    w->stats.duplicates += res.duplicates;
-    w->stats.rejected += res.rejected;
-    w->stats.batches++;
-    log_debug("batch committed rows=%zu stored=%zu duplicates=%zu rejected=%zu commit_ms=%.1f",
-              b->count, res.stored, res.duplicates, res.rejected,
-              (double)(mono_us() - t0) / 1000.0);
-    if (res.rejected)
-        log_warn("events recorded in ingest_errors count=%zu", res.rejected);
-    batch_reset(b);
+    for (size_t i = 0; i < p->children; i++) {
+        const char *text = parallel ? p->all_sources.items[i / (size_t)s->workers] : s->sources;
+        if (strlist_split(text, &p->child_sources[i]) != 0)
+            return -1;
+    }
     return 0;
 }
 
-/* Consumes and stores until shutdown (returns 0) or a failure (-1). */
-static int serve(worker *w, warehouse *wh, consumer *c, char *err, size_t errlen)
+static void free_pool(pool *p)
 {
-    const worker_settings *s = w->settings;
-    batch *b = &w->pending;
-    int64_t last_delivery_us = mono_us();
-    for (;;) {
-        if (shutdown_requested)
-            return flush(w, wh, c, err, errlen);
-        if (s->idle_exit_ms && b->count == 0 &&
-            mono_us() - last_delivery_us >= s->idle_exit_ms * 1000) {
-            log_info("no events for idle_exit_ms=%ld, stopping", s->idle_exit_ms);
-            return 0;
-        }
-        long timeout_ms = 500;
-        if (b->count > 0) {
-            int64_t due = b->opened_us + s->flush_interval_ms * 1000;
-            timeout_ms = (long)((due - mono_us()) / 1000);
-            if (timeout_ms < 0)
-                timeout_ms = 0;
-        }
-        incoming in;
-        int got = consumer_next(c, &in, timeout_ms, err, errlen);
-        if (got < 0)
-            return -1;
-        if (got > 0) {
-            event_verdict v = event_validate(w->validator, in.body, in.body_len);
-            if (batch_add(b, &in, v) != 0) {
-                snprintf(err, errlen, "out of memory holding a batch");
-                return -1;
-            }
-            w->stats.consumed++;
-            last_delivery_us = mono_us();
-        }
-        int full = b->count >= (size_t)s->batch_size;
-        int due = b->count > 0 && mono_us() >= b->opened_us + s->flush_interval_ms * 1000;
-        if ((full || due) && flush(w, wh, c, err, errlen) != 0)
-            return -1;
-        if (s->stats_interval_ms && mono_us() >= w->next_stats_us) {
-            log_stats(w, "progress");
-            w->next_stats_us = mono_us() + s->stats_interval_ms * 1000;
-        }
-    }
+    for (size_t i = 0; p->child_sources && i < p->children; i++)
+        strlist_free(&p->child_sources[i]);
+    free(p->child_sources);
+    strlist_free(&p->all_sources);
+    metrics_free(p->m);
 }
 
-/* Connects to both servers and serves until shutdown, starting over with
- * backoff after every failure. */
-static void run(worker *w)
+static int run_pool(pool *p)
 {
-    const worker_settings *s = w->settings;
-    char err[1024];
-    unsigned attempt = 0;
-    while (!shutdown_requested) {
-        warehouse *wh = warehouse_open(s->pg_dsn, err, sizeof err);
-        mq_conn *conn = NULL;
-        consumer *c = NULL;
-        if (wh)
-            conn = mq_connect_any(&w->urls, &w->next_url, (int)s->heartbeat, 5000, err,
-                                  sizeof err);
-        if (conn)
-            c = consumer_open(conn, &w->sources, s->prefetch, err, sizeof err);
-        if (c) {
-            log_info("consuming queues=%zu url=%s prefetch=%ld batch_size=%ld", w->sources.count,
-                     mq_url(conn), s->prefetch, s->batch_size);
-            attempt = 0;
-            if (serve(w, wh, c, err, sizeof err) == 0) {
-                consumer_free(c);
-                mq_close(conn);
-                warehouse_close(wh);
-                return;
-            }
+    const worker_settings *s = p->settings;
+    char err[512];
+    http_endpoint *http = NULL;
+    if (s->metrics_port) {
+        http = http_endpoint_start(s->metrics_address, s->metrics_port, p->m, err, sizeof err);
+        if (!http) {
+            log_error("%s", err);
+            return EXIT_RUNTIME;
         }
-        /* Whatever was not acknowledged will be redelivered: forget it. */
-        batch_reset(&w->pending);
-        consumer_free(c);
-        mq_close(conn);
-        warehouse_close(wh);
-        long delay = backoff_ms(attempt++, 200, 10000);
-        log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
-        sleep_interruptible_ms(delay);
     }
+    log_info("starting pool mode=%s workers=%zu sources=%zu metrics=%s:%ld", s->mode,
+             p->children, p->all_sources.count, s->metrics_address, s->metrics_port);
+    supervisor_config sc = {.children = p->children,
+                            .run = run_child,
+                            .arg = p,
+                            .m = p->m,
+                            .restart_base_ms = 500,
+                            .restart_max_ms = 30000,
+                            .shutdown_timeout_ms = s->shutdown_timeout_ms};
+    int rc = supervisor_run(&sc);
+    http_endpoint_stop(http);
+    log_info("pool stopped clean=%s stored=%llu duplicates=%llu rejected=%llu "
+             "dead_lettered=%llu",
+             rc == 0 ? "yes" : "no", (unsigned long long)metrics_total(p->m, COUNT_STORED),
+             (unsigned long long)metrics_total(p->m, COUNT_DUPLICATES),
+             (unsigned long long)metrics_total(p->m, COUNT_REJECTED),
+             (unsigned long long)metrics_total(p->m, COUNT_DEAD_LETTERED));
+    return rc == 0 ? 0 : EXIT_RUNTIME;
 }
 
 int main(int argc, char **argv)
 {
     worker_settings s = {0};
-    worker w = {.settings = &s};
-    batch_init(&w.pending);
+    strlist urls = {0};
+    pool p = {.settings = &s};
     int rc = cli_parse(worker_options, &s, argc, argv, program,
-                       "Consumes every source queue and stores the events in the PostgreSQL "
-                       "warehouse.");
+                       "Consumes the source queues and stores the events in the PostgreSQL "
+                       "warehouse, with a pool of worker processes.");
     if (rc == CLI_CONTINUE)
-        rc = cli_init_log(program, "worker", s.log_level);
+        rc = cli_init_log(program, "supervisor", s.log_level);
     if (rc == CLI_CONTINUE)
-        rc = cli_sources(program, "sources", s.sources, &w.sources);
-    if (rc == CLI_CONTINUE && (strlist_split(s.amqp_url, &w.urls) != 0 || w.urls.count == 0)) {
+        rc = cli_sources(program, "sources", s.sources, &p.all_sources);
+    if (rc == CLI_CONTINUE && strcmp(s.mode, "unified") != 0 && strcmp(s.mode, "parallel") != 0) {
+        fprintf(stderr, "%s: mode must be unified or parallel, got '%s'\n", program, s.mode);
+        rc = EXIT_USAGE;
+    }
+    if (rc == CLI_CONTINUE && (strlist_split(s.amqp_url, &urls) != 0 || urls.count == 0)) {
         fprintf(stderr, "%s: amqp_url is empty\n", program);
         rc = EXIT_USAGE;
     }
     if (rc == CLI_CONTINUE) {
-        w.validator = event_validator_new((size_t)s.max_message_bytes);
-        if (!w.validator)
+        log_level_parse(s.log_level, &p.level);
+        p.config = (worker_config){.amqp_urls = &urls,
+                                   .pg_dsn = s.pg_dsn,
+                                   .prefetch = s.prefetch,
+                                   .batch_size = s.batch_size,
+                                   .flush_interval_ms = s.flush_interval_ms,
+                                   .heartbeat = s.heartbeat,
+                                   .max_message_bytes = s.max_message_bytes,
+                                   .max_retries = s.max_retries,
+                                   .stats_interval_ms = s.stats_interval_ms,
+                                   .idle_exit_ms = s.idle_exit_ms};
+        if (plan_children(&p) != 0 || !(p.m = metrics_create(p.children, &p.all_sources))) {
+            log_error("out of memory planning the pool");
             rc = EXIT_RUNTIME;
+        }
     }
     if (rc == CLI_CONTINUE) {
         shutdown_install();
-        w.started_us = mono_us();
-        w.next_stats_us = w.started_us + s.stats_interval_ms * 1000;
-        run(&w);
-        log_stats(&w, "stopped");
-        rc = 0;
+        rc = run_pool(&p);
     }
-    event_validator_free(w.validator);
-    batch_free(&w.pending);
-    strlist_free(&w.sources);
-    strlist_free(&w.urls);
+    free_pool(&p);
+    strlist_free(&urls);
     cfg_free(worker_options, &s);
     return rc;
 }

@@ -3,7 +3,9 @@
  * transaction: valid events into `events` (a redelivered msg_id is a no-op),
  * the rest into `ingest_errors` with their raw bytes and the reason. Rows
  * the database itself refuses are isolated one by one into ingest_errors, so
- * one bad event never blocks or loses the others.
+ * one bad event never blocks or loses the others. Each source may have a
+ * normaliser (a SQL function registered in source_normalizers) that turns
+ * its new events into typed rows, in the same transaction.
  */
 #ifndef SLUICE_WAREHOUSE_H
 #define SLUICE_WAREHOUSE_H
@@ -18,6 +20,11 @@ typedef struct store_result {
     size_t stored;     /* new rows in events */
     size_t duplicates; /* already there: redeliveries and republished copies */
     size_t rejected;   /* recorded in ingest_errors */
+    size_t failed;     /* OUTCOME_FAILED: neither stored nor recorded; not acknowledged */
+    /* New rows per source index (the caller's array of nsources entries,
+     * zeroed by warehouse_store); NULL if not wanted. */
+    size_t *stored_by_source;
+    size_t nsources;
 } store_result;
 
 /* Connects with `dsn` and prepares the statements. Returns NULL with err
@@ -27,11 +34,17 @@ warehouse *warehouse_open(const char *dsn, char *err, size_t errlen);
 void warehouse_close(warehouse *w);
 
 /*
- * Commits the batch. Returns 0 once committed (then, and only then, may the
- * batch be acknowledged), or -1 if nothing could be committed (the
- * connection is lost, or an error other than bad data): the caller
+ * Commits the batch and sets each delivery's outcome. Returns 0 once
+ * committed: then every delivery but the OUTCOME_FAILED ones may be
+ * acknowledged (a failed one carries its reason: retry it, then
+ * dead-letter it). Returns -1 if nothing was committed because the
+ * database is unreachable or the failure is transient (connection lost,
+ * shutdown, serialisation failure, out of resources): the caller
  * reconnects and the broker redelivers.
+ *
+ * After the events are inserted, the normalisers registered for their
+ * sources in table source_normalizers run in the same transaction.
  */
-int warehouse_store(warehouse *w, const batch *b, store_result *res, char *err, size_t errlen);
+int warehouse_store(warehouse *w, batch *b, store_result *res, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,276 @@
+/*
+ * worker: see worker.h.
+ */
+#include "worker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "consumer.h"
+#include "deadletter.h"
+#include "event.h"
+#include "log.h"
+#include "retries.h"
+#include "warehouse.h"
+
+typedef struct worker_stats {
+    uint64_t consumed, stored, duplicates, rejected, dead_lettered, batches;
+} worker_stats;
+
+typedef struct worker {
+    const worker_config *cfg;
+    const strlist *sources;
+    metrics *m;
+    size_t child;
+    int *metric_index;      /* source i of this worker -> its index in m */
+    size_t *stored_by_source;
+    size_t next_url;
+    event_validator *validator;
+    retries *failures;
+    deadletter *dead;
+    batch pending;
+    worker_stats stats;
+    int64_t started_us, next_stats_us;
+} worker;
+
+/* What a worker holds while connected; all NULL between connections. */
+typedef struct session {
+    warehouse *wh;
+    mq_conn *conn;
+    consumer *c;
+} session;
+
+static void log_stats(worker *w, const char *what)
+{
+    double elapsed = (double)(mono_us() - w->started_us) / 1e6;
+    log_info("%s consumed=%" PRIu64 " stored=%" PRIu64 " duplicates=%" PRIu64
+             " rejected=%" PRIu64 " dead_lettered=%" PRIu64 " batches=%" PRIu64
+             " elapsed_s=%.1f rate=%.0f/s",
+             what, w->stats.consumed, w->stats.stored, w->stats.duplicates, w->stats.rejected,
+             w->stats.dead_lettered, w->stats.batches, elapsed,
+             elapsed > 0 ? (double)w->stats.consumed / elapsed : 0.0);
+}
+
+static void count(worker *w, int source, count_kind kind, uint64_t n)
+{
+    if (n && source >= 0)
+        metrics_count(w->m, w->child, w->metric_index[source], kind, n);
+}
+
+/* Per-source counters of a committed batch. */
+static void count_batch(worker *w, const store_result *res)
+{
+    const batch *b = &w->pending;
+    for (size_t s = 0; s < w->sources->count; s++) {
+        size_t valid = 0, rejected = 0;
+        for (size_t i = 0; i < b->count; i++) {
+            const delivery *d = &b->items[i];
+            if (d->source_index != (int)s)
+                continue;
+            valid += d->outcome == OUTCOME_STORED || d->outcome == OUTCOME_DUPLICATE;
+            rejected += d->outcome == OUTCOME_REJECTED;
+        }
+        size_t stored = res->stored_by_source[s];
+        count(w, (int)s, COUNT_STORED, stored);
+        count(w, (int)s, COUNT_DUPLICATES, valid > stored ? valid - stored : 0);
+        count(w, (int)s, COUNT_REJECTED, rejected);
+    }
+    w->stats.stored += res->stored;
+    w->stats.duplicates += res->duplicates;
+    w->stats.rejected += res->rejected;
+    w->stats.batches++;
+}
+
+/* Settles a batch that had failures one delivery at a time: acknowledges
+ * what was stored or recorded, requeues a failed one for another attempt,
+ * and dead-letters it once it has failed max_retries times. */
+static int settle_each(worker *w, session *s, char *err, size_t errlen)
+{
+    batch *b = &w->pending;
+    amqp_connection_state_t st = mq_amqp(s->conn);
+    for (size_t i = 0; i < b->count; i++) {
+        const delivery *d = &b->items[i];
+        const char *id = batch_str(b, d->msg_id);
+        int rc;
+        if (d->outcome != OUTCOME_FAILED) {
+            rc = amqp_basic_ack(st, MQ_CHANNEL, d->delivery_tag, 0);
+        } else {
+            unsigned attempts = retries_bump(w->failures, id);
+            const char *why = batch_str(b, d->failure);
+            if (attempts < (unsigned)w->cfg->max_retries) {
+                log_warn("event failed, requeued msg_id=%s attempt=%u of=%ld error=\"%s\"", id,
+                         attempts, w->cfg->max_retries, why);
+                rc = amqp_basic_nack(st, MQ_CHANNEL, d->delivery_tag, 0, 1);
+            } else {
+                if (deadletter_publish(w->dead, b, d, why, attempts, err, errlen) != 0)
+                    return -1;
+                log_error("event dead-lettered to " SLUICE_QUEUE_DEAD
+                          " msg_id=%s attempts=%u reason=\"%s\"",
+                          id, attempts, why);
+                retries_forget(w->failures, id);
+                w->stats.dead_lettered++;
+                count(w, d->source_index, COUNT_DEAD_LETTERED, 1);
+                rc = amqp_basic_ack(st, MQ_CHANNEL, d->delivery_tag, 0);
+            }
+        }
+        if (rc != AMQP_STATUS_OK)
+            return mq_fail(s->conn, rc, "settling a delivery", err, errlen);
+    }
+    return 0;
+}
+
+/* Commits the pending batch, then acknowledges it. */
+static int flush(worker *w, session *s, char *err, size_t errlen)
+{
+    batch *b = &w->pending;
+    if (b->count == 0)
+        return 0;
+    store_result res = {.stored_by_source = w->stored_by_source, .nsources = w->sources->count};
+    int64_t t0 = mono_us();
+    if (warehouse_store(s->wh, b, &res, err, errlen) != 0)
+        return -1;
+    int64_t commit_us = mono_us() - t0;
+    /* Committed: if an ack is lost now, the redelivered copies are no-ops. */
+    int rc = res.failed == 0 ? consumer_ack_through(s->c, b->last_tag, err, errlen)
+                             : settle_each(w, s, err, errlen);
+    if (rc != 0)
+        return -1;
+    count_batch(w, &res);
+    metrics_observe_batch(w->m, w->child, b->count, commit_us);
+    log_debug("batch committed rows=%zu stored=%zu duplicates=%zu rejected=%zu failed=%zu "
+              "commit_ms=%.1f",
+              b->count, res.stored, res.duplicates, res.rejected, res.failed,
+              (double)commit_us / 1000.0);
+    if (res.rejected)
+        log_warn("events recorded in ingest_errors count=%zu", res.rejected);
+    batch_reset(b);
+    return 0;
+}
+
+/* Consumes and stores until shutdown or idleness (returns 0) or a failure
+ * (-1). */
+static int serve(worker *w, session *s, char *err, size_t errlen)
+{
+    const worker_config *cfg = w->cfg;
+    batch *b = &w->pending;
+    int64_t last_delivery_us = mono_us();
+    for (;;) {
+        if (shutdown_requested)
+            return flush(w, s, err, errlen);
+        if (cfg->idle_exit_ms && b->count == 0 &&
+            mono_us() - last_delivery_us >= cfg->idle_exit_ms * 1000) {
+            log_info("no events for idle_exit_ms=%ld, stopping", cfg->idle_exit_ms);
+            return 0;
+        }
+        long timeout_ms = 500;
+        if (b->count > 0) {
+            int64_t due = b->opened_us + cfg->flush_interval_ms * 1000;
+            timeout_ms = (long)((due - mono_us()) / 1000);
+            if (timeout_ms < 0)
+                timeout_ms = 0;
+        }
+        incoming in;
+        int got = consumer_next(s->c, &in, timeout_ms, err, errlen);
+        if (got < 0)
+            return -1;
+        if (got > 0) {
+            event_verdict v = event_validate(w->validator, in.body, in.body_len);
+            if (batch_add(b, &in, v) != 0) {
+                snprintf(err, errlen, "out of memory holding a batch");
+                return -1;
+            }
+            w->stats.consumed++;
+            count(w, in.source_index, COUNT_CONSUMED, 1);
+            last_delivery_us = mono_us();
+        }
+        int full = b->count >= (size_t)cfg->batch_size;
+        int due = b->count > 0 && mono_us() >= b->opened_us + cfg->flush_interval_ms * 1000;
+        if ((full || due) && flush(w, s, err, errlen) != 0)
+            return -1;
+        if (cfg->stats_interval_ms && mono_us() >= w->next_stats_us) {
+            log_stats(w, "progress");
+            w->next_stats_us = mono_us() + cfg->stats_interval_ms * 1000;
+        }
+    }
+}
+
+static void disconnect(worker *w, session *s)
+{
+    consumer_free(s->c);
+    mq_close(s->conn);
+    warehouse_close(s->wh);
+    memset(s, 0, sizeof *s);
+    metrics_set_connected(w->m, w->child, 0, 0);
+}
+
+static int connect_both(worker *w, session *s, char *err, size_t errlen)
+{
+    const worker_config *cfg = w->cfg;
+    s->wh = warehouse_open(cfg->pg_dsn, err, errlen);
+    if (!s->wh)
+        return -1;
+    metrics_set_connected(w->m, w->child, 0, 1);
+    s->conn = mq_connect_any(cfg->amqp_urls, &w->next_url, (int)cfg->heartbeat, 5000, err,
+                             errlen);
+    if (!s->conn)
+        return -1;
+    s->c = consumer_open(s->conn, w->sources, cfg->prefetch, err, errlen);
+    if (!s->c)
+        return -1;
+    metrics_set_connected(w->m, w->child, 1, 1);
+    log_info("consuming queues=%zu url=%s prefetch=%ld batch_size=%ld", w->sources->count,
+             mq_url(s->conn), cfg->prefetch, cfg->batch_size);
+    return 0;
+}
+
+int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, size_t child)
+{
+    worker w = {.cfg = cfg, .sources = sources, .m = m, .child = child};
+    int rc = 1;
+    batch_init(&w.pending);
+    w.validator = event_validator_new((size_t)cfg->max_message_bytes);
+    w.failures = retries_new(4096);
+    w.dead = deadletter_new(cfg->amqp_urls, (int)cfg->heartbeat);
+    w.metric_index = calloc(sources->count, sizeof *w.metric_index);
+    w.stored_by_source = calloc(sources->count, sizeof *w.stored_by_source);
+    if (!w.validator || !w.failures || !w.dead || !w.metric_index || !w.stored_by_source) {
+        log_error("out of memory starting the worker");
+        goto done;
+    }
+    for (size_t i = 0; i < sources->count; i++)
+        w.metric_index[i] = m ? metrics_source_index(m, sources->items[i]) : -1;
+    w.started_us = mono_us();
+    w.next_stats_us = w.started_us + cfg->stats_interval_ms * 1000;
+
+    char err[1024];
+    unsigned attempt = 0;
+    while (!shutdown_requested) {
+        session s = {0};
+        if (connect_both(&w, &s, err, sizeof err) == 0) {
+            attempt = 0;
+            if (serve(&w, &s, err, sizeof err) == 0) {
+                disconnect(&w, &s);
+                break;
+            }
+        }
+        /* Whatever was not acknowledged will be redelivered: forget it. */
+        batch_reset(&w.pending);
+        disconnect(&w, &s);
+        long delay = backoff_ms(attempt++, 200, 10000);
+        log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
+        sleep_interruptible_ms(delay);
+    }
+    log_stats(&w, "stopped");
+    rc = 0;
+done:
+    event_validator_free(w.validator);
+    retries_free(w.failures);
+    deadletter_free(w.dead);
+    free(w.metric_index);
+    free(w.stored_by_source);
+    batch_free(&w.pending);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/*
+ * worker: one worker process's loop. Consumes its source queues, stores
+ * the events in batches (warehouse.h), acknowledges each batch only after
+ * its commit, retries what failed and dead-letters it after a bound. Any
+ * failure of the broker or the database drops both connections (the
+ * broker redelivers whatever was not acknowledged, and the warehouse
+ * absorbs the copies) and reconnects with backoff.
+ */
+#ifndef SLUICE_WORKER_H
+#define SLUICE_WORKER_H
+
+#include <stddef.h>
+
+#include "metrics.h"
+#include "util.h"
+
+typedef struct worker_config {
+    const strlist *amqp_urls;
+    const char *pg_dsn;
+    long prefetch;
+    long batch_size;
+    long flush_interval_ms;
+    long heartbeat;
+    long max_message_bytes;
+    long max_retries;
+    long stats_interval_ms;
+    long idle_exit_ms;
+} worker_config;
+
+/*
+ * Runs until SIGTERM/SIGINT (commits and acknowledges the batch in hand,
+ * hands back the rest) or, with idle_exit_ms, until nothing arrived for
+ * that long. `sources` are the queues to consume (sluice.q.<source>);
+ * counters go to slot `child` of `m` (which may be NULL). Returns the exit
+ * code: 0 after a clean stop, 1 if it could not start.
+ */
+int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, size_t child);
+
+#endif
