@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 
 #include "mq.h"
 
@@ -279,4 +280,113 @@ char *harness_slurp(const char *path)
     if (text)
         text[len] = '\0';
     return text;
+}
+
+long queue_consumers(const char *queue)
+{
+    mq_conn *c = mq();
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(mq_amqp(c), MQ_CHANNEL,
+                                                     amqp_cstring_bytes(queue), 1, 0, 0, 0,
+                                                     amqp_empty_table);
+    char err[512];
+    long n = -1;
+    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), "passive declare", err, sizeof err) == 0)
+        n = (long)ok->consumer_count;
+    mq_close(c);
+    return n;
+}
+
+static void copy_bytes(char *out, size_t cap, amqp_bytes_t b)
+{
+    size_t n = b.len < cap - 1 ? b.len : cap - 1;
+    memcpy(out, b.bytes, n);
+    out[n] = '\0';
+}
+
+int queue_get(const char *queue, char *body, size_t body_cap, const char *header, char *value,
+              size_t value_cap)
+{
+    mq_conn *c = mq();
+    amqp_connection_state_t st = mq_amqp(c);
+    char err[512];
+    amqp_rpc_reply_t r = amqp_basic_get(st, MQ_CHANNEL, amqp_cstring_bytes(queue), 1);
+    if (mq_check(c, r, "basic.get", err, sizeof err) != 0)
+        fail_msg("%s", err);
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) {
+        mq_close(c);
+        return 0;
+    }
+    amqp_message_t msg;
+    if (mq_check(c, amqp_read_message(st, MQ_CHANNEL, &msg, 0), "reading", err, sizeof err) != 0)
+        fail_msg("%s", err);
+    copy_bytes(body, body_cap, msg.body);
+    value[0] = '\0';
+    if (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
+        for (int i = 0; i < msg.properties.headers.num_entries; i++) {
+            amqp_table_entry_t *e = &msg.properties.headers.entries[i];
+            if (e->key.len == strlen(header) && memcmp(e->key.bytes, header, e->key.len) == 0 &&
+                e->value.kind == AMQP_FIELD_KIND_UTF8)
+                copy_bytes(value, value_cap, e->value.value.bytes);
+        }
+    }
+    amqp_destroy_message(&msg);
+    mq_close(c);
+    return 1;
+}
+
+typedef struct sink {
+    char *out;
+    size_t cap, len;
+} sink;
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+    sink *s = arg;
+    size_t take = size * n;
+    if (s->len + take >= s->cap)
+        take = s->cap - 1 - s->len;
+    memcpy(s->out + s->len, data, take);
+    s->len += take;
+    s->out[s->len] = '\0';
+    return size * n;
+}
+
+long http_get(const char *url, char *out, size_t cap)
+{
+    CURL *curl = curl_easy_init();
+    sink s = {.out = out, .cap = cap, .len = 0};
+    out[0] = '\0';
+    long status = 0;
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    if (curl_easy_perform(curl) == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(curl);
+    return status;
+}
+
+void stack_ctl(const char *verb)
+{
+    char script[4096];
+    snprintf(script, sizeof script, "%s/scripts/stack.sh", SLUICE_SOURCE_DIR);
+    const char *argv[] = {script, verb, NULL};
+    char err[8192];
+    if (harness_run(argv, err, sizeof err, 180000) != 0)
+        fail_msg("stack.sh %s failed: %s", verb, err);
+}
+
+int harness_worker_pid(const char *log_path, int worker)
+{
+    char *text = harness_slurp(log_path);
+    if (!text)
+        return 0;
+    char needle[64];
+    snprintf(needle, sizeof needle, "worker started worker=%d pid=", worker);
+    int pid = 0;
+    for (char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        pid = atoi(p + strlen(needle));
+    free(text);
+    return pid;
 }

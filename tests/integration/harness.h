@@ -61,6 +61,27 @@ void queue_delete(const char *queue);
 /* Empties events and ingest_errors. */
 void warehouse_truncate(void);
 
+/* Consumers attached to a queue (AMQP passive declare), -1 if missing. */
+long queue_consumers(const char *queue);
+
+/* Takes one message from a queue (basic.get, acknowledged). Returns 1 with
+ * the body (NUL-terminated, cut to cap) and the text value of header
+ * `header` (empty if absent) filled, 0 if the queue is empty. */
+int queue_get(const char *queue, char *body, size_t body_cap, const char *header, char *value,
+              size_t value_cap);
+
+/* GET of a URL on loopback; returns the HTTP status (0 if it could not
+ * connect) with the body in out (cut to cap). */
+long http_get(const char *url, char *out, size_t cap);
+
+/* Runs scripts/stack.sh VERB (stop-pg, start-rabbit, ...); fails the test
+ * unless it succeeds. */
+void stack_ctl(const char *verb);
+
+/* Pid of the most recent "worker started worker=N pid=P" line for worker
+ * N in a log file, or 0. */
+int harness_worker_pid(const char *log_path, int worker);
+
 /* Reads a whole file into a malloc'd NUL-terminated string (NULL if none). */
 char *harness_slurp(const char *path);
 
