@@ -100,19 +100,44 @@ static pid_t start(const char *const argv[], int err_fd)
     return pid;
 }
 
+/* Processes started by harness_spawn and not reaped yet. */
+static pid_t spawned[64];
+
+static void forget_spawned(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof spawned / sizeof *spawned; i++) {
+        if (spawned[i] == pid)
+            spawned[i] = 0;
+    }
+}
+
+void harness_kill_spawned(void)
+{
+    for (size_t i = 0; i < sizeof spawned / sizeof *spawned; i++) {
+        if (spawned[i] > 0) {
+            kill(spawned[i], SIGKILL);
+            waitpid(spawned[i], NULL, 0);
+            spawned[i] = 0;
+        }
+    }
+}
+
 int harness_wait(pid_t pid, long timeout_ms)
 {
     int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
+        if (r == pid) {
+            forget_spawned(pid);
             return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
         if (r < 0)
             fail_msg("waitpid: %s", strerror(errno));
         if (mono_ms() >= deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
+            forget_spawned(pid);
             print_error("process %d killed after %ld ms\n", (int)pid, timeout_ms);
             return -1;
         }
@@ -144,6 +169,12 @@ pid_t harness_spawn(const char *const argv[], const char *log_path)
         fail_msg("%s: %s", log_path, strerror(errno));
     pid_t pid = start(argv, fd);
     close(fd);
+    for (size_t i = 0; i < sizeof spawned / sizeof *spawned; i++) {
+        if (spawned[i] == 0) {
+            spawned[i] = pid;
+            break;
+        }
+    }
     return pid;
 }
 
@@ -170,19 +201,33 @@ static PGconn *pg(void)
     return db;
 }
 
+/* Runs sql, reconnecting once if the server went away since the last
+ * query (the fault tests restart it). */
+static PGresult *pg_query(const char *sql)
+{
+    PGconn *db = pg();
+    PGresult *r = PQexec(db, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && PQstatus(db) != CONNECTION_OK) {
+        PQclear(r);
+        r = PQexec(pg(), sql);
+    }
+    return r;
+}
+
 void pg_exec(const char *sql)
 {
-    PGresult *r = PQexec(pg(), sql);
+    PGresult *r = pg_query(sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(pg()));
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
     PQclear(r);
 }
 
 void pg_text(const char *sql, char *out, size_t cap)
 {
-    PGresult *r = PQexec(pg(), sql);
+    PGresult *r = pg_query(sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
-        fail_msg("%s: %s", sql, PQerrorMessage(pg()));
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
     snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
 }

@@ -33,6 +33,11 @@ pid_t harness_spawn(const char *const argv[], const char *log_path);
  * exit code, or -1 after a signal or the timeout. */
 int harness_wait(pid_t pid, long timeout_ms);
 
+/* Kills (SIGKILL) and reaps every process harness_spawn started that
+ * harness_wait has not reaped: call from teardowns, so a failed test
+ * leaves nothing running behind it. */
+void harness_kill_spawned(void);
+
 /* Polls cond(arg) every 50 ms until it returns nonzero (returns 1) or
  * timeout_ms passes (returns 0). */
 int harness_wait_for(int (*cond)(void *), void *arg, long timeout_ms);

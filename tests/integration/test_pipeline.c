@@ -34,6 +34,7 @@ static int setup_stack(void **state)
 static int reset(void **state)
 {
     (void)state;
+    harness_kill_spawned(); /* anything a failed test before this one left behind */
     warehouse_truncate();
     queues_purge(sources, SOURCES);
     return 0;

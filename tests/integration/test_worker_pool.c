@@ -44,6 +44,7 @@ static int reset(void **state)
 static int cleanup(void **state)
 {
     (void)state;
+    harness_kill_spawned();
     unlink(log_path);
     return 0;
 }

@@ -1,0 +1,171 @@
+/* Fault tests of the pipeline against the real servers: PostgreSQL stopped
+ * for a while mid-stream, RabbitMQ restarted mid-stream. In both, every
+ * event ends in the warehouse exactly once. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define TIMEOUT_MS (5 * 60 * 1000)
+#define HEALTHZ "http://127.0.0.1:19653/healthz"
+
+static const char *const sources[] = {"profiles", "clickstream", "orders", "sensors"};
+static char log_path[64];
+
+static int setup_stack(void **state)
+{
+    (void)state;
+    const char *argv[] = {harness_bin("sluice-setup"), NULL};
+    return harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
+}
+
+static int reset(void **state)
+{
+    (void)state;
+    warehouse_truncate();
+    queues_purge(sources, 4);
+    snprintf(log_path, sizeof log_path, "/tmp/sluice-faults-XXXXXX");
+    close(mkstemp(log_path));
+    return 0;
+}
+
+/* Leaves both servers running for whatever test comes next. */
+static int restore(void **state)
+{
+    (void)state;
+    harness_kill_spawned();
+    stack_ctl("start");
+    unlink(log_path);
+    return 0;
+}
+
+static long health_wanted;
+static int health_is(void *arg)
+{
+    (void)arg;
+    char body[256];
+    return http_get(HEALTHZ, body, sizeof body) == health_wanted;
+}
+
+static long long rows_wanted;
+static int rows_reached(void *arg)
+{
+    (void)arg;
+    return pg_scalar("SELECT count(*) FROM events") >= rows_wanted;
+}
+
+static long backlog_wanted;
+static int backlog_reached(void *arg)
+{
+    (void)arg;
+    long total = 0;
+    for (size_t i = 0; i < 4; i++) {
+        char queue[64];
+        snprintf(queue, sizeof queue, "sluice.q.%s", sources[i]);
+        total += queue_ready(queue);
+    }
+    return total >= backlog_wanted;
+}
+
+static pid_t start_pool(void)
+{
+    const char *argv[] = {harness_bin("sluice-worker"), "--workers", "2", "--metrics-port",
+                          "19653", "--stats-interval-ms", "1000", NULL};
+    pid_t pool = harness_spawn(argv, log_path);
+    health_wanted = 200;
+    assert_true(harness_wait_for(health_is, NULL, 60000));
+    return pool;
+}
+
+static pid_t start_producer(const char *count, const char *rate)
+{
+    const char *argv[] = {harness_bin("sluice-producer"), "--count", count, "--rate", rate,
+                          "--seed", "77", NULL};
+    return harness_spawn(argv, log_path);
+}
+
+static void finish(pid_t producer, pid_t pool, long long total)
+{
+    if (harness_wait(producer, TIMEOUT_MS) != 0) {
+        char *text = harness_slurp(log_path);
+        fail_msg("producer failed; log:\n%s", text ? text : "");
+    }
+    rows_wanted = total;
+    if (!harness_wait_for(rows_reached, NULL, TIMEOUT_MS)) {
+        char *text = harness_slurp(log_path);
+        fail_msg("only %lld of %lld rows; log:\n%s", pg_scalar("SELECT count(*) FROM events"),
+                 total, text ? text : "");
+    }
+    kill(pool, SIGTERM);
+    if (harness_wait(pool, 60000) != 0) {
+        char *text = harness_slurp(log_path);
+        fail_msg("pool did not stop cleanly; log:\n%s", text ? text : "");
+    }
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), total);
+    assert_int_equal(pg_scalar("SELECT count(DISTINCT msg_id) FROM events"), total);
+    backlog_wanted = 1;
+    assert_false(backlog_reached(NULL));
+}
+
+/* While PostgreSQL is down the workers stop consuming (the backlog grows
+ * in the queues, /healthz says 503); once it is back they store it all. */
+static void test_postgres_stopped_mid_stream(void **state)
+{
+    (void)state;
+    pid_t pool = start_pool();
+    pid_t producer = start_producer("3000", "500");
+    rows_wanted = 2000;
+    assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
+
+    stack_ctl("stop-pg");
+    health_wanted = 503;
+    assert_true(harness_wait_for(health_is, NULL, 60000));
+    backlog_wanted = 1500;
+    assert_true(harness_wait_for(backlog_reached, NULL, 60000));
+    stack_ctl("start-pg");
+
+    health_wanted = 200;
+    assert_true(harness_wait_for(health_is, NULL, 60000));
+    finish(producer, pool, 12000);
+}
+
+/* RabbitMQ stops and starts again mid-stream: producer and workers
+ * reconnect; unconfirmed events are republished and unacknowledged ones
+ * redelivered, and the warehouse absorbs every copy. */
+static void test_rabbitmq_restarted_mid_stream(void **state)
+{
+    (void)state;
+    pid_t pool = start_pool();
+    pid_t producer = start_producer("4000", "600");
+    rows_wanted = 3000;
+    assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
+
+    stack_ctl("stop-rabbit");
+    health_wanted = 503;
+    assert_true(harness_wait_for(health_is, NULL, 60000));
+    stack_ctl("start-rabbit");
+
+    health_wanted = 200;
+    assert_true(harness_wait_for(health_is, NULL, 120000));
+    finish(producer, pool, 16000);
+    char *text = harness_slurp(log_path);
+    assert_non_null(strstr(text, "unconfirmed_republished="));
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_postgres_stopped_mid_stream, reset, restore),
+        cmocka_unit_test_setup_teardown(test_rabbitmq_restarted_mid_stream, reset, restore),
+    };
+    return cmocka_run_group_tests(tests, setup_stack, NULL);
+}
