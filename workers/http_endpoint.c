@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
 
 struct http_endpoint {
     struct MHD_Daemon *daemon;
@@ -89,7 +92,7 @@ http_endpoint *http_endpoint_start(const char *address, long port, metrics *m, c
         return NULL;
     }
     h->m = m;
-    h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
+    h->daemon = MHD_start_daemon(MHD_NO_FLAG, (uint16_t)port, NULL, NULL,
                                  handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                  MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!h->daemon) {
@@ -107,4 +110,36 @@ void http_endpoint_stop(http_endpoint *h)
         return;
     MHD_stop_daemon(h->daemon);
     free(h);
+}
+
+void http_endpoint_forget_in_child(http_endpoint *h)
+{
+    if (!h)
+        return;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    if (info)
+        close(info->listen_fd);
+}
+
+void http_endpoint_serve(http_endpoint *h, long timeout_ms)
+{
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    if (!h) {
+        select(0, NULL, NULL, NULL, &tv);
+        return;
+    }
+    fd_set rs, ws, es;
+    FD_ZERO(&rs);
+    FD_ZERO(&ws);
+    FD_ZERO(&es);
+    MHD_socket max = 0;
+    if (MHD_get_fdset(h->daemon, &rs, &ws, &es, &max) != MHD_YES) {
+        select(0, NULL, NULL, NULL, &tv);
+        return;
+    }
+    /* A signal (SIGTERM, SIGCHLD) ends the wait early, which is wanted. */
+    if (select(max + 1, &rs, &ws, &es, &tv) > 0)
+        MHD_run_from_select(h->daemon, &rs, &ws, &es);
+    else
+        MHD_run(h->daemon); /* connection timeouts */
 }

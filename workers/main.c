@@ -85,12 +85,19 @@ typedef struct pool {
     strlist *child_sources; /* per child: the queues it consumes */
     size_t children;
     metrics *m;
+    http_endpoint *http; /* the supervisor's; children close its socket */
     log_level level;
 } pool;
+
+static void serve_http(void *arg, long ms)
+{
+    http_endpoint_serve(((pool *)arg)->http, ms);
+}
 
 static int run_child(size_t index, void *arg)
 {
     pool *p = arg;
+    http_endpoint_forget_in_child(p->http);
     static char component[32];
     snprintf(component, sizeof component, "worker.%zu", index);
     log_init(component, p->level);
@@ -128,10 +135,9 @@ static int run_pool(pool *p)
 {
     const worker_settings *s = p->settings;
     char err[512];
-    http_endpoint *http = NULL;
     if (s->metrics_port) {
-        http = http_endpoint_start(s->metrics_address, s->metrics_port, p->m, err, sizeof err);
-        if (!http) {
+        p->http = http_endpoint_start(s->metrics_address, s->metrics_port, p->m, err, sizeof err);
+        if (!p->http) {
             log_error("%s", err);
             return EXIT_RUNTIME;
         }
@@ -144,9 +150,11 @@ static int run_pool(pool *p)
                             .m = p->m,
                             .restart_base_ms = 500,
                             .restart_max_ms = 30000,
-                            .shutdown_timeout_ms = s->shutdown_timeout_ms};
+                            .shutdown_timeout_ms = s->shutdown_timeout_ms,
+                            .wait = serve_http,
+                            .wait_arg = p};
     int rc = supervisor_run(&sc);
-    http_endpoint_stop(http);
+    http_endpoint_stop(p->http);
     log_info("pool stopped clean=%s stored=%llu duplicates=%llu rejected=%llu "
              "dead_lettered=%llu",
              rc == 0 ? "yes" : "no", (unsigned long long)metrics_total(p->m, COUNT_STORED),

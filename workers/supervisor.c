@@ -138,8 +138,12 @@ int supervisor_run(const supervisor_config *cfg)
         }
         if (active == 0)
             break;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
-        nanosleep(&ts, NULL);
+        if (cfg->wait) {
+            cfg->wait(cfg->wait_arg, 50);
+        } else {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
     }
     int rc = 0;
     for (size_t i = 0; i < cfg->children; i++)

@@ -23,6 +23,10 @@ typedef struct supervisor_config {
     long restart_base_ms;    /* first restart delay; doubles up to restart_max_ms */
     long restart_max_ms;
     long shutdown_timeout_ms; /* after SIGTERM, SIGKILL children still running then */
+    /* Called between checks on the children, to wait up to ms milliseconds
+     * doing other work (serving /metrics); NULL just sleeps. */
+    void (*wait)(void *arg, long ms);
+    void *wait_arg;
 } supervisor_config;
 
 /* Runs the pool until every child is done or shutdown was requested and

@@ -154,7 +154,10 @@ static void test_rabbitmq_restarted_mid_stream(void **state)
     stack_ctl("start-rabbit");
 
     health_wanted = 200;
-    assert_true(harness_wait_for(health_is, NULL, 120000));
+    if (!harness_wait_for(health_is, NULL, 120000)) {
+        char *text = harness_slurp(log_path);
+        fail_msg("workers not healthy after the restart; log:\n%s", text ? text : "");
+    }
     finish(producer, pool, 16000);
     char *text = harness_slurp(log_path);
     assert_non_null(strstr(text, "unconfirmed_republished="));
