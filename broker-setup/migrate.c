@@ -59,8 +59,8 @@ int migrate_list(const char *dir, char ***names, char *err, size_t errlen)
     qsort(list, (size_t)count, sizeof *list, by_number);
     for (int i = 1; i < count; i++) {
         if (migration_number(list[i]) == migration_number(list[i - 1])) {
-            snprintf(err, errlen, "migrations %s and %s in %s share a number", list[i - 1],
-                     list[i], dir);
+            snprintf(err, errlen, "migrations %s and %s in %s share a number", list[i - 1], list[i],
+                     dir);
             goto fail;
         }
     }
@@ -145,9 +145,9 @@ static int apply_one(PGconn *db, const char *dir, const char *name, char *err, s
     if (rc == 0)
         rc = exec_ok(db, sql, path, err, errlen);
     if (rc == 0) {
-        PGresult *r = PQexecParams(db,
-                                   "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                                   2, NULL, params, NULL, NULL, 0);
+        PGresult *r =
+            PQexecParams(db, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                         NULL, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             snprintf(err, errlen, "recording %s: %s", name, PQerrorMessage(db));
             rc = -1;
@@ -169,8 +169,8 @@ int migrate_apply(PGconn *db, const char *dir, char *err, size_t errlen)
     if (count < 0)
         return -1;
     int applied_now = 0, rc = 0;
-    if (exec_ok(db, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", "taking migration lock",
-                err, errlen) != 0 ||
+    if (exec_ok(db, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", "taking migration lock", err,
+                errlen) != 0 ||
         exec_ok(db,
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version integer PRIMARY KEY,"

@@ -84,8 +84,7 @@ static int store_value(const cfg_option *o, void *settings, const char *value, c
     case CFG_BOOL: {
         int b;
         if (parse_bool(value, &b) != 0) {
-            snprintf(err, errlen, "%s: %s must be true or false, got '%s'", origin, o->name,
-                     value);
+            snprintf(err, errlen, "%s: %s must be true or false, got '%s'", origin, o->name, value);
             return -1;
         }
         *(int *)(void *)field = b;
@@ -163,8 +162,8 @@ static int load_env(const cfg_option *table, void *settings, char *err, size_t e
 static int load_defaults(const cfg_option *table, void *settings, char *err, size_t errlen)
 {
     for (const cfg_option *o = table; o->name; o++) {
-        if (o->default_value && store_value(o, settings, o->default_value, "default", err,
-                                            errlen) != 0)
+        if (o->default_value &&
+            store_value(o, settings, o->default_value, "default", err, errlen) != 0)
             return -1;
     }
     return 0;

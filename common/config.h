@@ -29,7 +29,10 @@ typedef struct cfg_option {
 } cfg_option;
 
 /* Terminates a table. */
-#define CFG_END {NULL, CFG_STRING, 0, NULL, 0, 0, NULL}
+#define CFG_END                                                                                    \
+    {                                                                                              \
+        NULL, CFG_STRING, 0, NULL, 0, 0, NULL                                                      \
+    }
 
 typedef enum {
     CFG_OK = 0,

@@ -49,15 +49,13 @@ event_verdict event_validate(event_validator *v, const void *body, size_t len);
  * same source always gets the same id, so a republished copy is absorbed. */
 void event_derive_id(const char *source, const void *body, size_t len, char *out);
 
-
-
 /* Names fixed by the topology of the design brief. */
 #define SLUICE_EXCHANGE_INGEST "sluice.ingest"
 #define SLUICE_EXCHANGE_DLX "sluice.dlx"
 #define SLUICE_EXCHANGE_ALERTS "sluice.alerts"
 #define SLUICE_QUEUE_DEAD "sluice.dead"
 #define SLUICE_QUEUE_NOTIFIER "sluice.q.notifier"
-#define SLUICE_QUEUE_PREFIX "sluice.q."   /* + source name */
-#define SLUICE_ROUTING_PREFIX "src."      /* + source name */
+#define SLUICE_QUEUE_PREFIX "sluice.q."  /* + source name */
+#define SLUICE_ROUTING_PREFIX "src."     /* + source name */
 #define SLUICE_MAX_MESSAGE_BYTES 1048576 /* default max_message_bytes */
 #endif

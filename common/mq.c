@@ -65,8 +65,8 @@ int mq_check(mq_conn *c, amqp_rpc_reply_t reply, const char *what, char *err, si
                      (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         } else if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             amqp_connection_close_t *m = reply.reply.decoded;
-            snprintf(err, errlen, "%s: server closed the connection: %u %.*s", what,
-                     m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            snprintf(err, errlen, "%s: server closed the connection: %u %.*s", what, m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         } else {
             snprintf(err, errlen, "%s: unexpected server method 0x%08x", what, reply.reply.id);
         }

@@ -107,8 +107,8 @@ static int send_slot(publisher *p, slot *s, char *err, size_t errlen)
 
     amqp_basic_properties_t props;
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
-                   AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
+                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG |
+                   AMQP_BASIC_HEADERS_FLAG;
     props.content_type = amqp_cstring_bytes("application/json");
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     props.message_id = (amqp_bytes_t){s->id_len, (void *)id};
@@ -168,11 +168,10 @@ static int on_return(publisher *p, amqp_basic_return_t *ret, char *err, size_t e
     int has_id = (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0;
     log_warn("unroutable message returned exchange=%.*s routing_key=%.*s message_id=%.*s "
              "reason=\"%u %.*s\" returned_total=%llu",
-             (int)ret->exchange.len, (const char *)ret->exchange.bytes,
-             (int)ret->routing_key.len, (const char *)ret->routing_key.bytes,
-             has_id ? (int)id->len : 1, has_id ? (const char *)id->bytes : "-", ret->reply_code,
-             (int)ret->reply_text.len, (const char *)ret->reply_text.bytes,
-             (unsigned long long)p->stats.returned);
+             (int)ret->exchange.len, (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
+             (const char *)ret->routing_key.bytes, has_id ? (int)id->len : 1,
+             has_id ? (const char *)id->bytes : "-", ret->reply_code, (int)ret->reply_text.len,
+             (const char *)ret->reply_text.bytes, (unsigned long long)p->stats.returned);
     amqp_destroy_message(&msg);
     return 0;
 }

@@ -21,10 +21,10 @@
 typedef struct pub_message {
     const char *routing_key; /* "src.<source>" */
     const char *message_id;
-    const char *source;      /* header x-source */
-    const void *body;        /* one JSON object */
+    const char *source; /* header x-source */
+    const void *body;   /* one JSON object */
     size_t body_len;
-    int64_t produced_at_us;  /* header x-produced-at-us; also sets `timestamp` */
+    int64_t produced_at_us; /* header x-produced-at-us; also sets `timestamp` */
 } pub_message;
 
 typedef struct publisher_stats {

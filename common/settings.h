@@ -12,16 +12,25 @@
 #include "config.h"
 
 #define SETTING_AMQP_URL(type)                                                                     \
-    {"amqp_url", CFG_STRING, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672", 0,    \
-     0, "AMQP URL; several, comma-separated, are tried in turn (cluster nodes)"}
+    {                                                                                              \
+        "amqp_url", CFG_STRING, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672", 0,  \
+            0, "AMQP URL; several, comma-separated, are tried in turn (cluster nodes)"             \
+    }
 #define SETTING_PG_DSN(type)                                                                       \
-    {"pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", 0, \
-     0, "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables apply)"}
+    {                                                                                              \
+        "pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", \
+            0, 0,                                                                                  \
+            "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables apply)" \
+    }
 #define SETTING_SOURCES(type)                                                                      \
-    {"sources", CFG_STRING, offsetof(type, sources), "profiles,clickstream,orders,sensors", 0, 0,  \
-     "comma-separated source names ([a-z0-9_-]{1,64}); each has queue sluice.q.<name>"}
+    {                                                                                              \
+        "sources", CFG_STRING, offsetof(type, sources), "profiles,clickstream,orders,sensors", 0,  \
+            0, "comma-separated source names ([a-z0-9_-]{1,64}); each has queue sluice.q.<name>"   \
+    }
 #define SETTING_LOG_LEVEL(type)                                                                    \
-    {"log_level", CFG_STRING, offsetof(type, log_level), "info", 0, 0,                             \
-     "debug, info, warn or error"}
+    {                                                                                              \
+        "log_level", CFG_STRING, offsetof(type, log_level), "info", 0, 0,                          \
+            "debug, info, warn or error"                                                           \
+    }
 
 #endif

@@ -36,7 +36,8 @@ static const char program[] = "sluice-notifier";
 static const char *field(json_object *alert, const char *key)
 {
     json_object *v;
-    if (alert && json_object_object_get_ex(alert, key, &v) && json_object_is_type(v, json_type_string))
+    if (alert && json_object_object_get_ex(alert, key, &v) &&
+        json_object_is_type(v, json_type_string))
         return json_object_get_string(v);
     return "-";
 }
@@ -49,8 +50,8 @@ static void deliver_to_log(const amqp_envelope_t *e)
     json_tokener *tok = json_tokener_new();
     json_object *alert = tok ? json_tokener_parse_ex(tok, body->bytes, (int)body->len) : NULL;
     if (!alert || !json_object_is_type(alert, json_type_object)) {
-        log_warn("alert is not a JSON object routing_key=%.*s bytes=%zu",
-                 (int)e->routing_key.len, (const char *)e->routing_key.bytes, body->len);
+        log_warn("alert is not a JSON object routing_key=%.*s bytes=%zu", (int)e->routing_key.len,
+                 (const char *)e->routing_key.bytes, body->len);
     } else {
         json_object *msg = NULL;
         json_object_object_get_ex(alert, "message", &msg);
@@ -71,7 +72,8 @@ static int serve(mq_conn *conn, char *err, size_t errlen)
         struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
         amqp_maybe_release_buffers(st);
         amqp_rpc_reply_t r = amqp_consume_message(st, &e, &tv, 0);
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT)
             continue;
         if (mq_check(conn, r, "consuming alerts", err, errlen) != 0)
             return -1;

@@ -54,10 +54,10 @@ static double uniform(uint64_t *rng)
 
 #define PICK(rng, array) (array[below(rng, sizeof array / sizeof *array)])
 
-static const char *const first_names[] = {"Ada", "Alan", "Grace", "Linus", "Zoë", "Björn",
-                                          "Amélie", "Hiro", "Noor", "Tomás", "Ines", "Kwame"};
+static const char *const first_names[] = {"Ada",    "Alan", "Grace", "Linus", "Zoë",  "Björn",
+                                          "Amélie", "Hiro", "Noor",  "Tomás", "Ines", "Kwame"};
 static const char *const last_names[] = {"Lovelace", "Turing", "Hopper", "Nakamura", "Müller",
-                                         "García", "Okafor", "Larsen", "Dubois", "Sato"};
+                                         "García",   "Okafor", "Larsen", "Dubois",   "Sato"};
 static const char *const themes[] = {"dark", "light", "system"};
 static const char *const languages[] = {"en", "de", "fr", "es", "ja", "pt", "ar"};
 static const char *const categories[] = {"books", "music", "sports", "garden", "travel", "games"};
@@ -204,8 +204,8 @@ static uint64_t hash_name(const char *s)
     return h;
 }
 
-int generator_make(generator_kind kind, uint64_t seed, const char *source, uint64_t seq,
-                   char *buf, size_t cap, char *id, size_t idcap)
+int generator_make(generator_kind kind, uint64_t seed, const char *source, uint64_t seq, char *buf,
+                   size_t cap, char *id, size_t idcap)
 {
     uint64_t rng = seed * 0x9e3779b97f4a7c15ULL ^ hash_name(source) ^ (seq * 0xd1b54a32d192ed03ULL);
     json_out o = {.buf = buf, .cap = cap, .len = 0, .ok = cap > 0};

@@ -35,7 +35,7 @@ const char *generator_kind_list(void);
  * fit. Also writes its message id ("<source>-<seed>-<seq>") into id
  * (idcap bytes).
  */
-int generator_make(generator_kind kind, uint64_t seed, const char *source, uint64_t seq,
-                   char *buf, size_t cap, char *id, size_t idcap);
+int generator_make(generator_kind kind, uint64_t seed, const char *source, uint64_t seq, char *buf,
+                   size_t cap, char *id, size_t idcap);
 
 #endif

@@ -57,8 +57,8 @@ static const cfg_option producer_options[] = {
      "AMQP heartbeat in seconds; 0 = off"},
     {"shutdown_timeout_ms", CFG_INT, offsetof(producer_settings, shutdown_timeout_ms), "30000", 0,
      3600000, "how long to wait for outstanding confirms when stopping"},
-    {"progress_interval_ms", CFG_INT, offsetof(producer_settings, progress_interval_ms), "1000",
-     0, 3600000, "log a progress line this often; 0 = never"},
+    {"progress_interval_ms", CFG_INT, offsetof(producer_settings, progress_interval_ms), "1000", 0,
+     3600000, "log a progress line this often; 0 = never"},
     {"max_message_bytes", CFG_INT, offsetof(producer_settings, max_message_bytes), "1048576", 2,
      134217728, "largest event body published"},
     SETTING_LOG_LEVEL(producer_settings),
@@ -278,10 +278,8 @@ static int open_sources(producer *p, const strlist *names)
         if (*s->source && strcmp(s->source, name) != 0)
             continue;
         source_run *r = &p->runs[p->nruns];
-        source_spec spec = {.name = name,
-                            .kind = name,
-                            .seed = (uint64_t)s->seed,
-                            .count = (uint64_t)s->count};
+        source_spec spec = {
+            .name = name, .kind = name, .seed = (uint64_t)s->seed, .count = (uint64_t)s->count};
         char err[1024];
         if (adapter->open(&r->state, &spec, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s\n", program, err);
@@ -293,8 +291,7 @@ static int open_sources(producer *p, const strlist *names)
         p->nruns++;
     }
     if (p->nruns == 0) {
-        fprintf(stderr, "%s: --source %s is not in sources (%s)\n", program, s->source,
-                s->sources);
+        fprintf(stderr, "%s: --source %s is not in sources (%s)\n", program, s->source, s->sources);
         return EXIT_USAGE;
     }
     return CLI_CONTINUE;

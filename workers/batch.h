@@ -54,9 +54,9 @@ typedef struct batch {
     size_t count, cap;
     char *arena;
     size_t arena_len, arena_cap;
-    uint64_t last_tag;   /* highest delivery tag in the batch */
-    int64_t opened_us;   /* monotonic time of the first delivery */
-    size_t invalid;      /* deliveries whose verdict is not EVENT_OK */
+    uint64_t last_tag; /* highest delivery tag in the batch */
+    int64_t opened_us; /* monotonic time of the first delivery */
+    size_t invalid;    /* deliveries whose verdict is not EVENT_OK */
 } batch;
 
 /* Starts empty; free with batch_free(). */

@@ -39,8 +39,8 @@ consumer *consumer_open(mq_conn *conn, const strlist *sources, long prefetch, ch
         char queue[128], tag[128], what[256];
         snprintf(queue, sizeof queue, SLUICE_QUEUE_PREFIX "%s", sources->items[i]);
         snprintf(tag, sizeof tag, CONSUMER_TAG_PREFIX "%s", sources->items[i]);
-        amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag), 0,
-                           0, 0, amqp_empty_table);
+        amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag), 0, 0,
+                           0, amqp_empty_table);
         snprintf(what, sizeof what, "consuming %s (has sluice-setup declared it?)", queue);
         if (mq_check(conn, amqp_get_rpc_reply(st), what, err, errlen) != 0)
             goto fail;

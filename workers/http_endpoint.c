@@ -18,11 +18,10 @@ struct http_endpoint {
     metrics *m;
 };
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body,
-                               size_t len, const char *content_type)
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                               const char *content_type)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -92,12 +91,11 @@ http_endpoint *http_endpoint_start(const char *address, long port, metrics *m, c
         return NULL;
     }
     h->m = m;
-    h->daemon = MHD_start_daemon(MHD_NO_FLAG, (uint16_t)port, NULL, NULL,
-                                 handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+    h->daemon = MHD_start_daemon(MHD_NO_FLAG, (uint16_t)port, NULL, NULL, handle, h,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                  MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!h->daemon) {
-        snprintf(err, errlen, "cannot listen on %s:%ld for /metrics (port in use?)", address,
-                 port);
+        snprintf(err, errlen, "cannot listen on %s:%ld for /metrics (port in use?)", address, port);
         free(h);
         return NULL;
     }

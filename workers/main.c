@@ -65,10 +65,10 @@ static const cfg_option worker_options[] = {
      3600000, "log a progress line this often; 0 = never"},
     {"idle_exit_ms", CFG_INT, offsetof(worker_settings, idle_exit_ms), "0", 0, 86400000,
      "a worker exits 0 once no event arrived for this long (drain, then stop); 0 = never"},
-    {"shutdown_timeout_ms", CFG_INT, offsetof(worker_settings, shutdown_timeout_ms), "30000",
-     100, 3600000, "after SIGTERM, kill workers that have not stopped within this time"},
-    {"metrics_address", CFG_STRING, offsetof(worker_settings, metrics_address), "127.0.0.1", 0,
-     0, "IPv4 address for /metrics and /healthz"},
+    {"shutdown_timeout_ms", CFG_INT, offsetof(worker_settings, shutdown_timeout_ms), "30000", 100,
+     3600000, "after SIGTERM, kill workers that have not stopped within this time"},
+    {"metrics_address", CFG_STRING, offsetof(worker_settings, metrics_address), "127.0.0.1", 0, 0,
+     "IPv4 address for /metrics and /healthz"},
     {"metrics_port", CFG_INT, offsetof(worker_settings, metrics_port), "9650", 0, 65535,
      "port for /metrics and /healthz; 0 = off"},
     SETTING_LOG_LEVEL(worker_settings),
@@ -142,8 +142,8 @@ static int run_pool(pool *p)
             return EXIT_RUNTIME;
         }
     }
-    log_info("starting pool mode=%s workers=%zu sources=%zu metrics=%s:%ld", s->mode,
-             p->children, p->all_sources.count, s->metrics_address, s->metrics_port);
+    log_info("starting pool mode=%s workers=%zu sources=%zu metrics=%s:%ld", s->mode, p->children,
+             p->all_sources.count, s->metrics_address, s->metrics_port);
     supervisor_config sc = {.children = p->children,
                             .run = run_child,
                             .arg = p,

@@ -10,8 +10,8 @@
 #include <sys/mman.h>
 
 static const uint64_t batch_bounds[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
-static const int64_t commit_bounds_us[] = {1000,  2500,   5000,   10000,  25000,
-                                           50000, 100000, 250000, 500000, 1000000, 2500000};
+static const int64_t commit_bounds_us[] = {1000,   2500,   5000,   10000,   25000,  50000,
+                                           100000, 250000, 500000, 1000000, 2500000};
 #define BATCH_BUCKETS (sizeof batch_bounds / sizeof *batch_bounds)
 #define COMMIT_BUCKETS (sizeof commit_bounds_us / sizeof *commit_bounds_us)
 
@@ -38,12 +38,10 @@ struct metrics {
 };
 
 static const char *const count_names[COUNT_KINDS] = {
-    "sluice_events_consumed_total", "sluice_events_stored_total",
-    "sluice_events_duplicate_total", "sluice_events_rejected_total",
-    "sluice_events_dead_lettered_total"};
+    "sluice_events_consumed_total", "sluice_events_stored_total", "sluice_events_duplicate_total",
+    "sluice_events_rejected_total", "sluice_events_dead_lettered_total"};
 static const char *const count_help[COUNT_KINDS] = {
-    "Deliveries taken from the source queues.",
-    "Events newly stored in the events table.",
+    "Deliveries taken from the source queues.", "Events newly stored in the events table.",
     "Events already stored (redeliveries, republished copies), absorbed by msg_id.",
     "Events recorded in ingest_errors (invalid or refused by the database).",
     "Messages published to sluice.dead after bounded retries."};
@@ -205,8 +203,7 @@ void metrics_render(const metrics *m, FILE *out)
         for (size_t s = 0; s < ns; s++) {
             uint64_t total = 0;
             for (size_t c = 0; c < m->nchildren; c++)
-                total += atomic_load_explicit(&m->rows[c * ns + s].counts[k],
-                                              memory_order_relaxed);
+                total += atomic_load_explicit(&m->rows[c * ns + s].counts[k], memory_order_relaxed);
             fprintf(out, "%s{source=\"%s\"} %llu\n", count_names[k], m->sources.items[s],
                     (unsigned long long)total);
         }
@@ -229,17 +226,15 @@ void metrics_render(const metrics *m, FILE *out)
         snprintf(worker, sizeof worker, "%zu", c);
         render_histogram(out, "sluice_batch_rows", "Events per committed batch.", worker,
                          s->batch_buckets, BATCH_BUCKETS, batch_bounds, NULL,
-                         (double)atomic_load(&s->batch_rows), atomic_load(&s->batch_count),
-                         c == 0);
+                         (double)atomic_load(&s->batch_rows), atomic_load(&s->batch_count), c == 0);
     }
     for (size_t c = 0; c < m->nchildren; c++) {
         child_slot *s = &m->slots[c];
         char worker[24];
         snprintf(worker, sizeof worker, "%zu", c);
-        render_histogram(out, "sluice_commit_seconds",
-                         "Time to store and commit one batch in PostgreSQL.", worker,
-                         s->commit_buckets, COMMIT_BUCKETS, NULL, commit_bounds_us,
-                         (double)atomic_load(&s->commit_us_sum) / 1e6,
-                         atomic_load(&s->batch_count), c == 0);
+        render_histogram(
+            out, "sluice_commit_seconds", "Time to store and commit one batch in PostgreSQL.",
+            worker, s->commit_buckets, COMMIT_BUCKETS, NULL, commit_bounds_us,
+            (double)atomic_load(&s->commit_us_sum) / 1e6, atomic_load(&s->batch_count), c == 0);
     }
 }

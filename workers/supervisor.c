@@ -25,8 +25,8 @@ typedef enum { CHILD_RUNNING, CHILD_WAITING, CHILD_DONE } child_state;
 typedef struct child {
     pid_t pid;
     child_state state;
-    int last_exit;        /* exit code, or -1 after a signal */
-    unsigned failures;    /* consecutive crashes, for the backoff */
+    int last_exit;     /* exit code, or -1 after a signal */
+    unsigned failures; /* consecutive crashes, for the backoff */
     int64_t started_us;
     int64_t restart_at_us; /* when CHILD_WAITING */
 } child;

@@ -19,8 +19,8 @@ typedef struct supervisor_config {
     size_t children;
     child_main run;
     void *arg;
-    metrics *m;              /* pids and restarts are recorded here; may be NULL */
-    long restart_base_ms;    /* first restart delay; doubles up to restart_max_ms */
+    metrics *m;           /* pids and restarts are recorded here; may be NULL */
+    long restart_base_ms; /* first restart delay; doubles up to restart_max_ms */
     long restart_max_ms;
     long shutdown_timeout_ms; /* after SIGTERM, SIGKILL children still running then */
     /* Called between checks on the children, to wait up to ms milliseconds

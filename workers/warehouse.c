@@ -71,8 +71,7 @@ static int transient_class(const char *state)
     return 0;
 }
 
-static sql_outcome outcome(PGconn *db, PGresult *r, ExecStatusType want, char *err,
-                           size_t errlen)
+static sql_outcome outcome(PGconn *db, PGresult *r, ExecStatusType want, char *err, size_t errlen)
 {
     if (PQresultStatus(r) == want)
         return SQL_OK;
@@ -170,14 +169,18 @@ static void format_us(char *out, size_t outlen, int64_t us)
     snprintf(out, outlen, "%lld", (long long)us);
 }
 
-static sql_outcome insert_error(warehouse *w, const batch *b, const delivery *d,
-                                const char *reason, const char *detail, char *err, size_t errlen)
+static sql_outcome insert_error(warehouse *w, const batch *b, const delivery *d, const char *reason,
+                                const char *detail, char *err, size_t errlen)
 {
     char received[32];
     format_us(received, sizeof received, d->received_at_us);
-    const char *values[7] = {batch_str(b, d->msg_id), batch_str(b, d->source),
-                             batch_str(b, d->routing_key), reason, detail,
-                             batch_str(b, d->body), received};
+    const char *values[7] = {batch_str(b, d->msg_id),
+                             batch_str(b, d->source),
+                             batch_str(b, d->routing_key),
+                             reason,
+                             detail,
+                             batch_str(b, d->body),
+                             received};
     int lengths[7] = {0, 0, 0, 0, 0, (int)d->body_len, 0};
     int formats[7] = {0, 0, 0, 0, 0, 1, 0}; /* raw goes in binary: any bytes at all */
     PGresult *r = PQexecPrepared(w->db, "insert_error", 7, values, lengths, formats, 0);
@@ -203,8 +206,7 @@ static sql_outcome insert_invalid(warehouse *w, batch *b, store_result *res, cha
     return SQL_OK;
 }
 
-static sql_outcome copy_valid(warehouse *w, const batch *b, size_t *valid, char *err,
-                              size_t errlen)
+static sql_outcome copy_valid(warehouse *w, const batch *b, size_t *valid, char *err, size_t errlen)
 {
     pgcopy *c = &w->copy;
     pgcopy_begin(c);
@@ -295,8 +297,7 @@ static void clear_counts(store_result *res)
         memset(res->stored_by_source, 0, res->nsources * sizeof *res->stored_by_source);
 }
 
-static sql_outcome store_fast(warehouse *w, batch *b, store_result *res, char *err,
-                              size_t errlen)
+static sql_outcome store_fast(warehouse *w, batch *b, store_result *res, char *err, size_t errlen)
 {
     size_t valid = 0, added = 0;
     sql_outcome o = run(w->db, "BEGIN", err, errlen);
@@ -330,9 +331,12 @@ static sql_outcome store_row(warehouse *w, batch *b, size_t i, store_result *res
     char produced[32], received[32], why[512];
     format_us(produced, sizeof produced, d->produced_at_us);
     format_us(received, sizeof received, d->received_at_us);
-    const char *values[6] = {batch_str(b, d->msg_id), batch_str(b, d->source),
-                             batch_str(b, d->routing_key), batch_str(b, d->body),
-                             d->produced_at_us ? produced : NULL, received};
+    const char *values[6] = {batch_str(b, d->msg_id),
+                             batch_str(b, d->source),
+                             batch_str(b, d->routing_key),
+                             batch_str(b, d->body),
+                             d->produced_at_us ? produced : NULL,
+                             received};
     sql_outcome o = run(w->db, "SAVEPOINT row", err, errlen);
     if (o != SQL_OK)
         return o;
@@ -396,8 +400,8 @@ int warehouse_store(warehouse *w, batch *b, store_result *res, char *err, size_t
     if (o == SQL_FAILED)
         return -1;
 
-    log_warn("batch refused by the database, storing it row by row rows=%zu error=\"%s\"",
-             b->count, err);
+    log_warn("batch refused by the database, storing it row by row rows=%zu error=\"%s\"", b->count,
+             err);
     clear_counts(res);
     for (size_t i = 0; i < b->count; i++)
         b->items[i].outcome = OUTCOME_PENDING;

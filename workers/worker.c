@@ -25,7 +25,7 @@ typedef struct worker {
     const strlist *sources;
     metrics *m;
     size_t child;
-    int *metric_index;      /* source i of this worker -> its index in m */
+    int *metric_index; /* source i of this worker -> its index in m */
     size_t *stored_by_source;
     size_t next_url;
     event_validator *validator;
@@ -46,9 +46,8 @@ typedef struct session {
 static void log_stats(worker *w, const char *what)
 {
     double elapsed = (double)(mono_us() - w->started_us) / 1e6;
-    log_info("%s consumed=%" PRIu64 " stored=%" PRIu64 " duplicates=%" PRIu64
-             " rejected=%" PRIu64 " dead_lettered=%" PRIu64 " batches=%" PRIu64
-             " elapsed_s=%.1f rate=%.0f/s",
+    log_info("%s consumed=%" PRIu64 " stored=%" PRIu64 " duplicates=%" PRIu64 " rejected=%" PRIu64
+             " dead_lettered=%" PRIu64 " batches=%" PRIu64 " elapsed_s=%.1f rate=%.0f/s",
              what, w->stats.consumed, w->stats.stored, w->stats.duplicates, w->stats.rejected,
              w->stats.dead_lettered, w->stats.batches, elapsed,
              elapsed > 0 ? (double)w->stats.consumed / elapsed : 0.0);
@@ -213,8 +212,7 @@ static int connect_both(worker *w, session *s, char *err, size_t errlen)
     if (!s->wh)
         return -1;
     metrics_set_connected(w->m, w->child, 0, 1);
-    s->conn = mq_connect_any(cfg->amqp_urls, &w->next_url, (int)cfg->heartbeat, 5000, err,
-                             errlen);
+    s->conn = mq_connect_any(cfg->amqp_urls, &w->next_url, (int)cfg->heartbeat, 5000, err, errlen);
     if (!s->conn)
         return -1;
     s->c = consumer_open(s->conn, w->sources, cfg->prefetch, err, errlen);

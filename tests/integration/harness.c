@@ -46,6 +46,23 @@ const char *harness_pg_dsn(void)
     return required_env("SLUICE_PG_DSN");
 }
 
+int harness_port(int n)
+{
+    const char *url = harness_amqp_url();
+    const char *colon = strrchr(url, ':');
+    int amqp_port = colon ? atoi(colon + 1) : 5672;
+    return 20000 + (amqp_port % 1000) * 10 + n;
+}
+
+const char *harness_port_text(int n)
+{
+    static char texts[4][16];
+    static unsigned next;
+    char *text = texts[next++ % 4];
+    snprintf(text, sizeof texts[0], "%d", harness_port(n));
+    return text;
+}
+
 const char *harness_bin(const char *name)
 {
     /* A few buffers in turn, so one argv can hold several paths. */
@@ -251,9 +268,8 @@ static mq_conn *mq(void)
 long queue_ready(const char *queue)
 {
     mq_conn *c = mq();
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(mq_amqp(c), MQ_CHANNEL,
-                                                     amqp_cstring_bytes(queue), 1, 0, 0, 0,
-                                                     amqp_empty_table);
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+        mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
     char err[512];
     long n = -1;
     if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), "passive declare", err, sizeof err) == 0)
@@ -330,9 +346,8 @@ char *harness_slurp(const char *path)
 long queue_consumers(const char *queue)
 {
     mq_conn *c = mq();
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(mq_amqp(c), MQ_CHANNEL,
-                                                     amqp_cstring_bytes(queue), 1, 0, 0, 0,
-                                                     amqp_empty_table);
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+        mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
     char err[512];
     long n = -1;
     if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), "passive declare", err, sizeof err) == 0)

@@ -16,6 +16,12 @@
 const char *harness_amqp_url(void);
 const char *harness_pg_dsn(void);
 
+/* A loopback port for test number n's /metrics, derived from the stack's
+ * AMQP port, so test runs against different stacks never collide. Its
+ * text form ("27004") is statically allocated, valid for four calls. */
+int harness_port(int n);
+const char *harness_port_text(int n);
+
 /* Path of a sluice binary in the build tree ("sluice-worker" -> its path);
  * statically allocated, valid for the next seven calls. */
 const char *harness_bin(const char *name);

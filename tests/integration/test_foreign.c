@@ -33,8 +33,17 @@ static int reset(void **state)
 
 static void amqp_publish(const char *routing_key, const char *body)
 {
-    const char *argv[] = {"amqp-publish", "--url",  harness_amqp_url(), "-e", "sluice.ingest",
-                          "-r",           routing_key, "-p", "-b",     body, NULL};
+    const char *argv[] = {"amqp-publish",
+                          "--url",
+                          harness_amqp_url(),
+                          "-e",
+                          "sluice.ingest",
+                          "-r",
+                          routing_key,
+                          "-p",
+                          "-b",
+                          body,
+                          NULL};
     char err[1024];
     if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
         fail_msg("amqp-publish failed: %s", err);
@@ -42,7 +51,8 @@ static void amqp_publish(const char *routing_key, const char *body)
 
 static void drain_with_worker(void)
 {
-    const char *argv[] = {harness_bin("sluice-worker"), "--idle-exit-ms", "1500", NULL};
+    const char *argv[] = {
+        harness_bin("sluice-worker"), "--idle-exit-ms", "1500", "--metrics-port", "0", NULL};
     char err[16384];
     if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
         fail_msg("worker failed: %s", err);
@@ -122,8 +132,9 @@ static void test_oversize_body_is_recorded(void **state)
     body[sizeof body - 2] = '}';
     body[sizeof body - 1] = '\0';
     amqp_publish("src.orders", body);
-    const char *argv[] = {harness_bin("sluice-worker"), "--idle-exit-ms", "1500",
-                          "--max-message-bytes", "2048", NULL};
+    const char *argv[] = {
+        harness_bin("sluice-worker"), "--idle-exit-ms", "1500", "--metrics-port", "0",
+        "--max-message-bytes",        "2048",           NULL};
     assert_int_equal(harness_run(argv, NULL, 0, TIMEOUT_MS), 0);
     assert_int_equal(pg_scalar("SELECT count(*) FROM ingest_errors WHERE reason = 'too_large'"
                                " AND length(raw) = 2999"),

@@ -57,9 +57,10 @@ static void run_pipeline(const char *seed, const char *log)
 {
     char count[16];
     snprintf(count, sizeof count, "%d", PER_SOURCE);
-    const char *worker[] = {harness_bin("sluice-worker"), "--idle-exit-ms", "4000", NULL};
-    const char *producer[] = {harness_bin("sluice-producer"), "--count", count, "--seed", seed,
-                              NULL};
+    const char *worker[] = {
+        harness_bin("sluice-worker"), "--idle-exit-ms", "4000", "--metrics-port", "0", NULL};
+    const char *producer[] = {
+        harness_bin("sluice-producer"), "--count", count, "--seed", seed, NULL};
     pid_t p = harness_spawn(producer, log);
     pid_t w = harness_spawn(worker, log);
     int prc = harness_wait(p, RUN_TIMEOUT_MS);
@@ -107,16 +108,18 @@ static void test_warehouse_holds_semi_structured_events(void **state)
     (void)state;
     char log[] = "/tmp/sluice-pipeline-XXXXXX";
     close(mkstemp(log));
-    const char *producer[] = {harness_bin("sluice-producer"), "--count", "500", "--seed", "9",
-                              NULL};
-    const char *worker[] = {harness_bin("sluice-worker"), "--idle-exit-ms", "2000", NULL};
+    const char *producer[] = {
+        harness_bin("sluice-producer"), "--count", "500", "--seed", "9", NULL};
+    const char *worker[] = {
+        harness_bin("sluice-worker"), "--idle-exit-ms", "2000", "--metrics-port", "0", NULL};
     assert_int_equal(harness_run(producer, NULL, 0, RUN_TIMEOUT_MS), 0);
     assert_int_equal(harness_run(worker, NULL, 0, RUN_TIMEOUT_MS), 0);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 2000);
     /* Each source has several distinct sets of top-level keys. */
-    assert_true(pg_scalar("SELECT min(shapes) FROM (SELECT source, count(DISTINCT keys) AS shapes"
-                          " FROM (SELECT source, array(SELECT jsonb_object_keys(payload) ORDER BY 1)"
-                          " AS keys FROM events) k GROUP BY source) s") >= 3);
+    assert_true(
+        pg_scalar("SELECT min(shapes) FROM (SELECT source, count(DISTINCT keys) AS shapes"
+                  " FROM (SELECT source, array(SELECT jsonb_object_keys(payload) ORDER BY 1)"
+                  " AS keys FROM events) k GROUP BY source) s") >= 3);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE source = 'orders'"
                                " AND jsonb_typeof(payload->'items') <> 'array'"),
                      0);

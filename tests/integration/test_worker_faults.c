@@ -15,7 +15,6 @@
 #include "harness.h"
 
 #define TIMEOUT_MS (5 * 60 * 1000)
-#define HEALTHZ "http://127.0.0.1:19653/healthz"
 
 static const char *const sources[] = {"profiles", "clickstream", "orders", "sensors"};
 static char log_path[64];
@@ -51,8 +50,9 @@ static long health_wanted;
 static int health_is(void *arg)
 {
     (void)arg;
-    char body[256];
-    return http_get(HEALTHZ, body, sizeof body) == health_wanted;
+    char body[256], url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", harness_port(3));
+    return http_get(url, body, sizeof body) == health_wanted;
 }
 
 static long long rows_wanted;
@@ -77,8 +77,9 @@ static int backlog_reached(void *arg)
 
 static pid_t start_pool(void)
 {
-    const char *argv[] = {harness_bin("sluice-worker"), "--workers", "2", "--metrics-port",
-                          "19653", "--stats-interval-ms", "1000", NULL};
+    const char *argv[] = {
+        harness_bin("sluice-worker"), "--workers",           "2",    "--metrics-port",
+        harness_port_text(3),         "--stats-interval-ms", "1000", NULL};
     pid_t pool = harness_spawn(argv, log_path);
     health_wanted = 200;
     assert_true(harness_wait_for(health_is, NULL, 60000));
@@ -87,8 +88,8 @@ static pid_t start_pool(void)
 
 static pid_t start_producer(const char *count, const char *rate)
 {
-    const char *argv[] = {harness_bin("sluice-producer"), "--count", count, "--rate", rate,
-                          "--seed", "77", NULL};
+    const char *argv[] = {
+        harness_bin("sluice-producer"), "--count", count, "--rate", rate, "--seed", "77", NULL};
     return harness_spawn(argv, log_path);
 }
 

@@ -16,7 +16,6 @@
 #include "harness.h"
 
 #define TIMEOUT_MS (5 * 60 * 1000)
-#define METRICS "http://127.0.0.1:19651"
 
 static const char *const sources[] = {"profiles", "clickstream", "orders", "sensors"};
 static char log_path[64];
@@ -57,16 +56,24 @@ static void fail_with_log(const char *what)
 
 static void produce(const char *count, const char *rate, const char *seed)
 {
-    const char *argv[] = {harness_bin("sluice-producer"), "--count", count, "--rate", rate,
-                          "--seed", seed, "--log-level", "warn", NULL};
+    const char *argv[] = {harness_bin("sluice-producer"),
+                          "--count",
+                          count,
+                          "--rate",
+                          rate,
+                          "--seed",
+                          seed,
+                          "--log-level",
+                          "warn",
+                          NULL};
     if (harness_run(argv, NULL, 0, TIMEOUT_MS) != 0)
         fail_with_log("producer failed");
 }
 
 static pid_t spawn_producer(const char *count, const char *rate, const char *seed)
 {
-    const char *argv[] = {harness_bin("sluice-producer"), "--count", count, "--rate", rate,
-                          "--seed", seed, NULL};
+    const char *argv[] = {
+        harness_bin("sluice-producer"), "--count", count, "--rate", rate, "--seed", seed, NULL};
     return harness_spawn(argv, log_path);
 }
 
@@ -90,11 +97,19 @@ static int consumers_attached(void *arg)
     return 1;
 }
 
+/* The pool's /metrics or /healthz URL. */
+static const char *pool_url(const char *path)
+{
+    static char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", harness_port(1), path);
+    return url;
+}
+
 static int healthy(void *arg)
 {
     (void)arg;
     char body[256];
-    return http_get(METRICS "/healthz", body, sizeof body) == 200;
+    return http_get(pool_url("/healthz"), body, sizeof body) == 200;
 }
 
 /* Sum of every sample of a metric in Prometheus text. */
@@ -127,8 +142,14 @@ static void test_parallel_mode_binds_workers_to_queues(void **state)
 {
     (void)state;
     produce("2000", "0", "11");
-    const char *argv[] = {harness_bin("sluice-worker"), "--mode", "parallel", "--workers", "2",
-                          "--metrics-port", "0", NULL};
+    const char *argv[] = {harness_bin("sluice-worker"),
+                          "--mode",
+                          "parallel",
+                          "--workers",
+                          "2",
+                          "--metrics-port",
+                          "0",
+                          NULL};
     pid_t pool = harness_spawn(argv, log_path);
     expected_consumers = 2; /* two workers on each queue, one queue each */
     assert_true(harness_wait_for(consumers_attached, NULL, 60000));
@@ -147,7 +168,7 @@ static void test_unified_mode_and_metrics(void **state)
 {
     (void)state;
     const char *argv[] = {harness_bin("sluice-worker"), "--workers", "3", "--metrics-port",
-                          "19651", NULL};
+                          harness_port_text(1),         NULL};
     pid_t pool = harness_spawn(argv, log_path);
     assert_true(harness_wait_for(healthy, NULL, 60000));
     expected_consumers = 3; /* every worker on every queue */
@@ -157,14 +178,14 @@ static void test_unified_mode_and_metrics(void **state)
     assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
 
     static char body[1 << 17];
-    assert_int_equal(http_get(METRICS "/metrics", body, sizeof body), 200);
+    assert_int_equal(http_get(pool_url("/metrics"), body, sizeof body), 200);
     assert_int_equal((long)metric_sum(body, "sluice_events_stored_total"), 6000);
     assert_int_equal((long)metric_sum(body, "sluice_events_consumed_total"), 6000);
     assert_non_null(strstr(body, "sluice_events_stored_total{source=\"orders\"} 1500\n"));
     assert_int_equal((long)metric_sum(body, "sluice_batch_rows_sum"), 6000);
     assert_true(metric_sum(body, "sluice_commit_seconds_count") >= 1);
     assert_int_equal((long)metric_sum(body, "sluice_worker_up"), 3);
-    assert_int_equal(http_get(METRICS "/nothing", body, sizeof body), 404);
+    assert_int_equal(http_get(pool_url("/nothing"), body, sizeof body), 404);
 
     kill(pool, SIGTERM);
     assert_int_equal(harness_wait(pool, 60000), 0);
@@ -193,8 +214,8 @@ static int worker_restarted(void *arg)
 static void test_crashed_worker_is_restarted_exactly_once(void **state)
 {
     (void)state;
-    const char *argv[] = {harness_bin("sluice-worker"), "--workers", "2", "--metrics-port",
-                          "19651", "--batch-size", "200", NULL};
+    const char *argv[] = {harness_bin("sluice-worker"), "--workers",    "2",   "--metrics-port",
+                          harness_port_text(1),         "--batch-size", "200", NULL};
     pid_t pool = harness_spawn(argv, log_path);
     assert_true(harness_wait_for(healthy, NULL, 60000));
     pid_t producer = spawn_producer("4000", "1000", "13");
@@ -210,7 +231,7 @@ static void test_crashed_worker_is_restarted_exactly_once(void **state)
         fail_with_log("rows missing after the crash");
     assert_true(harness_wait_for(healthy, NULL, 60000));
     static char body[1 << 17];
-    assert_int_equal(http_get(METRICS "/metrics", body, sizeof body), 200);
+    assert_int_equal(http_get(pool_url("/metrics"), body, sizeof body), 200);
     assert_int_equal((long)metric_sum(body, "sluice_worker_restarts_total"), 1);
     kill(pool, SIGTERM);
     /* Every worker's last run ended cleanly: the crash shows in the
@@ -225,8 +246,8 @@ static void test_sigterm_during_load(void **state)
 {
     (void)state;
     pid_t producer = spawn_producer("3000", "1500", "14");
-    const char *argv[] = {harness_bin("sluice-worker"), "--workers", "2", "--metrics-port", "0",
-                          NULL};
+    const char *argv[] = {
+        harness_bin("sluice-worker"), "--workers", "2", "--metrics-port", "0", NULL};
     pid_t pool = harness_spawn(argv, log_path);
     rows_wanted = 3000;
     assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
@@ -234,8 +255,8 @@ static void test_sigterm_during_load(void **state)
     if (harness_wait(pool, 60000) != 0)
         fail_with_log("pool did not stop cleanly");
     assert_int_equal(harness_wait(producer, TIMEOUT_MS), 0);
-    const char *drain[] = {harness_bin("sluice-worker"), "--idle-exit-ms", "1500",
-                           "--metrics-port", "0", NULL};
+    const char *drain[] = {
+        harness_bin("sluice-worker"), "--idle-exit-ms", "1500", "--metrics-port", "0", NULL};
     assert_int_equal(harness_run(drain, NULL, 0, TIMEOUT_MS), 0);
     assert_exactly(12000);
 }
@@ -252,14 +273,20 @@ static void test_dead_letter_after_bounded_retries(void **state)
             " THEN RAISE EXCEPTION 'explosives refused'; END IF; END $$");
     pg_exec("UPDATE source_normalizers SET normalizer = 'test_refuse_explosives'"
             " WHERE source = 'orders'");
-    const char *good[] = {"amqp-publish", "--url", harness_amqp_url(), "-e", "sluice.ingest",
-                          "-r", "src.orders", "-b", "{\"fine\":true}", NULL};
-    const char *bad[] = {"amqp-publish", "--url", harness_amqp_url(), "-e", "sluice.ingest",
-                         "-r", "src.orders", "-b", "{\"explode\":true}", NULL};
+    const char *good[] = {"amqp-publish", "--url", harness_amqp_url(), "-e", "sluice.ingest", "-r",
+                          "src.orders",   "-b",    "{\"fine\":true}",  NULL};
+    const char *bad[] = {"amqp-publish", "--url", harness_amqp_url(),   "-e", "sluice.ingest", "-r",
+                         "src.orders",   "-b",    "{\"explode\":true}", NULL};
     assert_int_equal(harness_run(good, NULL, 0, 60000), 0);
     assert_int_equal(harness_run(bad, NULL, 0, 60000), 0);
-    const char *argv[] = {harness_bin("sluice-worker"), "--idle-exit-ms", "2000",
-                          "--max-retries", "3", "--metrics-port", "0", NULL};
+    const char *argv[] = {harness_bin("sluice-worker"),
+                          "--idle-exit-ms",
+                          "2000",
+                          "--max-retries",
+                          "3",
+                          "--metrics-port",
+                          "0",
+                          NULL};
     int rc = harness_run(argv, NULL, 0, TIMEOUT_MS);
     pg_exec("UPDATE source_normalizers SET normalizer = 'normalize_orders'"
             " WHERE source = 'orders'");
@@ -268,9 +295,8 @@ static void test_dead_letter_after_bounded_retries(void **state)
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload ? 'explode'"), 0);
     assert_int_equal(queue_ready("sluice.q.orders"), 0);
     char body[256], reason[256];
-    assert_int_equal(queue_get("sluice.dead", body, sizeof body, "x-sluice-reason", reason,
-                               sizeof reason),
-                     1);
+    assert_int_equal(
+        queue_get("sluice.dead", body, sizeof body, "x-sluice-reason", reason, sizeof reason), 1);
     assert_string_equal(body, "{\"explode\":true}");
     assert_non_null(strstr(reason, "explosives refused"));
     assert_int_equal(queue_get("sluice.dead", body, sizeof body, "x", reason, sizeof reason), 0);
@@ -287,8 +313,14 @@ static void test_bad_flags(void **state)
         {"--metrics-address", "localhost:1", "not an IPv4 address"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        const char *argv[] = {harness_bin("sluice-worker"), cases[i].flag, cases[i].value,
-                              "--metrics-port", "19652", "--idle-exit-ms", "1", NULL};
+        const char *argv[] = {harness_bin("sluice-worker"),
+                              cases[i].flag,
+                              cases[i].value,
+                              "--metrics-port",
+                              harness_port_text(2),
+                              "--idle-exit-ms",
+                              "1",
+                              NULL};
         char err[4096];
         int rc = harness_run(argv, err, sizeof err, 60000);
         if (rc == 0 || !strstr(err, cases[i].message))
@@ -299,8 +331,7 @@ static void test_bad_flags(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parallel_mode_binds_workers_to_queues, reset,
-                                        cleanup),
+        cmocka_unit_test_setup_teardown(test_parallel_mode_binds_workers_to_queues, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_unified_mode_and_metrics, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_crashed_worker_is_restarted_exactly_once, reset,
                                         cleanup),

@@ -14,7 +14,8 @@ static void test_source_names(void **state)
     (void)state;
     assert_true(source_name_valid("orders"));
     assert_true(source_name_valid("sensor_eu-1"));
-    assert_true(source_name_valid("0123456789012345678901234567890123456789012345678901234567890123"));
+    assert_true(
+        source_name_valid("0123456789012345678901234567890123456789012345678901234567890123"));
     assert_false(source_name_valid(""));
     assert_false(source_name_valid("Orders"));
     assert_false(source_name_valid("a.b"));
@@ -31,15 +32,15 @@ static void test_utf8(void **state)
         int valid;
     } cases[] = {
         {"plain", 1},
-        {"Zo\xc3\xab", 1},            /* ë */
-        {"\xe2\x82\xac", 1},          /* € */
-        {"\xf0\x9f\x98\x80", 1},      /* emoji */
-        {"\xc3", 0},                  /* truncated */
-        {"\xc0\xaf", 0},              /* overlong '/' */
-        {"\xed\xa0\x80", 0},          /* surrogate U+D800 */
-        {"\xf4\x90\x80\x80", 0},      /* above U+10FFFF */
+        {"Zo\xc3\xab", 1},       /* ë */
+        {"\xe2\x82\xac", 1},     /* € */
+        {"\xf0\x9f\x98\x80", 1}, /* emoji */
+        {"\xc3", 0},             /* truncated */
+        {"\xc0\xaf", 0},         /* overlong '/' */
+        {"\xed\xa0\x80", 0},     /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
         {"\xff", 0},
-        {"ok\x80", 0},                /* stray continuation byte */
+        {"ok\x80", 0}, /* stray continuation byte */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         if (utf8_valid(cases[i].text, strlen(cases[i].text)) != cases[i].valid)
@@ -71,11 +72,11 @@ static void test_verdicts(void **state)
         {"{\"a\":NaN}", EVENT_BAD_JSON},
         {"{\"a\":\"\xff\"}", EVENT_BAD_UTF8},
         {"{\"a\":\"\xc3\"}", EVENT_BAD_UTF8},
-        {"{\"a\":\"\\ud83d\\ude00\"}", EVENT_OK}, /* surrogate pair */
-        {"{\"a\":\"\\ud83d\"}", EVENT_BAD_JSON},        /* lone high surrogate */
-        {"{\"a\":\"\\ude00\"}", EVENT_BAD_JSON},        /* lone low surrogate */
-        {"{\"a\":\"tab\there\"}", EVENT_BAD_JSON},     /* raw control character */
-        {"{\"a\":\"\\x\"}", EVENT_BAD_JSON},            /* unknown escape */
+        {"{\"a\":\"\\ud83d\\ude00\"}", EVENT_OK},  /* surrogate pair */
+        {"{\"a\":\"\\ud83d\"}", EVENT_BAD_JSON},   /* lone high surrogate */
+        {"{\"a\":\"\\ude00\"}", EVENT_BAD_JSON},   /* lone low surrogate */
+        {"{\"a\":\"tab\there\"}", EVENT_BAD_JSON}, /* raw control character */
+        {"{\"a\":\"\\x\"}", EVENT_BAD_JSON},       /* unknown escape */
         {"{\"a\":01}", EVENT_BAD_JSON},
         {"{\"a\":-1.5e+3,\"b\":0.25,\"c\":true,\"d\":false}", EVENT_OK},
         {"{\"a\":1.}", EVENT_BAD_JSON},
@@ -139,10 +140,8 @@ static void test_derived_id(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_source_names),
-        cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_verdicts),
-        cmocka_unit_test(test_deep_nesting_is_valid),
+        cmocka_unit_test(test_source_names), cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_verdicts),     cmocka_unit_test(test_deep_nesting_is_valid),
         cmocka_unit_test(test_derived_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,12 +40,11 @@ static void test_every_event_is_a_valid_object(void **state)
     char body[2048], id[128];
     for (int k = 0; k < GEN_KIND_COUNT; k++) {
         for (uint64_t seq = 0; seq < 2000; seq++) {
-            int len = generator_make((generator_kind)k, 7, "src", seq, body, sizeof body, id,
-                                     sizeof id);
+            int len =
+                generator_make((generator_kind)k, 7, "src", seq, body, sizeof body, id, sizeof id);
             assert_true(len > 0);
             if (event_validate(v, body, (size_t)len) != EVENT_OK)
-                fail_msg("kind %d seq %llu not valid: %.*s", k, (unsigned long long)seq, len,
-                         body);
+                fail_msg("kind %d seq %llu not valid: %.*s", k, (unsigned long long)seq, len, body);
         }
     }
     event_validator_free(v);
@@ -76,8 +75,8 @@ static void test_shapes_vary(void **state)
     int distinct[GEN_KIND_COUNT] = {0};
     for (int k = 0; k < GEN_KIND_COUNT; k++) {
         for (uint64_t seq = 0; seq < 200; seq++) {
-            int len = generator_make((generator_kind)k, 1, "s", seq, body, sizeof body, id,
-                                     sizeof id);
+            int len =
+                generator_make((generator_kind)k, 1, "s", seq, body, sizeof body, id, sizeof id);
             json_object *o = parse(body, len);
             char shape[512];
             shape_of(o, shape, sizeof shape);
@@ -112,8 +111,7 @@ static void test_small_buffer_is_refused(void **state)
 {
     (void)state;
     char body[16], id[128];
-    assert_int_equal(generator_make(GEN_PROFILES, 1, "p", 0, body, sizeof body, id, sizeof id),
-                     -1);
+    assert_int_equal(generator_make(GEN_PROFILES, 1, "p", 0, body, sizeof body, id, sizeof id), -1);
 }
 
 int main(void)
