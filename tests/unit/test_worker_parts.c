@@ -4,12 +4,19 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 
 #include "batch.h"
+#include "metrics.h"
 #include "pgcopy.h"
+#include "retries.h"
+#include "supervisor.h"
 
 static void test_copy_stream_layout(void **state)
 {
@@ -112,12 +119,139 @@ static void test_batch_derives_missing_ids(void **state)
     batch_free(&b);
 }
 
+static void test_retries_count_and_forget(void **state)
+{
+    (void)state;
+    retries *r = retries_new(4);
+    assert_int_equal(retries_bump(r, "a"), 1);
+    assert_int_equal(retries_bump(r, "a"), 2);
+    assert_int_equal(retries_bump(r, "b"), 1);
+    assert_int_equal(retries_bump(r, "a"), 3);
+    retries_forget(r, "a");
+    assert_int_equal(retries_bump(r, "a"), 1);
+    /* Far more ids than capacity: the table starts afresh instead of
+     * growing, and counts stay bounded. */
+    char id[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof id, "id-%d", i);
+        assert_true(retries_bump(r, id) <= 2);
+    }
+    retries_free(r);
+}
+
+static const char *find_line(const char *text, const char *line)
+{
+    const char *p = strstr(text, line);
+    if (!p)
+        fail_msg("missing line '%s' in:\n%s", line, text);
+    return p;
+}
+
+static void test_metrics_render(void **state)
+{
+    (void)state;
+    strlist sources;
+    assert_int_equal(strlist_split("orders,sensors", &sources), 0);
+    metrics *m = metrics_create(2, &sources);
+    assert_non_null(m);
+    metrics_count(m, 0, 0, COUNT_STORED, 5);
+    metrics_count(m, 1, 0, COUNT_STORED, 7);
+    metrics_count(m, 1, 1, COUNT_REJECTED, 2);
+    metrics_observe_batch(m, 0, 300, 2000);   /* 300 rows, 2 ms */
+    metrics_observe_batch(m, 0, 1000, 40000); /* 1000 rows, 40 ms */
+    metrics_set_pid(m, 0, 100);
+    metrics_set_connected(m, 0, 1, 1);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    metrics_render(m, out);
+    fclose(out);
+    find_line(text, "# TYPE sluice_events_stored_total counter\n");
+    find_line(text, "sluice_events_stored_total{source=\"orders\"} 12\n");
+    find_line(text, "sluice_events_stored_total{source=\"sensors\"} 0\n");
+    find_line(text, "sluice_events_rejected_total{source=\"sensors\"} 2\n");
+    find_line(text, "sluice_batch_rows_bucket{worker=\"0\",le=\"250\"} 0\n");
+    find_line(text, "sluice_batch_rows_bucket{worker=\"0\",le=\"500\"} 1\n");
+    find_line(text, "sluice_batch_rows_bucket{worker=\"0\",le=\"1000\"} 2\n");
+    find_line(text, "sluice_batch_rows_bucket{worker=\"0\",le=\"+Inf\"} 2\n");
+    find_line(text, "sluice_batch_rows_sum{worker=\"0\"} 1300\n");
+    find_line(text, "sluice_commit_seconds_bucket{worker=\"0\",le=\"0.0025\"} 1\n");
+    find_line(text, "sluice_commit_seconds_bucket{worker=\"0\",le=\"0.05\"} 2\n");
+    find_line(text, "sluice_worker_up{worker=\"0\"} 1\n");
+    find_line(text, "sluice_worker_up{worker=\"1\"} 0\n");
+    assert_int_equal(metrics_total(m, COUNT_STORED), 12);
+
+    char why[128];
+    assert_int_equal(metrics_ready(m, why, sizeof why), 0);
+    assert_string_equal(why, "worker 1: not running");
+    metrics_set_pid(m, 1, 101);
+    metrics_set_connected(m, 1, 1, 0);
+    assert_int_equal(metrics_ready(m, why, sizeof why), 0);
+    assert_string_equal(why, "worker 1: PostgreSQL not connected");
+    metrics_set_connected(m, 1, 1, 1);
+    assert_int_equal(metrics_ready(m, why, sizeof why), 1);
+    free(text);
+    metrics_free(m);
+    strlist_free(&sources);
+}
+
+/* Children that really crash: the supervisor restarts them until they end
+ * cleanly, and counts the restarts. Child 0 is killed by a signal twice,
+ * child 1 exits with an error once; runs are counted in shared memory. */
+static int *runs;
+
+static int flaky_child(size_t index, void *arg)
+{
+    (void)arg;
+    int run = __atomic_add_fetch(&runs[index], 1, __ATOMIC_SEQ_CST);
+    if (index == 0 && run <= 2)
+        raise(SIGKILL);
+    if (index == 1 && run == 1)
+        return 3;
+    return 0;
+}
+
+static void test_supervisor_restarts_until_clean(void **state)
+{
+    (void)state;
+    runs = mmap(NULL, 2 * sizeof *runs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+                0);
+    assert_true(runs != MAP_FAILED);
+    strlist sources;
+    assert_int_equal(strlist_split("orders", &sources), 0);
+    metrics *m = metrics_create(2, &sources);
+    supervisor_config cfg = {.children = 2,
+                             .run = flaky_child,
+                             .m = m,
+                             .restart_base_ms = 1,
+                             .restart_max_ms = 10,
+                             .shutdown_timeout_ms = 1000};
+    assert_int_equal(supervisor_run(&cfg), 0);
+    assert_int_equal(runs[0], 3);
+    assert_int_equal(runs[1], 2);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    metrics_render(m, out);
+    fclose(out);
+    find_line(text, "sluice_worker_restarts_total{worker=\"0\"} 2\n");
+    find_line(text, "sluice_worker_restarts_total{worker=\"1\"} 1\n");
+    free(text);
+    metrics_free(m);
+    strlist_free(&sources);
+    munmap(runs, 2 * sizeof *runs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copy_stream_layout),
         cmocka_unit_test(test_batch_keeps_copies),
         cmocka_unit_test(test_batch_derives_missing_ids),
+        cmocka_unit_test(test_retries_count_and_forget),
+        cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_supervisor_restarts_until_clean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
