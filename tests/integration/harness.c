@@ -265,17 +265,33 @@ static mq_conn *mq(void)
     return c;
 }
 
-long queue_ready(const char *queue)
+/* Passive declare: the queue's counts, or -1s if it does not exist. */
+static void queue_counts(const char *queue, long *ready, long *consumers)
 {
     mq_conn *c = mq();
     amqp_queue_declare_ok_t *ok = amqp_queue_declare(
         mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
     char err[512];
-    long n = -1;
-    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), "passive declare", err, sizeof err) == 0)
-        n = (long)ok->message_count;
+    *ready = *consumers = -1;
+    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), "passive declare", err, sizeof err) == 0) {
+        *ready = (long)ok->message_count;
+        *consumers = (long)ok->consumer_count;
+    }
     mq_close(c);
-    return n;
+}
+
+long queue_ready(const char *queue)
+{
+    long ready, consumers;
+    queue_counts(queue, &ready, &consumers);
+    return ready;
+}
+
+long queue_consumers(const char *queue)
+{
+    long ready, consumers;
+    queue_counts(queue, &ready, &consumers);
+    return consumers;
 }
 
 void queues_purge(const char *const sources[], size_t n)
@@ -341,19 +357,6 @@ char *harness_slurp(const char *path)
     if (text)
         text[len] = '\0';
     return text;
-}
-
-long queue_consumers(const char *queue)
-{
-    mq_conn *c = mq();
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
-        mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
-    char err[512];
-    long n = -1;
-    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), "passive declare", err, sizeof err) == 0)
-        n = (long)ok->consumer_count;
-    mq_close(c);
-    return n;
 }
 
 static void copy_bytes(char *out, size_t cap, amqp_bytes_t b)
@@ -449,4 +452,48 @@ int harness_worker_pid(const char *log_path, int worker)
         pid = atoi(p + strlen(needle));
     free(text);
     return pid;
+}
+
+const char *const harness_sources[HARNESS_SOURCES] = {"profiles", "clickstream", "orders",
+                                                      "sensors"};
+
+int harness_group_setup(void **state)
+{
+    (void)state;
+    const char *argv[] = {harness_bin("sluice-setup"), NULL};
+    char err[8192];
+    if (harness_run(argv, err, sizeof err, 60000) != 0) {
+        print_error("sluice-setup failed: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+void harness_reset(void)
+{
+    harness_kill_spawned();
+    pg_exec("TRUNCATE events, ingest_errors, profiles, page_views, orders, sensor_readings");
+    queues_purge(harness_sources, HARNESS_SOURCES);
+}
+
+long harness_backlog(void)
+{
+    long total = 0;
+    for (size_t i = 0; i < HARNESS_SOURCES; i++) {
+        char queue[64];
+        snprintf(queue, sizeof queue, "sluice.q.%s", harness_sources[i]);
+        total += queue_ready(queue);
+    }
+    return total;
+}
+
+void assert_source_queues_empty(void)
+{
+    for (size_t i = 0; i < HARNESS_SOURCES; i++) {
+        char queue[64];
+        snprintf(queue, sizeof queue, "sluice.q.%s", harness_sources[i]);
+        long n = queue_ready(queue);
+        if (n != 0)
+            fail_msg("%s holds %ld messages", queue, n);
+    }
 }

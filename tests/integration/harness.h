@@ -16,6 +16,23 @@
 const char *harness_amqp_url(void);
 const char *harness_pg_dsn(void);
 
+/* The simulated sources of sluice's default source list. */
+#define HARNESS_SOURCES 4
+extern const char *const harness_sources[HARNESS_SOURCES];
+
+/* A cmocka group setup: runs sluice-setup (topology and migrations). */
+int harness_group_setup(void **state);
+
+/* Starts a test from scratch: kills what an earlier failed test left
+ * running, empties the warehouse's tables and the source queues. */
+void harness_reset(void);
+
+/* Ready messages over all source queues. */
+long harness_backlog(void);
+
+/* Fails the test unless every source queue is empty. */
+void assert_source_queues_empty(void);
+
 /* A loopback port for test number n's /metrics, derived from the stack's
  * AMQP port, so test runs against different stacks never collide. Its
  * text form ("27004") is statically allocated, valid for four calls. */
@@ -62,6 +79,9 @@ void pg_text(const char *sql, char *out, size_t cap);
  * exist. */
 long queue_ready(const char *queue);
 
+/* Consumers attached to a queue (AMQP passive declare), -1 if missing. */
+long queue_consumers(const char *queue);
+
 /* Removes every ready message from each sluice.q.<source> of the list. */
 void queues_purge(const char *const sources[], size_t n);
 
@@ -71,9 +91,6 @@ void queue_delete(const char *queue);
 
 /* Empties events and ingest_errors. */
 void warehouse_truncate(void);
-
-/* Consumers attached to a queue (AMQP passive declare), -1 if missing. */
-long queue_consumers(const char *queue);
 
 /* Takes one message from a queue (basic.get, acknowledged). Returns 1 with
  * the body (NUL-terminated, cut to cap) and the text value of header

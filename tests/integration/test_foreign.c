@@ -14,20 +14,10 @@
 
 #define TIMEOUT_MS 120000
 
-static const char *const sources[] = {"profiles", "clickstream", "orders", "sensors"};
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
-    return harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
-}
-
 static int reset(void **state)
 {
     (void)state;
-    warehouse_truncate();
-    queues_purge(sources, 4);
+    harness_reset();
     return 0;
 }
 
@@ -149,5 +139,5 @@ int main(void)
         cmocka_unit_test_setup(test_poison_goes_to_ingest_errors, reset),
         cmocka_unit_test_setup(test_oversize_body_is_recorded, reset),
     };
-    return cmocka_run_group_tests(tests, setup_stack, NULL);
+    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
 }

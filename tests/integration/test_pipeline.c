@@ -14,41 +14,14 @@
 #include "harness.h"
 
 #define PER_SOURCE 25000
-#define SOURCES 4
+#define SOURCES HARNESS_SOURCES
 #define RUN_TIMEOUT_MS (10 * 60 * 1000)
-
-static const char *const sources[SOURCES] = {"profiles", "clickstream", "orders", "sensors"};
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
-    char err[8192];
-    if (harness_run(argv, err, sizeof err, 60000) != 0) {
-        print_error("sluice-setup failed: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
 
 static int reset(void **state)
 {
     (void)state;
-    harness_kill_spawned(); /* anything a failed test before this one left behind */
-    warehouse_truncate();
-    queues_purge(sources, SOURCES);
+    harness_reset();
     return 0;
-}
-
-static void assert_queues_empty(void)
-{
-    for (size_t i = 0; i < SOURCES; i++) {
-        char queue[64];
-        snprintf(queue, sizeof queue, "sluice.q.%s", sources[i]);
-        long n = queue_ready(queue);
-        if (n != 0)
-            fail_msg("%s holds %ld messages", queue, n);
-    }
 }
 
 /* Producer and worker run side by side; the worker drains and stops once
@@ -84,18 +57,18 @@ static void test_four_sources_exactly_once(void **state)
         char sql[256];
         snprintf(sql, sizeof sql,
                  "SELECT count(*) FROM events WHERE source = '%s' AND routing_key = 'src.%s'",
-                 sources[i], sources[i]);
+                 harness_sources[i], harness_sources[i]);
         assert_int_equal(pg_scalar(sql), PER_SOURCE);
     }
     assert_int_equal(pg_scalar("SELECT count(*) FROM ingest_errors"), 0);
     /* The contract's properties arrived: the producer's clock for latency. */
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE produced_at IS NULL"), 0);
-    assert_queues_empty();
+    assert_source_queues_empty();
 
     /* The same seed makes the same events with the same message ids. */
     run_pipeline("2026", log);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), SOURCES * PER_SOURCE);
-    assert_queues_empty();
+    assert_source_queues_empty();
     char *text = harness_slurp(log);
     assert_non_null(strstr(text, "duplicates=25000") ? text : strstr(text, "duplicates=100000"));
     free(text);
@@ -134,5 +107,5 @@ int main(void)
         cmocka_unit_test_setup(test_four_sources_exactly_once, reset),
         cmocka_unit_test_setup(test_warehouse_holds_semi_structured_events, reset),
     };
-    return cmocka_run_group_tests(tests, setup_stack, NULL);
+    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
 }

@@ -16,21 +16,12 @@
 
 #define TIMEOUT_MS (5 * 60 * 1000)
 
-static const char *const sources[] = {"profiles", "clickstream", "orders", "sensors"};
 static char log_path[64];
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
-    return harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
-}
 
 static int reset(void **state)
 {
     (void)state;
-    warehouse_truncate();
-    queues_purge(sources, 4);
+    harness_reset();
     snprintf(log_path, sizeof log_path, "/tmp/sluice-faults-XXXXXX");
     close(mkstemp(log_path));
     return 0;
@@ -66,13 +57,7 @@ static long backlog_wanted;
 static int backlog_reached(void *arg)
 {
     (void)arg;
-    long total = 0;
-    for (size_t i = 0; i < 4; i++) {
-        char queue[64];
-        snprintf(queue, sizeof queue, "sluice.q.%s", sources[i]);
-        total += queue_ready(queue);
-    }
-    return total >= backlog_wanted;
+    return harness_backlog() >= backlog_wanted;
 }
 
 static pid_t start_pool(void)
@@ -171,5 +156,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_postgres_stopped_mid_stream, reset, restore),
         cmocka_unit_test_setup_teardown(test_rabbitmq_restarted_mid_stream, reset, restore),
     };
-    return cmocka_run_group_tests(tests, setup_stack, NULL);
+    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
 }

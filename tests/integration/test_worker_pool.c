@@ -17,22 +17,12 @@
 
 #define TIMEOUT_MS (5 * 60 * 1000)
 
-static const char *const sources[] = {"profiles", "clickstream", "orders", "sensors"};
 static char log_path[64];
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
-    return harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
-}
 
 static int reset(void **state)
 {
     (void)state;
-    warehouse_truncate();
-    pg_exec("TRUNCATE profiles, page_views, orders, sensor_readings");
-    queues_purge(sources, 4);
+    harness_reset();
     while (queue_get("sluice.dead", (char[8]){0}, 8, "x", (char[8]){0}, 8))
         ;
     snprintf(log_path, sizeof log_path, "/tmp/sluice-pool-XXXXXX");
@@ -90,7 +80,7 @@ static int consumers_attached(void *arg)
     (void)arg;
     for (size_t i = 0; i < 4; i++) {
         char queue[64];
-        snprintf(queue, sizeof queue, "sluice.q.%s", sources[i]);
+        snprintf(queue, sizeof queue, "sluice.q.%s", harness_sources[i]);
         if (queue_consumers(queue) != expected_consumers)
             return 0;
     }
@@ -131,11 +121,7 @@ static void assert_exactly(long long n)
 {
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), n);
     assert_int_equal(pg_scalar("SELECT count(DISTINCT msg_id) FROM events"), n);
-    for (size_t i = 0; i < 4; i++) {
-        char queue[64];
-        snprintf(queue, sizeof queue, "sluice.q.%s", sources[i]);
-        assert_int_equal(queue_ready(queue), 0);
-    }
+    assert_source_queues_empty();
 }
 
 static void test_parallel_mode_binds_workers_to_queues(void **state)
@@ -339,5 +325,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_letter_after_bounded_retries, reset, cleanup),
         cmocka_unit_test(test_bad_flags),
     };
-    return cmocka_run_group_tests(tests, setup_stack, NULL);
+    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
 }
