@@ -20,20 +20,15 @@
 #include "supervisor.h"
 #include "worker.h"
 
+/* The pool's own settings, plus each worker's (the table fills `worker`
+ * directly; amqp_urls and pg_dsn are set from the strings after parsing). */
 typedef struct worker_settings {
     char *amqp_url;
     char *pg_dsn;
     char *sources;
     char *mode;
     long workers;
-    long prefetch;
-    long batch_size;
-    long flush_interval_ms;
-    long heartbeat;
-    long max_message_bytes;
-    long max_retries;
-    long stats_interval_ms;
-    long idle_exit_ms;
+    worker_config worker;
     long shutdown_timeout_ms;
     char *metrics_address;
     long metrics_port;
@@ -49,21 +44,21 @@ static const cfg_option worker_options[] = {
      "source queue"},
     {"workers", CFG_INT, offsetof(worker_settings, workers), "1", 1, 256,
      "worker processes: in all (unified) or per source queue (parallel)"},
-    {"prefetch", CFG_INT, offsetof(worker_settings, prefetch), "2000", 1, 65535,
+    {"prefetch", CFG_INT, offsetof(worker_settings, worker.prefetch), "2000", 1, 65535,
      "unacknowledged deliveries per queue and worker (AMQP basic.qos)"},
-    {"batch_size", CFG_INT, offsetof(worker_settings, batch_size), "1000", 1, 100000,
+    {"batch_size", CFG_INT, offsetof(worker_settings, worker.batch_size), "1000", 1, 100000,
      "events per transaction"},
-    {"flush_interval_ms", CFG_INT, offsetof(worker_settings, flush_interval_ms), "50", 1, 60000,
-     "commit a partial batch once its oldest event waited this long"},
-    {"heartbeat", CFG_INT, offsetof(worker_settings, heartbeat), "30", 0, 3600,
+    {"flush_interval_ms", CFG_INT, offsetof(worker_settings, worker.flush_interval_ms), "50", 1,
+     60000, "commit a partial batch once its oldest event waited this long"},
+    {"heartbeat", CFG_INT, offsetof(worker_settings, worker.heartbeat), "30", 0, 3600,
      "AMQP heartbeat in seconds; 0 = off"},
-    {"max_message_bytes", CFG_INT, offsetof(worker_settings, max_message_bytes), "1048576", 2,
-     134217728, "larger bodies go to ingest_errors as too_large"},
-    {"max_retries", CFG_INT, offsetof(worker_settings, max_retries), "5", 1, 1000,
+    {"max_message_bytes", CFG_INT, offsetof(worker_settings, worker.max_message_bytes), "1048576",
+     2, 134217728, "larger bodies go to ingest_errors as too_large"},
+    {"max_retries", CFG_INT, offsetof(worker_settings, worker.max_retries), "5", 1, 1000,
      "attempts to store a message that keeps failing before it goes to sluice.dead"},
-    {"stats_interval_ms", CFG_INT, offsetof(worker_settings, stats_interval_ms), "10000", 0,
+    {"stats_interval_ms", CFG_INT, offsetof(worker_settings, worker.stats_interval_ms), "10000", 0,
      3600000, "log a progress line this often; 0 = never"},
-    {"idle_exit_ms", CFG_INT, offsetof(worker_settings, idle_exit_ms), "0", 0, 86400000,
+    {"idle_exit_ms", CFG_INT, offsetof(worker_settings, worker.idle_exit_ms), "0", 0, 86400000,
      "a worker exits 0 once no event arrived for this long (drain, then stop); 0 = never"},
     {"shutdown_timeout_ms", CFG_INT, offsetof(worker_settings, shutdown_timeout_ms), "30000", 100,
      3600000, "after SIGTERM, kill workers that have not stopped within this time"},
@@ -186,16 +181,9 @@ int main(int argc, char **argv)
     }
     if (rc == CLI_CONTINUE) {
         log_level_parse(s.log_level, &p.level);
-        p.config = (worker_config){.amqp_urls = &urls,
-                                   .pg_dsn = s.pg_dsn,
-                                   .prefetch = s.prefetch,
-                                   .batch_size = s.batch_size,
-                                   .flush_interval_ms = s.flush_interval_ms,
-                                   .heartbeat = s.heartbeat,
-                                   .max_message_bytes = s.max_message_bytes,
-                                   .max_retries = s.max_retries,
-                                   .stats_interval_ms = s.stats_interval_ms,
-                                   .idle_exit_ms = s.idle_exit_ms};
+        p.config = s.worker;
+        p.config.amqp_urls = &urls;
+        p.config.pg_dsn = s.pg_dsn;
         if (plan_children(&p) != 0 || !(p.m = metrics_create(p.children, &p.all_sources))) {
             log_error("out of memory planning the pool");
             rc = EXIT_RUNTIME;
