@@ -128,9 +128,14 @@ static int load_file(const cfg_option *table, void *settings, const char *path, 
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         snprintf(origin, sizeof origin, "%s:%d", path, lineno);
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
+        /* '#' starts a comment at the start of a line or after a blank, so
+         * values such as passwords may still contain it. */
+        for (char *hash = strchr(line, '#'); hash; hash = strchr(hash + 1, '#')) {
+            if (hash == line || isspace((unsigned char)hash[-1])) {
+                *hash = '\0';
+                break;
+            }
+        }
         char *text = trim(line);
         if (*text == '\0')
             continue;

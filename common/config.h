@@ -7,8 +7,9 @@
  * help text, and where it lives in the caller's settings struct. --help is
  * printed from the table, so it cannot drift from what is parsed.
  *
- * Config file syntax: "key = value" lines; '#' starts a comment; blank lines
- * are ignored; keys are the setting names. The file is named by --config
+ * Config file syntax: "key = value" lines; '#' at the start of a line or
+ * after a blank starts a comment; blank lines are ignored; keys are the
+ * setting names. The file is named by --config
  * FILE or SLUICE_CONFIG.
  */
 #ifndef SLUICE_CONFIG_H

@@ -59,7 +59,7 @@ static void test_file_env_flags_in_order(void **state)
     char path[] = "/tmp/sluice-config-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
-    const char text[] = "# comment\nurl = amqp://file/  \n\ncount=20 # trailing\nverbose = yes\n";
+    const char text[] = "# comment\nurl = amqp://u:p#ss@file/  \n\ncount=20 # trailing\nverbose = yes\n";
     assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
     close(fd);
 
@@ -69,6 +69,12 @@ static void test_file_env_flags_in_order(void **state)
     char *argv[] = {"prog", "--config", path, "--url=amqp://flag/"};
     assert_int_equal(parse(&s, 4, argv, err), CFG_OK);
     assert_string_equal(s.url, "amqp://flag/"); /* flag beats file */
+    cfg_free(demo_options, &s);
+
+    /* Without the flag, the file's value stands, '#' inside it kept. */
+    char *argv_file[] = {"prog", "--config", path};
+    assert_int_equal(parse(&s, 3, argv_file, err), CFG_OK);
+    assert_string_equal(s.url, "amqp://u:p#ss@file/");
     assert_int_equal(s.count, 30);              /* env beats file */
     assert_int_equal(s.verbose, 1);             /* file beats default */
     cfg_free(demo_options, &s);
