@@ -1,15 +1,18 @@
 /*
  * registry: the list of source adapters the producer knows. Adding an
- * adapter is one line here.
+ * adapter is one line here (and its name in adapter_names()).
  */
 #include <string.h>
 
 #include "adapter.h"
 
-extern const adapter_class generator_adapter;
+extern const adapter_class generator_adapter, file_adapter, stdin_adapter, http_adapter;
 
 static const adapter_class *const adapters[] = {
     &generator_adapter,
+    &file_adapter,
+    &stdin_adapter,
+    &http_adapter,
 };
 
 const adapter_class *adapter_find(const char *name)
@@ -23,5 +26,5 @@ const adapter_class *adapter_find(const char *name)
 
 const char *adapter_names(void)
 {
-    return "generator";
+    return "generator, file, stdin, http";
 }
