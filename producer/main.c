@@ -115,6 +115,13 @@ typedef struct source_run {
     uint64_t saved_pos;
     int saved;
     int64_t next_checkpoint_us;
+    uint64_t last_put_pos; /* position of the last event put in the hub */
+    int has_put;
+    /* The latest skipped input, and the last event put before it: once
+     * that event is confirmed, everything up to the skip is done with, so
+     * a restart does not report the skipped input again. */
+    uint64_t skip_pos, skip_after;
+    int skip_pending, skip_after_any;
 } source_run;
 
 struct producer {
@@ -139,20 +146,31 @@ struct producer {
  * unless forced, if the interval passed). Called by the adapter's owner. */
 static void save_checkpoint(source_run *r, int force)
 {
-    if (!r->def->adapter->checkpoint || !atomic_load(&r->has_confirmed))
+    if (!r->def->adapter->checkpoint)
         return;
-    uint64_t pos = atomic_load(&r->confirmed_pos);
     int64_t now = mono_us();
-    if ((r->saved && pos == r->saved_pos) || (!force && now < r->next_checkpoint_us))
+    if (!force && now < r->next_checkpoint_us)
+        return;
+    int known = atomic_load(&r->has_confirmed);
+    uint64_t pos = atomic_load(&r->confirmed_pos);
+    int skip_done = r->skip_pending &&
+                    (!r->skip_after_any || (known && pos >= r->skip_after));
+    if (skip_done && (!known || r->skip_pos > pos)) {
+        pos = r->skip_pos;
+        known = 1;
+    }
+    if (!known || (r->saved && pos <= r->saved_pos))
         return;
     char err[1024];
-    if (r->def->adapter->checkpoint(r->state, pos, err, sizeof err) != 0)
-        log_error("checkpoint failed source=%s error=\"%s\"", r->def->name, err);
-    else {
-        r->saved = 1;
-        r->saved_pos = pos;
-    }
     r->next_checkpoint_us = now + r->p->settings->checkpoint_interval_ms * 1000;
+    if (r->def->adapter->checkpoint(r->state, pos, err, sizeof err) != 0) {
+        log_error("checkpoint failed source=%s error=\"%s\"", r->def->name, err);
+        return;
+    }
+    r->saved = 1;
+    r->saved_pos = pos;
+    if (skip_done)
+        r->skip_pending = 0;
 }
 
 static void report_skip(source_run *r, const source_event *ev, const char *reason)
@@ -160,6 +178,10 @@ static void report_skip(source_run *r, const source_event *ev, const char *reaso
     uint64_t total = atomic_fetch_add(&r->skipped, 1) + 1;
     log_warn("input skipped source=%s at=\"%s\" reason=%s bytes=%zu skipped_total=%" PRIu64,
              r->def->name, ev->where ? ev->where : "?", reason, ev->len, total);
+    r->skip_pos = ev->position;
+    r->skip_after = r->last_put_pos;
+    r->skip_after_any = r->has_put;
+    r->skip_pending = 1;
 }
 
 static void *reader_main(void *arg)
@@ -175,6 +197,12 @@ static void *reader_main(void *arg)
         if (r->def->rate > 0) {
             int64_t due = started + (int64_t)(taken * 1000000 / (uint64_t)r->def->rate);
             int64_t wait = due - mono_us();
+            if (wait < -1000000) {
+                /* Held back (backpressure, an outage): go on at the rate
+                 * from now rather than in a burst that catches up. */
+                started -= wait + 1000000;
+                wait = -1000000;
+            }
             if (wait > 0) {
                 sleep_interruptible_ms(wait > 100000 ? 100 : (long)(wait / 1000) + 1);
                 continue;
@@ -210,6 +238,8 @@ static void *reader_main(void *arg)
             break;
         }
         taken++;
+        r->last_put_pos = ev.position;
+        r->has_put = 1;
         atomic_fetch_add(&r->read, 1);
     }
     hub_finish(p->hub, r->index);
@@ -320,6 +350,7 @@ static void run_sources(producer *p)
     int64_t next_progress = p->started_us + s->progress_interval_ms * 1000;
     char err[1024];
     unsigned published = 0;
+    uint64_t last_confirmed = 0, last_taken = 0;
     while (!shutdown_requested && mono_us() < deadline) {
         if (!p->has_pending)
             p->has_pending = hub_take(p->hub, &p->pending, 0);
@@ -342,7 +373,12 @@ static void run_sources(producer *p)
                 break;
         }
         if (s->progress_interval_ms && mono_us() >= next_progress) {
-            log_progress(p, "progress");
+            /* An idle producer does not repeat the same line forever. */
+            const publisher_stats *st = publisher_get_stats(p->pub);
+            if (st->confirmed != last_confirmed || st->taken != last_taken)
+                log_progress(p, "progress");
+            last_confirmed = st->confirmed;
+            last_taken = st->taken;
             next_progress = mono_us() + s->progress_interval_ms * 1000;
         }
     }
