@@ -104,7 +104,9 @@ int hub_put(hub *h, size_t source, const char *body, size_t len, const char *msg
 
     pthread_mutex_lock(&h->mu);
     queue *q = &h->queues[source];
-    while (q->count >= h->capacity && !atomic_load(stop)) {
+    /* Stopped, the reader may use the one spare slot, never more: a
+     * second event would wait for room like any other. */
+    while (q->count >= h->capacity + (atomic_load(stop) ? 1 : 0)) {
         struct timespec ts;
         deadline_in(&ts, 200); /* a stop flag set without hub_wake is still seen */
         pthread_cond_timedwait(&h->not_full, &h->mu, &ts);

@@ -31,10 +31,10 @@ hub *hub_new(size_t nsources, size_t capacity);
 void hub_free(hub *h);
 
 /*
- * Copies one event into source's queue, waiting while it is full. If *stop
- * becomes set while waiting, the event is taken anyway, one over the
- * capacity at most, because a stopping reader must not lose what it has
- * already read (stdin cannot be read again). Returns 0, or -1 if out of
+ * Copies one event into source's queue, waiting while it is full. Once
+ * *stop is set, the queue takes one event over its capacity, because a
+ * stopping reader must not lose the event it has already read (stdin cannot
+ * be read again); it reads no more after that. Returns 0, or -1 if out of
  * memory (not taken).
  */
 int hub_put(hub *h, size_t source, const char *body, size_t len, const char *msg_id,
