@@ -314,6 +314,43 @@ static void test_event_ids(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* The example in config/ is valid: its sections build and every adapter
+ * accepts its settings. */
+static void test_example_config(void **state)
+{
+    (void)state;
+    char *argv[] = {"prog", "--config", SLUICE_SOURCE_DIR "/config/producer.conf", NULL};
+    cfg_sections secs;
+    source_defs defs;
+    char err[512], dir[] = "/tmp/sluice-unit-state-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    if (cfg_read_sections(3, argv, &secs, err, sizeof err) != 0 ||
+        source_defs_build(&secs, "", "generator", 0, "", &defs, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(defs.count, 4);
+    setenv("ORDERS_API_TOKEN", "example", 1);
+    atomic_int stop = 0;
+    for (size_t i = 0; i < defs.count; i++) {
+        source_def *d = &defs.items[i];
+        if (strcmp(d->adapter->name, "stdin") == 0)
+            continue; /* would read this test's stdin; it has no settings */
+        source_spec spec = {.name = d->name, .settings = d->settings, .nsettings = d->nsettings,
+                            .used = d->used, .file = secs.path, .line = d->line,
+                            .state_dir = dir, .stop = &stop};
+        void *st = NULL;
+        if (d->adapter->open(&st, &spec, err, sizeof err) != 0 ||
+            spec_check_unused(&spec, d->adapter->name, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        d->adapter->close(st);
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/app_log.offset", dir);
+    unlink(path);
+    rmdir(dir);
+    source_defs_free(&defs);
+    cfg_sections_free(&secs);
+}
+
 static int remove_config(void **state)
 {
     (void)state;
@@ -333,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_hub_backpressure),
         cmocka_unit_test(test_hub_stop_keeps_event),
         cmocka_unit_test(test_event_ids),
+        cmocka_unit_test(test_example_config),
     };
     return cmocka_run_group_tests(tests, NULL, remove_config);
 }
