@@ -26,13 +26,13 @@ typedef struct source_spec {
     const char *name;          /* source name: routing key src.<name> */
     const cfg_entry *settings; /* the section's lines; owned by the producer */
     size_t nsettings;
-    unsigned char *used;       /* one flag per setting, set by spec_get* */
-    const char *file;          /* config file, for messages; NULL if none */
-    int line;                  /* of the section header; 0 if none */
-    uint64_t default_seed;     /* --seed */
-    uint64_t default_count;    /* --count */
-    const char *state_dir;     /* where adapters keep checkpoints */
-    const atomic_int *stop;    /* set when the producer stops reading */
+    unsigned char *used;    /* one flag per setting, set by spec_get* */
+    const char *file;       /* config file, for messages; NULL if none */
+    int line;               /* of the section header; 0 if none */
+    uint64_t default_seed;  /* --seed */
+    uint64_t default_count; /* --count */
+    const char *state_dir;  /* where adapters keep checkpoints */
+    const atomic_int *stop; /* set when the producer stops reading */
 } source_spec;
 
 /* One event handed out by next(). body, msg_id and where point into memory
@@ -40,9 +40,9 @@ typedef struct source_spec {
 typedef struct source_event {
     const char *body;
     size_t len;
-    const char *msg_id;   /* stable: the same event read again gets the same id */
-    uint64_t position;    /* for checkpoint(): the source's position after this event */
-    const char *where;    /* for messages: "line 12", "item 3 of response 7" */
+    const char *msg_id;      /* stable: the same event read again gets the same id */
+    uint64_t position;       /* for checkpoint(): the source's position after this event */
+    const char *where;       /* for messages: "line 12", "item 3 of response 7" */
     const char *skip_reason; /* non-NULL: unusable input ("line_too_long"), which the
                                 producer reports with `where`, counts and skips */
 } source_event;
@@ -86,13 +86,13 @@ const char *spec_next(const source_spec *spec, const char *key, size_t *iter);
 
 /* An integer setting in [min, max], `def` if absent. Returns 0, or -1 with
  * err naming file:line, source and setting. */
-int spec_get_long(const source_spec *spec, const char *key, long def, long min, long max,
-                  long *out, char *err, size_t errlen);
+int spec_get_long(const source_spec *spec, const char *key, long def, long min, long max, long *out,
+                  char *err, size_t errlen);
 
 /* Writes "file:line: source NAME: " for setting `key` (or the section
  * when key is NULL or absent) followed by the formatted text into err. */
-void spec_error(const source_spec *spec, const char *key, char *err, size_t errlen,
-                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void spec_error(const source_spec *spec, const char *key, char *err, size_t errlen, const char *fmt,
+                ...) __attribute__((format(printf, 5, 6)));
 
 /* Returns 0 if every setting was read by the adapter, else -1 with err
  * naming the first unknown one. */

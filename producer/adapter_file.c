@@ -127,8 +127,9 @@ static int read_checkpoint(file_state *f, saved *sv, char *err, size_t errlen)
                  strerror(errno));
         return -1;
     }
-    int n = fscanf(in, "confirmed %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " current %" SCNu64
-                       " %" SCNu64 " %" SCNu64,
+    int n = fscanf(in,
+                   "confirmed %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " current %" SCNu64
+                   " %" SCNu64 " %" SCNu64,
                    &sv->c_serial, &sv->c_dev, &sv->c_ino, &sv->c_off, &sv->k_serial, &sv->k_dev,
                    &sv->k_ino);
     fclose(in);
@@ -224,10 +225,10 @@ static int resume(file_state *f, const saved *sv, int start_at_end, char *err, s
         f->confirmed_dev = (dev_t)sv->c_dev;
         f->confirmed_ino = (ino_t)sv->c_ino;
         f->confirmed_off = sv->c_off;
-        int same_as_current = exists && (uint64_t)st.st_dev == sv->k_dev &&
-                              (uint64_t)st.st_ino == sv->k_ino;
-        int same_as_confirmed = exists && (uint64_t)st.st_dev == sv->c_dev &&
-                                (uint64_t)st.st_ino == sv->c_ino;
+        int same_as_current =
+            exists && (uint64_t)st.st_dev == sv->k_dev && (uint64_t)st.st_ino == sv->k_ino;
+        int same_as_confirmed =
+            exists && (uint64_t)st.st_dev == sv->c_dev && (uint64_t)st.st_ino == sv->c_ino;
         if (sv->k_serial > sv->c_serial) {
             /* A rotation or truncation after the last confirmed line: start
              * the current generation over, with the ids it had. */
@@ -306,16 +307,16 @@ fail:
 }
 
 /* Fills ev for a line; returns 1 for an event or a skip, 0 for a blank. */
-static int make_event(file_state *f, line_result r, const char *line, size_t len,
-                      size_t consumed, source_event *ev)
+static int make_event(file_state *f, line_result r, const char *line, size_t len, size_t consumed,
+                      source_event *ev)
 {
     uint64_t start = f->line_off;
     f->line_off += consumed;
     f->lineno++;
     memset(ev, 0, sizeof *ev);
-    snprintf(f->where, sizeof f->where, "line %" PRIu64 " (byte %" PRIu64 ", generation %" PRIu64
-                                        ")",
-             f->lineno, start, current(f)->serial);
+    snprintf(f->where, sizeof f->where,
+             "line %" PRIu64 " (byte %" PRIu64 ", generation %" PRIu64 ")", f->lineno, start,
+             current(f)->serial);
     ev->where = f->where;
     ev->position = current(f)->base + f->line_off;
     if (r == LINE_TOO_LONG) {

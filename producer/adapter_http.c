@@ -67,8 +67,8 @@ typedef struct http_state {
     int too_large;
     http_format shape; /* of the current response */
     json_array_iter items;
-    size_t line_pos;   /* ndjson: next line start */
-    int have_items;    /* items left to hand out */
+    size_t line_pos; /* ndjson: next line start */
+    int have_items;  /* items left to hand out */
     uint64_t response_no, item_no, position;
 
     char etag[512];
@@ -242,8 +242,8 @@ static int http_open(void **state, const source_spec *spec, char *err, size_t er
     }
     if (spec_get_long(spec, "interval_ms", 5000, 10, 86400000, &h->interval_ms, err, errlen) ||
         spec_get_long(spec, "timeout_ms", 10000, 100, 3600000, &h->timeout_ms, err, errlen) ||
-        spec_get_long(spec, "connect_timeout_ms", 5000, 100, 3600000, &h->connect_timeout_ms,
-                      err, errlen) ||
+        spec_get_long(spec, "connect_timeout_ms", 5000, 100, 3600000, &h->connect_timeout_ms, err,
+                      errlen) ||
         spec_get_long(spec, "retry_base_ms", 500, 1, 3600000, &h->retry_base_ms, err, errlen) ||
         spec_get_long(spec, "retry_max_ms", 30000, 1, 86400000, &h->retry_max_ms, err, errlen) ||
         spec_get_long(spec, "max_response_bytes", 67108864, 1024, 1L << 34, &max_response, err,
@@ -479,8 +479,8 @@ static adapter_result http_next(void *state, source_event *ev, char *err, size_t
     }
     h->next_poll_us = mono_us() + (int64_t)h->interval_ms * 1000;
     if (h->failures)
-        log_info("http source recovered source=%s url=%s after_failures=%u", h->name,
-                 h->safe_url, h->failures);
+        log_info("http source recovered source=%s url=%s after_failures=%u", h->name, h->safe_url,
+                 h->failures);
     h->failures = 0;
     if (status == 304)
         return ADAPTER_IDLE;

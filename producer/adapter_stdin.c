@@ -55,8 +55,7 @@ static int stdin_open(void **state, const source_spec *spec, char *err, size_t e
 
 /* Fills ev from a line result; returns 1 if it is something to hand out
  * (an event or a skip), 0 for a blank line. */
-static int make_event(stdin_state *s, line_result r, const char *line, size_t len,
-                      source_event *ev)
+static int make_event(stdin_state *s, line_result r, const char *line, size_t len, source_event *ev)
 {
     s->lineno++;
     snprintf(s->where, sizeof s->where, "line %llu", (unsigned long long)s->lineno);

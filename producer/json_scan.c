@@ -156,22 +156,37 @@ static long decode_string(const char *s, size_t len, char *out, size_t cap)
         if (++i + 1 >= len)
             return -1;
         switch (s[i]) {
-        case '"': out[n++] = '"'; break;
-        case '\\': out[n++] = '\\'; break;
-        case '/': out[n++] = '/'; break;
-        case 'b': out[n++] = '\b'; break;
-        case 'f': out[n++] = '\f'; break;
-        case 'n': out[n++] = '\n'; break;
-        case 'r': out[n++] = '\r'; break;
-        case 't': out[n++] = '\t'; break;
+        case '"':
+            out[n++] = '"';
+            break;
+        case '\\':
+            out[n++] = '\\';
+            break;
+        case '/':
+            out[n++] = '/';
+            break;
+        case 'b':
+            out[n++] = '\b';
+            break;
+        case 'f':
+            out[n++] = '\f';
+            break;
+        case 'n':
+            out[n++] = '\n';
+            break;
+        case 'r':
+            out[n++] = '\r';
+            break;
+        case 't':
+            out[n++] = '\t';
+            break;
         case 'u': {
             unsigned cp, lo;
             if (read_hex4(s, len, i + 1, &cp) != 0)
                 return -1;
             i += 4;
-            if (cp >= 0xd800 && cp < 0xdc00 && i + 2 < len && s[i + 1] == '\\' &&
-                s[i + 2] == 'u' && read_hex4(s, len, i + 3, &lo) == 0 && lo >= 0xdc00 &&
-                lo < 0xe000) {
+            if (cp >= 0xd800 && cp < 0xdc00 && i + 2 < len && s[i + 1] == '\\' && s[i + 2] == 'u' &&
+                read_hex4(s, len, i + 3, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000) {
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                 i += 6;
             }

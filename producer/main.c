@@ -79,10 +79,10 @@ static const cfg_option producer_options[] = {
      "AMQP heartbeat in seconds; 0 = off"},
     {"shutdown_timeout_ms", CFG_INT, offsetof(producer_settings, shutdown_timeout_ms), "30000", 0,
      3600000, "how long to wait for outstanding confirms when stopping"},
-    {"checkpoint_interval_ms", CFG_INT, offsetof(producer_settings, checkpoint_interval_ms),
-     "1000", 10, 3600000, "how often confirmed positions are saved (file adapter)"},
-    {"progress_interval_ms", CFG_INT, offsetof(producer_settings, progress_interval_ms), "1000",
-     0, 3600000, "log a progress line this often; 0 = never"},
+    {"checkpoint_interval_ms", CFG_INT, offsetof(producer_settings, checkpoint_interval_ms), "1000",
+     10, 3600000, "how often confirmed positions are saved (file adapter)"},
+    {"progress_interval_ms", CFG_INT, offsetof(producer_settings, progress_interval_ms), "1000", 0,
+     3600000, "log a progress line this often; 0 = never"},
     {"max_message_bytes", CFG_INT, offsetof(producer_settings, max_message_bytes), "1048576", 2,
      134217728, "largest event body published; larger ones are reported and skipped"},
     {"state_dir", CFG_STRING, offsetof(producer_settings, state_dir), ".", 0, 0,
@@ -153,8 +153,7 @@ static void save_checkpoint(source_run *r, int force)
         return;
     int known = atomic_load(&r->has_confirmed);
     uint64_t pos = atomic_load(&r->confirmed_pos);
-    int skip_done = r->skip_pending &&
-                    (!r->skip_after_any || (known && pos >= r->skip_after));
+    int skip_done = r->skip_pending && (!r->skip_after_any || (known && pos >= r->skip_after));
     if (skip_done && (!known || r->skip_pos > pos)) {
         pos = r->skip_pos;
         known = 1;
@@ -411,8 +410,7 @@ static int drain(producer *p)
         if (publisher_outstanding(p->pub) == 0)
             break;
         long left_ms = (long)((deadline - mono_us()) / 1000);
-        int rc = p->conn ? publisher_drain(p->pub, left_ms > 0 ? left_ms : 1, err, sizeof err)
-                         : -1;
+        int rc = p->conn ? publisher_drain(p->pub, left_ms > 0 ? left_ms : 1, err, sizeof err) : -1;
         if (rc == -1) {
             log_warn("connection lost while draining error=\"%s\"",
                      p->conn ? err : "not connected");
@@ -499,8 +497,8 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "producer", s.log_level);
     if (rc == CLI_CONTINUE && (cfg_read_sections(argc, argv, &sections, err, sizeof err) != 0 ||
-                               source_defs_build(&sections, s.sources, s.adapter, s.rate,
-                                                 s.source, &defs, err, sizeof err) != 0)) {
+                               source_defs_build(&sections, s.sources, s.adapter, s.rate, s.source,
+                                                 &defs, err, sizeof err) != 0)) {
         fprintf(stderr, "%s: %s\n", program, err);
         rc = EXIT_USAGE;
     }

@@ -48,8 +48,8 @@ const char *spec_next(const source_spec *spec, const char *key, size_t *iter)
     return NULL;
 }
 
-void spec_error(const source_spec *spec, const char *key, char *err, size_t errlen,
-                const char *fmt, ...)
+void spec_error(const source_spec *spec, const char *key, char *err, size_t errlen, const char *fmt,
+                ...)
 {
     const cfg_entry *e = key ? find(spec, key, NULL) : NULL;
     int line = e ? e->line : spec->line;
@@ -66,8 +66,8 @@ void spec_error(const source_spec *spec, const char *key, char *err, size_t errl
     va_end(ap);
 }
 
-int spec_get_long(const source_spec *spec, const char *key, long def, long min, long max,
-                  long *out, char *err, size_t errlen)
+int spec_get_long(const source_spec *spec, const char *key, long def, long min, long max, long *out,
+                  char *err, size_t errlen)
 {
     const char *v = spec_get(spec, key);
     if (!v) {
@@ -89,8 +89,8 @@ int spec_check_unused(const source_spec *spec, const char *adapter, char *err, s
 {
     for (size_t i = 0; i < spec->nsettings; i++) {
         if (!spec->used[i]) {
-            spec_error(spec, spec->settings[i].key, err, errlen,
-                       "adapter %s has no setting '%s'", adapter, spec->settings[i].key);
+            spec_error(spec, spec->settings[i].key, err, errlen, "adapter %s has no setting '%s'",
+                       adapter, spec->settings[i].key);
             return -1;
         }
     }

@@ -169,6 +169,20 @@ int source_defs_build(const cfg_sections *sections, const char *flat_sources,
         keep_only(out, only, sections->count ? sections->path : "the sources setting", err,
                   errlen) != 0)
         goto fail;
+    /* Two readers of one standard input would split its lines between them. */
+    const source_def *stdin_source = NULL;
+    for (size_t i = 0; i < out->count; i++) {
+        if (strcmp(out->items[i].adapter->name, "stdin") != 0)
+            continue;
+        if (stdin_source) {
+            snprintf(err, errlen,
+                     "sources %s and %s both read stdin: run them in separate processes "
+                     "(--source NAME)",
+                     stdin_source->name, out->items[i].name);
+            goto fail;
+        }
+        stdin_source = &out->items[i];
+    }
     strlist_free(&names);
     return 0;
 fail:

@@ -25,8 +25,8 @@ typedef struct source_def {
     long rate;                 /* events/s; 0 = no limit */
     const cfg_entry *settings; /* the adapter's lines; point into the cfg_sections */
     size_t nsettings;
-    unsigned char *used;       /* one flag per setting, for spec_check_unused */
-    int line;                  /* of the section header; 0 for flat settings */
+    unsigned char *used; /* one flag per setting, for spec_check_unused */
+    int line;            /* of the section header; 0 for flat settings */
 } source_def;
 
 typedef struct source_defs {

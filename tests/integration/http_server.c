@@ -48,12 +48,18 @@ static path_record *record_locked(http_server *s, const char *path)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 304: return "Not Modified";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 304:
+        return "Not Modified";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 

@@ -69,7 +69,7 @@ static void append_file(const char *path, const char *text)
 static pid_t start_worker(const char *log)
 {
     const char *argv[] = {harness_bin("sluice-worker"), "--sources", SOURCE_LIST,
-                          "--flush-interval-ms", "20", NULL};
+                          "--flush-interval-ms",        "20",        NULL};
     return harness_spawn(argv, log);
 }
 
@@ -359,8 +359,8 @@ static void test_stdin_source(void **state)
 
     /* The same input again: the same message ids, nothing new stored. */
     assert_int_equal(harness_run(argv, err, sizeof err, TIMEOUT_MS), 0);
-    const char *worker[] = {harness_bin("sluice-worker"), "--sources", SOURCE_LIST,
-                            "--idle-exit-ms", "1500", NULL};
+    const char *worker[] = {
+        harness_bin("sluice-worker"), "--sources", SOURCE_LIST, "--idle-exit-ms", "1500", NULL};
     assert_int_equal(harness_run(worker, err, sizeof err, TIMEOUT_MS), 0);
     assert_int_equal(source_count("s_pipe"), 3001);
     assert_int_equal(pg_scalar("SELECT count(DISTINCT (payload->>'seq')::int) FROM events "
@@ -462,8 +462,7 @@ static void test_file_follow_rotate_truncate(void **state)
     assert_int_equal(pg_scalar("SELECT count(DISTINCT (payload->>'seq')::int) FROM events "
                                "WHERE source = 'f_log' AND (payload->>'seq')::int < 340"),
                      340);
-    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload->>'stage' = 'split'"),
-                     1);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload->>'stage' = 'split'"), 1);
     char *text = harness_slurp(log);
     assert_non_null(strstr(text, "source=f_log at=\"line 152 (byte"));
     assert_non_null(strstr(text, "reason=not_an_object"));
@@ -509,8 +508,8 @@ static void test_file_sigkill_restart(void **state)
     append_seq(path, 0, 20000, "bulk");
 
     pid_t worker = start_worker(log);
-    const char *argv[] = {harness_bin("sluice-producer"), "--config", config, "--rate", "4000",
-                          NULL};
+    const char *argv[] = {
+        harness_bin("sluice-producer"), "--config", config, "--rate", "4000", NULL};
     pid_t producer = harness_spawn(argv, log);
     wait_count(FILE_COUNT, 3000, log);
     kill(producer, SIGKILL);

@@ -47,8 +47,7 @@ static void items(const char *text, char *out, size_t cap)
     size_t len;
     int rc;
     while ((rc = json_array_next(&it, &item, &len)) == 1)
-        snprintf(out + strlen(out), cap - strlen(out), "%s%.*s", out[0] ? "|" : "", (int)len,
-                 item);
+        snprintf(out + strlen(out), cap - strlen(out), "%s%.*s", out[0] ? "|" : "", (int)len, item);
     if (rc < 0)
         snprintf(out + strlen(out), cap - strlen(out), "%sERR", out[0] ? "|" : "");
 }

@@ -83,7 +83,7 @@ static void test_sections(void **state)
     cfg_sections_free(&secs);
 
     /* Distributed mode keeps one. */
-    assert_int_equal(build("[source a]\nadapter = stdin\n[source b]\nadapter = stdin\n", "b",
+    assert_int_equal(build("[source a]\nadapter = stdin\n[source b]\nadapter = generator\n", "b",
                            &secs, &defs, err, sizeof err),
                      0);
     assert_int_equal(defs.count, 1);
@@ -117,6 +117,8 @@ static void test_section_errors(void **state)
         {"[source a]\nadapter stdin\n", "", ":2: expected 'key = value'"},
         {"[source a]\nadapter = stdin\nrate = fast\n", "", ":3: source a: rate must be"},
         {"[source a]\nadapter = stdin\n", "z", "--source z is not one of the sources of"},
+        {"[source a]\nadapter = stdin\n[source b]\nadapter = stdin\n", "",
+         "sources a and b both read stdin"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cfg_sections secs;
@@ -334,9 +336,14 @@ static void test_example_config(void **state)
         source_def *d = &defs.items[i];
         if (strcmp(d->adapter->name, "stdin") == 0)
             continue; /* would read this test's stdin; it has no settings */
-        source_spec spec = {.name = d->name, .settings = d->settings, .nsettings = d->nsettings,
-                            .used = d->used, .file = secs.path, .line = d->line,
-                            .state_dir = dir, .stop = &stop};
+        source_spec spec = {.name = d->name,
+                            .settings = d->settings,
+                            .nsettings = d->nsettings,
+                            .used = d->used,
+                            .file = secs.path,
+                            .line = d->line,
+                            .state_dir = dir,
+                            .stop = &stop};
         void *st = NULL;
         if (d->adapter->open(&st, &spec, err, sizeof err) != 0 ||
             spec_check_unused(&spec, d->adapter->name, err, sizeof err) != 0)
