@@ -150,9 +150,10 @@ static void new_generation(file_state *f, uint64_t serial, const struct stat *st
     if (f->ngens > 0)
         base = current(f)->base + f->line_off + 1; /* above every earlier position */
     if (f->ngens == MAX_GENERATIONS) {
-        /* Keep the oldest: it may hold the next confirmed position. Merging
-         * two middle ones is harmless: their positions map to the later. */
-        memmove(&f->gens[1], &f->gens[2], (MAX_GENERATIONS - 2) * sizeof *f->gens);
+        /* Confirms lag many rotations behind: forget the oldest. Its
+         * positions can then no longer be checkpointed, which only delays
+         * the checkpoint until a position of a later generation comes. */
+        memmove(&f->gens[0], &f->gens[1], (MAX_GENERATIONS - 1) * sizeof *f->gens);
         f->ngens--;
     }
     generation *g = &f->gens[f->ngens++];
@@ -385,6 +386,12 @@ static int check_file(file_state *f, char *err, size_t errlen)
         f->fd = fd;
         current(f)->dev = path_st.st_dev;
         current(f)->ino = path_st.st_ino;
+        if (f->confirmed_serial == current(f)->serial && f->confirmed_ino == 0) {
+            /* Nothing of it is confirmed yet: the confirmed position is its
+             * start, which a restart must recognise as this file. */
+            f->confirmed_dev = path_st.st_dev;
+            f->confirmed_ino = path_st.st_ino;
+        }
         log_info("file appeared source=%s path=%s", f->name, f->path);
         return write_checkpoint(f, err, errlen) == 0 ? 1 : -1;
     }
@@ -443,6 +450,8 @@ static adapter_result file_next(void *state, source_event *ev, char *err, size_t
 static int file_checkpoint(void *state, uint64_t position, char *err, size_t errlen)
 {
     file_state *f = state;
+    if (position < f->gens[0].base)
+        return 0; /* in a generation forgotten (see new_generation) */
     size_t g = f->ngens;
     while (g > 1 && f->gens[g - 1].base > position)
         g--;
