@@ -26,13 +26,13 @@ typedef struct source_spec {
     const char *name;          /* source name: routing key src.<name> */
     const cfg_entry *settings; /* the section's lines; owned by the producer */
     size_t nsettings;
-    unsigned char *used;    /* one flag per setting, set by spec_get* */
-    const char *file;       /* config file, for messages; NULL if none */
-    int line;               /* of the section header; 0 if none */
-    uint64_t default_seed;  /* --seed */
-    uint64_t default_count; /* --count */
-    const char *state_dir;  /* where adapters keep checkpoints */
-    const atomic_int *stop; /* set when the producer stops reading */
+    unsigned char *used;        /* one flag per setting, set by spec_get* */
+    const char *file;           /* config file, for messages; NULL if none */
+    int line;                   /* of the section header; 0 if none */
+    uint64_t default_seed;      /* --seed */
+    uint64_t default_count;     /* --count */
+    const char *checkpoint_dir; /* where adapters keep checkpoints */
+    const atomic_int *stop;     /* set when the producer stops reading */
 } source_spec;
 
 /* One event handed out by next(). body, msg_id and where point into memory

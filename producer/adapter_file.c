@@ -3,7 +3,7 @@
  * `tail -F`, one event per non-blank line, across appends, rotation (the
  * file renamed away and a new one created at the path) and truncation.
  *
- * Settings: path (required), checkpoint (default <state_dir>/<source>.offset),
+ * Settings: path (required), checkpoint (default <checkpoint_dir>/<source>.offset),
  * poll_ms (how often to look for new data at end of file, default 200),
  * start_at (beginning or end, used when there is no checkpoint yet),
  * max_line_bytes.
@@ -287,7 +287,7 @@ static int file_open(void **state, const source_spec *spec, char *err, size_t er
     if (checkpoint)
         snprintf(cp, sizeof cp, "%s", checkpoint);
     else
-        snprintf(cp, sizeof cp, "%s/%s.offset", spec->state_dir, spec->name);
+        snprintf(cp, sizeof cp, "%s/%s.offset", spec->checkpoint_dir, spec->name);
     f->checkpoint_path = strdup(cp);
     saved sv;
     if (!f->path || !f->checkpoint_path || linebuf_init(&f->lb, (size_t)max_line) != 0) {

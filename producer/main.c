@@ -51,7 +51,7 @@ typedef struct producer_settings {
     long checkpoint_interval_ms;
     long progress_interval_ms;
     long max_message_bytes;
-    char *state_dir;
+    char *checkpoint_dir;
     char *log_level;
 } producer_settings;
 
@@ -85,8 +85,8 @@ static const cfg_option producer_options[] = {
      3600000, "log a progress line this often; 0 = never"},
     {"max_message_bytes", CFG_INT, offsetof(producer_settings, max_message_bytes), "1048576", 2,
      134217728, "largest event body published; larger ones are reported and skipped"},
-    {"state_dir", CFG_STRING, offsetof(producer_settings, state_dir), ".", 0, 0,
-     "directory of the adapters' checkpoints (file: <state_dir>/<source>.offset)"},
+    {"checkpoint_dir", CFG_STRING, offsetof(producer_settings, checkpoint_dir), ".", 0, 0,
+     "directory of the adapters' checkpoints (file: <checkpoint_dir>/<source>.offset)"},
     SETTING_LOG_LEVEL(producer_settings),
     CFG_END,
 };
@@ -455,7 +455,7 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
                                 .line = d->line,
                                 .default_seed = (uint64_t)s->seed,
                                 .default_count = (uint64_t)s->count,
-                                .state_dir = s->state_dir,
+                                .checkpoint_dir = s->checkpoint_dir,
                                 .stop = &p->stop};
         char err[1024];
         if (d->adapter->open(&r->state, &r->spec, err, sizeof err) != 0 ||

@@ -29,8 +29,12 @@ static void *open_adapter(void)
     entries[0] = (cfg_entry){"path", path, 2};
     entries[1] = (cfg_entry){"checkpoint", checkpoint, 3};
     entries[2] = (cfg_entry){"poll_ms", "10", 4};
-    source_spec spec = {.name = "f", .settings = entries, .nsettings = 3, .used = used,
-                        .state_dir = dir, .stop = &stop};
+    source_spec spec = {.name = "f",
+                        .settings = entries,
+                        .nsettings = 3,
+                        .used = used,
+                        .checkpoint_dir = dir,
+                        .stop = &stop};
     void *state = NULL;
     char err[512];
     if (adapter_find("file")->open(&state, &spec, err, sizeof err) != 0)

@@ -342,7 +342,7 @@ static void test_example_config(void **state)
                             .used = d->used,
                             .file = secs.path,
                             .line = d->line,
-                            .state_dir = dir,
+                            .checkpoint_dir = dir,
                             .stop = &stop};
         void *st = NULL;
         if (d->adapter->open(&st, &spec, err, sizeof err) != 0 ||
