@@ -25,6 +25,7 @@ typedef struct path_record {
 
 struct http_server {
     int fd, port, stopping;
+    int active; /* connection threads still running; guarded by mu */
     pthread_t thread;
     pthread_mutex_t mu;
     http_route_fn route;
@@ -66,7 +67,7 @@ static const char *reason(int status)
 static void write_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL); /* the client may have given up */
         if (w <= 0)
             return;
         p += w;
@@ -125,6 +126,24 @@ static void serve(http_server *s, int fd)
         write_all(fd, body, strlen(body));
 }
 
+typedef struct connection {
+    http_server *s;
+    int fd;
+} connection;
+
+static void *connection_main(void *arg)
+{
+    connection *c = arg;
+    serve(c->s, c->fd);
+    shutdown(c->fd, SHUT_WR);
+    close(c->fd);
+    pthread_mutex_lock(&c->s->mu);
+    c->s->active--;
+    pthread_mutex_unlock(&c->s->mu);
+    free(c);
+    return NULL;
+}
+
 static void *accept_loop(void *arg)
 {
     http_server *s = arg;
@@ -132,12 +151,28 @@ static void *accept_loop(void *arg)
         struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
         if (poll(&pfd, 1, 100) <= 0)
             continue;
-        int c = accept(s->fd, NULL, NULL);
-        if (c < 0)
+        int fd = accept(s->fd, NULL, NULL);
+        if (fd < 0)
             continue;
-        serve(s, c);
-        shutdown(c, SHUT_WR);
-        close(c);
+        connection *c = malloc(sizeof *c);
+        pthread_t t;
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        *c = (connection){s, fd};
+        pthread_mutex_lock(&s->mu);
+        s->active++;
+        pthread_mutex_unlock(&s->mu);
+        if (pthread_create(&t, NULL, connection_main, c) != 0) {
+            pthread_mutex_lock(&s->mu);
+            s->active--;
+            pthread_mutex_unlock(&s->mu);
+            close(fd);
+            free(c);
+            continue;
+        }
+        pthread_detach(t);
     }
     return NULL;
 }
@@ -201,6 +236,14 @@ void http_server_stop(http_server *s)
         return;
     __atomic_store_n(&s->stopping, 1, __ATOMIC_SEQ_CST);
     pthread_join(s->thread, NULL);
+    for (;;) { /* connection threads are detached: wait for them to end */
+        pthread_mutex_lock(&s->mu);
+        int active = s->active;
+        pthread_mutex_unlock(&s->mu);
+        if (active == 0)
+            break;
+        usleep(10000);
+    }
     close(s->fd);
     for (size_t i = 0; i < s->npaths; i++)
         free(s->paths[i].headers);

@@ -21,10 +21,10 @@
 
 #define TIMEOUT_MS 120000
 
-static const char *const sources[] = {"h_array", "h_wrapped", "h_ndjson", "h_flaky",
-                                      "h_auth",  "h_missing", "f_log",    "s_pipe"};
+static const char *const sources[] = {"h_array",   "h_wrapped", "h_ndjson", "h_flaky", "h_auth",
+                                      "h_missing", "h_slow",    "f_log",    "s_pipe"};
 #define NSOURCES (sizeof sources / sizeof *sources)
-#define SOURCE_LIST "h_array,h_wrapped,h_ndjson,h_flaky,h_auth,h_missing,f_log,s_pipe"
+#define SOURCE_LIST "h_array,h_wrapped,h_ndjson,h_flaky,h_auth,h_missing,h_slow,f_log,s_pipe"
 
 static char workdir[] = "/tmp/sluice-adapters-XXXXXX";
 
@@ -169,6 +169,10 @@ static void route(const http_request *req, http_response *resp)
             return;
         }
         resp->body = "[{\"n\":1,\"k\":\"flaky\"}]";
+    } else if (strcmp(req->path, "/slow") == 0) {
+        if (req->hit == 1)
+            usleep(4000000); /* beyond the source's timeout_ms */
+        resp->body = "[{\"n\":1,\"k\":\"slow\"}]";
     } else if (strcmp(req->path, "/auth") == 0) {
         if (!strstr(req->headers, "Authorization: Bearer s3cret-token")) {
             resp->status = 401;
@@ -216,8 +220,10 @@ static void write_http_config(const char *path, int port)
              "interval_ms = 100\nheader = Authorization: Bearer ${SLUICE_TEST_API_TOKEN}\n"
              "header = X-Client: sluice-test\n"
              "[source h_missing]\nadapter = http\nurl = http://127.0.0.1:%d/missing\n"
-             "interval_ms = 100\n",
-             port, port, port, port, port, port);
+             "interval_ms = 100\n"
+             "[source h_slow]\nadapter = http\nurl = http://127.0.0.1:%d/slow\n"
+             "interval_ms = 100\ntimeout_ms = 2500\nretry_base_ms = 50\n",
+             port, port, port, port, port, port, port);
     write_file(path, text);
 }
 
@@ -246,7 +252,12 @@ static void test_http_sources(void **state)
     const char *argv[] = {harness_bin("sluice-producer"), "--config", config, NULL};
     pid_t producer = harness_spawn(argv, log);
 
+    /* The others are stored while h_slow's first request still hangs (it
+     * times out after 2.5 s, then is retried). */
     wait_count("SELECT count(*) FROM events WHERE source LIKE 'h\\_%'", 2 + 3 + 2 + 1 + 1, log);
+    assert_int_equal(http_server_hits(server, "/slow"), 1);
+    assert_int_equal(source_count("h_slow"), 0);
+    wait_count("SELECT count(*) FROM events WHERE source = 'h_slow'", 1, log);
     /* Several polls each, answered 304 once the validators are known. */
     hits_query want[] = {{"/array", 3}, {"/wrapped", 3}, {"/ndjson", 3}, {"/flaky", 4}};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
@@ -289,6 +300,8 @@ static void test_http_sources(void **state)
                                  "reason=invalid_json"));
     assert_non_null(strstr(text, "source=h_flaky"));
     assert_non_null(strstr(text, "error=\"HTTP 503\""));
+    assert_non_null(strstr(text, "source=h_slow url=http://127.0.0.1:"));
+    assert_non_null(strstr(text, "error=\"Timeout was reached\""));
     assert_non_null(strstr(text, "source failed source=h_missing error=\"source h_missing: GET "
                                  "http://127.0.0.1:"));
     assert_non_null(strstr(text, "answered HTTP 404"));
