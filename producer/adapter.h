@@ -36,7 +36,8 @@ typedef struct source_spec {
 } source_spec;
 
 /* One event handed out by next(). body, msg_id and where point into memory
- * owned by the adapter instance, valid until its next call. */
+ * owned by the adapter instance, valid until its next call. The producer
+ * zeroes it before each call; an adapter sets what applies. */
 typedef struct source_event {
     const char *body;
     size_t len;
@@ -97,6 +98,11 @@ void spec_error(const source_spec *spec, const char *key, char *err, size_t errl
 /* Returns 0 if every setting was read by the adapter, else -1 with err
  * naming the first unknown one. */
 int spec_check_unused(const source_spec *spec, const char *adapter, char *err, size_t errlen);
+
+/* Sleeps up to ms milliseconds, returning early once *stop is set. For
+ * adapters and reader threads, which must not read the signal flag of
+ * util.h (only the main thread does, and then sets *stop). */
+void source_sleep_ms(const atomic_int *stop, long ms);
 
 /* Length of a message id made by source_event_id(), without the NUL. */
 #define SOURCE_EVENT_ID_LEN (7 + 64)

@@ -441,8 +441,7 @@ static adapter_result file_next(void *state, source_event *ev, char *err, size_t
             if (rc > 0)
                 continue;
         }
-        for (long waited = 0; waited < f->poll_ms && !atomic_load(f->stop); waited += 50)
-            sleep_interruptible_ms(f->poll_ms - waited < 50 ? f->poll_ms - waited : 50);
+        source_sleep_ms(f->stop, f->poll_ms);
         return ADAPTER_IDLE;
     }
 }

@@ -133,7 +133,7 @@ static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl
 {
     http_state *h = arg;
     (void)a, (void)b, (void)c, (void)d;
-    return atomic_load(h->stop) || shutdown_requested; /* nonzero aborts */
+    return atomic_load(h->stop); /* nonzero aborts */
 }
 
 static void http_close(void *state)
@@ -461,7 +461,7 @@ static adapter_result http_next(void *state, source_event *ev, char *err, size_t
         return ADAPTER_EVENT;
     int64_t wait_us = h->next_poll_us - mono_us();
     if (wait_us > 0) {
-        sleep_interruptible_ms(wait_us > 100000 ? 100 : (long)(wait_us / 1000) + 1);
+        source_sleep_ms(h->stop, wait_us > 100000 ? 100 : (long)(wait_us / 1000) + 1);
         return ADAPTER_IDLE;
     }
     char why[CURL_ERROR_SIZE + 256];

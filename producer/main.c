@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,11 +204,11 @@ static void *reader_main(void *arg)
                 wait = -1000000;
             }
             if (wait > 0) {
-                sleep_interruptible_ms(wait > 100000 ? 100 : (long)(wait / 1000) + 1);
+                source_sleep_ms(&p->stop, wait > 100000 ? 100 : (long)(wait / 1000) + 1);
                 continue;
             }
         }
-        source_event ev;
+        source_event ev = {0}; /* adapters fill what applies; the rest stays NULL */
         adapter_result res = a->next(r->state, &ev, err, sizeof err);
         if (res == ADAPTER_END) {
             log_info("source finished source=%s read=%" PRIu64 " skipped=%" PRIu64, r->def->name,
@@ -469,18 +470,29 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
     return CLI_CONTINUE;
 }
 
+/* Starts a reader thread per source. They block SIGTERM and SIGINT (the
+ * mask is inherited), so the signal flag is set and read by the main thread
+ * alone, which stops the readers through p->stop. */
 static int start_readers(producer *p)
 {
-    for (size_t i = 0; i < p->nruns; i++) {
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = 0;
+    for (size_t i = 0; i < p->nruns && rc == 0; i++) {
         source_run *r = &p->runs[i];
         r->next_checkpoint_us = mono_us() + p->settings->checkpoint_interval_ms * 1000;
         if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
             log_error("cannot start a thread for source=%s", r->def->name);
-            return -1;
+            rc = -1;
+        } else {
+            r->started = 1;
         }
-        r->started = 1;
     }
-    return 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 int main(int argc, char **argv)

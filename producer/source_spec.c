@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adapter.h"
+#include "util.h"
 
 static const cfg_entry *find(const source_spec *spec, const char *key, size_t *index)
 {
@@ -121,4 +123,18 @@ void source_event_id(const char *source, const char *scope, uint64_t position, c
         out[8 + 2 * i] = hex[b & 15];
     }
     out[SOURCE_EVENT_ID_LEN] = '\0';
+}
+
+void source_sleep_ms(const atomic_int *stop, long ms)
+{
+    int64_t deadline = mono_us() + (int64_t)ms * 1000;
+    while (!atomic_load(stop)) {
+        int64_t left = deadline - mono_us();
+        if (left <= 0)
+            return;
+        if (left > 50000)
+            left = 50000; /* notice *stop within 50 ms */
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)left * 1000};
+        nanosleep(&ts, NULL);
+    }
 }

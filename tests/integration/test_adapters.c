@@ -66,17 +66,51 @@ static void append_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
+/* Background processes of the running test, so a failed test does not
+ * leave a worker or producer behind to disturb the next ones. */
+static pid_t spawned[8];
+static size_t nspawned;
+
+static pid_t spawn(const char *const argv[], const char *log)
+{
+    pid_t pid = harness_spawn(argv, log);
+    if (nspawned < sizeof spawned / sizeof *spawned)
+        spawned[nspawned++] = pid;
+    return pid;
+}
+
+/* harness_wait() and forgets the pid. */
+static int reap(pid_t pid, long timeout_ms)
+{
+    for (size_t i = 0; i < nspawned; i++) {
+        if (spawned[i] == pid)
+            spawned[i] = spawned[--nspawned];
+    }
+    return harness_wait(pid, timeout_ms);
+}
+
+static int kill_leftovers(void **state)
+{
+    (void)state;
+    while (nspawned > 0) {
+        pid_t pid = spawned[--nspawned];
+        kill(pid, SIGKILL);
+        harness_wait(pid, TIMEOUT_MS);
+    }
+    return 0;
+}
+
 static pid_t start_worker(const char *log)
 {
     const char *argv[] = {harness_bin("sluice-worker"), "--sources", SOURCE_LIST,
                           "--flush-interval-ms",        "20",        NULL};
-    return harness_spawn(argv, log);
+    return spawn(argv, log);
 }
 
 static void stop(pid_t pid, int expected_rc, const char *log)
 {
     kill(pid, SIGTERM);
-    int rc = harness_wait(pid, TIMEOUT_MS);
+    int rc = reap(pid, TIMEOUT_MS);
     if (rc != expected_rc) {
         char *text = harness_slurp(log);
         fail_msg("exit %d, expected %d; log:\n%s", rc, expected_rc, text ? text : "");
@@ -250,7 +284,7 @@ static void test_http_sources(void **state)
 
     pid_t worker = start_worker(log);
     const char *argv[] = {harness_bin("sluice-producer"), "--config", config, NULL};
-    pid_t producer = harness_spawn(argv, log);
+    pid_t producer = spawn(argv, log);
 
     /* The others are stored while h_slow's first request still hangs (it
      * times out after 2.5 s, then is retried). */
@@ -435,7 +469,7 @@ static void test_file_follow_rotate_truncate(void **state)
     /* The file does not exist yet: the producer waits for it. */
     pid_t worker = start_worker(log);
     const char *argv[] = {harness_bin("sluice-producer"), "--config", config, NULL};
-    pid_t producer = harness_spawn(argv, log);
+    pid_t producer = spawn(argv, log);
     wait_log(log, "following file source=f_log", 1);
     append_seq(path, 0, 100, "first");
     wait_count(FILE_COUNT, 100, log);
@@ -495,7 +529,7 @@ static void test_file_follow_rotate_truncate(void **state)
     if (!found)
         fail_msg("checkpoint does not end with '%s' (inode, size of %s)", expect, path);
     queues_purge(sources, NSOURCES);
-    producer = harness_spawn(argv, log);
+    producer = spawn(argv, log);
     append_seq(path, 340, 345, "after-restart");
     long five = 5;
     assert_true(harness_wait_for(queue_reached, &five, TIMEOUT_MS));
@@ -523,16 +557,16 @@ static void test_file_sigkill_restart(void **state)
     pid_t worker = start_worker(log);
     const char *argv[] = {
         harness_bin("sluice-producer"), "--config", config, "--rate", "4000", NULL};
-    pid_t producer = harness_spawn(argv, log);
+    pid_t producer = spawn(argv, log);
     wait_count(FILE_COUNT, 3000, log);
     kill(producer, SIGKILL);
-    assert_int_equal(harness_wait(producer, TIMEOUT_MS), -1);
+    assert_int_equal(reap(producer, TIMEOUT_MS), -1);
     long long before = pg_scalar(FILE_COUNT);
     assert_true(before < 20000);
     append_seq(path, 20000, 21000, "while-down");
 
     const char *again[] = {harness_bin("sluice-producer"), "--config", config, NULL};
-    producer = harness_spawn(again, log);
+    producer = spawn(again, log);
     wait_count(FILE_COUNT, 21000, log);
     stop(producer, 0, log);
     stop(worker, 0, log);
@@ -551,11 +585,11 @@ static void test_file_sigkill_restart(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_http_sources, reset),
-        cmocka_unit_test_setup(test_http_config_errors, reset),
-        cmocka_unit_test_setup(test_stdin_source, reset),
-        cmocka_unit_test_setup(test_file_follow_rotate_truncate, reset),
-        cmocka_unit_test_setup(test_file_sigkill_restart, reset),
+        cmocka_unit_test_setup_teardown(test_http_sources, reset, kill_leftovers),
+        cmocka_unit_test_setup_teardown(test_http_config_errors, reset, kill_leftovers),
+        cmocka_unit_test_setup_teardown(test_stdin_source, reset, kill_leftovers),
+        cmocka_unit_test_setup_teardown(test_file_follow_rotate_truncate, reset, kill_leftovers),
+        cmocka_unit_test_setup_teardown(test_file_sigkill_restart, reset, kill_leftovers),
     };
     return cmocka_run_group_tests(tests, setup_stack, NULL);
 }

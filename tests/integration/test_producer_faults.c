@@ -25,6 +25,7 @@
 
 static const char *const sources[] = {"s_outage"};
 static char workdir[] = "/tmp/sluice-faults-XXXXXX";
+static pid_t producer = -1; /* killed by the teardown if a check failed first */
 
 static int setup_stack(void **state)
 {
@@ -95,7 +96,7 @@ static void test_broker_restart_mid_run(void **state)
              "exec %s --config %s --amqp-url 'amqp://guest:guest@127.0.0.1:9/,%s' < %s",
              harness_bin("sluice-producer"), config, harness_amqp_url(), input);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    pid_t producer = harness_spawn(argv, log);
+    producer = harness_spawn(argv, log);
 
     long some = 3000;
     assert_true(harness_wait_for(queue_has, &some, TIMEOUT_MS));
@@ -105,6 +106,7 @@ static void test_broker_restart_mid_run(void **state)
     stack("start-rabbit");
 
     int rc = harness_wait(producer, TIMEOUT_MS);
+    producer = -1;
     char *text = harness_slurp(log);
     if (rc != 0)
         fail_msg("producer exit %d; log:\n%s", rc, text ? text : "");
@@ -136,10 +138,24 @@ static void test_broker_restart_mid_run(void **state)
     assert_int_equal(queue_ready("sluice.q.s_outage"), 0);
 }
 
+/* Whatever happened, the next tests find RabbitMQ running and no
+ * producer of this one left. */
+static int cleanup(void **state)
+{
+    (void)state;
+    if (producer > 0) {
+        kill(producer, SIGKILL);
+        harness_wait(producer, TIMEOUT_MS);
+        producer = -1;
+    }
+    stack("start-rabbit");
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_broker_restart_mid_run),
+        cmocka_unit_test_teardown(test_broker_restart_mid_run, cleanup),
     };
     return cmocka_run_group_tests(tests, setup_stack, NULL);
 }
