@@ -72,7 +72,8 @@ typedef struct adapter_class {
 /* Finds an adapter class by name; NULL if there is none. */
 const adapter_class *adapter_find(const char *name);
 
-/* Names of all adapters, comma-separated, for messages; static. */
+/* Names of all adapters, comma-separated, for messages; statically
+ * allocated (built on the first call, from the main thread). */
 const char *adapter_names(void);
 
 /* ---- reading settings (source_spec.c) ---- */

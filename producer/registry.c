@@ -1,7 +1,8 @@
 /*
  * registry: the list of source adapters the producer knows. Adding an
- * adapter is one line here (and its name in adapter_names()).
+ * adapter is one line here.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "adapter.h"
@@ -26,5 +27,17 @@ const adapter_class *adapter_find(const char *name)
 
 const char *adapter_names(void)
 {
-    return "generator, file, stdin, http";
+    /* Built from the list, so adding an adapter stays one line above. */
+    static char names[256];
+    if (!names[0]) {
+        size_t n = 0;
+        for (size_t i = 0; i < sizeof adapters / sizeof *adapters; i++) {
+            int w = snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
+                             adapters[i]->name);
+            if (w < 0 || (size_t)w >= sizeof names - n)
+                break;
+            n += (size_t)w;
+        }
+    }
+    return names;
 }
