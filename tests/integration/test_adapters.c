@@ -582,6 +582,14 @@ static void test_file_sigkill_restart(void **state)
                      20999);
 }
 
+/* The logs are in the failure messages; the folder itself goes. */
+static int remove_workdir(void **state)
+{
+    (void)state;
+    const char *argv[] = {"rm", "-rf", workdir, NULL};
+    return harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -591,5 +599,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_follow_rotate_truncate, reset, kill_leftovers),
         cmocka_unit_test_setup_teardown(test_file_sigkill_restart, reset, kill_leftovers),
     };
-    return cmocka_run_group_tests(tests, setup_stack, NULL);
+    return cmocka_run_group_tests(tests, setup_stack, remove_workdir);
 }

@@ -152,10 +152,18 @@ static int cleanup(void **state)
     return 0;
 }
 
+/* The logs are in the failure messages; the folder itself goes. */
+static int remove_workdir(void **state)
+{
+    (void)state;
+    const char *argv[] = {"rm", "-rf", workdir, NULL};
+    return harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_broker_restart_mid_run, cleanup),
     };
-    return cmocka_run_group_tests(tests, setup_stack, NULL);
+    return cmocka_run_group_tests(tests, setup_stack, remove_workdir);
 }
