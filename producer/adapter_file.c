@@ -66,6 +66,7 @@ typedef struct file_state {
     uint64_t read_off; /* bytes of the current file read into lb */
     uint64_t line_off; /* offset after the last line handed out */
     uint64_t lineno;   /* lines handed out of the current generation */
+    int rotating;      /* another file is at the path: finishing the old one */
     linebuf lb;
     generation gens[MAX_GENERATIONS]; /* oldest first; the last is current */
     size_t ngens;
@@ -398,12 +399,20 @@ static int check_file(file_state *f, char *err, size_t errlen)
     return switch_file(f, fd, &path_st, "rotated", err, errlen) == 0 ? 1 : -1;
 }
 
+/* Whether another file now sits at the path (the one we read was rotated). */
+static int path_replaced(file_state *f)
+{
+    struct stat st;
+    return f->fd >= 0 && stat(f->path, &st) == 0 &&
+           (st.st_ino != current(f)->ino || st.st_dev != current(f)->dev);
+}
+
 static adapter_result file_next(void *state, source_event *ev, char *err, size_t errlen)
 {
     file_state *f = state;
     const char *line;
     size_t len, consumed;
-    int rotation_checked = 0;
+    int checked = 0;
     for (;;) {
         line_result r = linebuf_next(&f->lb, &line, &len, &consumed);
         if (r != LINE_NONE) {
@@ -421,20 +430,23 @@ static adapter_result file_next(void *state, source_event *ev, char *err, size_t
             return ADAPTER_ERROR;
         }
         /* End of the file as it is now. */
-        if (!rotation_checked) {
-            struct stat path_st;
-            int rotated = f->fd >= 0 && stat(f->path, &path_st) == 0 &&
-                          (path_st.st_ino != current(f)->ino || path_st.st_dev != current(f)->dev);
-            if (rotated) {
-                /* The old file is read to its end: its last line may lack
-                 * a newline; it is complete now that the file is done. */
-                r = linebuf_rest(&f->lb, &line, &len, &consumed);
-                if (r != LINE_NONE && make_event(f, r, line, len, consumed, ev)) {
-                    f->read_off = f->line_off;
-                    return ADAPTER_EVENT;
-                }
+        if (!f->rotating && path_replaced(f)) {
+            /* Read the old file once more after seeing the rename: a writer
+             * may have added lines between our last read and the rename. */
+            f->rotating = 1;
+            continue;
+        }
+        if (f->rotating) {
+            /* The old file is done, so an unterminated last line is complete. */
+            r = linebuf_rest(&f->lb, &line, &len, &consumed);
+            if (r != LINE_NONE && make_event(f, r, line, len, consumed, ev)) {
+                f->read_off = f->line_off;
+                return ADAPTER_EVENT;
             }
-            rotation_checked = 1;
+            f->rotating = 0;
+        }
+        if (!checked) {
+            checked = 1;
             int rc = check_file(f, err, errlen);
             if (rc < 0)
                 return ADAPTER_ERROR;
