@@ -551,8 +551,14 @@ int main(int argc, char **argv)
             log_info("stopping on signal: no new events, waiting for confirms");
         if (drain(&p) != 0)
             failed = 1;
-        for (size_t i = 0; i < p.nruns; i++)
-            failed |= atomic_load(&p.runs[i].failed);
+        for (size_t i = 0; i < p.nruns; i++) {
+            source_run *r = &p.runs[i];
+            failed |= atomic_load(&r->failed);
+            log_info("source summary source=%s read=%" PRIu64 " confirmed=%" PRIu64
+                     " skipped=%" PRIu64 " failed=%s",
+                     r->def->name, atomic_load(&r->read), atomic_load(&r->confirmed),
+                     atomic_load(&r->skipped), atomic_load(&r->failed) ? "yes" : "no");
+        }
         log_progress(&p, "done");
         rc = failed ? EXIT_RUNTIME : 0;
     }
