@@ -139,6 +139,8 @@ static int load_file(const cfg_option *table, void *settings, const char *path, 
         char *text = trim(line);
         if (*text == '\0')
             continue;
+        if (*text == '[')
+            break; /* sections follow: they are read by cfg_read_sections() */
         char *eq = strchr(text, '=');
         if (!eq) {
             snprintf(err, errlen, "%s: expected 'key = value', got '%s'", origin, text);
@@ -175,7 +177,7 @@ static int load_defaults(const cfg_option *table, void *settings, char *err, siz
 }
 
 /* Finds --config in argv (it must be read before the other flags apply). */
-static const char *config_path(int argc, char **argv)
+const char *cfg_file_path(int argc, char **argv)
 {
     const char *path = getenv("SLUICE_CONFIG");
     for (int i = 1; i < argc; i++) {
@@ -246,7 +248,7 @@ cfg_result cfg_parse(const cfg_option *table, void *settings, int argc, char **a
     }
     if (load_defaults(table, settings, err, errlen) != 0)
         return CFG_BAD_USAGE;
-    const char *path = config_path(argc, argv);
+    const char *path = cfg_file_path(argc, argv);
     if (path && load_file(table, settings, path, err, errlen) != 0)
         return CFG_BAD_USAGE;
     if (load_env(table, settings, err, errlen) != 0)
@@ -282,4 +284,127 @@ void cfg_free(const cfg_option *table, void *settings)
             *slot = NULL;
         }
     }
+}
+
+void cfg_sections_free(cfg_sections *s)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        cfg_section *sec = &s->items[i];
+        for (size_t k = 0; k < sec->count; k++) {
+            free(sec->entries[k].key);
+            free(sec->entries[k].value);
+        }
+        free(sec->entries);
+        free(sec->kind);
+        free(sec->name);
+    }
+    free(s->items);
+    free(s->path);
+    memset(s, 0, sizeof *s);
+}
+
+/* Parses "[kind name]" (text is trimmed, starts with '['). Returns 0, or -1
+ * with err. */
+static int add_section(cfg_sections *out, char *text, const char *origin, int lineno, char *err,
+                       size_t errlen)
+{
+    size_t len = strlen(text);
+    if (len < 2 || text[len - 1] != ']') {
+        snprintf(err, errlen, "%s: expected a section header '[kind name]', got '%s'", origin,
+                 text);
+        return -1;
+    }
+    text[len - 1] = '\0';
+    char *kind = trim(text + 1);
+    char *name = kind;
+    while (*name && !isspace((unsigned char)*name))
+        name++;
+    if (*name)
+        *name++ = '\0';
+    name = trim(name);
+    if (*kind == '\0' || *name == '\0' || strpbrk(name, " \t")) {
+        snprintf(err, errlen, "%s: a section header is '[kind name]', e.g. '[source orders]'",
+                 origin);
+        return -1;
+    }
+    cfg_section *grown = realloc(out->items, (out->count + 1) * sizeof *grown);
+    if (!grown)
+        goto oom;
+    out->items = grown;
+    cfg_section *sec = &out->items[out->count];
+    memset(sec, 0, sizeof *sec);
+    sec->line = lineno;
+    sec->kind = strdup(kind);
+    sec->name = strdup(name);
+    out->count++; /* counted before checking, so cfg_sections_free frees it */
+    if (!sec->kind || !sec->name)
+        goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "%s: out of memory", origin);
+    return -1;
+}
+
+static int add_entry(cfg_section *sec, const char *key, const char *value, int lineno)
+{
+    cfg_entry *grown = realloc(sec->entries, (sec->count + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    sec->entries = grown;
+    cfg_entry *e = &sec->entries[sec->count];
+    e->key = strdup(key);
+    e->value = strdup(value);
+    e->line = lineno;
+    sec->count++;
+    return e->key && e->value ? 0 : -1;
+}
+
+int cfg_read_sections(int argc, char **argv, cfg_sections *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *path = cfg_file_path(argc, argv);
+    if (!path)
+        return 0;
+    out->path = strdup(path);
+    FILE *f = fopen(path, "r");
+    if (!out->path || !f) {
+        snprintf(err, errlen, "config file %s: %s", path, f ? "out of memory" : strerror(errno));
+        if (f)
+            fclose(f);
+        cfg_sections_free(out);
+        return -1;
+    }
+    char line[4096], origin[512];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *text = trim(line);
+        if (*text == '\0')
+            continue;
+        if (*text == '[') {
+            rc = add_section(out, text, origin, lineno, err, errlen);
+            continue;
+        }
+        if (out->count == 0)
+            continue; /* a setting of the binary, read by cfg_parse() */
+        char *eq = strchr(text, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s: expected 'key = value', got '%s'", origin, text);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        if (add_entry(&out->items[out->count - 1], trim(text), trim(eq + 1), lineno) != 0) {
+            snprintf(err, errlen, "%s: out of memory", origin);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    if (rc != 0)
+        cfg_sections_free(out);
+    return rc;
 }

@@ -11,6 +11,12 @@
  * after a blank starts a comment; blank lines are ignored; keys are the
  * setting names. The file is named by --config
  * FILE or SLUICE_CONFIG.
+ *
+ * A line "[kind name]" (e.g. "[source orders]") opens a section: the lines
+ * after it, up to the next header, describe that one object and are not
+ * settings of the binary. cfg_parse() skips sections; a binary that has
+ * sections reads them with cfg_read_sections(), so one file can serve
+ * every binary.
  */
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
@@ -63,5 +69,42 @@ void cfg_print_help(const cfg_option *table, FILE *out, const char *program, con
 /* Frees the strings cfg_parse stored in `settings`. Accepts a settings
  * struct that was never parsed if it was zero-initialised. */
 void cfg_free(const cfg_option *table, void *settings);
+
+/* One "key = value" line of a section. */
+typedef struct cfg_entry {
+    char *key;
+    char *value;
+    int line; /* line number in the file, for messages */
+} cfg_entry;
+
+/* A "[kind name]" section and its lines, in file order. */
+typedef struct cfg_section {
+    char *kind; /* "source" */
+    char *name;
+    int line; /* of the header */
+    cfg_entry *entries;
+    size_t count;
+} cfg_section;
+
+typedef struct cfg_sections {
+    char *path; /* the config file; NULL if none was named */
+    cfg_section *items;
+    size_t count;
+} cfg_sections;
+
+/* The config file named by --config FILE or SLUICE_CONFIG (the flag wins);
+ * NULL if neither. Points into argv or the environment. */
+const char *cfg_file_path(int argc, char **argv);
+
+/*
+ * Reads every section of the config file named in argv/the environment
+ * into `out` (no sections and path NULL when no file is named). A header
+ * must be "[kind name]"; a section line must be "key = value"; otherwise
+ * returns -1 with err naming file:line. Free with cfg_sections_free().
+ */
+int cfg_read_sections(int argc, char **argv, cfg_sections *out, char *err, size_t errlen);
+
+/* Frees what cfg_read_sections stored; accepts a zeroed struct. */
+void cfg_sections_free(cfg_sections *s);
 
 #endif

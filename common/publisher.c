@@ -20,6 +20,9 @@
 typedef struct slot {
     uint64_t tag; /* delivery tag on the current channel */
     int confirmed;
+    int counted; /* already in stats.confirmed (confirmed once before a reconnect) */
+    void *owner;
+    uint64_t position;
     char *buf; /* routing key, NUL, message id, NUL, source, NUL, body */
     size_t cap;
     size_t rk_len, id_len, src_len, body_len;
@@ -35,7 +38,15 @@ struct publisher {
     size_t window, head, count;
     uint64_t next_tag;
     publisher_stats stats;
+    publisher_confirm_fn on_confirm;
+    void *on_confirm_arg;
 };
+
+void publisher_on_confirm(publisher *p, publisher_confirm_fn fn, void *arg)
+{
+    p->on_confirm = fn;
+    p->on_confirm_arg = arg;
+}
 
 publisher *publisher_new(const char *exchange, const char *app_id, size_t window)
 {
@@ -130,6 +141,9 @@ static int send_slot(publisher *p, slot *s, char *err, size_t errlen)
 static void trim_confirmed(publisher *p)
 {
     while (p->count > 0 && slot_at(p, 0)->confirmed) {
+        slot *s = slot_at(p, 0);
+        if (p->on_confirm)
+            p->on_confirm(p->on_confirm_arg, s->owner, s->position);
         p->head = (p->head + 1) % p->window;
         p->count--;
     }
@@ -149,7 +163,9 @@ static void on_ack(publisher *p, uint64_t tag, int multiple)
         slot *s = slot_at(p, i);
         if (!s->confirmed) {
             s->confirmed = 1;
-            p->stats.confirmed++;
+            if (!s->counted)
+                p->stats.confirmed++;
+            s->counted = 1;
         }
     }
     trim_confirmed(p);
@@ -254,20 +270,11 @@ int publisher_attach(publisher *p, mq_conn *conn, char *err, size_t errlen)
     }
     p->next_tag = 1;
 
-    /* Close the gaps left by out-of-order confirms, keeping publishing order. */
-    size_t kept = 0;
-    for (size_t i = 0; i < p->count; i++) {
-        slot *s = slot_at(p, i);
-        if (s->confirmed)
-            continue;
-        slot *dst = slot_at(p, kept++);
-        if (dst != s) {
-            slot tmp = *dst;
-            *dst = *s;
-            *s = tmp;
-        }
-    }
-    p->count = kept;
+    /* A slot confirmed out of order (behind an unconfirmed one) is sent
+     * again too: the confirm handler must see positions in publishing
+     * order, and the copy is a duplicate the warehouse absorbs. */
+    for (size_t i = 0; i < p->count; i++)
+        slot_at(p, i)->confirmed = 0;
 
     for (size_t i = 0; i < p->count; i++) {
         if (send_slot(p, slot_at(p, i), err, errlen) != 0)
@@ -326,6 +333,9 @@ int publisher_publish(publisher *p, const pub_message *m, char *err, size_t errl
     s->src_len = src_len;
     s->body_len = m->body_len;
     s->produced_at_us = m->produced_at_us;
+    s->owner = m->owner;
+    s->position = m->position;
+    s->counted = 0;
     p->count++;
     p->stats.taken++;
 

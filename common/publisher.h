@@ -8,6 +8,14 @@
  * again and calls publisher_attach(), which republishes every unconfirmed
  * message with its original message_id: nothing taken is ever dropped, and
  * the warehouse absorbs the copies the broker had already received.
+ *
+ * Confirmed positions: each message may carry an owner and a position (say
+ * a source and the offset after the event). Once a message and every
+ * message taken before it are confirmed, the confirm handler receives its
+ * owner and position, in publishing order. So for any one owner the
+ * positions arrive in the order they were taken, and a position handed
+ * over means everything that owner published up to it is safe at the
+ * broker: what a checkpoint may record.
  */
 #ifndef SLUICE_PUBLISHER_H
 #define SLUICE_PUBLISHER_H
@@ -24,8 +32,14 @@ typedef struct pub_message {
     const char *source; /* header x-source */
     const void *body;   /* one JSON object */
     size_t body_len;
-    int64_t produced_at_us; /* header x-produced-at-us; also sets `timestamp` */
+    int64_t produced_at_us;  /* header x-produced-at-us; also sets `timestamp` */
+    void *owner;             /* opaque; handed back to the confirm handler */
+    uint64_t position;       /* opaque; handed back to the confirm handler */
 } pub_message;
+
+/* Called from within publisher_poll/publish/drain for each confirmed
+ * message, in publishing order (see the top of this file). */
+typedef void (*publisher_confirm_fn)(void *arg, void *owner, uint64_t position);
 
 typedef struct publisher_stats {
     uint64_t taken;       /* accepted by publisher_publish */
@@ -42,10 +56,16 @@ typedef struct publisher publisher;
 publisher *publisher_new(const char *exchange, const char *app_id, size_t window);
 void publisher_free(publisher *p);
 
+/* Sets the handler told about confirmed messages (NULL: none). */
+void publisher_on_confirm(publisher *p, publisher_confirm_fn fn, void *arg);
+
 /*
  * Uses `conn` from now on (the caller keeps ownership and must call
  * publisher_detach() before closing it): puts the channel in confirm mode
- * and republishes every unconfirmed message. Returns 0, or -1 with err.
+ * and republishes every message not yet handed to the confirm handler
+ * (including one confirmed out of order behind an unconfirmed one: its
+ * copy is absorbed downstream, and the handler still sees positions in
+ * order). Returns 0, or -1 with err.
  */
 int publisher_attach(publisher *p, mq_conn *conn, char *err, size_t errlen);
 

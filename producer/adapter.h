@@ -1,35 +1,56 @@
 /*
  * adapter: the interface of a source adapter, a small vtable in the manner
  * of rabbitmq-c's socket classes. The producer opens one adapter instance
- * per configured source and pulls events from it; adding a source type is
- * one file defining an adapter_class and one line in registry.c.
+ * per configured source and pulls events from it on a thread of its own;
+ * adding a source type is one file defining an adapter_class and one line
+ * in registry.c.
+ *
+ * Threads: all calls on one instance come from one thread at a time (the
+ * source's reader thread, or the main thread before it starts and after it
+ * ended), so an instance needs no locking of its own.
  */
 #ifndef SLUICE_ADAPTER_H
 #define SLUICE_ADAPTER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* What an adapter instance is told about its source. */
+#include "config.h"
+
+/* What an adapter instance is told about its source: its name, its own
+ * settings (the lines of its "[source NAME]" section) and the producer-wide
+ * values an adapter may use as defaults. Read settings with the spec_*
+ * functions, which also report mistakes with file and line. */
 typedef struct source_spec {
-    const char *name; /* source name: routing key src.<name> */
-    const char *kind; /* adapter-specific shape or location (generator: its kind) */
-    uint64_t seed;    /* for reproducible adapters */
-    uint64_t count;   /* events to produce; 0 = no limit */
+    const char *name;          /* source name: routing key src.<name> */
+    const cfg_entry *settings; /* the section's lines; owned by the producer */
+    size_t nsettings;
+    unsigned char *used;        /* one flag per setting, set by spec_get* */
+    const char *file;           /* config file, for messages; NULL if none */
+    int line;                   /* of the section header; 0 if none */
+    uint64_t default_seed;      /* --seed */
+    uint64_t default_count;     /* --count */
+    const char *checkpoint_dir; /* where adapters keep checkpoints */
+    const atomic_int *stop;     /* set when the producer stops reading */
 } source_spec;
 
-/* One event handed out by next(). body and msg_id point into memory owned
- * by the adapter instance, valid until its next call. */
+/* One event handed out by next(). body, msg_id and where point into memory
+ * owned by the adapter instance, valid until its next call. The producer
+ * zeroes it before each call; an adapter sets what applies. */
 typedef struct source_event {
     const char *body;
     size_t len;
-    const char *msg_id;
-    uint64_t position; /* for checkpoint(): the source's position after this event */
+    const char *msg_id;      /* stable: the same event read again gets the same id */
+    uint64_t position;       /* for checkpoint(): the source's position after this event */
+    const char *where;       /* for messages: "line 12", "item 3 of response 7" */
+    const char *skip_reason; /* non-NULL: unusable input ("line_too_long"), which the
+                                producer reports with `where`, counts and skips */
 } source_event;
 
 typedef enum {
     ADAPTER_EVENT = 0, /* *ev holds an event */
-    ADAPTER_IDLE = 1,  /* nothing now; ask again later */
+    ADAPTER_IDLE = 1,  /* nothing now (the adapter already waited a little); ask again */
     ADAPTER_END = 2,   /* the source is exhausted */
     ADAPTER_ERROR = -1 /* err says why; the source stops */
 } adapter_result;
@@ -37,8 +58,10 @@ typedef enum {
 typedef struct adapter_class {
     const char *name;
     /* Creates an instance in *state. Returns 0, or -1 with err naming the
-     * source and the problem (a configuration error). */
+     * source and the problem (a configuration error: the producer exits 2). */
     int (*open)(void **state, const source_spec *spec, char *err, size_t errlen);
+    /* Hands out the next event. Must not block for long (at most a few
+     * hundred ms, or until spec->stop is set) so that stopping is prompt. */
     adapter_result (*next)(void *state, source_event *ev, char *err, size_t errlen);
     /* Every event up to `position` is confirmed by the broker: the adapter
      * may record that it need not produce them again. May be NULL. */
@@ -49,7 +72,50 @@ typedef struct adapter_class {
 /* Finds an adapter class by name; NULL if there is none. */
 const adapter_class *adapter_find(const char *name);
 
-/* Names of all adapters, comma-separated, for messages; static. */
+/* Names of all adapters, comma-separated, for messages; statically
+ * allocated (built on the first call, from the main thread). */
 const char *adapter_names(void);
+
+/* ---- reading settings (source_spec.c) ---- */
+
+/* The value of setting `key` (the last one if repeated), or NULL. Marks it
+ * used. Points into the spec's settings. */
+const char *spec_get(const source_spec *spec, const char *key);
+
+/* Each value of a repeatable setting in turn: start *iter at 0; returns
+ * NULL after the last. Marks them used. */
+const char *spec_next(const source_spec *spec, const char *key, size_t *iter);
+
+/* An integer setting in [min, max], `def` if absent. Returns 0, or -1 with
+ * err naming file:line, source and setting. */
+int spec_get_long(const source_spec *spec, const char *key, long def, long min, long max, long *out,
+                  char *err, size_t errlen);
+
+/* Writes "file:line: source NAME: " for setting `key` (or the section
+ * when key is NULL or absent) followed by the formatted text into err. */
+void spec_error(const source_spec *spec, const char *key, char *err, size_t errlen, const char *fmt,
+                ...) __attribute__((format(printf, 5, 6)));
+
+/* Returns 0 if every setting was read by the adapter, else -1 with err
+ * naming the first unknown one. */
+int spec_check_unused(const source_spec *spec, const char *adapter, char *err, size_t errlen);
+
+/* Sleeps up to ms milliseconds, returning early once *stop is set. For
+ * adapters and reader threads, which must not read the signal flag of
+ * util.h (only the main thread does, and then sets *stop). */
+void source_sleep_ms(const atomic_int *stop, long ms);
+
+/* Length of a message id made by source_event_id(), without the NUL. */
+#define SOURCE_EVENT_ID_LEN (7 + 64)
+
+/*
+ * Writes "sha256:<hex>" of the source name, a scope (e.g. a file's
+ * identity; may be ""), the position and the body into out (at least
+ * SOURCE_EVENT_ID_LEN + 1 bytes). The same line at the same place gets the
+ * same id across restarts, so a re-read is absorbed by the warehouse, while
+ * different content at the same place is a different event.
+ */
+void source_event_id(const char *source, const char *scope, uint64_t position, const char *body,
+                     size_t len, char *out);
 
 #endif

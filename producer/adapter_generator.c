@@ -1,6 +1,8 @@
 /*
  * adapter_generator: the "generator" source adapter: simulated sources of
- * the kinds in generator.h, reproducible from a seed.
+ * the kinds in generator.h, reproducible from a seed. Settings: kind (default:
+ * the source name), count (0 = no end; default --count), seed (default
+ * --seed).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,24 +16,34 @@ typedef struct generator_state {
     char name[72];
     char body[2048];
     char msg_id[128];
+    char where[48];
 } generator_state;
 
 static int gen_open(void **state, const source_spec *spec, char *err, size_t errlen)
 {
     generator_kind kind;
-    if (generator_kind_parse(spec->kind, &kind) != 0) {
-        snprintf(err, errlen, "source %s: generator has no kind '%s' (known: %s)", spec->name,
-                 spec->kind, generator_kind_list());
+    const char *kind_name = spec_get(spec, "kind");
+    if (!kind_name)
+        kind_name = spec->name; /* the flat configuration: the source name is the kind */
+    if (generator_kind_parse(kind_name, &kind) != 0) {
+        spec_error(spec, "kind", err, errlen, "generator has no kind '%s' (known: %s)", kind_name,
+                   generator_kind_list());
         return -1;
     }
+    long count, seed;
+    if (spec_get_long(spec, "count", (long)spec->default_count, 0, 1L << 40, &count, err,
+                      errlen) != 0 ||
+        spec_get_long(spec, "seed", (long)spec->default_seed, 0, 1L << 62, &seed, err, errlen) !=
+            0)
+        return -1;
     generator_state *g = calloc(1, sizeof *g);
     if (!g) {
-        snprintf(err, errlen, "source %s: out of memory", spec->name);
+        spec_error(spec, NULL, err, errlen, "out of memory");
         return -1;
     }
     g->kind = kind;
-    g->seed = spec->seed;
-    g->count = spec->count;
+    g->seed = (uint64_t)seed;
+    g->count = (uint64_t)count;
     snprintf(g->name, sizeof g->name, "%s", spec->name);
     *state = g;
     return 0;
@@ -54,6 +66,8 @@ static adapter_result gen_next(void *state, source_event *ev, char *err, size_t 
     ev->len = (size_t)len;
     ev->msg_id = g->msg_id;
     ev->position = g->next_seq;
+    snprintf(g->where, sizeof g->where, "event %llu", (unsigned long long)(g->next_seq - 1));
+    ev->where = g->where;
     return ADAPTER_EVENT;
 }
 

@@ -1,12 +1,28 @@
 /*
  * sluice-producer: reads events from source adapters and publishes them to
- * sluice.ingest per the message contract, with publisher confirms. Runs
- * every configured source in one process (modular mode) or just the one
- * named by --source (distributed mode). An event counts as produced once
- * the broker has confirmed it; on a lost connection the producer reconnects
- * and republishes whatever was not confirmed.
+ * sluice.ingest per the message contract, with publisher confirms.
+ *
+ * Modular mode runs every source of the configuration in one process;
+ * distributed mode (--source NAME) runs just one. Either way each source
+ * has a reader thread of its own that pulls events from its adapter,
+ * checks them and puts them into its bounded queue in the hub; a slow or
+ * failing source therefore stalls nobody else. The main thread takes
+ * events from the queues in turn and publishes them with a window of
+ * unconfirmed messages. When the broker is unreachable the main thread
+ * reconnects with backoff round the URL list and republishes what was not
+ * confirmed, while the queues fill and the readers wait: backpressure
+ * instead of growing or dropping.
+ *
+ * Checkpoints: the publisher tells the main thread, in order, which
+ * positions are confirmed; each reader hands the latest to its adapter's
+ * checkpoint() now and then, and once more at the end. A checkpoint thus
+ * never covers an event the broker has not confirmed.
  */
+#include <curl/curl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +30,11 @@
 #include "adapter.h"
 #include "cli.h"
 #include "event.h"
+#include "hub.h"
 #include "log.h"
 #include "publisher.h"
 #include "settings.h"
+#include "sources.h"
 
 typedef struct producer_settings {
     char *amqp_url;
@@ -28,10 +46,13 @@ typedef struct producer_settings {
     long duration;
     long seed;
     long window;
+    long buffer;
     long heartbeat;
     long shutdown_timeout_ms;
+    long checkpoint_interval_ms;
     long progress_interval_ms;
     long max_message_bytes;
+    char *checkpoint_dir;
     char *log_level;
 } producer_settings;
 
@@ -39,55 +60,202 @@ static const cfg_option producer_options[] = {
     SETTING_AMQP_URL(producer_settings),
     SETTING_SOURCES(producer_settings),
     {"source", CFG_STRING, offsetof(producer_settings, source), "", 0, 0,
-     "run only this source of the list (distributed mode); empty runs them all (modular mode)"},
+     "run only this source (distributed mode); empty runs them all (modular mode)"},
     {"adapter", CFG_STRING, offsetof(producer_settings, adapter), "generator", 0, 0,
-     "source adapter (generator: the source name is its kind: profiles, clickstream, orders, "
-     "sensors)"},
+     "adapter of the `sources` list when the config file has no [source NAME] sections "
+     "(generator: the source name is its kind)"},
     {"count", CFG_INT, offsetof(producer_settings, count), "10000", 0, 1L << 40,
-     "events per source; 0 = until stopped"},
+     "generator: events per source; 0 = until stopped"},
     {"rate", CFG_INT, offsetof(producer_settings, rate), "0", 0, 10000000,
-     "events per second per source; 0 = as fast as the broker confirms"},
+     "events per second per source unless its section sets rate; 0 = no limit"},
     {"duration", CFG_INT, offsetof(producer_settings, duration), "0", 0, 31536000,
      "stop after this many seconds; 0 = no limit"},
     {"seed", CFG_INT, offsetof(producer_settings, seed), "1", 0, 1L << 62,
-     "seed of the generator: the same seed makes the same events and message ids"},
+     "generator: the same seed makes the same events and message ids"},
     {"window", CFG_INT, offsetof(producer_settings, window), "1024", 1, 1000000,
      "unconfirmed messages in flight before publishing waits (memory bound)"},
+    {"buffer", CFG_INT, offsetof(producer_settings, buffer), "1000", 1, 1000000,
+     "events read ahead per source; when full the source is not read (backpressure)"},
     {"heartbeat", CFG_INT, offsetof(producer_settings, heartbeat), "30", 0, 3600,
      "AMQP heartbeat in seconds; 0 = off"},
     {"shutdown_timeout_ms", CFG_INT, offsetof(producer_settings, shutdown_timeout_ms), "30000", 0,
      3600000, "how long to wait for outstanding confirms when stopping"},
+    {"checkpoint_interval_ms", CFG_INT, offsetof(producer_settings, checkpoint_interval_ms), "1000",
+     10, 3600000, "how often confirmed positions are saved (file adapter)"},
     {"progress_interval_ms", CFG_INT, offsetof(producer_settings, progress_interval_ms), "1000", 0,
      3600000, "log a progress line this often; 0 = never"},
     {"max_message_bytes", CFG_INT, offsetof(producer_settings, max_message_bytes), "1048576", 2,
-     134217728, "largest event body published"},
+     134217728, "largest event body published; larger ones are reported and skipped"},
+    {"checkpoint_dir", CFG_STRING, offsetof(producer_settings, checkpoint_dir), ".", 0, 0,
+     "directory of the adapters' checkpoints (file: <checkpoint_dir>/<source>.offset)"},
     SETTING_LOG_LEVEL(producer_settings),
     CFG_END,
 };
 
 static const char program[] = "sluice-producer";
 
+typedef struct producer producer;
+
 typedef struct source_run {
-    const char *name;
+    producer *p;
+    size_t index;
+    const source_def *def;
     char routing_key[80];
-    const adapter_class *adapter;
+    source_spec spec;
     void *state;
-    uint64_t produced;      /* taken by the publisher */
-    uint64_t last_position; /* of the last event taken */
-    uint64_t skipped;       /* over max_message_bytes */
-    int done;
+    pthread_t thread;
+    int started;
+    /* Written by the main thread (confirm handler), read by the reader. */
+    _Atomic uint64_t confirmed_pos;
+    atomic_int has_confirmed;
+    _Atomic uint64_t confirmed;
+    /* Counters for the logs. */
+    _Atomic uint64_t read, skipped;
+    atomic_int failed;
+    /* Owned by whoever calls the adapter (reader thread, then main). */
+    uint64_t saved_pos;
+    int saved;
+    int64_t next_checkpoint_us;
+    uint64_t last_put_pos; /* position of the last event put in the hub */
+    int has_put;
+    /* The latest skipped input, and the last event put before it: once
+     * that event is confirmed, everything up to the skip is done with, so
+     * a restart does not report the skipped input again. */
+    uint64_t skip_pos, skip_after;
+    int skip_pending, skip_after_any;
 } source_run;
 
-typedef struct producer {
+struct producer {
     const producer_settings *settings;
     strlist urls;
     size_t next_url;
     mq_conn *conn;
     publisher *pub;
+    hub *hub;
+    event_validator *validator;
     source_run *runs;
     size_t nruns;
+    atomic_int stop; /* readers stop reading */
     int64_t started_us;
-} producer;
+    hub_item pending; /* taken from the hub, not yet by the publisher */
+    int has_pending;
+};
+
+/* ---------------------------------------------------------------- readers */
+
+/* Hands the latest confirmed position to the adapter, if it moved (and,
+ * unless forced, if the interval passed). Called by the adapter's owner. */
+static void save_checkpoint(source_run *r, int force)
+{
+    if (!r->def->adapter->checkpoint)
+        return;
+    int64_t now = mono_us();
+    if (!force && now < r->next_checkpoint_us)
+        return;
+    int known = atomic_load(&r->has_confirmed);
+    uint64_t pos = atomic_load(&r->confirmed_pos);
+    int skip_done = r->skip_pending && (!r->skip_after_any || (known && pos >= r->skip_after));
+    if (skip_done && (!known || r->skip_pos > pos)) {
+        pos = r->skip_pos;
+        known = 1;
+    }
+    if (!known || (r->saved && pos <= r->saved_pos))
+        return;
+    char err[1024];
+    r->next_checkpoint_us = now + r->p->settings->checkpoint_interval_ms * 1000;
+    if (r->def->adapter->checkpoint(r->state, pos, err, sizeof err) != 0) {
+        log_error("checkpoint failed source=%s error=\"%s\"", r->def->name, err);
+        return;
+    }
+    r->saved = 1;
+    r->saved_pos = pos;
+    if (skip_done)
+        r->skip_pending = 0;
+}
+
+static void report_skip(source_run *r, const source_event *ev, const char *reason)
+{
+    uint64_t total = atomic_fetch_add(&r->skipped, 1) + 1;
+    log_warn("input skipped source=%s at=\"%s\" reason=%s bytes=%zu skipped_total=%" PRIu64,
+             r->def->name, ev->where ? ev->where : "?", reason, ev->len, total);
+    r->skip_pos = ev->position;
+    r->skip_after = r->last_put_pos;
+    r->skip_after_any = r->has_put;
+    r->skip_pending = 1;
+}
+
+static void *reader_main(void *arg)
+{
+    source_run *r = arg;
+    producer *p = r->p;
+    const adapter_class *a = r->def->adapter;
+    int64_t started = mono_us();
+    uint64_t taken = 0;
+    char err[1024];
+    while (!atomic_load(&p->stop)) {
+        save_checkpoint(r, 0);
+        if (r->def->rate > 0) {
+            int64_t due = started + (int64_t)(taken * 1000000 / (uint64_t)r->def->rate);
+            int64_t wait = due - mono_us();
+            if (wait < -1000000) {
+                /* Held back (backpressure, an outage): go on at the rate
+                 * from now rather than in a burst that catches up. */
+                started -= wait + 1000000;
+                wait = -1000000;
+            }
+            if (wait > 0) {
+                source_sleep_ms(&p->stop, wait > 100000 ? 100 : (long)(wait / 1000) + 1);
+                continue;
+            }
+        }
+        source_event ev = {0}; /* adapters fill what applies; the rest stays NULL */
+        adapter_result res = a->next(r->state, &ev, err, sizeof err);
+        if (res == ADAPTER_END) {
+            log_info("source finished source=%s read=%" PRIu64 " skipped=%" PRIu64, r->def->name,
+                     atomic_load(&r->read), atomic_load(&r->skipped));
+            break;
+        }
+        if (res == ADAPTER_ERROR) {
+            atomic_store(&r->failed, 1);
+            log_error("source failed source=%s error=\"%s\"", r->def->name, err);
+            break;
+        }
+        if (res != ADAPTER_EVENT)
+            continue;
+        if (ev.skip_reason) {
+            report_skip(r, &ev, ev.skip_reason);
+            continue;
+        }
+        event_verdict v = event_validate(p->validator, ev.body, ev.len);
+        if (v != EVENT_OK) {
+            report_skip(r, &ev, event_verdict_reason(v));
+            continue;
+        }
+        if (hub_put(p->hub, r->index, ev.body, ev.len, ev.msg_id, ev.position, &p->stop) != 0) {
+            atomic_store(&r->failed, 1);
+            log_error("source failed source=%s error=\"out of memory buffering an event\"",
+                      r->def->name);
+            break;
+        }
+        taken++;
+        r->last_put_pos = ev.position;
+        r->has_put = 1;
+        atomic_fetch_add(&r->read, 1);
+    }
+    hub_finish(p->hub, r->index);
+    return NULL;
+}
+
+/* ------------------------------------------------------------- publishing */
+
+static void on_confirmed(void *arg, void *owner, uint64_t position)
+{
+    (void)arg;
+    source_run *r = owner;
+    atomic_store(&r->confirmed_pos, position);
+    atomic_store(&r->has_confirmed, 1);
+    atomic_fetch_add(&r->confirmed, 1);
+}
 
 /* Connects (round the URL list, with backoff) and attaches the publisher,
  * which republishes anything unconfirmed. Returns 0, or -1 on shutdown or
@@ -116,233 +284,302 @@ static int reconnect_until(producer *p, int64_t deadline_us)
     return -1;
 }
 
-static int reconnect(producer *p)
-{
-    return reconnect_until(p, INT64_MAX);
-}
-
-/* Hands one event to the publisher, reconnecting as often as needed.
- * Returns 0 once taken, -1 if shutdown came first. */
-static int publish_event(producer *p, source_run *r, const source_event *ev)
+/* Hands the pending event to the publisher, reconnecting as needed until
+ * deadline_us. Returns 0 once taken, -1 if shutdown or the deadline came
+ * first (the event stays pending). */
+static int publish_pending(producer *p, int64_t deadline_us)
 {
     char err[1024];
+    hub_item *it = &p->pending;
+    source_run *r = &p->runs[it->source];
     pub_message m = {.routing_key = r->routing_key,
-                     .message_id = ev->msg_id,
-                     .source = r->name,
-                     .body = ev->body,
-                     .body_len = ev->len,
-                     .produced_at_us = now_us()};
-    while (publisher_publish(p->pub, &m, err, sizeof err) != 0) {
-        if (shutdown_requested)
+                     .message_id = it->msg_id,
+                     .source = r->def->name,
+                     .body = it->body,
+                     .body_len = it->len,
+                     .produced_at_us = now_us(),
+                     .owner = r,
+                     .position = it->position};
+    for (;;) {
+        if (p->conn && publisher_outstanding(p->pub) >= (size_t)p->settings->window) {
+            /* Wait for room here, where the deadline is known. */
+            long left = (long)((deadline_us - mono_us()) / 1000);
+            if (left <= 0 || shutdown_requested)
+                return -1;
+            if (publisher_poll(p->pub, left < 200 ? left : 200, err, sizeof err) == 0)
+                continue;
+        } else if (p->conn && publisher_publish(p->pub, &m, err, sizeof err) == 0) {
+            hub_item_free(it);
+            p->has_pending = 0;
+            return 0;
+        }
+        if (shutdown_requested || mono_us() >= deadline_us)
             return -1;
-        log_warn("connection lost error=\"%s\"", err);
-        if (reconnect(p) != 0)
+        log_warn("connection lost error=\"%s\"", p->conn ? err : "not connected");
+        if (reconnect_until(p, deadline_us) != 0)
             return -1;
     }
-    return 0;
+}
+
+static uint64_t total_skipped(producer *p)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < p->nruns; i++)
+        n += atomic_load(&p->runs[i].skipped);
+    return n;
 }
 
 static void log_progress(producer *p, const char *what)
 {
     const publisher_stats *st = publisher_get_stats(p->pub);
     double elapsed = (double)(mono_us() - p->started_us) / 1e6;
-    log_info("%s published=%" PRIu64 " confirmed=%" PRIu64 " outstanding=%zu returned=%" PRIu64
-             " republished=%" PRIu64 " elapsed_s=%.1f rate=%.0f/s",
-             what, st->taken, st->confirmed, publisher_outstanding(p->pub), st->returned,
-             st->republished, elapsed, elapsed > 0 ? (double)st->confirmed / elapsed : 0.0);
+    log_info("%s published=%" PRIu64 " confirmed=%" PRIu64 " outstanding=%zu buffered=%zu "
+             "skipped=%" PRIu64 " returned=%" PRIu64 " republished=%" PRIu64
+             " elapsed_s=%.1f rate=%.0f/s",
+             what, st->taken, st->confirmed, publisher_outstanding(p->pub), hub_buffered(p->hub),
+             total_skipped(p), st->returned, st->republished, elapsed,
+             elapsed > 0 ? (double)st->confirmed / elapsed : 0.0);
 }
 
-/* One pass over the sources: each due source offers one event. Returns the
- * number of sources still running; *wait_us is how long until one is due. */
-static size_t produce_round(producer *p, int64_t *wait_us, int *failed)
-{
-    const producer_settings *s = p->settings;
-    size_t active = 0;
-    int64_t now = mono_us();
-    *wait_us = 100000;
-    for (size_t i = 0; i < p->nruns && !shutdown_requested; i++) {
-        source_run *r = &p->runs[i];
-        if (r->done)
-            continue;
-        active++;
-        if (s->rate > 0) {
-            int64_t due = p->started_us + (int64_t)(r->produced * 1000000 / (uint64_t)s->rate);
-            if (due > now) {
-                if (due - now < *wait_us)
-                    *wait_us = due - now;
-                continue;
-            }
-        }
-        *wait_us = 0;
-        source_event ev;
-        char err[1024];
-        adapter_result res = r->adapter->next(r->state, &ev, err, sizeof err);
-        if (res == ADAPTER_END) {
-            r->done = 1;
-            log_info("source finished source=%s produced=%" PRIu64, r->name, r->produced);
-        } else if (res == ADAPTER_ERROR) {
-            r->done = 1;
-            *failed = 1;
-            log_error("source failed source=%s error=\"%s\"", r->name, err);
-        } else if (res == ADAPTER_EVENT) {
-            if (ev.len > (size_t)s->max_message_bytes) {
-                r->skipped++;
-                log_error("event over max_message_bytes skipped source=%s position=%" PRIu64
-                          " bytes=%zu",
-                          r->name, ev.position, ev.len);
-                continue;
-            }
-            if (publish_event(p, r, &ev) != 0)
-                break;
-            r->produced++;
-            r->last_position = ev.position;
-        }
-    }
-    return active;
-}
-
-static void run_sources(producer *p, int *failed)
+/* The main loop: publish what the readers buffer until every source ended,
+ * the duration passed or a signal came. */
+static void run_sources(producer *p)
 {
     const producer_settings *s = p->settings;
     int64_t deadline = s->duration ? p->started_us + s->duration * 1000000 : INT64_MAX;
     int64_t next_progress = p->started_us + s->progress_interval_ms * 1000;
     char err[1024];
-    unsigned rounds = 0;
-    while (!shutdown_requested) {
-        int64_t wait_us;
-        if (produce_round(p, &wait_us, failed) == 0 || mono_us() >= deadline)
-            break;
-        /* Read confirms as they come so the window rarely fills. */
-        if (wait_us > 0 || ++rounds % 64 == 0) {
-            if (publisher_poll(p->pub, (long)(wait_us / 1000), err, sizeof err) != 0) {
+    unsigned published = 0;
+    uint64_t last_confirmed = 0, last_taken = 0;
+    while (!shutdown_requested && mono_us() < deadline) {
+        if (!p->has_pending)
+            p->has_pending = hub_take(p->hub, &p->pending, 0);
+        if (p->has_pending) {
+            if (publish_pending(p, INT64_MAX) != 0)
+                break;
+            /* Read confirms as they come so the window rarely fills. */
+            if (++published % 64 != 0)
+                continue;
+            if (publisher_poll(p->pub, 0, err, sizeof err) != 0) {
                 log_warn("connection lost error=\"%s\"", err);
-                if (reconnect(p) != 0)
+                if (reconnect_until(p, INT64_MAX) != 0)
                     break;
             }
+        } else if (hub_done(p->hub)) {
+            break;
+        } else if (publisher_poll(p->pub, 20, err, sizeof err) != 0) {
+            log_warn("connection lost error=\"%s\"", err);
+            if (reconnect_until(p, INT64_MAX) != 0)
+                break;
         }
         if (s->progress_interval_ms && mono_us() >= next_progress) {
-            log_progress(p, "progress");
+            /* An idle producer does not repeat the same line forever. */
+            const publisher_stats *st = publisher_get_stats(p->pub);
+            if (st->confirmed != last_confirmed || st->taken != last_taken)
+                log_progress(p, "progress");
+            last_confirmed = st->confirmed;
+            last_taken = st->taken;
             next_progress = mono_us() + s->progress_interval_ms * 1000;
         }
     }
 }
 
-/* Waits for every taken event to be confirmed, reconnecting if needed, for
- * at most shutdown_timeout_ms. Returns 0 if all are confirmed. */
+/* Stops the readers, publishes what they had buffered and waits for every
+ * confirm, for at most shutdown_timeout_ms. Returns 0 if nothing is left
+ * unconfirmed. */
 static int drain(producer *p)
 {
     char err[1024];
     int64_t deadline = mono_us() + p->settings->shutdown_timeout_ms * 1000;
+    atomic_store(&p->stop, 1);
+    hub_wake(p->hub);
+    for (size_t i = 0; i < p->nruns; i++) {
+        if (p->runs[i].started)
+            pthread_join(p->runs[i].thread, NULL);
+        p->runs[i].started = 0;
+    }
     /* A second SIGTERM should not cut the drain short: the deadline bounds it. */
     shutdown_requested = 0;
-    while (publisher_outstanding(p->pub) > 0) {
-        long left_ms = (long)((deadline - mono_us()) / 1000);
-        if (left_ms <= 0)
+    while (mono_us() < deadline) {
+        if (!p->has_pending)
+            p->has_pending = hub_take(p->hub, &p->pending, 0);
+        if (p->has_pending) {
+            if (publish_pending(p, deadline) != 0)
+                break;
+            continue;
+        }
+        if (publisher_outstanding(p->pub) == 0)
             break;
-        int rc = p->conn ? publisher_drain(p->pub, left_ms, err, sizeof err) : -1;
+        long left_ms = (long)((deadline - mono_us()) / 1000);
+        int rc = p->conn ? publisher_drain(p->pub, left_ms > 0 ? left_ms : 1, err, sizeof err) : -1;
         if (rc == -1) {
-            log_warn("connection lost while draining error=\"%s\"", err);
+            log_warn("connection lost while draining error=\"%s\"",
+                     p->conn ? err : "not connected");
             if (reconnect_until(p, deadline) != 0)
                 break;
         }
     }
-    if (publisher_outstanding(p->pub) > 0) {
-        log_error("stopping with unconfirmed events unconfirmed=%zu: they may be missing from "
-                  "the broker; run again with the same seed to republish them",
-                  publisher_outstanding(p->pub));
-        return -1;
+    size_t unsent = hub_buffered(p->hub) + (size_t)p->has_pending;
+    int rc = 0;
+    if (publisher_outstanding(p->pub) > 0 || unsent > 0) {
+        log_error("stopping with events not confirmed by the broker unconfirmed=%zu unsent=%zu: "
+                  "checkpoints do not cover them, so a file source reads them again; generator "
+                  "sources make them again with the same seed",
+                  publisher_outstanding(p->pub), unsent);
+        rc = -1;
     }
-    for (size_t i = 0; i < p->nruns; i++) {
-        source_run *r = &p->runs[i];
-        if (r->adapter->checkpoint && r->produced &&
-            r->adapter->checkpoint(r->state, r->last_position, err, sizeof err) != 0)
-            log_error("checkpoint failed source=%s error=\"%s\"", r->name, err);
-    }
-    return 0;
+    for (size_t i = 0; i < p->nruns; i++)
+        save_checkpoint(&p->runs[i], 1);
+    return rc;
 }
 
-static int open_sources(producer *p, const strlist *names)
+/* ---------------------------------------------------------------- set-up */
+
+static int open_sources(producer *p, const source_defs *defs, const char *config_file)
 {
     const producer_settings *s = p->settings;
-    const adapter_class *adapter = adapter_find(s->adapter);
-    if (!adapter) {
-        fprintf(stderr, "%s: unknown adapter '%s' (known: %s)\n", program, s->adapter,
-                adapter_names());
-        return EXIT_USAGE;
-    }
-    p->runs = calloc(names->count, sizeof *p->runs);
+    p->runs = calloc(defs->count, sizeof *p->runs);
     if (!p->runs)
         return EXIT_RUNTIME;
-    for (size_t i = 0; i < names->count; i++) {
-        const char *name = names->items[i];
-        if (*s->source && strcmp(s->source, name) != 0)
-            continue;
-        source_run *r = &p->runs[p->nruns];
-        source_spec spec = {
-            .name = name, .kind = name, .seed = (uint64_t)s->seed, .count = (uint64_t)s->count};
+    for (size_t i = 0; i < defs->count; i++) {
+        const source_def *d = &defs->items[i];
+        source_run *r = &p->runs[i];
+        r->p = p;
+        r->index = i;
+        r->def = d;
+        snprintf(r->routing_key, sizeof r->routing_key, SLUICE_ROUTING_PREFIX "%s", d->name);
+        r->spec = (source_spec){.name = d->name,
+                                .settings = d->settings,
+                                .nsettings = d->nsettings,
+                                .used = d->used,
+                                .file = d->line ? config_file : NULL,
+                                .line = d->line,
+                                .default_seed = (uint64_t)s->seed,
+                                .default_count = (uint64_t)s->count,
+                                .checkpoint_dir = s->checkpoint_dir,
+                                .stop = &p->stop};
         char err[1024];
-        if (adapter->open(&r->state, &spec, err, sizeof err) != 0) {
+        if (d->adapter->open(&r->state, &r->spec, err, sizeof err) != 0 ||
+            spec_check_unused(&r->spec, d->adapter->name, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s\n", program, err);
+            p->nruns = i + 1; /* so the caller closes this one too */
             return EXIT_USAGE;
         }
-        r->name = name;
-        r->adapter = adapter;
-        snprintf(r->routing_key, sizeof r->routing_key, SLUICE_ROUTING_PREFIX "%s", name);
-        p->nruns++;
-    }
-    if (p->nruns == 0) {
-        fprintf(stderr, "%s: --source %s is not in sources (%s)\n", program, s->source, s->sources);
-        return EXIT_USAGE;
+        p->nruns = i + 1;
     }
     return CLI_CONTINUE;
+}
+
+/* Starts a reader thread per source. They block SIGTERM and SIGINT (the
+ * mask is inherited), so the signal flag is set and read by the main thread
+ * alone, which stops the readers through p->stop. */
+static int start_readers(producer *p)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = 0;
+    for (size_t i = 0; i < p->nruns && rc == 0; i++) {
+        source_run *r = &p->runs[i];
+        r->next_checkpoint_us = mono_us() + p->settings->checkpoint_interval_ms * 1000;
+        if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
+            log_error("cannot start a thread for source=%s", r->def->name);
+            rc = -1;
+        } else {
+            r->started = 1;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     producer_settings s = {0};
-    strlist names = {0};
+    cfg_sections sections = {0};
+    source_defs defs = {0};
     producer p = {.settings = &s};
-    int failed = 0;
+    int failed = 0, curl_ready = 0;
+    char err[1024];
     int rc = cli_parse(producer_options, &s, argc, argv, program,
                        "Publishes events from source adapters to RabbitMQ with publisher "
                        "confirms.");
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "producer", s.log_level);
-    if (rc == CLI_CONTINUE)
-        rc = cli_sources(program, "sources", s.sources, &names);
-    if (rc == CLI_CONTINUE)
-        rc = open_sources(&p, &names);
+    if (rc == CLI_CONTINUE && (cfg_read_sections(argc, argv, &sections, err, sizeof err) != 0 ||
+                               source_defs_build(&sections, s.sources, s.adapter, s.rate, s.source,
+                                                 &defs, err, sizeof err) != 0)) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        rc = EXIT_USAGE;
+    }
     if (rc == CLI_CONTINUE && (strlist_split(s.amqp_url, &p.urls) != 0 || p.urls.count == 0)) {
         fprintf(stderr, "%s: amqp_url is empty\n", program);
         rc = EXIT_USAGE;
     }
     if (rc == CLI_CONTINUE) {
-        p.pub = publisher_new(SLUICE_EXCHANGE_INGEST, "sluice-producer", (size_t)s.window);
-        if (!p.pub)
+        /* libcurl's global set-up is not thread-safe: once, before threads. */
+        curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+        if (!curl_ready) {
+            fprintf(stderr, "%s: libcurl initialisation failed\n", program);
             rc = EXIT_RUNTIME;
+        }
+    }
+    if (rc == CLI_CONTINUE)
+        rc = open_sources(&p, &defs, sections.path);
+    if (rc == CLI_CONTINUE) {
+        p.pub = publisher_new(SLUICE_EXCHANGE_INGEST, "sluice-producer", (size_t)s.window);
+        p.hub = hub_new(p.nruns, (size_t)s.buffer);
+        p.validator = event_validator_new((size_t)s.max_message_bytes);
+        if (!p.pub || !p.hub || !p.validator) {
+            fprintf(stderr, "%s: out of memory\n", program);
+            rc = EXIT_RUNTIME;
+        }
     }
     if (rc == CLI_CONTINUE) {
+        publisher_on_confirm(p.pub, on_confirmed, &p);
         shutdown_install();
         p.started_us = mono_us();
-        log_info("starting sources=%zu adapter=%s count=%ld rate=%ld window=%ld", p.nruns,
-                 s.adapter, s.count, s.rate, s.window);
-        if (reconnect(&p) == 0)
-            run_sources(&p, &failed);
+        log_info("starting sources=%zu mode=%s window=%ld buffer=%ld", p.nruns,
+                 *s.source ? "distributed" : "modular", s.window, s.buffer);
+        if (start_readers(&p) != 0)
+            failed = 1;
+        else if (reconnect_until(&p, INT64_MAX) == 0)
+            run_sources(&p);
         if (shutdown_requested)
             log_info("stopping on signal: no new events, waiting for confirms");
         if (drain(&p) != 0)
             failed = 1;
+        for (size_t i = 0; i < p.nruns; i++) {
+            source_run *r = &p.runs[i];
+            failed |= atomic_load(&r->failed);
+            log_info("source summary source=%s read=%" PRIu64 " confirmed=%" PRIu64
+                     " skipped=%" PRIu64 " failed=%s",
+                     r->def->name, atomic_load(&r->read), atomic_load(&r->confirmed),
+                     atomic_load(&r->skipped), atomic_load(&r->failed) ? "yes" : "no");
+        }
         log_progress(&p, "done");
         rc = failed ? EXIT_RUNTIME : 0;
     }
-    for (size_t i = 0; i < p.nruns; i++)
-        p.runs[i].adapter->close(p.runs[i].state);
+    for (size_t i = 0; i < p.nruns; i++) {
+        if (p.runs[i].started)
+            pthread_join(p.runs[i].thread, NULL);
+        p.runs[i].def->adapter->close(p.runs[i].state);
+    }
+    if (p.has_pending)
+        hub_item_free(&p.pending);
     free(p.runs);
+    hub_free(p.hub);
+    event_validator_free(p.validator);
     publisher_detach(p.pub);
     publisher_free(p.pub);
     mq_close(p.conn);
+    if (curl_ready)
+        curl_global_cleanup();
     strlist_free(&p.urls);
-    strlist_free(&names);
+    source_defs_free(&defs);
+    cfg_sections_free(&sections);
     cfg_free(producer_options, &s);
     return rc;
 }

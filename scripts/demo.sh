@@ -32,7 +32,7 @@ producer=$!
 start=$(date +%s.%N)
 while kill -0 "$producer" 2>/dev/null || [ "$(stored)" -lt "$TOTAL" ]; do
   sleep 1
-  confirmed=$(grep -o 'confirmed=[0-9]*' "$LOGS/producer.log" | tail -1 | cut -d= -f2)
+  confirmed=$(grep -o 'confirmed=[0-9]*' "$LOGS/producer.log" | tail -1 | cut -d= -f2 || true)
   printf '    %5.1fs  published+confirmed %7s   stored in warehouse %7s / %s\n' \
     "$(echo "$(date +%s.%N) - $start" | bc)" "${confirmed:-0}" "$(stored)" "$TOTAL"
   if ! kill -0 "$worker" 2>/dev/null; then

@@ -1,0 +1,169 @@
+/* Integration test of the producer through a broker outage: RabbitMQ is
+ * stopped and started again (scripts/stack.sh stop-rabbit / start-rabbit)
+ * in the middle of a run. The producer reconnects, republishes what was
+ * not confirmed, holds back its source while it cannot publish, and every
+ * event accepted from the source ends in the warehouse exactly once. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define TIMEOUT_MS 300000
+#define EVENTS 20000
+
+#ifndef SLUICE_SOURCE_DIR
+#error "SLUICE_SOURCE_DIR must name the source tree (for scripts/stack.sh)"
+#endif
+
+static const char *const sources[] = {"s_outage"};
+static char workdir[] = "/tmp/sluice-faults-XXXXXX";
+static pid_t producer = -1; /* killed by the teardown if a check failed first */
+
+static int setup_stack(void **state)
+{
+    (void)state;
+    if (!mkdtemp(workdir))
+        return -1;
+    const char *argv[] = {harness_bin("sluice-setup"), "--sources", "s_outage", NULL};
+    char err[8192];
+    if (harness_run(argv, err, sizeof err, 60000) != 0) {
+        print_error("sluice-setup failed: %s\n", err);
+        return -1;
+    }
+    warehouse_truncate();
+    queues_purge(sources, 1);
+    return 0;
+}
+
+static void stack(const char *verb)
+{
+    const char *argv[] = {SLUICE_SOURCE_DIR "/scripts/stack.sh", verb, NULL};
+    char err[16384];
+    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
+        fail_msg("stack.sh %s failed: %s", verb, err);
+}
+
+static int queue_has(void *arg)
+{
+    return queue_ready("sluice.q.s_outage") >= *(long *)arg;
+}
+
+typedef struct log_query {
+    const char *path, *text;
+    int times;
+} log_query;
+
+static int log_has(void *arg)
+{
+    log_query *q = arg;
+    char *text = harness_slurp(q->path);
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, q->text)) != NULL; p++)
+        n++;
+    free(text);
+    return n >= q->times;
+}
+
+static void test_broker_restart_mid_run(void **state)
+{
+    (void)state;
+    char input[512], config[512], log[512], cmd[4096];
+    snprintf(input, sizeof input, "%s/events.ndjson", workdir);
+    snprintf(config, sizeof config, "%s/outage.conf", workdir);
+    snprintf(log, sizeof log, "%s/producer.log", workdir);
+    FILE *f = fopen(input, "w");
+    assert_non_null(f);
+    for (int i = 0; i < EVENTS; i++)
+        fprintf(f, "{\"seq\":%d,\"what\":\"outage test\"}\n", i);
+    assert_int_equal(fclose(f), 0);
+    f = fopen(config, "w");
+    assert_non_null(f);
+    /* Read at 2,000/s so the outage falls in the middle; a small buffer so
+     * backpressure holds the source back while the broker is away. */
+    fputs("buffer = 500\nheartbeat = 5\n[source s_outage]\nadapter = stdin\nrate = 2000\n", f);
+    assert_int_equal(fclose(f), 0);
+    /* A node that is down comes first in the list: connecting goes round
+     * the list to the one that answers, at the start and after the outage. */
+    snprintf(cmd, sizeof cmd,
+             "exec %s --config %s --amqp-url 'amqp://guest:guest@127.0.0.1:9/,%s' < %s",
+             harness_bin("sluice-producer"), config, harness_amqp_url(), input);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    producer = harness_spawn(argv, log);
+
+    long some = 3000;
+    assert_true(harness_wait_for(queue_has, &some, TIMEOUT_MS));
+    stack("stop-rabbit");
+    log_query lost = {log, "connection lost", 1};
+    assert_true(harness_wait_for(log_has, &lost, TIMEOUT_MS));
+    stack("start-rabbit");
+
+    int rc = harness_wait(producer, TIMEOUT_MS);
+    producer = -1;
+    char *text = harness_slurp(log);
+    if (rc != 0)
+        fail_msg("producer exit %d; log:\n%s", rc, text ? text : "");
+    /* It connected twice and finished with nothing outstanding. */
+    const char *second = strstr(text, "connected url=");
+    assert_non_null(second);
+    assert_non_null(strstr(second + 1, "connected url="));
+    assert_non_null(strstr(text, "confirmed=20000 outstanding=0 buffered=0"));
+    assert_null(strstr(text, "connected url=amqp://guest@127.0.0.1:9/"));
+    /* The buffer never held more than its bound (500, plus the one event a
+     * stopping reader may hand over): the source was held back instead. */
+    long most = 0;
+    for (const char *p = text; (p = strstr(p, "buffered=")) != NULL; p++) {
+        long n = strtol(p + 9, NULL, 10);
+        most = n > most ? n : most;
+    }
+    assert_true(most <= 501);
+    free(text);
+
+    const char *worker[] = {
+        harness_bin("sluice-worker"), "--sources", "s_outage", "--idle-exit-ms", "2000", NULL};
+    char err[16384];
+    if (harness_run(worker, err, sizeof err, TIMEOUT_MS) != 0)
+        fail_msg("worker failed: %s", err);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE source = 's_outage'"), EVENTS);
+    assert_int_equal(pg_scalar("SELECT count(DISTINCT (payload->>'seq')::int) FROM events "
+                               "WHERE source = 's_outage'"),
+                     EVENTS);
+    assert_int_equal(queue_ready("sluice.q.s_outage"), 0);
+}
+
+/* Whatever happened, the next tests find RabbitMQ running and no
+ * producer of this one left. */
+static int cleanup(void **state)
+{
+    (void)state;
+    if (producer > 0) {
+        kill(producer, SIGKILL);
+        harness_wait(producer, TIMEOUT_MS);
+        producer = -1;
+    }
+    stack("start-rabbit");
+    return 0;
+}
+
+/* The logs are in the failure messages; the folder itself goes. */
+static int remove_workdir(void **state)
+{
+    (void)state;
+    const char *argv[] = {"rm", "-rf", workdir, NULL};
+    return harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_broker_restart_mid_run, cleanup),
+    };
+    return cmocka_run_group_tests(tests, setup_stack, remove_workdir);
+}
