@@ -21,6 +21,7 @@
 
 typedef struct worker_settings {
     char *amqp_url;
+    mq_tls amqp_tls;
     char *pg_dsn;
     char *sources;
     long prefetch;
@@ -35,6 +36,7 @@ typedef struct worker_settings {
 
 static const cfg_option worker_options[] = {
     SETTING_AMQP_URL(worker_settings),
+    SETTING_AMQP_TLS(worker_settings),
     SETTING_PG_DSN(worker_settings),
     SETTING_SOURCES(worker_settings),
     {"prefetch", CFG_INT, offsetof(worker_settings, prefetch), "2000", 1, 65535,
@@ -201,6 +203,8 @@ int main(int argc, char **argv)
                        "warehouse.");
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "worker", s.log_level);
+    if (rc == CLI_CONTINUE)
+        rc = cli_amqp_tls(program, &s.amqp_tls);
     if (rc == CLI_CONTINUE)
         rc = cli_sources(program, "sources", s.sources, &w.sources);
     if (rc == CLI_CONTINUE && (strlist_split(s.amqp_url, &w.urls) != 0 || w.urls.count == 0)) {
