@@ -116,23 +116,52 @@ static int configure_tls(amqp_socket_t *sock, const char *url, char *err, size_t
     return 0;
 }
 
-/* Why a TLS connection failed: rabbitmq-c says only "SSL handshake failed",
- * OpenSSL's error queue says what (say, "certificate verify failed"). */
-static void describe_open_failure(int status, const char *url, char *err, size_t errlen)
+/* Why a connection failed, in words that point at the setting to fix:
+ * rabbitmq-c's own strings for TLS failures name no file and no host. */
+static void describe_open_failure(int status, const char *url, const char *host, char *err,
+                                  size_t errlen)
 {
+    const char *cas = tls_settings.ca_file[0] ? tls_settings.ca_file : "the system's CA store";
     unsigned long e = ERR_peek_last_error();
-    if (status <= AMQP_STATUS_SSL_ERROR && status > _AMQP_STATUS_SSL_NEXT_VALUE && e) {
-        char reason[256];
+    char reason[256] = "";
+    if (e)
         ERR_error_string_n(e, reason, sizeof reason);
-        snprintf(err, errlen, "%s: cannot connect: %s: %s%s", url, amqp_error_string2(status),
-                 reason,
-                 ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED
-                     ? " (is amqp_ca_file the CA that signed the broker's certificate, and "
-                       "does the certificate name the URL's host?)"
-                     : "");
-    } else {
+    switch (status) {
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+        snprintf(err, errlen,
+                 "%s: cannot connect: TLS: the broker's certificate is not signed by a CA in "
+                 "amqp_ca_file (%s)",
+                 url, cas);
+        break;
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+        snprintf(err, errlen,
+                 "%s: cannot connect: TLS: the broker's certificate does not name host '%s' "
+                 "(use the name it was issued for, or amqp_verify_hostname=false)",
+                 url, host);
+        break;
+    case AMQP_STATUS_SSL_ERROR:
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+        snprintf(err, errlen, "%s: cannot connect: TLS handshake failed%s%s", url,
+                 reason[0] ? ": " : " (the broker may require a client certificate: "
+                                    "amqp_cert_file, amqp_key_file)",
+                 reason);
+        break;
+    default:
         snprintf(err, errlen, "%s: cannot connect: %s", url, amqp_error_string2(status));
     }
+    ERR_clear_error();
+}
+
+static void describe_tls_refusal(const char *url, char *err, size_t errlen)
+{
+    unsigned long e = ERR_peek_last_error();
+    char reason[256] = "no reason given";
+    if (e)
+        ERR_error_string_n(e, reason, sizeof reason);
+    snprintf(err, errlen, "%s: login: TLS: the broker ended the session (%s)%s", url, reason,
+             tls_settings.cert_file[0]
+                 ? ": is amqp_cert_file signed by a CA the broker trusts?"
+                 : ": the broker may require a client certificate (amqp_cert_file, amqp_key_file)");
     ERR_clear_error();
 }
 
@@ -220,13 +249,22 @@ mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     int status = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
     if (status != AMQP_STATUS_OK) {
-        describe_open_failure(status, c->url, err, errlen);
+        describe_open_failure(status, c->url, info.host, err, errlen);
         goto fail;
     }
     amqp_rpc_reply_t r = amqp_login(c->state, info.vhost, 0, 131072, heartbeat_s,
                                     AMQP_SASL_METHOD_PLAIN, info.user, info.password);
     char what[600];
     snprintf(what, sizeof what, "%s: login", c->url);
+    if (info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error <= AMQP_STATUS_SSL_ERROR &&
+        r.library_error > _AMQP_STATUS_SSL_NEXT_VALUE) {
+        /* Under TLS 1.3 a broker that refuses our certificate (or its
+         * absence) says so only after the handshake, at the first read. */
+        describe_tls_refusal(c->url, err, errlen);
+        mq_mark_broken(c);
+        goto fail;
+    }
     if (mq_check(c, r, what, err, errlen) != 0)
         goto fail;
     amqp_channel_open(c->state, MQ_CHANNEL);
