@@ -16,7 +16,8 @@
 #   start-node N  start node N again; return once it is back in the cluster
 #   status        one line per node; exit 0 if all run, 3 otherwise
 #   env           print `export SLUICE_AMQP_URL=...` with every node's URL
-#   queues        name, type, ready messages and leader of every queue
+#   queues        name, type, ready messages, leader and arguments of every
+#                 queue, tab-separated
 #   wipe          stop every node and delete the cluster's state
 #
 # Environment:
@@ -355,7 +356,8 @@ do_queues() {
     for ((n = 1; n <= SIZE; n++)); do
         node_vars "$n"
         node_alive || continue
-        ctl list_queues --quiet --no-table-headers name type messages_ready leader 2>/dev/null &&
+        ctl list_queues --quiet --no-table-headers name type messages_ready leader \
+            arguments 2>/dev/null &&
             return 0
     done
     die "no node answers"
