@@ -6,6 +6,8 @@
 #     the Dockerfile puts into the image, and every --flag it passes and
 #     every SLUICE_* variable it sets is a setting that binary knows (read
 #     from its --help, which is printed from the settings table);
+#   - every shared library those binaries need comes from a Debian package
+#     the Dockerfile's runtime stage installs;
 #   - no guest account, and the image runs as an unprivileged user.
 #
 # Usage: scripts/check-compose.sh BUILD_DIR      (ctest runs it as test_compose)
@@ -78,7 +80,28 @@ while IFS=$'\t' read -r service binary settings; do
     (( failures > before )) || echo "check-compose: $service: $binary ${settings:-} ok"
 done <<<"$services"
 
-# 3. Credentials and users.
+# 3. The runtime stage installs the package of every library the binaries
+#    need (direct NEEDED entries; libc is in the base image, the sanitizer
+#    runtimes only in a test build).
+runtime_packages=$(awk '/^FROM/ { stage++ } stage == 2' Dockerfile |
+    grep -oE '\b(lib[a-z0-9.+-]+|ca-certificates)\b' | sort -u)
+while read -r binary; do
+    [[ -n $binary ]] || continue
+    path=$(find "$BUILD" -maxdepth 2 -type f -name "$binary" -perm -u+x | head -n 1)
+    [[ -n $path ]] || continue
+    for lib in $(readelf -d "$path" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        case $lib in libc.so.* | libm.so.* | libasan.so.* | libubsan.so.* | ld-linux*) continue ;; esac
+        file=$(ldd "$path" | awk -v l="$lib" '$1 == l { print $3 }')
+        package=$(dpkg -S "$(readlink -f "$file")" 2>/dev/null | head -n 1 | cut -d: -f1)
+        if [[ -z $package ]]; then
+            bad "$binary needs $lib, which no Debian package provides here"
+        elif ! grep -qx "$package" <<<"$runtime_packages"; then
+            bad "$binary needs $lib from $package, which the Dockerfile's runtime stage does not install"
+        fi
+    done
+done < <(cut -f2 <<<"$services" | sort -u)
+
+# 4. Credentials and users.
 grep -qiE 'guest(:|@)|=guest' compose.yaml .env.example &&
     bad "compose.yaml or .env.example uses the guest account"
 last_user=$(grep -E '^USER ' Dockerfile | tail -n 1 | awk '{print $2}')
