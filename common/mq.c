@@ -116,6 +116,13 @@ static int configure_tls(amqp_socket_t *sock, const char *url, char *err, size_t
     return 0;
 }
 
+static int is_tls_status(int status)
+{
+    return status == AMQP_STATUS_SSL_ERROR || status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
+           status == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ||
+           status == AMQP_STATUS_SSL_CONNECTION_FAILED;
+}
+
 /* Why a connection failed, in words that point at the setting to fix:
  * rabbitmq-c's own strings for TLS failures name no file and no host. */
 static void describe_open_failure(int status, const char *url, const char *host, char *err,
@@ -257,8 +264,7 @@ mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err
     char what[600];
     snprintf(what, sizeof what, "%s: login", c->url);
     if (info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-        r.library_error <= AMQP_STATUS_SSL_ERROR &&
-        r.library_error > _AMQP_STATUS_SSL_NEXT_VALUE) {
+        is_tls_status(r.library_error)) {
         /* Under TLS 1.3 a broker that refuses our certificate (or its
          * absence) says so only after the handshake, at the first read. */
         describe_tls_refusal(c->url, err, errlen);
