@@ -30,7 +30,8 @@ typedef struct mq_tls {
 
 /*
  * Sets how every later mq_connect() makes amqps:// connections (one set per
- * process: a binary has one broker identity). The settings are copied.
+ * process: a binary has one broker identity; call it before connecting,
+ * from one thread). The settings are copied.
  * Plain amqp:// URLs ignore them. Returns 0, or -1 with err naming the
  * setting if a client certificate comes without its key (or the other way
  * round) or a file cannot be read.
