@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # test_cluster: sluice on a three-node RabbitMQ cluster (scripts/cluster.sh)
-# with quorum queues. A producer and a worker get all three nodes' URLs;
+# with quorum queues. A producer, a worker and the notifier get all three
+# nodes' URLs;
 # while they run, the node both are connected to is stopped the polite way
 # and started again, then the node they moved to is killed (SIGKILL) and
 # started again. Every event must end in the warehouse exactly once, the
-# queues must end empty, and both clients must have moved to another node.
+# queues must end empty, every client must have moved to another node, and
+# the notifier must still deliver an alert published afterwards.
 #
 # Needs the local stack's PostgreSQL (SLUICE_PG_DSN, as `./run test` sets);
 # uses a database of its own (sluice_cluster_test) and a cluster of its own
@@ -98,7 +100,10 @@ expect_conflict() {
 expect_conflict x-queue-type --queue-type classic
 expect_conflict x-delivery-limit --queue-type quorum --delivery-limit 5
 
-echo "== producer and worker on all three nodes"
+echo "== producer, worker and notifier on all three nodes"
+"$BIN/notifier/sluice-notifier" --heartbeat 5 >"$WORK/notifier.log" 2>&1 &
+PIDS+=($!)
+notifier=$!
 "$BIN/workers/sluice-worker" --idle-exit-ms 6000 --heartbeat 5 --stats-interval-ms 2000 \
     >"$WORK/worker.log" 2>&1 &
 PIDS+=($!)
@@ -109,6 +114,7 @@ PIDS+=($!)
 producer=$!
 wait_until 60 "the worker to consume from node 1" log_has worker "url=$(redacted "$url1")"
 wait_until 60 "the producer to connect to node 1" log_has producer "url=$(redacted "$url1")"
+wait_until 60 "the notifier to consume from node 1" log_has notifier "url=$(redacted "$url1")"
 wait_until 60 "2000 stored events" stored_at_least 2000
 
 echo "== stopping node 1 (both clients' node) at $(stored) stored events"
@@ -126,9 +132,19 @@ at_kill=$(stored)
 wait_until 60 "progress without node 2" stored_at_least $((at_kill + 2000))
 log_has producer "url=$(redacted "$url3")" || fail "the producer did not move to node 3"
 log_has worker "url=$(redacted "$url3")" || fail "the worker did not move to node 3"
+wait_until 60 "the notifier to move off node 2" log_has notifier "url=$(redacted "$url3")"
 "$CLUSTER" start-node 2
 at_back=$(stored)
 wait_until 60 "progress with every node back" stored_at_least $((at_back + 2000))
+
+echo "== an alert after the failovers reaches the notifier"
+amqp-publish --url "$url1" -e sluice.alerts -r alert.warning.cluster_test -p \
+    -C application/json -b '{"rule":"cluster_test","severity":"warning","message":"after failover"}' ||
+    fail "amqp-publish of an alert failed"
+wait_until 60 "the notifier to deliver the alert" log_has notifier "alert rule=cluster_test"
+kill -TERM "$notifier"
+wait_until 30 "the notifier to stop" exited "$notifier"
+wait "$notifier" || fail "the notifier exited $?"
 
 echo "== stopping the producer (SIGTERM: waits for its confirms), draining the worker"
 kill -TERM "$producer"
@@ -151,7 +167,7 @@ if awk -F'\t' '$3 != 0 { bad = 1 } END { exit !bad }' <<<"$queues"; then
     fail "queues not empty: $queues"
 fi
 # How the clients moved (the timestamps give each failover's gap).
-grep -h -E "producer: (connected|connection lost|done)|worker: (consuming|not ready|stopped)" \
-    "$WORK/producer.log" "$WORK/worker.log" | sort | sed 's/^/   /'
+grep -h -E "producer: (connected|connection lost|done)|worker: (consuming|not ready|stopped)|notifier: (consuming|not ready)" \
+    "$WORK/producer.log" "$WORK/worker.log" "$WORK/notifier.log" | sort | sed 's/^/   /'
 echo "PASS: $TOTAL confirmed events, each stored once, through a node stop and a node crash"
 psql -X -q "$admin_dsn" -c "DROP DATABASE IF EXISTS $DB" 2>/dev/null || true
