@@ -15,13 +15,9 @@ RUN apt-get update \
       librabbitmq-dev libpq-dev libjson-c-dev libssl-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY CMakeLists.txt ./
-COPY common/ common/
-COPY broker-setup/ broker-setup/
-COPY producer/ producer/
-COPY workers/ workers/
-COPY notifier/ notifier/
-COPY sql/ sql/
+# The whole checkout less .dockerignore's list, so a new source folder needs
+# no change here.
+COPY . .
 # Tests need the servers and cmocka: CI runs them outside the image.
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
       -DSLUICE_SQL_DIR=/usr/share/sluice/sql \
