@@ -13,6 +13,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       librabbitmq-dev libpq-dev libjson-c-dev libssl-dev libcurl4-openssl-dev \
+      libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole checkout less .dockerignore's list, so a new source folder needs
@@ -27,11 +28,14 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
        /build/workers/sluice-worker /build/notifier/sluice-notifier /out/bin/ \
  && strip /out/bin/*
 
-# ---- runtime: shared libraries, CA certificates (amqps://, sslmode), binaries
+# ---- runtime: shared libraries, CA certificates (amqps://, sslmode), binaries.
+# libmicrohttpd: the worker pool's /metrics and /healthz; libcurl: HTTP
+# notification channels. scripts/check-compose.sh checks this list against
+# what the binaries link.
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librabbitmq4 libpq5 libjson-c5 libssl3 libcurl4 ca-certificates \
+      librabbitmq4 libpq5 libjson-c5 libssl3 libcurl4 libmicrohttpd12 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin sluice

@@ -13,6 +13,8 @@
 # on SLUICE_CLUSTER_PORT (default here 5740, 5741, 5742), wiped afterwards.
 # SLUICE_BIN_DIR names the build tree.
 set -euo pipefail
+# Workers that serve /metrics would share one port on this machine: off.
+export SLUICE_METRICS_PORT=0
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(dirname "$(dirname "$HERE")")

@@ -15,6 +15,8 @@
 # +20000, epmd +30000), PostgreSQL SLUICE_TLS_PG_PORT (default 5760).
 # SLUICE_BIN_DIR names the build tree. Everything is removed afterwards.
 set -euo pipefail
+# Workers that serve /metrics would share one port on this machine: off.
+export SLUICE_METRICS_PORT=0
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(dirname "$(dirname "$HERE")")
