@@ -27,7 +27,7 @@
 #   SLUICE_CLUSTER_TLS_DIR if set: a folder with ca.pem, server.pem and
 #                          server.key; the nodes then listen for amqps://
 #                          only, and require a client certificate signed by
-#                          ca.pem (set when the nodes are first started)
+#                          ca.pem (read on every start of a node)
 #   SLUICE_STATE_DIR       as for stack.sh (default <checkout>/.run)
 #   SLUICE_START_TIMEOUT   seconds to wait for each step (default 180)
 # Derived from the ports, so clusters on different ports never meet:
@@ -111,7 +111,9 @@ configure() {
 # node_vars N: the names and paths of node N, in NODE_* variables.
 node_vars() {
     local n=$1
-    [[ $n =~ ^[1-9]$ ]] && (( n <= SIZE )) || die "node must be 1 to $SIZE, not '$n'"
+    if ! [[ $n =~ ^[1-9]$ ]] || (( n > SIZE )); then
+        die "node must be 1 to $SIZE, not '$n'"
+    fi
     NODE_PORT=$((BASE_PORT + n - 1))
     NODE_NAME=sluice-c$NODE_PORT@localhost
     NODE_DIR=$CLUSTER_DIR/node$n
@@ -375,6 +377,10 @@ main() {
         *) echo "cluster.sh: unknown verb '$verb' (see --help)" >&2; return 2 ;;
     esac
     configure
+    if [[ -n $node ]] && { ! [[ $node =~ ^[1-9]$ ]] || (( node > SIZE )); }; then
+        echo "cluster.sh: $verb: node must be 1 to $SIZE, not '$node'" >&2
+        return 2
+    fi
     [[ -x $RMQ_BIN/rabbitmq-server ]] ||
         die "$RMQ_BIN/rabbitmq-server not found (apt-get install rabbitmq-server)"
     cd /

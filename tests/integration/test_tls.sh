@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # sh -c '...' bodies expand in the child shell
 # test_tls: sluice over TLS to both servers, with a throw-away CA made here.
 # RabbitMQ (scripts/cluster.sh, one node) listens for amqps:// only and
 # requires a client certificate; a PostgreSQL of this test's own has
@@ -47,7 +48,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     [[ ! -f $WORK/pg/PG_VERSION ]] ||
         as_pg "$PG_BIN/pg_ctl" stop -s -w -m immediate -D "$WORK/pg" >/dev/null 2>&1 || true
-    SLUICE_CLUSTER_TLS_DIR= "$CLUSTER" wipe >/dev/null 2>&1 || true
+    SLUICE_CLUSTER_TLS_DIR='' "$CLUSTER" wipe >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -148,7 +149,7 @@ expect_refused 1 "does not name host .127.0.0.1." "URL host not named by the cer
     --amqp-url "amqps://guest:guest@127.0.0.1:$AMQP_PORT"
 "$SETUP" --amqp-url "amqps://guest:guest@127.0.0.1:$AMQP_PORT" --amqp-verify-hostname false \
     >"$WORK/nohost.log" 2>&1 || fail "amqp_verify_hostname=false did not accept 127.0.0.1"
-SLUICE_AMQP_CERT_FILE= SLUICE_AMQP_KEY_FILE= \
+SLUICE_AMQP_CERT_FILE='' SLUICE_AMQP_KEY_FILE='' \
     expect_refused 1 "may require a client certificate" "no client certificate"
 expect_refused 1 "cannot reach PostgreSQL.*certificate verify failed" \
     "PostgreSQL certificate from another CA" \
