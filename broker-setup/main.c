@@ -20,19 +20,26 @@
 
 typedef struct setup_settings {
     char *amqp_url;
+    mq_tls amqp_tls;
     char *pg_dsn;
     char *sources;
     char *queue_type;
+    long delivery_limit;
     char *sql_dir;
     char *log_level;
 } setup_settings;
 
 static const cfg_option setup_options[] = {
     SETTING_AMQP_URL(setup_settings),
+    SETTING_AMQP_TLS(setup_settings),
     SETTING_PG_DSN(setup_settings),
     SETTING_SOURCES(setup_settings),
     {"queue_type", CFG_STRING, offsetof(setup_settings, queue_type), "classic", 0, 0,
-     "classic, or quorum for a RabbitMQ cluster"},
+     "classic, or quorum for a RabbitMQ cluster (replicated on every node)"},
+    {"delivery_limit", CFG_INT, offsetof(setup_settings, delivery_limit), "20", 0, 1000000,
+     "quorum queues: deliveries of one message before it goes to sluice.dead "
+     "(x-delivery-limit; every connection lost with the message unacknowledged counts); "
+     "0 = no limit"},
     {"sql_dir", CFG_STRING, offsetof(setup_settings, sql_dir), SLUICE_SQL_DIR, 0, 0,
      "folder of numbered migrations (NNN_name.sql)"},
     SETTING_LOG_LEVEL(setup_settings),
@@ -54,7 +61,8 @@ static int setup_topology(const setup_settings *s, const strlist *sources)
         log_error("cannot reach RabbitMQ: %s", err);
         return EXIT_RUNTIME;
     }
-    int rc = topology_declare(c, sources, s->queue_type, err, sizeof err);
+    topology_options opt = {.queue_type = s->queue_type, .delivery_limit = s->delivery_limit};
+    int rc = topology_declare(c, sources, &opt, err, sizeof err);
     mq_close(c);
     if (rc == TOPOLOGY_CONFLICT) {
         fprintf(stderr, "%s: %s\n", program, err);
@@ -96,6 +104,8 @@ int main(int argc, char **argv)
                        "idempotent.");
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "setup", s.log_level);
+    if (rc == CLI_CONTINUE)
+        rc = cli_amqp_tls(program, &s.amqp_tls);
     if (rc == CLI_CONTINUE && strcmp(s.queue_type, "classic") != 0 &&
         strcmp(s.queue_type, "quorum") != 0) {
         fprintf(stderr, "%s: queue_type must be classic or quorum, got '%s'\n", program,

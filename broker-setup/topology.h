@@ -13,14 +13,23 @@
 #define TOPOLOGY_FAILED (-1)   /* connection or broker failure */
 #define TOPOLOGY_CONFLICT (-2) /* something exists with other arguments */
 
+/* What kind of queues to declare. */
+typedef struct topology_options {
+    const char *queue_type; /* "classic", or "quorum" (replicated, for a cluster) */
+    long delivery_limit;    /* quorum only: deliveries of one message before it is
+                               dead-lettered (x-delivery-limit); 0 = no limit */
+} topology_options;
+
 /*
  * Declares sluice.ingest, sluice.dlx + sluice.dead, sluice.alerts +
  * sluice.q.notifier, and sluice.q.<source> bound with src.<source> for each
- * source. queue_type is "classic" or "quorum". On TOPOLOGY_CONFLICT, err
- * names the queue or exchange and the difference the broker reported; the
- * channel is then closed and `c` must be closed.
+ * source. Quorum queues that dead-letter (the source queues and the
+ * notifier's) get the delivery limit. On TOPOLOGY_CONFLICT, err names the
+ * queue or exchange and the difference the broker reported (another queue
+ * type or delivery limit, say); the channel is then closed and `c` must be
+ * closed.
  */
-int topology_declare(mq_conn *c, const strlist *sources, const char *queue_type, char *err,
+int topology_declare(mq_conn *c, const strlist *sources, const topology_options *opt, char *err,
                      size_t errlen);
 
 #endif

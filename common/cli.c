@@ -37,6 +37,16 @@ int cli_init_log(const char *program, const char *component, const char *level_n
     return CLI_CONTINUE;
 }
 
+int cli_amqp_tls(const char *program, const mq_tls *tls)
+{
+    char err[1024];
+    if (mq_set_tls(tls, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        return EXIT_USAGE;
+    }
+    return CLI_CONTINUE;
+}
+
 int cli_sources(const char *program, const char *what, const char *text, strlist *out)
 {
     if (strlist_split(text, out) != 0) {

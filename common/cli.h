@@ -8,6 +8,7 @@
 #define SLUICE_CLI_H
 
 #include "config.h"
+#include "mq.h"
 #include "util.h"
 
 #define CLI_CONTINUE (-1)
@@ -19,6 +20,10 @@ int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, co
 
 /* Starts logging as `component` at the level named by `level_name`. */
 int cli_init_log(const char *program, const char *component, const char *level_name);
+
+/* Hands the amqps:// settings (SETTING_AMQP_TLS rows) to mq_set_tls();
+ * a bad combination or an unreadable file is bad config. */
+int cli_amqp_tls(const char *program, const mq_tls *tls);
 
 /* Splits and validates a comma-separated list of source names into `out`
  * (free with strlist_free). `what` names the setting in the error. */

@@ -5,10 +5,15 @@
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 struct mq_conn {
     amqp_connection_state_t state;
@@ -27,6 +32,144 @@ void mq_redact_url(const char *url, char *out, size_t outlen)
         return;
     }
     snprintf(out, outlen, "%.*s%s", (int)(colon - url), url, at);
+}
+
+/* The process's TLS settings (mq_set_tls), copied so that they outlive the
+ * settings struct they came from. Verification is on until told otherwise. */
+static struct {
+    char ca_file[PATH_MAX];
+    char cert_file[PATH_MAX];
+    char key_file[PATH_MAX];
+    int verify_peer;
+    int verify_hostname;
+} tls_settings = {.verify_peer = 1, .verify_hostname = 1};
+
+static int copy_tls_path(char *dst, size_t cap, const char *path, const char *setting, char *err,
+                         size_t errlen)
+{
+    dst[0] = '\0';
+    if (!path || !*path)
+        return 0;
+    if (strlen(path) >= cap) {
+        snprintf(err, errlen, "%s: path too long", setting);
+        return -1;
+    }
+    if (access(path, R_OK) != 0) {
+        snprintf(err, errlen, "%s: cannot read %s: %s", setting, path, strerror(errno));
+        return -1;
+    }
+    memcpy(dst, path, strlen(path) + 1);
+    return 0;
+}
+
+int mq_set_tls(const mq_tls *tls, char *err, size_t errlen)
+{
+    int has_cert = tls->cert_file && *tls->cert_file;
+    int has_key = tls->key_file && *tls->key_file;
+    if (has_cert != has_key) {
+        snprintf(err, errlen, "%s is set but %s is not: a client certificate needs its key",
+                 has_cert ? "amqp_cert_file" : "amqp_key_file",
+                 has_cert ? "amqp_key_file" : "amqp_cert_file");
+        return -1;
+    }
+    if (copy_tls_path(tls_settings.ca_file, sizeof tls_settings.ca_file, tls->ca_file,
+                      "amqp_ca_file", err, errlen) != 0 ||
+        copy_tls_path(tls_settings.cert_file, sizeof tls_settings.cert_file, tls->cert_file,
+                      "amqp_cert_file", err, errlen) != 0 ||
+        copy_tls_path(tls_settings.key_file, sizeof tls_settings.key_file, tls->key_file,
+                      "amqp_key_file", err, errlen) != 0)
+        return -1;
+    tls_settings.verify_peer = tls->verify_peer;
+    tls_settings.verify_hostname = tls->verify_hostname;
+    return 0;
+}
+
+/* Applies the TLS settings to a fresh SSL socket. */
+static int configure_tls(amqp_socket_t *sock, const char *url, char *err, size_t errlen)
+{
+    int status;
+    if (tls_settings.ca_file[0]) {
+        status = amqp_ssl_socket_set_cacert(sock, tls_settings.ca_file);
+        if (status != AMQP_STATUS_OK) {
+            snprintf(err, errlen, "%s: amqp_ca_file %s: cannot load the CA certificates", url,
+                     tls_settings.ca_file);
+            return -1;
+        }
+    } else {
+        SSL_CTX *ctx = amqp_ssl_socket_get_context(sock);
+        if (!ctx || SSL_CTX_set_default_verify_paths(ctx) != 1) {
+            snprintf(err, errlen, "%s: cannot load the system's CA certificates", url);
+            return -1;
+        }
+    }
+    if (tls_settings.cert_file[0]) {
+        status = amqp_ssl_socket_set_key(sock, tls_settings.cert_file, tls_settings.key_file);
+        if (status != AMQP_STATUS_OK) {
+            snprintf(err, errlen, "%s: amqp_cert_file %s / amqp_key_file %s: cannot load: %s",
+                     url, tls_settings.cert_file, tls_settings.key_file,
+                     amqp_error_string2(status));
+            return -1;
+        }
+    }
+    amqp_ssl_socket_set_verify_peer(sock, tls_settings.verify_peer ? 1 : 0);
+    amqp_ssl_socket_set_verify_hostname(sock, tls_settings.verify_hostname ? 1 : 0);
+    return 0;
+}
+
+static int is_tls_status(int status)
+{
+    return status == AMQP_STATUS_SSL_ERROR || status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
+           status == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ||
+           status == AMQP_STATUS_SSL_CONNECTION_FAILED;
+}
+
+/* Why a connection failed, in words that point at the setting to fix:
+ * rabbitmq-c's own strings for TLS failures name no file and no host. */
+static void describe_open_failure(int status, const char *url, const char *host, char *err,
+                                  size_t errlen)
+{
+    const char *cas = tls_settings.ca_file[0] ? tls_settings.ca_file : "the system's CA store";
+    unsigned long e = ERR_peek_last_error();
+    char reason[256] = "";
+    if (e)
+        ERR_error_string_n(e, reason, sizeof reason);
+    switch (status) {
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+        snprintf(err, errlen,
+                 "%s: cannot connect: TLS: the broker's certificate is not signed by a CA in "
+                 "amqp_ca_file (%s)",
+                 url, cas);
+        break;
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+        snprintf(err, errlen,
+                 "%s: cannot connect: TLS: the broker's certificate does not name host '%s' "
+                 "(use the name it was issued for, or amqp_verify_hostname=false)",
+                 url, host);
+        break;
+    case AMQP_STATUS_SSL_ERROR:
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+        snprintf(err, errlen, "%s: cannot connect: TLS handshake failed%s%s", url,
+                 reason[0] ? ": " : " (the broker may require a client certificate: "
+                                    "amqp_cert_file, amqp_key_file)",
+                 reason);
+        break;
+    default:
+        snprintf(err, errlen, "%s: cannot connect: %s", url, amqp_error_string2(status));
+    }
+    ERR_clear_error();
+}
+
+static void describe_tls_refusal(const char *url, char *err, size_t errlen)
+{
+    unsigned long e = ERR_peek_last_error();
+    char reason[256] = "no reason given";
+    if (e)
+        ERR_error_string_n(e, reason, sizeof reason);
+    snprintf(err, errlen, "%s: login: TLS: the broker ended the session (%s)%s", url, reason,
+             tls_settings.cert_file[0]
+                 ? ": is amqp_cert_file signed by a CA the broker trusts?"
+                 : ": the broker may require a client certificate (amqp_cert_file, amqp_key_file)");
+    ERR_clear_error();
 }
 
 amqp_connection_state_t mq_amqp(mq_conn *c)
@@ -107,16 +250,27 @@ mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err
         snprintf(err, errlen, "%s: cannot create socket", c->url);
         goto fail;
     }
+    if (info.ssl && configure_tls(sock, c->url, err, errlen) != 0)
+        goto fail;
+    ERR_clear_error();
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     int status = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
     if (status != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "%s: cannot connect: %s", c->url, amqp_error_string2(status));
+        describe_open_failure(status, c->url, info.host, err, errlen);
         goto fail;
     }
     amqp_rpc_reply_t r = amqp_login(c->state, info.vhost, 0, 131072, heartbeat_s,
                                     AMQP_SASL_METHOD_PLAIN, info.user, info.password);
     char what[600];
     snprintf(what, sizeof what, "%s: login", c->url);
+    if (info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        is_tls_status(r.library_error)) {
+        /* Under TLS 1.3 a broker that refuses our certificate (or its
+         * absence) says so only after the handshake, at the first read. */
+        describe_tls_refusal(c->url, err, errlen);
+        mq_mark_broken(c);
+        goto fail;
+    }
     if (mq_check(c, r, what, err, errlen) != 0)
         goto fail;
     amqp_channel_open(c->state, MQ_CHANNEL);

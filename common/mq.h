@@ -16,7 +16,32 @@
 typedef struct mq_conn mq_conn;
 
 /*
- * Connects to `url` (amqp://user:pass@host:port/vhost), logs in with the
+ * How to make TLS connections (amqps:// URLs). Paths of PEM files; NULL or
+ * "" means not set. The field names match the settings rows of
+ * SETTING_AMQP_TLS (settings.h), so a binary's settings struct can hold one.
+ */
+typedef struct mq_tls {
+    char *ca_file;       /* CA(s) that sign the broker's certificate; unset: the system's store */
+    char *cert_file;     /* client certificate, for brokers that ask for one */
+    char *key_file;      /* private key of cert_file */
+    int verify_peer;     /* check the broker's certificate chain */
+    int verify_hostname; /* and that it names the host of the URL */
+} mq_tls;
+
+/*
+ * Sets how every later mq_connect() makes amqps:// connections (one set per
+ * process: a binary has one broker identity; call it before connecting,
+ * from one thread). The settings are copied.
+ * Plain amqp:// URLs ignore them. Returns 0, or -1 with err naming the
+ * setting if a client certificate comes without its key (or the other way
+ * round) or a file cannot be read.
+ */
+int mq_set_tls(const mq_tls *tls, char *err, size_t errlen);
+
+/*
+ * Connects to `url` (amqp://user:pass@host:port/vhost, or amqps:// for TLS
+ * with the settings of mq_set_tls(): by default the broker's certificate
+ * must chain to the system's CAs and name the URL's host), logs in with the
  * given heartbeat (seconds, 0 = off) and opens channel MQ_CHANNEL. Gives up
  * after timeout_ms for the TCP connect. Returns NULL with err filled (the
  * URL in it has its password removed). Free with mq_close().

@@ -94,9 +94,20 @@ const publisher_stats *publisher_get_stats(const publisher *p)
     return &p->stats;
 }
 
-static int fail(publisher *p, char *err, size_t errlen, const char *what, int status)
+/* The connection cannot be used any more: mq_close must then skip the
+ * polite close, which would wait for a channel.close-ok that a broker that
+ * closed the connection (or a dead socket) never sends, holding up the
+ * move to another node until the heartbeat gives up. */
+static void mark_broken(publisher *p)
 {
     p->broken = 1;
+    if (p->conn)
+        mq_mark_broken(p->conn);
+}
+
+static int fail(publisher *p, char *err, size_t errlen, const char *what, int status)
+{
+    mark_broken(p);
     snprintf(err, errlen, "%s: %s", what, amqp_error_string2(status));
     return -1;
 }
@@ -218,14 +229,14 @@ static int handle_frame(publisher *p, amqp_frame_t *f, char *err, size_t errlen)
         amqp_channel_close_t *m = f->payload.method.decoded;
         snprintf(err, errlen, "server closed the channel: %u %.*s", m->reply_code,
                  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        p->broken = 1;
+        mark_broken(p);
         return -1;
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
         amqp_connection_close_t *m = f->payload.method.decoded;
         snprintf(err, errlen, "server closed the connection: %u %.*s", m->reply_code,
                  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        p->broken = 1;
+        mark_broken(p);
         return -1;
     }
     default:

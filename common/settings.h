@@ -12,25 +12,29 @@
 #include "config.h"
 
 #define SETTING_AMQP_URL(type)                                                                     \
-    {                                                                                              \
-        "amqp_url", CFG_STRING, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672", 0,  \
-            0, "AMQP URL; several, comma-separated, are tried in turn (cluster nodes)"             \
-    }
+    {"amqp_url", CFG_STRING, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672", 0,    \
+     0, "AMQP URL; several, comma-separated, are tried in turn (cluster nodes)"}
+/* TLS for amqps:// URLs; the struct holds an mq_tls named amqp_tls (mq.h)
+ * and passes it to mq_set_tls() through cli_amqp_tls() (cli.h). */
+#define SETTING_AMQP_TLS(type)                                                                     \
+    {"amqp_ca_file", CFG_STRING, offsetof(type, amqp_tls.ca_file), "", 0, 0,                      \
+     "amqps://: PEM file of the CA(s) that sign the broker's certificate; empty = system store"},  \
+    {"amqp_cert_file", CFG_STRING, offsetof(type, amqp_tls.cert_file), "", 0, 0,                  \
+     "amqps://: client certificate (PEM), if the broker asks for one"},                           \
+    {"amqp_key_file", CFG_STRING, offsetof(type, amqp_tls.key_file), "", 0, 0,                    \
+     "amqps://: private key of amqp_cert_file (PEM)"},                                             \
+    {"amqp_verify_peer", CFG_BOOL, offsetof(type, amqp_tls.verify_peer), "true", 0, 0,            \
+     "amqps://: refuse a broker whose certificate does not chain to amqp_ca_file"},                \
+    {"amqp_verify_hostname", CFG_BOOL, offsetof(type, amqp_tls.verify_hostname), "true", 0, 0,    \
+     "amqps://: refuse a certificate that does not name the URL's host"}
 #define SETTING_PG_DSN(type)                                                                       \
-    {                                                                                              \
-        "pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", \
-            0, 0,                                                                                  \
-            "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables apply)" \
-    }
+    {"pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", 0, \
+     0, "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables apply)"}
 #define SETTING_SOURCES(type)                                                                      \
-    {                                                                                              \
-        "sources", CFG_STRING, offsetof(type, sources), "profiles,clickstream,orders,sensors", 0,  \
-            0, "comma-separated source names ([a-z0-9_-]{1,64}); each has queue sluice.q.<name>"   \
-    }
+    {"sources", CFG_STRING, offsetof(type, sources), "profiles,clickstream,orders,sensors", 0, 0,  \
+     "comma-separated source names ([a-z0-9_-]{1,64}); each has queue sluice.q.<name>"}
 #define SETTING_LOG_LEVEL(type)                                                                    \
-    {                                                                                              \
-        "log_level", CFG_STRING, offsetof(type, log_level), "info", 0, 0,                          \
-            "debug, info, warn or error"                                                           \
-    }
+    {"log_level", CFG_STRING, offsetof(type, log_level), "info", 0, 0,                             \
+     "debug, info, warn or error"}
 
 #endif

@@ -16,6 +16,7 @@
 
 typedef struct notifier_settings {
     char *amqp_url;
+    mq_tls amqp_tls;
     long heartbeat;
     long prefetch;
     char *log_level;
@@ -23,6 +24,7 @@ typedef struct notifier_settings {
 
 static const cfg_option notifier_options[] = {
     SETTING_AMQP_URL(notifier_settings),
+    SETTING_AMQP_TLS(notifier_settings),
     {"heartbeat", CFG_INT, offsetof(notifier_settings, heartbeat), "30", 0, 3600,
      "AMQP heartbeat in seconds; 0 = off"},
     {"prefetch", CFG_INT, offsetof(notifier_settings, prefetch), "100", 1, 65535,
@@ -95,6 +97,8 @@ int main(int argc, char **argv)
                        "on stderr).");
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "notifier", s.log_level);
+    if (rc == CLI_CONTINUE)
+        rc = cli_amqp_tls(program, &s.amqp_tls);
     if (rc == CLI_CONTINUE && (strlist_split(s.amqp_url, &urls) != 0 || urls.count == 0)) {
         fprintf(stderr, "%s: amqp_url is empty\n", program);
         rc = EXIT_USAGE;

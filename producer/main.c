@@ -38,6 +38,7 @@
 
 typedef struct producer_settings {
     char *amqp_url;
+    mq_tls amqp_tls;
     char *sources;
     char *source;
     char *adapter;
@@ -58,6 +59,7 @@ typedef struct producer_settings {
 
 static const cfg_option producer_options[] = {
     SETTING_AMQP_URL(producer_settings),
+    SETTING_AMQP_TLS(producer_settings),
     SETTING_SOURCES(producer_settings),
     {"source", CFG_STRING, offsetof(producer_settings, source), "", 0, 0,
      "run only this source (distributed mode); empty runs them all (modular mode)"},
@@ -508,6 +510,8 @@ int main(int argc, char **argv)
                        "confirms.");
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "producer", s.log_level);
+    if (rc == CLI_CONTINUE)
+        rc = cli_amqp_tls(program, &s.amqp_tls);
     if (rc == CLI_CONTINUE && (cfg_read_sections(argc, argv, &sections, err, sizeof err) != 0 ||
                                source_defs_build(&sections, s.sources, s.adapter, s.rate, s.source,
                                                  &defs, err, sizeof err) != 0)) {

@@ -24,6 +24,7 @@
  * directly; amqp_urls and pg_dsn are set from the strings after parsing). */
 typedef struct worker_settings {
     char *amqp_url;
+    mq_tls amqp_tls;
     char *pg_dsn;
     char *sources;
     char *mode;
@@ -37,6 +38,7 @@ typedef struct worker_settings {
 
 static const cfg_option worker_options[] = {
     SETTING_AMQP_URL(worker_settings),
+    SETTING_AMQP_TLS(worker_settings),
     SETTING_PG_DSN(worker_settings),
     SETTING_SOURCES(worker_settings),
     {"mode", CFG_STRING, offsetof(worker_settings, mode), "unified", 0, 0,
@@ -169,6 +171,8 @@ int main(int argc, char **argv)
                        "warehouse, with a pool of worker processes.");
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "supervisor", s.log_level);
+    if (rc == CLI_CONTINUE)
+        rc = cli_amqp_tls(program, &s.amqp_tls);
     if (rc == CLI_CONTINUE)
         rc = cli_sources(program, "sources", s.sources, &p.all_sources);
     if (rc == CLI_CONTINUE && strcmp(s.mode, "unified") != 0 && strcmp(s.mode, "parallel") != 0) {

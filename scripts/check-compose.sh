@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# check-compose.sh - validates the container set-up without a Docker engine:
+#   - compose.yaml is valid for docker-compose (Debian's package) with the
+#     variables of .env.example, and refuses to run without the secrets;
+#   - every command a sluice service runs is a binary of the build tree that
+#     the Dockerfile puts into the image, and every --flag it passes and
+#     every SLUICE_* variable it sets is a setting that binary knows (read
+#     from its --help, which is printed from the settings table);
+#   - every shared library those binaries need comes from a Debian package
+#     the Dockerfile's runtime stage installs;
+#   - no guest account, and the image runs as an unprivileged user.
+#
+# Usage: scripts/check-compose.sh BUILD_DIR      (ctest runs it as test_compose)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+BUILD=${1:?usage: check-compose.sh BUILD_DIR}
+cd "$ROOT"
+failures=0
+bad() { echo "check-compose: $*" >&2; failures=$((failures + 1)); }
+
+command -v docker-compose >/dev/null ||
+    { echo "check-compose: docker-compose not found (apt-get install docker-compose)" >&2; exit 1; }
+
+# 1. Valid with .env.example; refused without the secrets.
+resolved=$(mktemp)
+trap 'rm -f "$resolved"' EXIT
+docker-compose --project-directory "$ROOT" --env-file "$ROOT/.env.example" -f compose.yaml \
+    config >"$resolved" || { echo "check-compose: compose.yaml is invalid" >&2; exit 1; }
+empty_env=$(mktemp)
+if out=$(env -u RABBITMQ_USER -u RABBITMQ_PASSWORD -u POSTGRES_USER -u POSTGRES_PASSWORD \
+        docker-compose --project-directory "$ROOT" --env-file "$empty_env" -f compose.yaml \
+        config -q 2>&1); then
+    bad "compose.yaml accepts missing passwords (expected \${VAR:?...} to refuse)"
+elif ! grep -q "set RABBITMQ_.* in .env\|set POSTGRES_.* in .env" <<<"$out"; then
+    bad "missing secrets are refused without naming them: $out"
+fi
+rm -f "$empty_env"
+
+# 2. The sluice services' commands and settings, from the resolved file.
+services=$(python3 - "$resolved" <<'PY'
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+for name, svc in doc["services"].items():
+    if svc.get("image", "").split(":")[0] != "sluice":
+        continue
+    cmd = svc.get("command")
+    if isinstance(cmd, str):
+        cmd = cmd.split()
+    if not cmd:
+        print(f"{name}\t-\t")
+        continue
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) for e in env)
+    flags = [a.split("=", 1)[0] for a in cmd[1:] if a.startswith("--")]
+    names = [k for k in env if k.startswith("SLUICE_")]
+    print(f"{name}\t{cmd[0]}\t{' '.join(flags + names)}")
+PY
+)
+[[ -n $services ]] || bad "no service runs the sluice image"
+while IFS=$'\t' read -r service binary settings; do
+    if [[ $binary == - ]]; then
+        bad "service $service has no command"
+        continue
+    fi
+    path=$(find "$BUILD" -maxdepth 2 -type f -name "$binary" -perm -u+x | head -n 1)
+    if [[ -z $path ]]; then
+        bad "service $service runs $binary, which the build does not make"
+        continue
+    fi
+    grep -q "/$binary " Dockerfile ||
+        bad "service $service runs $binary, which the Dockerfile does not copy into the image"
+    before=$failures
+    help=$("$path" --help)
+    for s in $settings; do
+        grep -qE -- "(^| )$s( |,|$)" <<<"$help" ||
+            bad "service $service: $binary has no setting $s (see $binary --help)"
+    done
+    (( failures > before )) || echo "check-compose: $service: $binary ${settings:-} ok"
+done <<<"$services"
+
+# 3. The runtime stage installs the package of every library the binaries
+#    need (direct NEEDED entries; libc is in the base image, the sanitizer
+#    runtimes only in a test build).
+runtime_packages=$(awk '/^FROM/ { stage++ } stage == 2' Dockerfile |
+    grep -oE '\b(lib[a-z0-9.+-]+|ca-certificates)\b' | sort -u)
+while read -r binary; do
+    [[ -n $binary ]] || continue
+    path=$(find "$BUILD" -maxdepth 2 -type f -name "$binary" -perm -u+x | head -n 1)
+    [[ -n $path ]] || continue
+    for lib in $(readelf -d "$path" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        case $lib in libc.so.* | libm.so.* | libasan.so.* | libubsan.so.* | ld-linux*) continue ;; esac
+        file=$(ldd "$path" | awk -v l="$lib" '$1 == l { print $3 }')
+        package=$(dpkg -S "$(readlink -f "$file")" 2>/dev/null | head -n 1 | cut -d: -f1)
+        if [[ -z $package ]]; then
+            bad "$binary needs $lib, which no Debian package provides here"
+        elif ! grep -qx "$package" <<<"$runtime_packages"; then
+            bad "$binary needs $lib from $package, which the Dockerfile's runtime stage does not install"
+        fi
+    done
+done < <(cut -f2 <<<"$services" | sort -u)
+
+# 4. Credentials and users.
+grep -qiE 'guest(:|@)|=guest' compose.yaml .env.example &&
+    bad "compose.yaml or .env.example uses the guest account"
+last_user=$(grep -E '^USER ' Dockerfile | tail -n 1 | awk '{print $2}')
+[[ -n $last_user && ${last_user%%:*} != root && ${last_user%%:*} != 0 ]] ||
+    bad "the image's last USER is '${last_user:-none}', not an unprivileged user"
+
+if (( failures )); then
+    echo "check-compose: $failures problem(s)" >&2
+    exit 1
+fi
+echo "check-compose: compose.yaml, .env.example and Dockerfile agree with the build"
