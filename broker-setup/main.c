@@ -48,15 +48,11 @@ static const cfg_option setup_options[] = {
 
 static const char program[] = "sluice-setup";
 
-static int setup_topology(const setup_settings *s, const strlist *sources)
+static int setup_topology(const setup_settings *s, const strlist *urls, const strlist *sources)
 {
     char err[1024];
-    strlist urls;
     size_t next = 0;
-    if (strlist_split(s->amqp_url, &urls) != 0)
-        return EXIT_RUNTIME;
-    mq_conn *c = mq_connect_any(&urls, &next, 0, 10000, err, sizeof err);
-    strlist_free(&urls);
+    mq_conn *c = mq_connect_any(urls, &next, 0, 10000, err, sizeof err);
     if (!c) {
         log_error("cannot reach RabbitMQ: %s", err);
         return EXIT_RUNTIME;
@@ -98,14 +94,14 @@ static int setup_schema(const setup_settings *s)
 int main(int argc, char **argv)
 {
     setup_settings s = {0};
-    strlist sources = {0};
+    strlist sources = {0}, urls = {0};
     int rc = cli_parse(setup_options, &s, argc, argv, program,
                        "Declares sluice's RabbitMQ topology and applies the warehouse migrations; "
                        "idempotent.");
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "setup", s.log_level);
     if (rc == CLI_CONTINUE)
-        rc = cli_amqp_tls(program, &s.amqp_tls);
+        rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
     if (rc == CLI_CONTINUE && strcmp(s.queue_type, "classic") != 0 &&
         strcmp(s.queue_type, "quorum") != 0) {
         fprintf(stderr, "%s: queue_type must be classic or quorum, got '%s'\n", program,
@@ -115,11 +111,12 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE)
         rc = cli_sources(program, "sources", s.sources, &sources);
     if (rc == CLI_CONTINUE) {
-        rc = setup_topology(&s, &sources);
+        rc = setup_topology(&s, &urls, &sources);
         if (rc == 0)
             rc = setup_schema(&s);
     }
     strlist_free(&sources);
+    strlist_free(&urls);
     cfg_free(setup_options, &s);
     return rc;
 }

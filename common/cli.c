@@ -37,11 +37,19 @@ int cli_init_log(const char *program, const char *component, const char *level_n
     return CLI_CONTINUE;
 }
 
-int cli_amqp_tls(const char *program, const mq_tls *tls)
+int cli_amqp(const char *program, const char *amqp_url, const mq_tls *tls, strlist *urls)
 {
     char err[1024];
     if (mq_set_tls(tls, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", program, err);
+        return EXIT_USAGE;
+    }
+    if (strlist_split(amqp_url, urls) != 0) {
+        fprintf(stderr, "%s: out of memory\n", program);
+        return EXIT_RUNTIME;
+    }
+    if (urls->count == 0) {
+        fprintf(stderr, "%s: amqp_url is empty\n", program);
         return EXIT_USAGE;
     }
     return CLI_CONTINUE;

@@ -21,9 +21,11 @@ int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, co
 /* Starts logging as `component` at the level named by `level_name`. */
 int cli_init_log(const char *program, const char *component, const char *level_name);
 
-/* Hands the amqps:// settings (SETTING_AMQP_TLS rows) to mq_set_tls();
- * a bad combination or an unreadable file is bad config. */
-int cli_amqp_tls(const char *program, const mq_tls *tls);
+/* Hands the amqps:// settings (SETTING_AMQP_TLS rows) to mq_set_tls() (a
+ * bad combination or an unreadable file is bad config) and splits
+ * amqp_url's comma-separated list of nodes into `urls` (free with
+ * strlist_free); an empty list is bad usage. */
+int cli_amqp(const char *program, const char *amqp_url, const mq_tls *tls, strlist *urls);
 
 /* Splits and validates a comma-separated list of source names into `out`
  * (free with strlist_free). `what` names the setting in the error. */

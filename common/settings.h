@@ -27,6 +27,13 @@
      "amqps://: refuse a broker whose certificate does not chain to amqp_ca_file"},                \
     {"amqp_verify_hostname", CFG_BOOL, offsetof(type, amqp_tls.verify_hostname), "true", 0, 0,    \
      "amqps://: refuse a certificate that does not name the URL's host"}
+/* AMQP heartbeat, into a long named `field`. */
+#define SETTING_HEARTBEAT(type, field)                                                             \
+    {"heartbeat", CFG_INT, offsetof(type, field), "30", 0, 3600,                                   \
+     "AMQP heartbeat in seconds; 0 = off"}
+/* The contract's largest body, into a long named `field`. */
+#define SETTING_MAX_MESSAGE_BYTES(type, field, help)                                               \
+    {"max_message_bytes", CFG_INT, offsetof(type, field), "1048576", 2, 134217728, help}
 #define SETTING_PG_DSN(type)                                                                       \
     {"pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", 0, \
      0, "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables apply)"}

@@ -25,8 +25,7 @@ typedef struct notifier_settings {
 static const cfg_option notifier_options[] = {
     SETTING_AMQP_URL(notifier_settings),
     SETTING_AMQP_TLS(notifier_settings),
-    {"heartbeat", CFG_INT, offsetof(notifier_settings, heartbeat), "30", 0, 3600,
-     "AMQP heartbeat in seconds; 0 = off"},
+    SETTING_HEARTBEAT(notifier_settings, heartbeat),
     {"prefetch", CFG_INT, offsetof(notifier_settings, prefetch), "100", 1, 65535,
      "unacknowledged alerts held at once"},
     SETTING_LOG_LEVEL(notifier_settings),
@@ -98,11 +97,7 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "notifier", s.log_level);
     if (rc == CLI_CONTINUE)
-        rc = cli_amqp_tls(program, &s.amqp_tls);
-    if (rc == CLI_CONTINUE && (strlist_split(s.amqp_url, &urls) != 0 || urls.count == 0)) {
-        fprintf(stderr, "%s: amqp_url is empty\n", program);
-        rc = EXIT_USAGE;
-    }
+        rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
     if (rc == CLI_CONTINUE) {
         shutdown_install();
         size_t next = 0;

@@ -78,16 +78,15 @@ static const cfg_option producer_options[] = {
      "unconfirmed messages in flight before publishing waits (memory bound)"},
     {"buffer", CFG_INT, offsetof(producer_settings, buffer), "1000", 1, 1000000,
      "events read ahead per source; when full the source is not read (backpressure)"},
-    {"heartbeat", CFG_INT, offsetof(producer_settings, heartbeat), "30", 0, 3600,
-     "AMQP heartbeat in seconds; 0 = off"},
+    SETTING_HEARTBEAT(producer_settings, heartbeat),
     {"shutdown_timeout_ms", CFG_INT, offsetof(producer_settings, shutdown_timeout_ms), "30000", 0,
      3600000, "how long to wait for outstanding confirms when stopping"},
     {"checkpoint_interval_ms", CFG_INT, offsetof(producer_settings, checkpoint_interval_ms), "1000",
      10, 3600000, "how often confirmed positions are saved (file adapter)"},
     {"progress_interval_ms", CFG_INT, offsetof(producer_settings, progress_interval_ms), "1000", 0,
      3600000, "log a progress line this often; 0 = never"},
-    {"max_message_bytes", CFG_INT, offsetof(producer_settings, max_message_bytes), "1048576", 2,
-     134217728, "largest event body published; larger ones are reported and skipped"},
+    SETTING_MAX_MESSAGE_BYTES(producer_settings, max_message_bytes,
+                              "largest event body published; larger ones are reported and skipped"),
     {"checkpoint_dir", CFG_STRING, offsetof(producer_settings, checkpoint_dir), ".", 0, 0,
      "directory of the adapters' checkpoints (file: <checkpoint_dir>/<source>.offset)"},
     SETTING_LOG_LEVEL(producer_settings),
@@ -511,15 +510,11 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "producer", s.log_level);
     if (rc == CLI_CONTINUE)
-        rc = cli_amqp_tls(program, &s.amqp_tls);
+        rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &p.urls);
     if (rc == CLI_CONTINUE && (cfg_read_sections(argc, argv, &sections, err, sizeof err) != 0 ||
                                source_defs_build(&sections, s.sources, s.adapter, s.rate, s.source,
                                                  &defs, err, sizeof err) != 0)) {
         fprintf(stderr, "%s: %s\n", program, err);
-        rc = EXIT_USAGE;
-    }
-    if (rc == CLI_CONTINUE && (strlist_split(s.amqp_url, &p.urls) != 0 || p.urls.count == 0)) {
-        fprintf(stderr, "%s: amqp_url is empty\n", program);
         rc = EXIT_USAGE;
     }
     if (rc == CLI_CONTINUE) {

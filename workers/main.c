@@ -52,10 +52,9 @@ static const cfg_option worker_options[] = {
      "events per transaction"},
     {"flush_interval_ms", CFG_INT, offsetof(worker_settings, worker.flush_interval_ms), "50", 1,
      60000, "commit a partial batch once its oldest event waited this long"},
-    {"heartbeat", CFG_INT, offsetof(worker_settings, worker.heartbeat), "30", 0, 3600,
-     "AMQP heartbeat in seconds; 0 = off"},
-    {"max_message_bytes", CFG_INT, offsetof(worker_settings, worker.max_message_bytes), "1048576",
-     2, 134217728, "larger bodies go to ingest_errors as too_large"},
+    SETTING_HEARTBEAT(worker_settings, worker.heartbeat),
+    SETTING_MAX_MESSAGE_BYTES(worker_settings, worker.max_message_bytes,
+                              "larger bodies go to ingest_errors as too_large"),
     {"max_retries", CFG_INT, offsetof(worker_settings, worker.max_retries), "5", 1, 1000,
      "attempts to store a message that keeps failing before it goes to sluice.dead"},
     {"stats_interval_ms", CFG_INT, offsetof(worker_settings, worker.stats_interval_ms), "10000", 0,
@@ -172,15 +171,11 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "supervisor", s.log_level);
     if (rc == CLI_CONTINUE)
-        rc = cli_amqp_tls(program, &s.amqp_tls);
+        rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
     if (rc == CLI_CONTINUE)
         rc = cli_sources(program, "sources", s.sources, &p.all_sources);
     if (rc == CLI_CONTINUE && strcmp(s.mode, "unified") != 0 && strcmp(s.mode, "parallel") != 0) {
         fprintf(stderr, "%s: mode must be unified or parallel, got '%s'\n", program, s.mode);
-        rc = EXIT_USAGE;
-    }
-    if (rc == CLI_CONTINUE && (strlist_split(s.amqp_url, &urls) != 0 || urls.count == 0)) {
-        fprintf(stderr, "%s: amqp_url is empty\n", program);
         rc = EXIT_USAGE;
     }
     if (rc == CLI_CONTINUE) {
