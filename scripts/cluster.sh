@@ -55,33 +55,11 @@ usage() {
 note() { echo "cluster: $*"; }
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
-as_user() {
-    local user=$1; shift
-    if (( EUID == 0 )); then
-        runuser -u "$user" -- "$@"
-    else
-        "$@"
-    fi
-}
-
-write_as() { as_user "$1" sh -c 'cat > "$1"' sh "$2"; }
-
-port_open() {
-    timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' bash "$1" 2>/dev/null
-}
-
-# As in stack.sh: the checkout's .run, unless root's service user cannot
-# reach it.
-default_state_dir() {
-    local dir=$CHECKOUT/.run
-    if (( EUID == 0 )) && ! runuser -u rabbitmq -- test -x "$CHECKOUT" 2>/dev/null; then
-        dir=/var/tmp/sluice-state-$(printf '%s' "$CHECKOUT" | cksum | cut -d' ' -f1)
-    fi
-    printf '%s\n' "$dir"
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$SCRIPT")/lib.sh"
 
 configure() {
-    STATE_DIR=${SLUICE_STATE_DIR:-$(default_state_dir)}
+    STATE_DIR=${SLUICE_STATE_DIR:-$(default_state_dir rabbitmq)}
     [[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
     BASE_PORT=${SLUICE_CLUSTER_PORT:-5730}
     SIZE=${SLUICE_CLUSTER_SIZE:-3}

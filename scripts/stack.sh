@@ -67,41 +67,12 @@ usage() {
 note() { echo "$*"; }
 die() { echo "stack.sh: $*" >&2; exit 1; }
 
-# as_user USER CMD...: run CMD as USER (only root can switch; anyone else
-# runs everything as themselves, USER then being their own name).
-as_user() {
-    local user=$1; shift
-    if (( EUID == 0 )); then
-        runuser -u "$user" -- "$@"
-    else
-        "$@"
-    fi
-}
-
-# write_as USER FILE: stdin into FILE, owned by USER.
-write_as() {
-    as_user "$1" sh -c 'cat > "$1"' sh "$2"
-}
-
-port_open() {
-    timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' bash "$1" 2>/dev/null
-}
-
-# <checkout>/.run, unless we are root and the service users cannot reach
-# the checkout (a clone under /root, say): then a folder of its own under
-# /var/tmp, named after the checkout so two checkouts never share one.
-default_state_dir() {
-    local dir=$CHECKOUT/.run
-    if (( EUID == 0 )) && ! { runuser -u rabbitmq -- test -x "$CHECKOUT" 2>/dev/null &&
-                               runuser -u postgres -- test -x "$CHECKOUT" 2>/dev/null; }; then
-        dir=/var/tmp/sluice-state-$(printf '%s' "$CHECKOUT" | cksum | cut -d' ' -f1)
-    fi
-    printf '%s\n' "$dir"
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$SCRIPT")/lib.sh"
 
 # Read the environment, validate it and derive every name and path.
 configure() {
-    STATE_DIR=${SLUICE_STATE_DIR:-$(default_state_dir)}
+    STATE_DIR=${SLUICE_STATE_DIR:-$(default_state_dir rabbitmq postgres)}
     [[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
     AMQP_PORT=${SLUICE_AMQP_PORT:-5680}
     MGMT_PORT=${SLUICE_MGMT_PORT:-15680}
