@@ -497,3 +497,33 @@ void assert_source_queues_empty(void)
             fail_msg("%s holds %ld messages", queue, n);
     }
 }
+
+int harness_log_count(const char *path, const char *text)
+{
+    char *all = harness_slurp(path);
+    int n = 0;
+    for (const char *p = all; p && (p = strstr(p, text)) != NULL; p++)
+        n++;
+    free(all);
+    return n;
+}
+
+typedef struct log_query {
+    const char *path, *text;
+    int times;
+} log_query;
+
+static int log_has(void *arg)
+{
+    const log_query *q = arg;
+    return harness_log_count(q->path, q->text) >= q->times;
+}
+
+void harness_wait_log(const char *path, const char *text, int times, long timeout_ms)
+{
+    log_query q = {path, text, times};
+    if (!harness_wait_for(log_has, &q, timeout_ms)) {
+        char *all = harness_slurp(path);
+        fail_msg("log never showed '%s' %d times:\n%s", text, times, all ? all : "");
+    }
+}

@@ -110,6 +110,13 @@ void stack_ctl(const char *verb);
  * N in a log file, or 0. */
 int harness_worker_pid(const char *log_path, int worker);
 
+/* How often `text` occurs in the file at path (0 if it cannot be read). */
+int harness_log_count(const char *path, const char *text);
+
+/* Waits up to timeout_ms until `text` occurs at least `times` times in the
+ * file at path; fails the test, showing the file, if it never does. */
+void harness_wait_log(const char *path, const char *text, int times, long timeout_ms);
+
 /* Reads a whole file into a malloc'd NUL-terminated string (NULL if none). */
 char *harness_slurp(const char *path);
 

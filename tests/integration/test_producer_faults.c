@@ -56,22 +56,6 @@ static int queue_has(void *arg)
     return queue_ready("sluice.q.s_outage") >= *(long *)arg;
 }
 
-typedef struct log_query {
-    const char *path, *text;
-    int times;
-} log_query;
-
-static int log_has(void *arg)
-{
-    log_query *q = arg;
-    char *text = harness_slurp(q->path);
-    int n = 0;
-    for (const char *p = text; p && (p = strstr(p, q->text)) != NULL; p++)
-        n++;
-    free(text);
-    return n >= q->times;
-}
-
 static void test_broker_restart_mid_run(void **state)
 {
     (void)state;
@@ -101,8 +85,7 @@ static void test_broker_restart_mid_run(void **state)
     long some = 3000;
     assert_true(harness_wait_for(queue_has, &some, TIMEOUT_MS));
     stack("stop-rabbit");
-    log_query lost = {log, "connection lost", 1};
-    assert_true(harness_wait_for(log_has, &lost, TIMEOUT_MS));
+    harness_wait_log(log, "connection lost", 1, TIMEOUT_MS);
     stack("start-rabbit");
 
     int rc = harness_wait(producer, TIMEOUT_MS);
