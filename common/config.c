@@ -115,6 +115,20 @@ static char *trim(char *s)
     return s;
 }
 
+/* A config file line without its comment and surrounding blanks. '#'
+ * starts a comment at the start of a line or after a blank, so values such
+ * as passwords may still contain it. */
+static char *clean_line(char *line)
+{
+    for (char *hash = strchr(line, '#'); hash; hash = strchr(hash + 1, '#')) {
+        if (hash == line || isspace((unsigned char)hash[-1])) {
+            *hash = '\0';
+            break;
+        }
+    }
+    return trim(line);
+}
+
 static int load_file(const cfg_option *table, void *settings, const char *path, char *err,
                      size_t errlen)
 {
@@ -128,15 +142,7 @@ static int load_file(const cfg_option *table, void *settings, const char *path, 
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         snprintf(origin, sizeof origin, "%s:%d", path, lineno);
-        /* '#' starts a comment at the start of a line or after a blank, so
-         * values such as passwords may still contain it. */
-        for (char *hash = strchr(line, '#'); hash; hash = strchr(hash + 1, '#')) {
-            if (hash == line || isspace((unsigned char)hash[-1])) {
-                *hash = '\0';
-                break;
-            }
-        }
-        char *text = trim(line);
+        char *text = clean_line(line);
         if (*text == '\0')
             continue;
         if (*text == '[')
@@ -379,10 +385,7 @@ int cfg_read_sections(int argc, char **argv, cfg_sections *out, char *err, size_
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         snprintf(origin, sizeof origin, "%s:%d", path, lineno);
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        char *text = trim(line);
+        char *text = clean_line(line);
         if (*text == '\0')
             continue;
         if (*text == '[') {
