@@ -30,6 +30,7 @@ typedef struct slot {
 } slot;
 
 struct publisher {
+    char why_broken[256]; /* what broke the connection, for the next caller */
     char *exchange;
     char *app_id;
     mq_conn *conn;
@@ -109,6 +110,14 @@ static int fail(publisher *p, char *err, size_t errlen, const char *what, int st
 {
     mark_broken(p);
     snprintf(err, errlen, "%s: %s", what, amqp_error_string2(status));
+    snprintf(p->why_broken, sizeof p->why_broken, "%s", err);
+    return -1;
+}
+
+/* The error for a call that finds the connection already unusable. */
+static int not_connected(const publisher *p, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s", p->why_broken[0] ? p->why_broken : "not connected");
     return -1;
 }
 
@@ -193,12 +202,17 @@ static int on_return(publisher *p, amqp_basic_return_t *ret, char *err, size_t e
     p->stats.returned++;
     const amqp_bytes_t *id = &msg.properties.message_id;
     int has_id = (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0;
-    log_warn("unroutable message returned exchange=%.*s routing_key=%.*s message_id=%.*s "
-             "reason=\"%u %.*s\" returned_total=%llu",
-             (int)ret->exchange.len, (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
-             (const char *)ret->routing_key.bytes, has_id ? (int)id->len : 1,
-             has_id ? (const char *)id->bytes : "-", ret->reply_code, (int)ret->reply_text.len,
-             (const char *)ret->reply_text.bytes, (unsigned long long)p->stats.returned);
+    /* A source without a queue returns every message: log the first ten,
+     * then at powers of two, with the running total. */
+    uint64_t n = p->stats.returned;
+    if (n <= 10 || (n & (n - 1)) == 0)
+        log_warn("unroutable message returned exchange=%.*s routing_key=%.*s message_id=%.*s "
+                 "reason=\"%u %.*s\" returned_total=%llu",
+                 (int)ret->exchange.len, (const char *)ret->exchange.bytes,
+                 (int)ret->routing_key.len, (const char *)ret->routing_key.bytes,
+                 has_id ? (int)id->len : 1, has_id ? (const char *)id->bytes : "-", ret->reply_code,
+                 (int)ret->reply_text.len, (const char *)ret->reply_text.bytes,
+                 (unsigned long long)p->stats.returned);
     amqp_destroy_message(&msg);
     return 0;
 }
@@ -246,10 +260,8 @@ static int handle_frame(publisher *p, amqp_frame_t *f, char *err, size_t errlen)
 
 int publisher_poll(publisher *p, long timeout_ms, char *err, size_t errlen)
 {
-    if (p->broken || !p->conn) {
-        snprintf(err, errlen, "not connected");
-        return -1;
-    }
+    if (p->broken || !p->conn)
+        return not_connected(p, err, errlen);
     amqp_connection_state_t st = mq_amqp(p->conn);
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     for (;;) {
@@ -259,8 +271,10 @@ int publisher_poll(publisher *p, long timeout_ms, char *err, size_t errlen)
             break;
         if (rc != AMQP_STATUS_OK)
             return fail(p, err, errlen, "waiting for confirms", rc);
-        if (handle_frame(p, &frame, err, errlen) != 0)
+        if (handle_frame(p, &frame, err, errlen) != 0) {
+            snprintf(p->why_broken, sizeof p->why_broken, "%s", err);
             return -1;
+        }
         /* Whatever else has already arrived is taken without waiting. */
         tv.tv_sec = 0;
         tv.tv_usec = 0;
@@ -274,6 +288,7 @@ int publisher_attach(publisher *p, mq_conn *conn, char *err, size_t errlen)
 {
     p->conn = conn;
     p->broken = 0;
+    p->why_broken[0] = '\0';
     amqp_confirm_select(mq_amqp(conn), MQ_CHANNEL);
     if (mq_check(conn, amqp_get_rpc_reply(mq_amqp(conn)), "confirm.select", err, errlen) != 0) {
         p->broken = 1;
@@ -313,10 +328,8 @@ int publisher_publish(publisher *p, const pub_message *m, char *err, size_t errl
         if (publisher_poll(p, 200, err, errlen) != 0)
             return -1;
     }
-    if (p->broken || !p->conn) {
-        snprintf(err, errlen, "not connected");
-        return -1;
-    }
+    if (p->broken || !p->conn)
+        return not_connected(p, err, errlen);
 
     slot *s = slot_at(p, p->count);
     size_t rk_len = strlen(m->routing_key), id_len = strlen(m->message_id);
@@ -352,9 +365,9 @@ int publisher_publish(publisher *p, const pub_message *m, char *err, size_t errl
 
     /* Once in the window the message is ours: a failed send only means the
      * next attach republishes it, so the call still reports it taken. */
-    char ignored[256];
-    if (send_slot(p, s, ignored, sizeof ignored) != 0)
-        log_debug("send failed, message kept for republishing: %s", ignored);
+    char why[256];
+    if (send_slot(p, s, why, sizeof why) != 0)
+        log_debug("send failed, message kept for republishing: %s", why);
     return 0;
 }
 

@@ -132,13 +132,14 @@ static int flush(worker *w, session *s, char *err, size_t errlen)
     if (warehouse_store(s->wh, b, &res, err, errlen) != 0)
         return -1;
     int64_t commit_us = mono_us() - t0;
-    /* Committed: if an ack is lost now, the redelivered copies are no-ops. */
+    /* Counted as soon as committed: the rows exist even if the ack below
+     * is lost (the redelivered copies then count as duplicates). */
+    count_batch(w, &res);
+    metrics_observe_batch(w->m, w->child, b->count, commit_us);
     int rc = res.failed == 0 ? consumer_ack_through(s->c, b->last_tag, err, errlen)
                              : settle_each(w, s, err, errlen);
     if (rc != 0)
         return -1;
-    count_batch(w, &res);
-    metrics_observe_batch(w->m, w->child, b->count, commit_us);
     log_debug("batch committed rows=%zu stored=%zu duplicates=%zu rejected=%zu failed=%zu "
               "commit_ms=%.1f",
               b->count, res.stored, res.duplicates, res.rejected, res.failed,
