@@ -49,7 +49,7 @@ wait "$worker" || { echo "demo: the worker failed; see $LOGS/worker.log" >&2; ex
 trap - EXIT
 
 say "producer: $(grep ' done ' "$LOGS/producer.log" | sed 's/.*producer: done //')"
-say "worker:   $(grep ' stopped ' "$LOGS/worker.log" | sed 's/.*worker: stopped //')"
+say "worker:   $(grep 'worker.0: stopped ' "$LOGS/worker.log" | sed 's/.*worker.0: stopped //')"
 
 say "this run in the warehouse: rows per source, throughput and end-to-end latency"
 q -c "
