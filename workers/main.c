@@ -16,6 +16,7 @@
 #include "http_endpoint.h"
 #include "log.h"
 #include "metrics.h"
+#include "rules.h"
 #include "settings.h"
 #include "supervisor.h"
 #include "worker.h"
@@ -38,6 +39,7 @@ typedef struct worker_settings {
     char *metrics_address;
     long metrics_port;
     char *log_level;
+    char *rules;
 } worker_settings;
 
 static const cfg_option worker_options[] = {
@@ -72,6 +74,8 @@ static const cfg_option worker_options[] = {
     {"metrics_port", CFG_INT, offsetof(worker_settings, metrics_port), "9650", 0, 65535,
      "port for /metrics and /healthz; 0 = off"},
     SETTING_LOG_LEVEL(worker_settings),
+    {"rules", CFG_STRING, offsetof(worker_settings, rules), NULL, 0, 0,
+     "rules file (JSON) evaluated on each committed event; alerts go to sluice.alerts"},
     CFG_END,
 };
 
@@ -168,6 +172,7 @@ int main(int argc, char **argv)
 {
     worker_settings s = {0};
     strlist urls = {0};
+    rule_set *rules = NULL;
     pool p = {.settings = &s};
     int rc = cli_parse(worker_options, &s, argc, argv, program,
                        "Consumes the source queues and stores the events in the PostgreSQL "
@@ -184,6 +189,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: amqp_url is empty\n", program);
         rc = EXIT_USAGE;
     }
+    if (rc == CLI_CONTINUE && s.rules && *s.rules) {
+        char err[1024];
+        if (!(rules = rules_load(s.rules, err, sizeof err))) {
+            fprintf(stderr, "%s: %s\n", program, err);
+            rc = EXIT_USAGE;
+        } else {
+            log_info("rules loaded file=%s rules=%zu", s.rules, rules_count(rules));
+        }
+    }
     if (rc == CLI_CONTINUE) {
         log_level_parse(s.log_level, &p.level);
         p.config = (worker_config){.amqp_urls = &urls,
@@ -195,7 +209,8 @@ int main(int argc, char **argv)
                                    .max_message_bytes = s.max_message_bytes,
                                    .max_retries = s.max_retries,
                                    .stats_interval_ms = s.stats_interval_ms,
-                                   .idle_exit_ms = s.idle_exit_ms};
+                                   .idle_exit_ms = s.idle_exit_ms,
+                                   .rules = rules};
         if (plan_children(&p) != 0 || !(p.m = metrics_create(p.children, &p.all_sources))) {
             log_error("out of memory planning the pool");
             rc = EXIT_RUNTIME;
@@ -206,6 +221,7 @@ int main(int argc, char **argv)
         rc = run_pool(&p);
     }
     free_pool(&p);
+    rules_free(rules);
     strlist_free(&urls);
     cfg_free(worker_options, &s);
     return rc;
