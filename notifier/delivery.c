@@ -197,6 +197,14 @@ delivery_result deliver(deliverer *d, ledger *l, const char *rk, const char *bod
         static const route log_only = {.severity = "*", .rule = "*", .nchannels = 1};
         if (!r)
             r = &log_only; /* channels[0] is zeroed: CHANNEL_LOG */
+        char names[ROUTES_MAX_CHANNELS * 160] = "", name[160];
+        for (size_t i = 0; i < r->nchannels; i++) {
+            channel_name(&r->channels[i], d->cfg->telegram_chat, name, sizeof name);
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? "," : "",
+                     name);
+        }
+        if (ledger_plan(l, &a, names, err, errlen) != 0)
+            res = DELIVERY_ERROR;
         for (size_t i = 0; i < r->nchannels && res == DELIVERY_DONE; i++) {
             char why[600] = "";
             res = deliver_channel(d, l, &r->channels[i], &a, why, sizeof why, err, errlen);

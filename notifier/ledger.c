@@ -28,10 +28,11 @@ ledger *ledger_open(const char *dsn, char *err, size_t errlen)
         const char *name, *sql;
         int n;
     } statements[] = {
-        {"claim", "SELECT sluice_claim_delivery($1, $2, $3, $4, $5, $6)", 6},
+        {"plan", "SELECT sluice_plan_deliveries($1, $2, $3, $4, $5, $6)", 6},
+        {"claim", "SELECT sluice_claim_delivery($1, $2)", 2},
         {"record", "SELECT sluice_record_delivery($1, $2, $3, $4)", 4},
     };
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof statements / sizeof *statements; i++) {
         PGresult *r = PQprepare(l->db, statements[i].name, statements[i].sql, statements[i].n,
                                 NULL);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -68,11 +69,19 @@ static PGresult *exec(ledger *l, const char *name, int n, const char *const *val
     return NULL;
 }
 
+int ledger_plan(ledger *l, const alert *a, const char *channels, char *err, size_t errlen)
+{
+    const char *values[6] = {a->alert_id, a->rule, a->severity, a->source, a->message, channels};
+    PGresult *r = exec(l, "plan", 6, values, err, errlen);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
 int ledger_claim(ledger *l, const alert *a, const char *channel, claim_result *res, char *err,
                  size_t errlen)
 {
-    const char *values[6] = {a->alert_id, a->rule, a->severity, a->source, a->message, channel};
-    PGresult *r = exec(l, "claim", 6, values, err, errlen);
+    const char *values[2] = {a->alert_id, channel};
+    PGresult *r = exec(l, "claim", 2, values, err, errlen);
     if (!r)
         return -1;
     const char *state = PQgetvalue(r, 0, 0);

@@ -23,6 +23,10 @@ typedef enum {
 ledger *ledger_open(const char *dsn, char *err, size_t errlen);
 void ledger_close(ledger *l);
 
+/* Records the alert (if new) and a pending delivery for each channel of
+ * `channels` (comma-separated names). Returns 0 or -1 with err. */
+int ledger_plan(ledger *l, const alert *a, const char *channels, char *err, size_t errlen);
+
 /* Claims the delivery of alert a on `channel`. Returns 0 with *res set, or
  * -1 with err (the database is unreachable: the caller reconnects). */
 int ledger_claim(ledger *l, const alert *a, const char *channel, claim_result *res, char *err,

@@ -28,7 +28,7 @@ static int parse_channel(const char *text, channel *c, const char *entry, char *
         c->kind = CHANNEL_WEBHOOK;
     } else if (strcmp(text, "telegram") == 0) {
         c->kind = CHANNEL_TELEGRAM;
-    } else if (strncmp(text, "telegram:", 9) == 0 && text[9] &&
+    } else if (strncmp(text, "telegram:", 9) == 0 && text[9] && !strchr(text, ',') &&
                strlen(text + 9) < sizeof c->chat) {
         c->kind = CHANNEL_TELEGRAM;
         snprintf(c->chat, sizeof c->chat, "%s", text + 9);

@@ -73,20 +73,31 @@ BEGIN
     RETURN 'raised';
 END $$;
 
--- Called by the notifier before each attempt on a channel. Records the
--- alert first if it is not there (an alert published by another client).
--- Returns 'go' (now 'sending'), 'sent' or 'failed' (final: do not send),
--- or 'interrupted' (a request was under way when a notifier stopped: it may
--- have arrived, so it is not sent again; now 'failed').
-CREATE FUNCTION sluice_claim_delivery(p_alert_id text, p_rule text, p_severity text,
-                                      p_source text, p_message text, p_channel text)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    v_state text;
+-- Called by the notifier when it takes an alert: records the alert if it is
+-- not there yet (one published by another client) and a 'pending' row for
+-- each channel of its route (comma-separated), so the alert only counts as
+-- sent once every one of them is.
+CREATE FUNCTION sluice_plan_deliveries(p_alert_id text, p_rule text, p_severity text,
+                                       p_source text, p_message text, p_channels text)
+RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO alerts (alert_id, rule, severity, source, message)
     VALUES (p_alert_id, p_rule, p_severity, p_source, p_message)
     ON CONFLICT (alert_id) DO NOTHING;
+    INSERT INTO alert_deliveries (alert_id, channel)
+    SELECT p_alert_id, c FROM unnest(string_to_array(p_channels, ',')) AS c
+    ON CONFLICT DO NOTHING;
+END $$;
+
+-- Called by the notifier before each attempt on a channel. Returns 'go'
+-- (now 'sending'), 'sent' or 'failed' (final: do not send), or
+-- 'interrupted' (a request was under way when a notifier stopped: it may
+-- have arrived, so it is not sent again; now 'failed').
+CREATE FUNCTION sluice_claim_delivery(p_alert_id text, p_channel text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_state text;
+BEGIN
     INSERT INTO alert_deliveries (alert_id, channel) VALUES (p_alert_id, p_channel)
     ON CONFLICT DO NOTHING;
     SELECT state INTO v_state FROM alert_deliveries
