@@ -52,8 +52,8 @@ void telegram_send(http_client *c, const char *api_base, const char *token, cons
                    const alert *a, send_result *out)
 {
     int truncated = 0;
-    char *text = telegram_text(a->severity, a->rule, a->source, a->message, TELEGRAM_MAX_TEXT,
-                               &truncated);
+    char *text =
+        telegram_text(a->severity, a->rule, a->source, a->message, TELEGRAM_MAX_TEXT, &truncated);
     json_object *req = json_object_new_object();
     char *url = NULL;
     size_t url_len = strlen(api_base) + strlen(token) + 32;

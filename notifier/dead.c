@@ -78,10 +78,9 @@ int dead_letters_publish(dead_letters *d, const char *rk, const char *alert_id, 
         props.message_id = amqp_cstring_bytes(alert_id);
         props.headers.num_entries = 1;
         props.headers.entries = headers;
-        int status = amqp_basic_publish(mq_amqp(d->conn), MQ_CHANNEL,
-                                        amqp_cstring_bytes(SLUICE_EXCHANGE_DLX),
-                                        amqp_cstring_bytes(rk), 0, 0, &props,
-                                        (amqp_bytes_t){len, (void *)body});
+        int status = amqp_basic_publish(
+            mq_amqp(d->conn), MQ_CHANNEL, amqp_cstring_bytes(SLUICE_EXCHANGE_DLX),
+            amqp_cstring_bytes(rk), 0, 0, &props, (amqp_bytes_t){len, (void *)body});
         rc = status == AMQP_STATUS_OK
                  ? confirmed(d, err, errlen)
                  : mq_fail(d->conn, status, "publishing to " SLUICE_EXCHANGE_DLX, err, errlen);

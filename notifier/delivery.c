@@ -92,9 +92,8 @@ static void send_once(deliverer *d, const channel *c, const char *chat, const al
 
 /* One channel, until its outcome is final or shutdown. *failed gets the
  * reason if it failed in this call. */
-static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c,
-                                       const alert *a, char *failed, size_t failed_len,
-                                       char *err, size_t errlen)
+static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c, const alert *a,
+                                       char *failed, size_t failed_len, char *err, size_t errlen)
 {
     char name[160];
     const char *chat = c->chat[0] ? c->chat : d->cfg->telegram_chat;
@@ -108,8 +107,8 @@ static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c
             return DELIVERY_ERROR;
         if (claim == CLAIM_DONE) {
             d->stats.skipped++;
-            log_info("alert already delivered, not sent again alert_id=%s channel=%s",
-                     a->alert_id, name);
+            log_info("alert already delivered, not sent again alert_id=%s channel=%s", a->alert_id,
+                     name);
             return DELIVERY_DONE;
         }
         if (claim == CLAIM_INTERRUPTED) {
@@ -149,8 +148,8 @@ static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c
         }
         if (strcmp(state, "failed") == 0) {
             d->stats.failed++;
-            log_error("alert not delivered alert_id=%s channel=%s reason=\"%s\"", a->alert_id,
-                      name, r.reason);
+            log_error("alert not delivered alert_id=%s channel=%s reason=\"%s\"", a->alert_id, name,
+                      r.reason);
             snprintf(failed, failed_len, "%.100s: %.400s", name, r.reason);
             return DELIVERY_DONE;
         }

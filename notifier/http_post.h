@@ -29,10 +29,10 @@ http_client *http_client_new(long timeout_ms);
 void http_client_free(http_client *c);
 
 typedef struct http_reply {
-    long status;          /* 0 if no response came */
-    char *body;           /* malloc'd, NUL-terminated (possibly empty); free it */
-    long retry_after_s;   /* Retry-After header in seconds, -1 if none */
-    char error[256];      /* transport error when status is 0 */
+    long status;        /* 0 if no response came */
+    char *body;         /* malloc'd, NUL-terminated (possibly empty); free it */
+    long retry_after_s; /* Retry-After header in seconds, -1 if none */
+    char error[256];    /* transport error when status is 0 */
 } http_reply;
 
 /* POSTs body (application/json) to url with an optional extra header line

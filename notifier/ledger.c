@@ -33,8 +33,8 @@ ledger *ledger_open(const char *dsn, char *err, size_t errlen)
         {"record", "SELECT sluice_record_delivery($1, $2, $3, $4)", 4},
     };
     for (size_t i = 0; i < sizeof statements / sizeof *statements; i++) {
-        PGresult *r = PQprepare(l->db, statements[i].name, statements[i].sql, statements[i].n,
-                                NULL);
+        PGresult *r =
+            PQprepare(l->db, statements[i].name, statements[i].sql, statements[i].n, NULL);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             snprintf(err, errlen, "preparing %s: %s (has sluice-setup applied sql/003?)",

@@ -59,8 +59,8 @@ static const cfg_option notifier_options[] = {
      "chat for routes that say just 'telegram' (a chat id or @channel)"},
     {"telegram_token_file", CFG_STRING, offsetof(notifier_settings, telegram_token_file), NULL, 0,
      0, "file holding the bot token (else env SLUICE_TELEGRAM_TOKEN; never a flag)"},
-    {"telegram_rate_per_chat", CFG_INT, offsetof(notifier_settings, telegram_rate_per_chat), "1",
-     1, 1000, "messages per second to one chat"},
+    {"telegram_rate_per_chat", CFG_INT, offsetof(notifier_settings, telegram_rate_per_chat), "1", 1,
+     1000, "messages per second to one chat"},
     {"telegram_rate_total", CFG_INT, offsetof(notifier_settings, telegram_rate_total), "30", 1,
      10000, "messages per second to Telegram overall"},
     {"webhook_url", CFG_STRING, offsetof(notifier_settings, webhook_url), "", 0, 0,
@@ -71,8 +71,8 @@ static const cfg_option notifier_options[] = {
      "first backoff after a 5xx or network error (doubles, with jitter)"},
     {"retry_max_ms", CFG_INT, offsetof(notifier_settings, retry_max_ms), "30000", 1, 3600000,
      "longest backoff between attempts"},
-    {"http_timeout_ms", CFG_INT, offsetof(notifier_settings, http_timeout_ms), "10000", 100,
-     600000, "give up on one HTTP request after this long (then retry)"},
+    {"http_timeout_ms", CFG_INT, offsetof(notifier_settings, http_timeout_ms), "10000", 100, 600000,
+     "give up on one HTTP request after this long (then retry)"},
     SETTING_LOG_LEVEL(notifier_settings),
     CFG_END,
 };
@@ -111,8 +111,8 @@ typedef struct session {
     ledger *l;
 } session;
 
-static int open_session(session *s, const strlist *urls, size_t *next,
-                        const notifier_settings *cfg, char *err, size_t errlen)
+static int open_session(session *s, const strlist *urls, size_t *next, const notifier_settings *cfg,
+                        char *err, size_t errlen)
 {
     if (!(s->l = ledger_open(cfg->pg_dsn, err, errlen)))
         return -1;
@@ -122,8 +122,8 @@ static int open_session(session *s, const strlist *urls, size_t *next,
     amqp_basic_qos(st, MQ_CHANNEL, 0, (uint16_t)cfg->prefetch, 0);
     if (mq_check(s->conn, amqp_get_rpc_reply(st), "basic.qos", err, errlen) != 0)
         return -1;
-    amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(SLUICE_QUEUE_NOTIFIER),
-                       amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(SLUICE_QUEUE_NOTIFIER), amqp_empty_bytes,
+                       0, 0, 0, amqp_empty_table);
     return mq_check(s->conn, amqp_get_rpc_reply(st),
                     "consuming " SLUICE_QUEUE_NOTIFIER " (has sluice-setup run?)", err, errlen);
 }
@@ -175,8 +175,8 @@ static int serve(session *s, deliverer *d, char *err, size_t errlen)
 }
 
 /* Checks that every channel the routes use is configured. */
-static int check_channels(const routes *r, const notifier_settings *s, const char *token,
-                          char *err, size_t errlen)
+static int check_channels(const routes *r, const notifier_settings *s, const char *token, char *err,
+                          size_t errlen)
 {
     if (routes_use(r, CHANNEL_WEBHOOK) && !*s->webhook_url) {
         snprintf(err, errlen, "routes use the webhook channel but webhook_url is not set");
@@ -268,8 +268,8 @@ int main(int argc, char **argv)
             sleep_interruptible_ms(delay);
         }
         const delivery_stats *st = deliverer_stats(d);
-        log_info("stopped alerts=%" PRIu64 " sent=%" PRIu64 " retried=%" PRIu64
-                 " failed=%" PRIu64 " skipped=%" PRIu64 " dead_lettered=%" PRIu64,
+        log_info("stopped alerts=%" PRIu64 " sent=%" PRIu64 " retried=%" PRIu64 " failed=%" PRIu64
+                 " skipped=%" PRIu64 " dead_lettered=%" PRIu64,
                  st->alerts, st->sent, st->retried, st->failed, st->skipped, st->dead_lettered);
         rc = 0;
     }

@@ -18,8 +18,7 @@ static char *trim(char *s)
     return s;
 }
 
-static int parse_channel(const char *text, channel *c, const char *entry, char *err,
-                         size_t errlen)
+static int parse_channel(const char *text, channel *c, const char *entry, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
     if (strcmp(text, "log") == 0) {

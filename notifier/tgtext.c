@@ -43,7 +43,7 @@ size_t html_escape(const char *s, size_t len, char *out)
  * the event was stored. */
 static size_t seq_len(const unsigned char *s, size_t len)
 {
-    size_t n = s[0] < 0x80           ? 1
+    size_t n = s[0] < 0x80         ? 1
                : (s[0] >> 5) == 6  ? 2
                : (s[0] >> 4) == 14 ? 3
                : (s[0] >> 3) == 30 ? 4
@@ -94,8 +94,8 @@ static size_t units_of(const char *s)
     return units;
 }
 
-char *telegram_text(const char *severity, const char *rule, const char *source,
-                    const char *message, size_t limit, int *truncated)
+char *telegram_text(const char *severity, const char *rule, const char *source, const char *message,
+                    size_t limit, int *truncated)
 {
     char sev[16];
     size_t i = 0;

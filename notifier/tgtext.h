@@ -35,7 +35,7 @@ size_t utf8_prefix_units(const char *s, size_t len, size_t max_units);
  * malloc'd string (free it), or NULL on allocation failure. *truncated is
  * set to 1 if the message had to be cut.
  */
-char *telegram_text(const char *severity, const char *rule, const char *source,
-                    const char *message, size_t limit, int *truncated);
+char *telegram_text(const char *severity, const char *rule, const char *source, const char *message,
+                    size_t limit, int *truncated);
 
 #endif

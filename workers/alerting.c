@@ -13,8 +13,8 @@
 #include "mq.h"
 #include "publisher.h"
 
-#define ALERT_WINDOW 256            /* unconfirmed alerts in flight */
-#define CONFIRM_TIMEOUT_MS 30000    /* waiting for the broker's confirms */
+#define ALERT_WINDOW 256         /* unconfirmed alerts in flight */
+#define CONFIRM_TIMEOUT_MS 30000 /* waiting for the broker's confirms */
 
 struct alerting {
     const rule_set *rules;
@@ -149,8 +149,8 @@ static int on_fired(rule_match *m, void *arg)
     snprintf(alert_id, id_len, "%s:%s", m->rule, cur->msg_id);
     snprintf(rk, sizeof rk, "alert.%s.%s", m->severity, m->rule);
     snprintf(window, sizeof window, "%ld", m->window_s);
-    const char *params[9] = {alert_id, m->rule,      m->severity, cur->source, cur->msg_id,
-                             m->message, m->dedup_key, window,     rk};
+    const char *params[9] = {alert_id,   m->rule,      m->severity, cur->source, cur->msg_id,
+                             m->message, m->dedup_key, window,      rk};
     PGresult *r = PQexecPrepared(a->db, "raise_alert", 9, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(cur->err, cur->errlen, "recording alert %s: %s", alert_id,
@@ -169,8 +169,8 @@ static int on_fired(rule_match *m, void *arg)
     } else if (strcmp(state, "raised") == 0) {
         rc = publish(a, m, alert_id, rk, cur);
         if (rc == 0)
-            log_info("alert raised rule=%s severity=%s source=%s msg_id=%s", m->rule,
-                     m->severity, cur->source, cur->msg_id);
+            log_info("alert raised rule=%s severity=%s source=%s msg_id=%s", m->rule, m->severity,
+                     cur->source, cur->msg_id);
         a->stats.raised++;
     } else {
         rc = 0; /* raised before and already in the notifier's hands */
@@ -196,7 +196,10 @@ int alerting_process(alerting *a, const batch *b, char *err, size_t errlen)
         json_object *event = json_tokener_parse_ex(a->tok, batch_str(b, d->body), (int)d->body_len);
         if (!event)
             continue; /* cannot happen: the body passed validation */
-        current cur = {.a = a, .source = source, .msg_id = batch_str(b, d->msg_id), .err = err,
+        current cur = {.a = a,
+                       .source = source,
+                       .msg_id = batch_str(b, d->msg_id),
+                       .err = err,
                        .errlen = errlen};
         err[0] = '\0';
         if (rules_evaluate(a->rules, source, event, on_fired, &cur) < 0) {

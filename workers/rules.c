@@ -75,8 +75,7 @@ static int bad(const where *w, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (w->name)
-        snprintf(w->err, w->errlen, "%s: rule '%s' (#%zu): %s", w->origin, w->name, w->index,
-                 what);
+        snprintf(w->err, w->errlen, "%s: rule '%s' (#%zu): %s", w->origin, w->name, w->index, what);
     else if (w->index)
         snprintf(w->err, w->errlen, "%s: rule #%zu: %s", w->origin, w->index, what);
     else
@@ -158,8 +157,9 @@ static int parse_test(const where *w, json_object *j, cond *c)
         while (o < NOPS && strcmp(op_names[o], key) != 0)
             o++;
         if (o == NOPS)
-            return bad(w, "path '%s': unknown operator '%s' (equals, not_equals, gt, gte, lt, "
-                          "lte, exists, contains, matches)",
+            return bad(w,
+                       "path '%s': unknown operator '%s' (equals, not_equals, gt, gte, lt, "
+                       "lte, exists, contains, matches)",
                        c->path, key);
         if (found++)
             return bad(w, "path '%s': one operator per condition (use \"all\" for several)",
@@ -233,8 +233,8 @@ static int parse_cond(const where *w, json_object *j, cond *c, int depth)
 
 static int parse_sources(const where *w, json_object *j, rule *r)
 {
-    if (!j || (json_object_is_type(j, json_type_string) &&
-               strcmp(json_object_get_string(j), "*") == 0))
+    if (!j ||
+        (json_object_is_type(j, json_type_string) && strcmp(json_object_get_string(j), "*") == 0))
         return 0;
     if (!json_object_is_type(j, json_type_array) || json_object_array_length(j) == 0)
         return bad(w, "'sources' must be \"*\" or a non-empty array of source names");
@@ -647,8 +647,8 @@ void rules_match_clear(rule_match *m)
     memset(m, 0, sizeof *m);
 }
 
-int rules_evaluate(const rule_set *rs, const char *source, json_object *event,
-                   rule_fired_fn fired, void *arg)
+int rules_evaluate(const rule_set *rs, const char *source, json_object *event, rule_fired_fn fired,
+                   void *arg)
 {
     int n = 0;
     for (size_t i = 0; rs && i < rs->count; i++) {

@@ -69,8 +69,8 @@ typedef int (*rule_fired_fn)(rule_match *m, void *arg);
  * file's order, and calls fired() for each that matches. Returns the number
  * of rules that fired, or -1 on allocation failure or if fired() said stop.
  */
-int rules_evaluate(const rule_set *rs, const char *source, json_object *event,
-                   rule_fired_fn fired, void *arg);
+int rules_evaluate(const rule_set *rs, const char *source, json_object *event, rule_fired_fn fired,
+                   void *arg);
 
 /* Looks up a path ("a.b[0].c") in a JSON value. Returns the value (owned
  * by `root`) or NULL if any step is missing or the value is JSON null. */

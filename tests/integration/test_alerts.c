@@ -81,8 +81,17 @@ static void publish_order(const char *id, const char *customer, const char *name
              "{\"order_id\":\"%s\",\"total\":%.2f,\"customer\":{\"id\":\"%s\",\"name\":\"%s\","
              "\"tier\":\"gold\"}}",
              id, total, customer, name);
-    const char *argv[] = {"amqp-publish", "--url", harness_amqp_url(), "-e", "sluice.ingest",
-                          "-r",           "src.orders", "-p", "-b", body, NULL};
+    const char *argv[] = {"amqp-publish",
+                          "--url",
+                          harness_amqp_url(),
+                          "-e",
+                          "sluice.ingest",
+                          "-r",
+                          "src.orders",
+                          "-p",
+                          "-b",
+                          body,
+                          NULL};
     char err[1024];
     if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
         fail_msg("amqp-publish failed: %s", err);
@@ -90,8 +99,14 @@ static void publish_order(const char *id, const char *customer, const char *name
 
 static void run_worker_until_idle(void)
 {
-    const char *argv[] = {harness_bin("sluice-worker"), "--rules", rules_path, "--idle-exit-ms",
-                          "1500", "--metrics-port", "0", NULL};
+    const char *argv[] = {harness_bin("sluice-worker"),
+                          "--rules",
+                          rules_path,
+                          "--idle-exit-ms",
+                          "1500",
+                          "--metrics-port",
+                          "0",
+                          NULL};
     char err[16384];
     if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
         fail_msg("worker failed: %s", err);
@@ -167,8 +182,8 @@ static void test_bad_rules_file_is_refused(void **state)
     snprintf(bad_path, sizeof bad_path, "/tmp/sluice-test-bad-rules-%d.json", (int)getpid());
     write_file(bad_path, "{\"rules\": [{\"name\": \"hot\", \"when\": {\"path\": \"t\", "
                          "\"above\": 3}, \"severity\": \"info\", \"message\": \"m\"}]}");
-    const char *argv[] = {harness_bin("sluice-worker"), "--rules", bad_path, "--metrics-port", "0",
-                          NULL};
+    const char *argv[] = {
+        harness_bin("sluice-worker"), "--rules", bad_path, "--metrics-port", "0", NULL};
     char err[2048];
     assert_int_equal(harness_run(argv, err, sizeof err, 30000), 2);
     if (!strstr(err, bad_path) || !strstr(err, "rule 'hot' (#1)") ||
@@ -182,8 +197,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rule_fires_and_dedup_window_holds, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_redelivered_events_raise_nothing_new, reset,
-                                        cleanup),
+        cmocka_unit_test_setup_teardown(test_redelivered_events_raise_nothing_new, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_bad_rules_file_is_refused, reset, cleanup),
     };
     return cmocka_run_group_tests(tests, setup_stack, NULL);

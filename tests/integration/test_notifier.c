@@ -262,9 +262,8 @@ static void test_retry_after_5xx_and_400(void **state)
     char why[512], body[2048];
     pg_text("SELECT last_error FROM alerts WHERE alert_id = 'bad-0'", why, sizeof why);
     assert_non_null(strstr(why, "HTTP 400: Bad Request: can't parse entities"));
-    assert_int_equal(queue_get("sluice.dead", body, sizeof body, "x-sluice-reason", why,
-                               sizeof why),
-                     1);
+    assert_int_equal(
+        queue_get("sluice.dead", body, sizeof body, "x-sluice-reason", why, sizeof why), 1);
     assert_non_null(strstr(body, "\"alert_id\":\"bad-0\""));
     assert_non_null(strstr(why, "can't parse entities"));
     assert_token_not_logged();
@@ -417,8 +416,9 @@ static void test_bad_settings_exit_2(void **state)
         {"--telegram-token", TOKEN, "unknown flag '--telegram-token'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        const char *argv[] = {harness_bin("sluice-notifier"), cases[i].flag, cases[i].value,
-                              "--routes", i == 2 ? "*=telegram" : cases[i].value, NULL};
+        const char *argv[] = {
+            harness_bin("sluice-notifier"),         cases[i].flag, cases[i].value, "--routes",
+            i == 2 ? "*=telegram" : cases[i].value, NULL};
         if (i == 0 || i == 1)
             argv[3] = NULL;
         char err[2048];
@@ -434,8 +434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_escaping_and_long_alert, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_retry_after_5xx_and_400, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_burst_respects_chat_rate, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_restart_mid_burst_sends_nothing_twice, reset,
-                                        cleanup),
+        cmocka_unit_test_setup_teardown(test_restart_mid_burst_sends_nothing_twice, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_webhook_delivery, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_bad_settings_exit_2, reset, cleanup),
     };
