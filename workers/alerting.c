@@ -13,7 +13,7 @@
 #include "mq.h"
 #include "publisher.h"
 
-#define ALERT_WINDOW 256         /* unconfirmed alerts in flight */
+#define ALERT_WINDOW 1024        /* unconfirmed alerts in flight: a whole batch, usually */
 #define CONFIRM_TIMEOUT_MS 30000 /* waiting for the broker's confirms */
 
 struct alerting {
