@@ -22,6 +22,7 @@ ledger *ledger_open(const char *dsn, char *err, size_t errlen)
     l->db = PQconnectdb(dsn);
     if (PQstatus(l->db) != CONNECTION_OK) {
         snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(l->db));
+        err[strcspn(err, "\n")] = '\0'; /* one log line */
         goto fail;
     }
     static const struct {
@@ -39,6 +40,7 @@ ledger *ledger_open(const char *dsn, char *err, size_t errlen)
         if (!ok)
             snprintf(err, errlen, "preparing %s: %s (has sluice-setup applied sql/003?)",
                      statements[i].name, PQresultErrorMessage(r));
+        err[strcspn(err, "\n")] = '\0';
         PQclear(r);
         if (!ok)
             goto fail;

@@ -94,6 +94,7 @@ static int connect_all(alerting *a, char *err, size_t errlen)
         if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
             snprintf(err, errlen, "alerts: PostgreSQL: %s (has sluice-setup applied sql/003?)",
                      PQerrorMessage(a->db));
+            err[strcspn(err, "\n")] = '\0'; /* one log line */
             PQclear(r);
             return -1;
         }
@@ -155,6 +156,7 @@ static int on_fired(rule_match *m, void *arg)
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(cur->err, cur->errlen, "recording alert %s: %s", alert_id,
                  PQresultErrorMessage(r));
+        cur->err[strcspn(cur->err, "\n")] = '\0';
         PQclear(r);
         goto done;
     }
