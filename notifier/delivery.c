@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "channels.h"
+#include "event.h"
 #include "log.h"
 #include "util.h"
 
@@ -111,6 +112,14 @@ static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c
                      name);
             return DELIVERY_DONE;
         }
+        if (claim == CLAIM_BUSY) {
+            /* Its own copy of the message stays unacknowledged until it is
+             * done, so acknowledging this one loses nothing. */
+            d->stats.skipped++;
+            log_info("alert is being sent by another notifier alert_id=%s channel=%s", a->alert_id,
+                     name);
+            return DELIVERY_DONE;
+        }
         if (claim == CLAIM_INTERRUPTED) {
             d->stats.failed++;
             log_warn("alert was being sent when a notifier stopped; not sent again "
@@ -162,6 +171,11 @@ static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c
     }
 }
 
+static int severity_valid(const char *s)
+{
+    return strcmp(s, "info") == 0 || strcmp(s, "warning") == 0 || strcmp(s, "critical") == 0;
+}
+
 static const char *text_field(json_object *o, const char *key)
 {
     json_object *v;
@@ -186,10 +200,13 @@ delivery_result deliver(deliverer *d, ledger *l, const char *rk, const char *bod
         a.message = text_field(doc, "message");
     }
     d->stats.alerts++;
-    if (!a.alert_id || !a.rule || !a.severity || !a.source || !a.message) {
+    /* What the database would refuse must not come back forever: such a
+     * message is dead-lettered, not retried. */
+    if (!utf8_valid(body, len) || !a.alert_id || !*a.alert_id || !a.rule || !a.severity ||
+        !a.source || !a.message || !severity_valid(a.severity)) {
         snprintf(failed, sizeof failed,
-                 "not an alert: expected a JSON object with string fields alert_id, rule, "
-                 "severity, source and message");
+                 "not an alert: expected a UTF-8 JSON object with string fields alert_id, rule, "
+                 "severity (info, warning or critical), source and message");
         a.alert_id = "-";
     } else {
         const route *r = routes_match(d->cfg->routes, a.severity, a.rule);

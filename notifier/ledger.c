@@ -89,6 +89,7 @@ int ledger_claim(ledger *l, const alert *a, const char *channel, claim_result *r
     const char *state = PQgetvalue(r, 0, 0);
     *res = strcmp(state, "go") == 0            ? CLAIM_GO
            : strcmp(state, "interrupted") == 0 ? CLAIM_INTERRUPTED
+           : strcmp(state, "busy") == 0        ? CLAIM_BUSY
                                                : CLAIM_DONE;
     PQclear(r);
     return 0;

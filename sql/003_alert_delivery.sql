@@ -20,10 +20,12 @@ CREATE TABLE alert_windows (
 );
 
 -- One row per alert and channel ("log", "webhook", "telegram:<chat>").
--- pending: not tried yet; sending: a request is under way (a notifier that
--- finds this state after a crash cannot know whether it arrived, so it does
--- not send again and records the delivery as failed); retrying: the last
--- attempt failed and another follows; sent / failed: final.
+-- pending: not tried yet; sending: a request is under way by the notifier
+-- whose database session is claimed_by (if that session is gone, the
+-- notifier died during the request and cannot know whether it arrived, so
+-- the next one does not send again and records the delivery as failed);
+-- retrying: the last attempt failed and another follows; sent / failed:
+-- final.
 CREATE TABLE alert_deliveries (
     alert_id    text        NOT NULL REFERENCES alerts (alert_id) ON DELETE CASCADE,
     channel     text        NOT NULL,
@@ -31,6 +33,7 @@ CREATE TABLE alert_deliveries (
                             CHECK (state IN ('pending', 'sending', 'retrying', 'sent', 'failed')),
     attempts    integer     NOT NULL DEFAULT 0,
     last_error  text,
+    claimed_by  integer,                   -- pg_backend_pid() of the sending notifier
     sent_at     timestamptz,
     updated_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (alert_id, channel)
@@ -90,20 +93,26 @@ BEGIN
 END $$;
 
 -- Called by the notifier before each attempt on a channel. Returns 'go'
--- (now 'sending'), 'sent' or 'failed' (final: do not send), or
+-- (now 'sending'), 'sent' or 'failed' (final: do not send), 'busy' (another
+-- live notifier is sending it right now: leave it to that one), or
 -- 'interrupted' (a request was under way when a notifier stopped: it may
 -- have arrived, so it is not sent again; now 'failed').
 CREATE FUNCTION sluice_claim_delivery(p_alert_id text, p_channel text)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     v_state text;
+    v_owner integer;
 BEGIN
     INSERT INTO alert_deliveries (alert_id, channel) VALUES (p_alert_id, p_channel)
     ON CONFLICT DO NOTHING;
-    SELECT state INTO v_state FROM alert_deliveries
+    SELECT state, claimed_by INTO v_state, v_owner FROM alert_deliveries
      WHERE alert_id = p_alert_id AND channel = p_channel FOR UPDATE;
     IF v_state IN ('sent', 'failed') THEN
         RETURN v_state;
+    END IF;
+    IF v_state = 'sending' AND v_owner <> pg_backend_pid()
+       AND EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = v_owner) THEN
+        RETURN 'busy';
     END IF;
     IF v_state = 'sending' THEN
         PERFORM sluice_record_delivery(p_alert_id, p_channel, 'failed',
@@ -111,7 +120,9 @@ BEGIN
             'not sent again');
         RETURN 'interrupted';
     END IF;
-    UPDATE alert_deliveries SET state = 'sending', attempts = attempts + 1, updated_at = now()
+    UPDATE alert_deliveries
+       SET state = 'sending', attempts = attempts + 1, claimed_by = pg_backend_pid(),
+           updated_at = now()
      WHERE alert_id = p_alert_id AND channel = p_channel;
     UPDATE alerts SET attempts = attempts + 1, updated_at = now() WHERE alert_id = p_alert_id;
     RETURN 'go';

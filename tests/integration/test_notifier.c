@@ -376,6 +376,29 @@ static void test_restart_mid_burst_sends_nothing_twice(void **state)
     assert_true(busiest_second(fake_http_count(server)) <= 43);
 }
 
+/* Every alert published twice (as a worker does when it raises it again
+ * after a crash) and two notifiers consuming at once: each arrives once. */
+static void test_two_notifiers_and_copies_send_once(void **state)
+{
+    (void)state;
+    publish_alerts("twin", "warning", 100, "burst ", "");
+    publish_alerts("twin", "warning", 100, "burst ", "");
+    pid_t a = start_notifier("*=telegram", "200");
+    pid_t b = start_notifier("*=telegram", "200");
+    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 100);
+    stop_notifier(a);
+    stop_notifier(b);
+    assert_int_equal(queue_ready("sluice.q.notifier"), 0);
+
+    int seen[100];
+    count_received(seen, 100);
+    for (int k = 0; k < 100; k++) {
+        if (seen[k] != 1)
+            fail_msg("alert %d arrived %d times", k, seen[k]);
+    }
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alert_deliveries WHERE state <> 'sent'"), 0);
+}
+
 static void test_webhook_delivery(void **state)
 {
     (void)state;
@@ -402,6 +425,36 @@ static void test_webhook_delivery(void **state)
     assert_int_equal(pg_scalar("SELECT count(*) FROM alert_deliveries WHERE alert_id = 'hook-0' "
                                "AND channel = 'log' AND state = 'sent'"),
                      1);
+}
+
+/* Messages that are no alert (not JSON, a severity the alerts table
+ * refuses) go to sluice.dead with the reason instead of looping. */
+static void test_foreign_garbage_is_dead_lettered(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "not json",
+        "{\"alert_id\":\"x-1\",\"rule\":\"r\",\"severity\":\"urgent\",\"source\":\"s\","
+        "\"message\":\"m\"}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        const char *argv[] = {"amqp-publish",  "--url", harness_amqp_url(), "-e",
+                              "sluice.alerts", "-r",    "alert.info.r",     "-b",
+                              bodies[i],       NULL};
+        assert_int_equal(harness_run(argv, NULL, 0, TIMEOUT_MS), 0);
+    }
+    publish_alerts("after", "info", 1, "fine ", "");
+    pid_t pid = start_notifier("*=log", "50");
+    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1);
+    stop_notifier(pid);
+    char body[512], why[512];
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(
+            queue_get("sluice.dead", body, sizeof body, "x-sluice-reason", why, sizeof why), 1);
+        assert_string_equal(body, bodies[i]);
+        assert_non_null(strstr(why, "not an alert"));
+    }
+    assert_int_equal(queue_ready("sluice.q.notifier"), 0);
 }
 
 static void test_bad_settings_exit_2(void **state)
@@ -435,7 +488,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_after_5xx_and_400, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_burst_respects_chat_rate, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_restart_mid_burst_sends_nothing_twice, reset, cleanup),
+        cmocka_unit_test_setup_teardown(test_two_notifiers_and_copies_send_once, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_webhook_delivery, reset, cleanup),
+        cmocka_unit_test_setup_teardown(test_foreign_garbage_is_dead_lettered, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_bad_settings_exit_2, reset, cleanup),
     };
     return cmocka_run_group_tests(tests, setup_stack, teardown_stack);
