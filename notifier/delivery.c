@@ -104,19 +104,21 @@ static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c
         if (c->kind == CHANNEL_TELEGRAM && wait_for_rate(d, chat) != 0)
             return DELIVERY_STOPPED;
         claim_result claim;
-        if (ledger_claim(l, a, name, &claim, err, errlen) != 0)
-            return DELIVERY_ERROR;
+        for (;;) {
+            if (ledger_claim(l, a, name, &claim, err, errlen) != 0)
+                return DELIVERY_ERROR;
+            if (claim != CLAIM_BUSY)
+                break;
+            /* Another live notifier is in the middle of a request for it
+             * (a republished copy): wait for its outcome rather than guess. */
+            log_debug("alert is being sent by another notifier, waiting alert_id=%s channel=%s",
+                      a->alert_id, name);
+            if (sleep_interruptible_ms(200) != 0)
+                return DELIVERY_STOPPED;
+        }
         if (claim == CLAIM_DONE) {
             d->stats.skipped++;
             log_info("alert already delivered, not sent again alert_id=%s channel=%s", a->alert_id,
-                     name);
-            return DELIVERY_DONE;
-        }
-        if (claim == CLAIM_BUSY) {
-            /* Its own copy of the message stays unacknowledged until it is
-             * done, so acknowledging this one loses nothing. */
-            d->stats.skipped++;
-            log_info("alert is being sent by another notifier alert_id=%s channel=%s", a->alert_id,
                      name);
             return DELIVERY_DONE;
         }

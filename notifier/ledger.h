@@ -16,7 +16,7 @@ typedef struct ledger ledger;
 typedef enum {
     CLAIM_GO,         /* now 'sending': make the attempt */
     CLAIM_DONE,       /* already sent or failed: skip it */
-    CLAIM_BUSY,       /* another live notifier is sending it now: leave it to that one */
+    CLAIM_BUSY,       /* another live notifier is sending it now: ask again later */
     CLAIM_INTERRUPTED /* a request was under way when a notifier stopped: now failed */
 } claim_result;
 

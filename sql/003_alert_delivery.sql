@@ -94,7 +94,7 @@ END $$;
 
 -- Called by the notifier before each attempt on a channel. Returns 'go'
 -- (now 'sending'), 'sent' or 'failed' (final: do not send), 'busy' (another
--- live notifier is sending it right now: leave it to that one), or
+-- live notifier is sending it right now: ask again once it is done), or
 -- 'interrupted' (a request was under way when a notifier stopped: it may
 -- have arrived, so it is not sent again; now 'failed').
 CREATE FUNCTION sluice_claim_delivery(p_alert_id text, p_channel text)

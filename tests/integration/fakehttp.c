@@ -20,6 +20,7 @@ typedef struct canned {
     int status;
     char body[512];
     int times;        /* for scripts */
+    long delay_ms;    /* for fake_http_delay */
     char marker[128]; /* for fake_http_when */
 } canned;
 
@@ -32,6 +33,8 @@ struct fake_http {
     size_t nscript;
     canned when[8];
     size_t nwhen;
+    canned slow[8];
+    size_t nslow;
 };
 
 typedef struct upload {
@@ -102,6 +105,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     pthread_mutex_lock(&f->lock);
     choose(f, body, &status, &reply);
     snprintf(reply_copy, sizeof reply_copy, "%s", reply);
+    long delay_ms = 0;
+    for (size_t i = 0; i < f->nslow; i++) {
+        if (strstr(body, f->slow[i].marker))
+            delay_ms = f->slow[i].delay_ms;
+    }
     if (f->count == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 64;
         fake_request *grown = realloc(f->requests, cap * sizeof *grown);
@@ -120,6 +128,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         r->status = status;
     }
     pthread_mutex_unlock(&f->lock);
+    if (delay_ms) {
+        struct timespec ts = {.tv_sec = delay_ms / 1000, .tv_nsec = (delay_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(reply_copy), reply_copy, MHD_RESPMEM_MUST_COPY);
     if (!resp)
@@ -171,6 +183,7 @@ static void forget(fake_http *f)
     f->count = 0;
     f->nscript = 0;
     f->nwhen = 0;
+    f->nslow = 0;
 }
 
 void fake_http_stop(fake_http *f)
@@ -210,6 +223,17 @@ void fake_http_when(fake_http *f, const char *marker, int status, const char *bo
         canned *c = &f->when[f->nwhen++];
         c->status = status;
         snprintf(c->body, sizeof c->body, "%s", body);
+        snprintf(c->marker, sizeof c->marker, "%s", marker);
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+void fake_http_delay(fake_http *f, const char *marker, long delay_ms)
+{
+    pthread_mutex_lock(&f->lock);
+    if (f->nslow < sizeof f->slow / sizeof *f->slow) {
+        canned *c = &f->slow[f->nslow++];
+        c->delay_ms = delay_ms;
         snprintf(c->marker, sizeof c->marker, "%s", marker);
     }
     pthread_mutex_unlock(&f->lock);

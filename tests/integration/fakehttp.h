@@ -26,6 +26,10 @@ void fake_http_script(fake_http *f, int status, const char *body, int times);
 /* Every request whose body contains `marker` gets status and body. */
 void fake_http_when(fake_http *f, const char *marker, int status, const char *body);
 
+/* Every request whose body contains `marker` is answered only after
+ * delay_ms (recorded on arrival): a request "in flight" for a while. */
+void fake_http_delay(fake_http *f, const char *marker, long delay_ms);
+
 /* Requests received so far. */
 size_t fake_http_count(fake_http *f);
 

@@ -376,6 +376,38 @@ static void test_restart_mid_burst_sends_nothing_twice(void **state)
     assert_true(busiest_second(fake_http_count(server)) <= 43);
 }
 
+static int got_one(void *arg)
+{
+    (void)arg;
+    return fake_http_count(server) >= 1;
+}
+
+/* SIGKILL while a request is in flight: the server got it, the notifier
+ * never heard back. The next notifier must not send it again; it records
+ * the delivery as interrupted and goes on with the next alert. */
+static void test_kill_during_request_is_not_resent(void **state)
+{
+    (void)state;
+    fake_http_delay(server, "slow 0", 3000);
+    publish_alerts("slow", "critical", 2, "slow ", "");
+    pid_t pid = start_notifier("*=telegram", "50");
+    assert_true(harness_wait_for(got_one, NULL, TIMEOUT_MS));
+    kill(pid, SIGKILL);
+    harness_wait(pid, 10000);
+    pid = start_notifier("*=telegram", "50");
+    wait_sql("SELECT count(*) FROM alerts WHERE state IN ('sent', 'failed')", 2);
+    stop_notifier(pid);
+
+    assert_int_equal(fake_http_count(server), 2); /* slow 0 once, slow 1 once */
+    char why[512];
+    pg_text("SELECT state || ' ' || last_error FROM alert_deliveries WHERE alert_id = 'slow-0'",
+            why, sizeof why);
+    assert_non_null(strstr(why, "failed interrupted"));
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alerts WHERE alert_id = 'slow-1' AND "
+                               "state = 'sent'"),
+                     1);
+}
+
 /* Every alert published twice (as a worker does when it raises it again
  * after a crash) and two notifiers consuming at once: each arrives once. */
 static void test_two_notifiers_and_copies_send_once(void **state)
@@ -488,6 +520,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_after_5xx_and_400, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_burst_respects_chat_rate, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_restart_mid_burst_sends_nothing_twice, reset, cleanup),
+        cmocka_unit_test_setup_teardown(test_kill_during_request_is_not_resent, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_two_notifiers_and_copies_send_once, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_webhook_delivery, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_foreign_garbage_is_dead_lettered, reset, cleanup),
