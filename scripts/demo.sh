@@ -2,8 +2,9 @@
 # demo.sh BUILD_DIR - the demo pipeline: four simulated sources publish to
 # RabbitMQ, one unified worker stores them in PostgreSQL and evaluates the
 # example rules (config/rules.example.json), a notifier delivers the alerts
-# through its log channel, then a few SQL queries show what arrived. Expects the stack's SLUICE_AMQP_URL and
-# SLUICE_PG_DSN in the environment (./run demo sets them).
+# through its log channel, then a few SQL queries show what arrived.
+# Expects the stack's SLUICE_AMQP_URL and SLUICE_PG_DSN in the environment
+# (./run demo sets them).
 set -euo pipefail
 
 BUILD=${1:?usage: demo.sh BUILD_DIR}
