@@ -30,9 +30,10 @@ deliverer *deliverer_new(const delivery_config *cfg, const strlist *urls, int he
     d->cfg = cfg;
     d->http = http_client_new(cfg->http_timeout_ms);
     d->dead = dead_letters_new(urls, heartbeat_s);
-    /* Bursts of 1 per chat: messages to a chat are spaced evenly. */
+    /* Bursts of 1: messages are spaced evenly, so no second ever holds
+     * more than the rate (a full bucket of 30 would allow 60 in the first). */
     int ok = bucket_map_init(&d->chats, 1024, (double)cfg->rate_per_chat, 1) == 0;
-    bucket_init(&d->total, (double)cfg->rate_total, (double)cfg->rate_total, mono_us());
+    bucket_init(&d->total, (double)cfg->rate_total, 1, mono_us());
     if (!ok || !d->http || !d->dead) {
         deliverer_free(d);
         return NULL;

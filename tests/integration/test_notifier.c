@@ -329,6 +329,56 @@ static void test_burst_respects_chat_rate(void **state)
     assert_true(most >= 30); /* the limit is used, not just respected */
 }
 
+/* Three chats, each allowed 100/s, but 20/s overall: the overall bucket
+ * holds, and each chat gets its own alerts. */
+static void test_overall_rate_across_chats(void **state)
+{
+    (void)state;
+    static const char *const rules[] = {"ca", "cb", "cc"};
+    for (size_t i = 0; i < 3; i++)
+        publish_alerts(rules[i], "info", 20, "spread ", "");
+    char api[128];
+    snprintf(api, sizeof api, "http://127.0.0.1:%d", harness_port(6));
+    const char *argv[] = {harness_bin("sluice-notifier"),
+                          "--routes",
+                          "*.ca=telegram:chat-a; *.cb=telegram:chat-b; *.cc=telegram:chat-c",
+                          "--telegram-api-url",
+                          api,
+                          "--telegram-rate-per-chat",
+                          "100",
+                          "--telegram-rate-total",
+                          "20",
+                          NULL};
+    pid_t pid = harness_spawn(argv, log_path);
+    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 60);
+    stop_notifier(pid);
+
+    assert_int_equal(fake_http_count(server), 60);
+    int most = busiest_second(60);
+    print_message("busiest second over three chats: %d messages (limit 20/s overall)\n", most);
+    assert_true(most <= 22); /* 21, and one more for the server's jitter */
+    for (size_t i = 0; i < 60; i++) {
+        fake_request r;
+        assert_int_equal(fake_http_request(server, i, &r), 0);
+        json_object *doc = json_tokener_parse(r.body), *chat, *text;
+        assert_true(json_object_object_get_ex(doc, "chat_id", &chat));
+        assert_true(json_object_object_get_ex(doc, "text", &text));
+        /* "[INFO] ca" goes to chat-a, and so on. */
+        char want[32];
+        snprintf(want, sizeof want, "] c%c</b>", json_object_get_string(chat)[5]);
+        assert_non_null(strstr(json_object_get_string(text), want));
+        json_object_put(doc);
+        free(r.body);
+    }
+    /* 60 messages at 20/s take about 3 s. */
+    fake_request first, last;
+    assert_int_equal(fake_http_request(server, 0, &first), 0);
+    assert_int_equal(fake_http_request(server, 59, &last), 0);
+    assert_true(last.at_us - first.at_us >= 2800000);
+    free(first.body);
+    free(last.body);
+}
+
 static size_t received_count(void *arg)
 {
     (void)arg;
@@ -532,6 +582,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_escaping_and_long_alert, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_retry_after_5xx_and_400, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_burst_respects_chat_rate, reset, cleanup),
+        cmocka_unit_test_setup_teardown(test_overall_rate_across_chats, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_restart_mid_burst_sends_nothing_twice, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_kill_during_request_is_not_resent, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_two_notifiers_and_copies_send_once, reset, cleanup),
