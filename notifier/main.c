@@ -1,73 +1,149 @@
 /*
- * sluice-notifier: consumes alerts from sluice.q.notifier and delivers them.
- * This version has the log channel: one line per alert on stderr, with its
- * rule, severity, source and message. An alert is acknowledged only after it
- * has been written out, so a crash redelivers instead of losing it.
+ * sluice-notifier: consumes alerts from sluice.q.notifier and delivers each
+ * to the channels its route names (log, webhook, telegram), recording every
+ * outcome in PostgreSQL before acknowledging it (delivery.h). A crash
+ * redelivers the alert; the recorded state keeps a channel that already
+ * has it from getting it twice.
+ *
+ * The Telegram bot token comes from SLUICE_TELEGRAM_TOKEN or the file named
+ * by telegram_token_file: never from a flag, and it is never logged.
  */
-#include <json-c/json.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "delivery.h"
 #include "event.h"
+#include "ledger.h"
 #include "log.h"
 #include "mq.h"
+#include "routes.h"
 #include "settings.h"
 
 typedef struct notifier_settings {
     char *amqp_url;
     mq_tls amqp_tls;
+    char *pg_dsn;
     long heartbeat;
     long prefetch;
+    char *routes;
+    char *telegram_api_url;
+    char *telegram_chat_id;
+    char *telegram_token_file;
+    long telegram_rate_per_chat;
+    long telegram_rate_total;
+    char *webhook_url;
+    long max_attempts;
+    long retry_base_ms;
+    long retry_max_ms;
+    long http_timeout_ms;
     char *log_level;
 } notifier_settings;
 
 static const cfg_option notifier_options[] = {
     SETTING_AMQP_URL(notifier_settings),
     SETTING_AMQP_TLS(notifier_settings),
-    SETTING_HEARTBEAT(notifier_settings, heartbeat),
+    SETTING_PG_DSN(notifier_settings),
+    /* Longer than the other binaries': a Telegram retry_after wait holds
+     * the connection idle, and two missed heartbeats would drop it. */
+    {"heartbeat", CFG_INT, offsetof(notifier_settings, heartbeat), "60", 0, 3600,
+     "AMQP heartbeat in seconds; 0 = off"},
     {"prefetch", CFG_INT, offsetof(notifier_settings, prefetch), "100", 1, 65535,
      "unacknowledged alerts held at once"},
+    {"routes", CFG_STRING, offsetof(notifier_settings, routes), "*=log", 0, 0,
+     "where alerts go: PATTERN=CHANNEL[+CHANNEL];... with PATTERN SEVERITY[.RULE] (* matches "
+     "any) and CHANNEL log, webhook, telegram or telegram:CHAT; first match wins"},
+    {"telegram_api_url", CFG_STRING, offsetof(notifier_settings, telegram_api_url),
+     "https://api.telegram.org", 0, 0, "Bot API base URL (a self-hosted Bot API server, tests)"},
+    {"telegram_chat_id", CFG_STRING, offsetof(notifier_settings, telegram_chat_id), "", 0, 0,
+     "chat for routes that say just 'telegram' (a chat id or @channel)"},
+    {"telegram_token_file", CFG_STRING, offsetof(notifier_settings, telegram_token_file), NULL, 0,
+     0, "file holding the bot token (else env SLUICE_TELEGRAM_TOKEN; never a flag)"},
+    {"telegram_rate_per_chat", CFG_INT, offsetof(notifier_settings, telegram_rate_per_chat), "1", 1,
+     1000, "messages per second to one chat"},
+    {"telegram_rate_total", CFG_INT, offsetof(notifier_settings, telegram_rate_total), "30", 1,
+     10000, "messages per second to Telegram overall"},
+    {"webhook_url", CFG_STRING, offsetof(notifier_settings, webhook_url), "", 0, 0,
+     "URL the webhook channel POSTs each alert to (JSON)"},
+    {"max_attempts", CFG_INT, offsetof(notifier_settings, max_attempts), "6", 1, 100,
+     "attempts per channel on 5xx or network errors before the alert is dead-lettered"},
+    {"retry_base_ms", CFG_INT, offsetof(notifier_settings, retry_base_ms), "500", 1, 600000,
+     "first backoff after a 5xx or network error (doubles, with jitter)"},
+    {"retry_max_ms", CFG_INT, offsetof(notifier_settings, retry_max_ms), "30000", 1, 3600000,
+     "longest backoff between attempts"},
+    {"http_timeout_ms", CFG_INT, offsetof(notifier_settings, http_timeout_ms), "10000", 100, 600000,
+     "give up on one HTTP request after this long (then retry)"},
     SETTING_LOG_LEVEL(notifier_settings),
     CFG_END,
 };
 
 static const char program[] = "sluice-notifier";
 
-static const char *field(json_object *alert, const char *key)
+/* Reads the token from the environment or the file; NULL if neither. The
+ * result is malloc'd; *err is set if the file cannot be read. */
+static char *read_token(const char *file, char *err, size_t errlen)
 {
-    json_object *v;
-    if (alert && json_object_object_get_ex(alert, key, &v) &&
-        json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return "-";
-}
-
-/* The log channel. Field values are printed with %s inside quotes; the
- * message is JSON-escaped by json-c so one alert stays one line. */
-static void deliver_to_log(const amqp_envelope_t *e)
-{
-    const amqp_bytes_t *body = &e->message.body;
-    json_tokener *tok = json_tokener_new();
-    json_object *alert = tok ? json_tokener_parse_ex(tok, body->bytes, (int)body->len) : NULL;
-    if (!alert || !json_object_is_type(alert, json_type_object)) {
-        log_warn("alert is not a JSON object routing_key=%.*s bytes=%zu", (int)e->routing_key.len,
-                 (const char *)e->routing_key.bytes, body->len);
-    } else {
-        json_object *msg = NULL;
-        json_object_object_get_ex(alert, "message", &msg);
-        log_info("alert rule=%s severity=%s source=%s message=%s", field(alert, "rule"),
-                 field(alert, "severity"), field(alert, "source"),
-                 msg ? json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN) : "-");
+    const char *env = getenv("SLUICE_TELEGRAM_TOKEN");
+    if (env && *env && !(file && *file))
+        return strdup(env);
+    if (!file || !*file)
+        return NULL;
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        snprintf(err, errlen, "telegram_token_file %s: %s", file, strerror(errno));
+        return NULL;
     }
-    json_object_put(alert);
-    if (tok)
-        json_tokener_free(tok);
+    char line[512] = "";
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n \t")] = '\0';
+    if (!line[0]) {
+        snprintf(err, errlen, "telegram_token_file %s: empty", file);
+        return NULL;
+    }
+    return strdup(line);
 }
 
-static int serve(mq_conn *conn, char *err, size_t errlen)
+/* What serve() holds while connected. */
+typedef struct session {
+    mq_conn *conn;
+    ledger *l;
+} session;
+
+static int open_session(session *s, const strlist *urls, size_t *next, const notifier_settings *cfg,
+                        char *err, size_t errlen)
 {
-    amqp_connection_state_t st = mq_amqp(conn);
+    if (!(s->l = ledger_open(cfg->pg_dsn, err, errlen)))
+        return -1;
+    if (!(s->conn = mq_connect_any(urls, next, (int)cfg->heartbeat, 5000, err, errlen)))
+        return -1;
+    amqp_connection_state_t st = mq_amqp(s->conn);
+    amqp_basic_qos(st, MQ_CHANNEL, 0, (uint16_t)cfg->prefetch, 0);
+    if (mq_check(s->conn, amqp_get_rpc_reply(st), "basic.qos", err, errlen) != 0)
+        return -1;
+    amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(SLUICE_QUEUE_NOTIFIER), amqp_empty_bytes,
+                       0, 0, 0, amqp_empty_table);
+    return mq_check(s->conn, amqp_get_rpc_reply(st),
+                    "consuming " SLUICE_QUEUE_NOTIFIER " (has sluice-setup run?)", err, errlen);
+}
+
+static void close_session(session *s)
+{
+    mq_close(s->conn);
+    ledger_close(s->l);
+    s->conn = NULL;
+    s->l = NULL;
+}
+
+/* Delivers until shutdown (0) or a failure of a server (-1). */
+static int serve(session *s, deliverer *d, char *err, size_t errlen)
+{
+    amqp_connection_state_t st = mq_amqp(s->conn);
     while (!shutdown_requested) {
         amqp_envelope_t e;
         struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
@@ -76,13 +152,57 @@ static int serve(mq_conn *conn, char *err, size_t errlen)
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT)
             continue;
-        if (mq_check(conn, r, "consuming alerts", err, errlen) != 0)
+        if (mq_check(s->conn, r, "consuming alerts", err, errlen) != 0)
             return -1;
-        deliver_to_log(&e);
-        int rc = amqp_basic_ack(st, MQ_CHANNEL, e.delivery_tag, 0);
+        char rk[256];
+        snprintf(rk, sizeof rk, "%.*s", (int)e.routing_key.len, (const char *)e.routing_key.bytes);
+        /* json-c reads at most len bytes, but the webhook sends the body
+         * as a string: give it a terminated copy. */
+        char *body = strndup(e.message.body.bytes, e.message.body.len);
+        delivery_result res =
+            body ? deliver(d, s->l, rk, body, e.message.body.len, err, errlen) : DELIVERY_ERROR;
+        if (!body)
+            snprintf(err, errlen, "out of memory");
+        free(body);
+        int rc = AMQP_STATUS_OK;
+        if (res == DELIVERY_DONE)
+            rc = amqp_basic_ack(st, MQ_CHANNEL, e.delivery_tag, 0);
+        else if (res == DELIVERY_STOPPED)
+            rc = amqp_basic_nack(st, MQ_CHANNEL, e.delivery_tag, 0, 1);
         amqp_destroy_envelope(&e);
+        if (res == DELIVERY_ERROR)
+            return -1;
         if (rc != AMQP_STATUS_OK)
-            return mq_fail(conn, rc, "acknowledging an alert", err, errlen);
+            return mq_fail(s->conn, rc, "settling an alert", err, errlen);
+    }
+    return 0;
+}
+
+/* Checks that every channel the routes use is configured. */
+static int check_channels(const routes *r, const notifier_settings *s, const char *token, char *err,
+                          size_t errlen)
+{
+    if (routes_use(r, CHANNEL_WEBHOOK) && !*s->webhook_url) {
+        snprintf(err, errlen, "routes use the webhook channel but webhook_url is not set");
+        return -1;
+    }
+    if (!routes_use(r, CHANNEL_TELEGRAM))
+        return 0;
+    if (!token) {
+        if (!err[0])
+            snprintf(err, errlen,
+                     "routes use telegram but no bot token: set SLUICE_TELEGRAM_TOKEN or "
+                     "telegram_token_file");
+        return -1;
+    }
+    for (size_t i = 0; i < r->count; i++) {
+        for (size_t k = 0; k < r->items[i].nchannels; k++) {
+            const channel *c = &r->items[i].channels[k];
+            if (c->kind == CHANNEL_TELEGRAM && !c->chat[0] && !*s->telegram_chat_id) {
+                snprintf(err, errlen, "a route says 'telegram' but telegram_chat_id is not set");
+                return -1;
+            }
+        }
     }
     return 0;
 }
@@ -91,44 +211,78 @@ int main(int argc, char **argv)
 {
     notifier_settings s = {0};
     strlist urls = {0};
+    routes r = {0};
+    char *token = NULL;
+    deliverer *d = NULL;
+    char err[1024] = "";
     int rc = cli_parse(notifier_options, &s, argc, argv, program,
-                       "Delivers alerts from sluice.q.notifier (log channel: one line per alert "
-                       "on stderr).");
+                       "Delivers alerts from sluice.q.notifier to the channels of their route "
+                       "(log, webhook, telegram) and records each outcome in PostgreSQL.");
     if (rc == CLI_CONTINUE)
         rc = cli_init_log(program, "notifier", s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
     if (rc == CLI_CONTINUE) {
+        token = read_token(s.telegram_token_file, err, sizeof err);
+        if (routes_parse(s.routes, &r, err, sizeof err) != 0 ||
+            check_channels(&r, &s, token, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", program, err);
+            rc = EXIT_USAGE;
+        }
+    }
+    delivery_config dc = {.routes = &r,
+                          .telegram_api = s.telegram_api_url,
+                          .telegram_token = token,
+                          .telegram_chat = s.telegram_chat_id,
+                          .webhook_url = s.webhook_url,
+                          .max_attempts = s.max_attempts,
+                          .backoff_base_ms = s.retry_base_ms,
+                          .backoff_max_ms = s.retry_max_ms,
+                          .rate_per_chat = s.telegram_rate_per_chat,
+                          .rate_total = s.telegram_rate_total,
+                          .http_timeout_ms = s.http_timeout_ms};
+    if (rc == CLI_CONTINUE) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (!(d = deliverer_new(&dc, &urls, (int)s.heartbeat))) {
+            log_error("out of memory starting the notifier");
+            rc = EXIT_RUNTIME;
+        }
+    }
+    if (rc == CLI_CONTINUE) {
         shutdown_install();
+        log_info("starting routes=\"%s\" telegram_rate_per_chat=%ld telegram_rate_total=%ld",
+                 s.routes, s.telegram_rate_per_chat, s.telegram_rate_total);
         size_t next = 0;
         unsigned attempt = 0;
-        char err[1024];
         while (!shutdown_requested) {
-            mq_conn *conn = mq_connect_any(&urls, &next, (int)s.heartbeat, 5000, err, sizeof err);
-            if (conn) {
-                amqp_connection_state_t st = mq_amqp(conn);
-                amqp_basic_qos(st, MQ_CHANNEL, 0, (uint16_t)s.prefetch, 0);
-                amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(SLUICE_QUEUE_NOTIFIER),
-                                   amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-                if (mq_check(conn, amqp_get_rpc_reply(st),
-                             "consuming " SLUICE_QUEUE_NOTIFIER " (has sluice-setup run?)", err,
-                             sizeof err) == 0) {
-                    log_info("consuming queue=%s url=%s", SLUICE_QUEUE_NOTIFIER, mq_url(conn));
-                    attempt = 0;
-                    if (serve(conn, err, sizeof err) == 0) {
-                        mq_close(conn);
-                        break;
-                    }
+            session ss = {0};
+            if (open_session(&ss, &urls, &next, &s, err, sizeof err) == 0) {
+                log_info("consuming queue=%s url=%s", SLUICE_QUEUE_NOTIFIER, mq_url(ss.conn));
+                attempt = 0;
+                if (serve(&ss, d, err, sizeof err) == 0) {
+                    close_session(&ss);
+                    break;
                 }
-                mq_close(conn);
             }
+            close_session(&ss);
             long delay = backoff_ms(attempt++, 200, 10000);
             log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
             sleep_interruptible_ms(delay);
         }
+        const delivery_stats *st = deliverer_stats(d);
+        log_info("stopped alerts=%" PRIu64 " sent=%" PRIu64 " retried=%" PRIu64 " failed=%" PRIu64
+                 " skipped=%" PRIu64 " dead_lettered=%" PRIu64,
+                 st->alerts, st->sent, st->retried, st->failed, st->skipped, st->dead_lettered);
         rc = 0;
     }
+    deliverer_free(d);
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    routes_free(&r);
     strlist_free(&urls);
     cfg_free(notifier_options, &s);
+    curl_global_cleanup();
     return rc;
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh BUILD_DIR - the demo pipeline: four simulated sources publish to
-# RabbitMQ, one unified worker stores them in PostgreSQL, then a few SQL
-# queries show what arrived. Expects the stack's SLUICE_AMQP_URL and
-# SLUICE_PG_DSN in the environment (./run demo sets them).
+# RabbitMQ, one unified worker stores them in PostgreSQL and evaluates the
+# example rules (config/rules.example.json), a notifier delivers the alerts
+# through its log channel, then a few SQL queries show what arrived.
+# Expects the stack's SLUICE_AMQP_URL and SLUICE_PG_DSN in the environment
+# (./run demo sets them).
 set -euo pipefail
 
 BUILD=${1:?usage: demo.sh BUILD_DIR}
@@ -12,7 +14,9 @@ TOTAL=$((COUNT * ${#SOURCES[@]}))
 # A new seed each run makes new events (the same seed would make the same
 # message ids, which the warehouse absorbs as duplicates).
 SEED=$(date +%s)
-LOGS=${SLUICE_STATE_DIR:-$(cd "$(dirname "$0")/.." && pwd)/.run}/demo
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RULES=${SLUICE_DEMO_RULES:-$ROOT/config/rules.example.json}
+LOGS=${SLUICE_STATE_DIR:-$ROOT/.run}/demo
 mkdir -p "$LOGS"
 
 q() { psql "$SLUICE_PG_DSN" -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -23,9 +27,11 @@ say "declaring the topology and applying migrations (sluice-setup)"
 "$BUILD/broker-setup/sluice-setup" --log-level warn
 
 say "running ${#SOURCES[@]} sources x $COUNT events -> RabbitMQ -> unified worker -> PostgreSQL"
-"$BUILD/workers/sluice-worker" --stats-interval-ms 1000 2>"$LOGS/worker.log" &
+"$BUILD/workers/sluice-worker" --stats-interval-ms 1000 --rules "$RULES" 2>"$LOGS/worker.log" &
 worker=$!
-trap 'kill "$worker" 2>/dev/null || true' EXIT
+"$BUILD/notifier/sluice-notifier" 2>"$LOGS/notifier.log" &
+notifier=$!
+trap 'kill "$worker" "$notifier" 2>/dev/null || true' EXIT
 "$BUILD/producer/sluice-producer" --count "$COUNT" --seed "$SEED" 2>"$LOGS/producer.log" &
 producer=$!
 
@@ -46,6 +52,11 @@ while kill -0 "$producer" 2>/dev/null || [ "$(stored)" -lt "$TOTAL" ]; do
 done
 kill -TERM "$worker"
 wait "$worker" || { echo "demo: the worker failed; see $LOGS/worker.log" >&2; exit 1; }
+# The notifier records each delivery; wait until this run's alerts are all out.
+undelivered() { q -At -c "SELECT count(*) FROM alerts WHERE msg_id LIKE '%-$SEED-%' AND state NOT IN ('sent', 'failed')"; }
+for _ in $(seq 1 60); do [ "$(undelivered)" -eq 0 ] && break; sleep 0.5; done
+kill -TERM "$notifier"
+wait "$notifier" || { echo "demo: the notifier failed; see $LOGS/notifier.log" >&2; exit 1; }
 trap - EXIT
 
 say "producer: $(grep ' done ' "$LOGS/producer.log" | sed 's/.*producer: done //')"
@@ -68,6 +79,15 @@ SELECT payload->'shipping'->>'country' AS country, count(*) AS orders,
        round(sum((payload->>'total')::numeric), 2) AS revenue
 FROM events WHERE source = 'orders' AND msg_id LIKE '%-$SEED-%'
 GROUP BY 1 ORDER BY revenue DESC LIMIT 5;"
+
+say "event detection: rules of $(basename "$RULES") that fired on this run (dedup windows suppress repeats)"
+q -c "
+SELECT rule, severity, count(*) AS alerts, count(*) FILTER (WHERE state = 'sent') AS delivered,
+       (SELECT coalesce(sum(suppressed), 0) FROM alert_windows w WHERE w.rule = a.rule)
+         AS suppressed_all_runs
+FROM alerts a WHERE msg_id LIKE '%-$SEED-%' GROUP BY rule, severity ORDER BY rule;"
+say "a few alerts as the notifier's log channel delivered them ($LOGS/notifier.log)"
+grep " alert rule=.*-$SEED-" "$LOGS/notifier.log" | head -3 | sed 's/^/    /' || true
 
 say "all rows in the warehouse: $(q -At -c 'SELECT count(*) FROM events') events, $(q -At -c 'SELECT count(*) FROM ingest_errors') ingest errors"
 echo "    query it yourself:  psql $SLUICE_PG_DSN"

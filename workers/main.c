@@ -16,6 +16,7 @@
 #include "http_endpoint.h"
 #include "log.h"
 #include "metrics.h"
+#include "rules.h"
 #include "settings.h"
 #include "supervisor.h"
 #include "worker.h"
@@ -34,6 +35,7 @@ typedef struct worker_settings {
     char *metrics_address;
     long metrics_port;
     char *log_level;
+    char *rules;
 } worker_settings;
 
 static const cfg_option worker_options[] = {
@@ -68,6 +70,8 @@ static const cfg_option worker_options[] = {
     {"metrics_port", CFG_INT, offsetof(worker_settings, metrics_port), "9650", 0, 65535,
      "port for /metrics and /healthz; 0 = off"},
     SETTING_LOG_LEVEL(worker_settings),
+    {"rules", CFG_STRING, offsetof(worker_settings, rules), NULL, 0, 0,
+     "rules file (JSON) evaluated on each committed event; alerts go to sluice.alerts"},
     CFG_END,
 };
 
@@ -164,6 +168,7 @@ int main(int argc, char **argv)
 {
     worker_settings s = {0};
     strlist urls = {0};
+    rule_set *rules = NULL;
     pool p = {.settings = &s};
     int rc = cli_parse(worker_options, &s, argc, argv, program,
                        "Consumes the source queues and stores the events in the PostgreSQL "
@@ -178,11 +183,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: mode must be unified or parallel, got '%s'\n", program, s.mode);
         rc = EXIT_USAGE;
     }
+    if (rc == CLI_CONTINUE && s.rules && *s.rules) {
+        char err[1024];
+        if (!(rules = rules_load(s.rules, err, sizeof err))) {
+            fprintf(stderr, "%s: %s\n", program, err);
+            rc = EXIT_USAGE;
+        } else {
+            log_info("rules loaded file=%s rules=%zu", s.rules, rules_count(rules));
+        }
+    }
     if (rc == CLI_CONTINUE) {
         log_level_parse(s.log_level, &p.level);
         p.config = s.worker;
         p.config.amqp_urls = &urls;
         p.config.pg_dsn = s.pg_dsn;
+        p.config.rules = rules;
         if (plan_children(&p) != 0 || !(p.m = metrics_create(p.children, &p.all_sources))) {
             log_error("out of memory planning the pool");
             rc = EXIT_RUNTIME;
@@ -193,6 +208,7 @@ int main(int argc, char **argv)
         rc = run_pool(&p);
     }
     free_pool(&p);
+    rules_free(rules);
     strlist_free(&urls);
     cfg_free(worker_options, &s);
     return rc;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerting.h"
 #include "batch.h"
 #include "consumer.h"
 #include "deadletter.h"
@@ -31,6 +32,7 @@ typedef struct worker {
     event_validator *validator;
     retries *failures;
     deadletter *dead;
+    alerting *alerts; /* NULL without rules */
     batch pending;
     worker_stats stats;
     int64_t started_us, next_stats_us;
@@ -136,6 +138,11 @@ static int flush(worker *w, session *s, char *err, size_t errlen)
      * is lost (the redelivered copies then count as duplicates). */
     count_batch(w, &res);
     metrics_observe_batch(w->m, w->child, b->count, commit_us);
+    /* Alerts are raised before the ack, so a crash in between redelivers
+     * the events and raises the same alerts (same ids) again. */
+    if (w->alerts && alerting_process(w->alerts, b, err, errlen) != 0)
+        return -1;
+    /* If an ack is lost now, the redelivered copies are no-ops. */
     int rc = res.failed == 0 ? consumer_ack_through(s->c, b->last_tag, err, errlen)
                              : settle_each(w, s, err, errlen);
     if (rc != 0)
@@ -233,6 +240,11 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
     w.validator = event_validator_new((size_t)cfg->max_message_bytes);
     w.failures = retries_new(4096);
     w.dead = deadletter_new(cfg->amqp_urls, (int)cfg->heartbeat);
+    if (cfg->rules &&
+        !(w.alerts = alerting_new(cfg->rules, cfg->amqp_urls, cfg->pg_dsn, (int)cfg->heartbeat))) {
+        log_error("out of memory starting the worker");
+        goto done;
+    }
     w.metric_index = calloc(sources->count, sizeof *w.metric_index);
     w.stored_by_source = calloc(sources->count, sizeof *w.stored_by_source);
     if (!w.validator || !w.failures || !w.dead || !w.metric_index || !w.stored_by_source) {
@@ -263,11 +275,15 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
         sleep_interruptible_ms(delay);
     }
     log_stats(&w, "stopped");
+    if (w.alerts)
+        log_info("alerts raised=%" PRIu64 " suppressed=%" PRIu64,
+                 alerting_get_stats(w.alerts)->raised, alerting_get_stats(w.alerts)->suppressed);
     rc = 0;
 done:
     event_validator_free(w.validator);
     retries_free(w.failures);
     deadletter_free(w.dead);
+    alerting_free(w.alerts);
     free(w.metric_index);
     free(w.stored_by_source);
     batch_free(&w.pending);

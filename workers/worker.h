@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "metrics.h"
+#include "rules.h"
 #include "util.h"
 
 typedef struct worker_config {
@@ -25,6 +26,7 @@ typedef struct worker_config {
     long max_retries;
     long stats_interval_ms;
     long idle_exit_ms;
+    const rule_set *rules; /* NULL: no event detection (nothing parsed) */
 } worker_config;
 
 /*

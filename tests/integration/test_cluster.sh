@@ -141,7 +141,8 @@ wait_until 60 "progress with every node back" stored_at_least $((at_back + 2000)
 
 echo "== an alert after the failovers reaches the notifier"
 amqp-publish --url "$url1" -e sluice.alerts -r alert.warning.cluster_test -p \
-    -C application/json -b '{"rule":"cluster_test","severity":"warning","message":"after failover"}' ||
+    -C application/json \
+    -b '{"alert_id":"cluster_test:1","rule":"cluster_test","severity":"warning","source":"orders","message":"after failover"}' ||
     fail "amqp-publish of an alert failed"
 wait_until 60 "the notifier to deliver the alert" log_has notifier "alert rule=cluster_test"
 kill -TERM "$notifier"

@@ -1,0 +1,161 @@
+/*
+ * routes: see routes.h.
+ */
+#include "routes.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static int parse_channel(const char *text, channel *c, const char *entry, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    if (strcmp(text, "log") == 0) {
+        c->kind = CHANNEL_LOG;
+    } else if (strcmp(text, "webhook") == 0) {
+        c->kind = CHANNEL_WEBHOOK;
+    } else if (strcmp(text, "telegram") == 0) {
+        c->kind = CHANNEL_TELEGRAM;
+    } else if (strncmp(text, "telegram:", 9) == 0 && text[9] && !strchr(text, ',') &&
+               strlen(text + 9) < sizeof c->chat) {
+        c->kind = CHANNEL_TELEGRAM;
+        snprintf(c->chat, sizeof c->chat, "%s", text + 9);
+    } else {
+        snprintf(err, errlen,
+                 "routes: entry '%s': unknown channel '%s' (log, webhook, telegram, "
+                 "telegram:CHAT)",
+                 entry, text);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_entry(char *entry, route *r, char *err, size_t errlen)
+{
+    char *eq = strchr(entry, '=');
+    char shown[256];
+    snprintf(shown, sizeof shown, "%s", entry);
+    if (!eq) {
+        snprintf(err, errlen, "routes: entry '%s': expected PATTERN=CHANNEL[+CHANNEL]", shown);
+        return -1;
+    }
+    *eq = '\0';
+    char *pattern = trim(entry), *dot = strchr(pattern, '.');
+    if (dot)
+        *dot = '\0';
+    const char *rule = dot ? dot + 1 : "*";
+    static const char *const severities[] = {"*", "info", "warning", "critical"};
+    int known = 0;
+    for (size_t i = 0; i < 4; i++)
+        known |= strcmp(pattern, severities[i]) == 0;
+    if (!known || !*rule || strlen(rule) >= sizeof r->rule) {
+        snprintf(err, errlen,
+                 "routes: entry '%s': pattern must be SEVERITY or SEVERITY.RULE (severity *, "
+                 "info, warning or critical)",
+                 shown);
+        return -1;
+    }
+    snprintf(r->severity, sizeof r->severity, "%s", pattern);
+    snprintf(r->rule, sizeof r->rule, "%s", rule);
+    char *save = NULL;
+    for (char *tok = strtok_r(eq + 1, "+", &save); tok; tok = strtok_r(NULL, "+", &save)) {
+        char *name = trim(tok);
+        if (r->nchannels == ROUTES_MAX_CHANNELS) {
+            snprintf(err, errlen, "routes: entry '%s': more than %d channels", shown,
+                     ROUTES_MAX_CHANNELS);
+            return -1;
+        }
+        if (parse_channel(name, &r->channels[r->nchannels], shown, err, errlen) != 0)
+            return -1;
+        r->nchannels++;
+    }
+    if (r->nchannels == 0) {
+        snprintf(err, errlen, "routes: entry '%s': no channel", shown);
+        return -1;
+    }
+    return 0;
+}
+
+int routes_parse(const char *text, routes *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    char *copy = strdup(text ? text : "");
+    size_t cap = 1;
+    for (const char *p = text; p && *p; p++)
+        cap += *p == ';';
+    out->items = calloc(cap, sizeof *out->items);
+    int rc = 0;
+    if (!copy || !out->items) {
+        snprintf(err, errlen, "routes: out of memory");
+        rc = -1;
+    }
+    char *save = NULL;
+    for (char *e = rc ? NULL : strtok_r(copy, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
+        char *entry = trim(e);
+        if (!*entry)
+            continue;
+        if (parse_entry(entry, &out->items[out->count], err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+        out->count++;
+    }
+    free(copy);
+    if (rc != 0)
+        routes_free(out);
+    return rc;
+}
+
+void routes_free(routes *r)
+{
+    free(r->items);
+    memset(r, 0, sizeof *r);
+}
+
+const route *routes_match(const routes *r, const char *severity, const char *rule)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        const route *e = &r->items[i];
+        if ((strcmp(e->severity, "*") == 0 || strcmp(e->severity, severity) == 0) &&
+            (strcmp(e->rule, "*") == 0 || strcmp(e->rule, rule) == 0))
+            return e;
+    }
+    return NULL;
+}
+
+int routes_use(const routes *r, channel_kind kind)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        for (size_t k = 0; k < r->items[i].nchannels; k++) {
+            if (r->items[i].channels[k].kind == kind)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+void channel_name(const channel *c, const char *default_chat, char *out, size_t outlen)
+{
+    switch (c->kind) {
+    case CHANNEL_LOG:
+        snprintf(out, outlen, "log");
+        break;
+    case CHANNEL_WEBHOOK:
+        snprintf(out, outlen, "webhook");
+        break;
+    case CHANNEL_TELEGRAM:
+        snprintf(out, outlen, "telegram:%s", c->chat[0] ? c->chat : default_chat);
+        break;
+    }
+}
