@@ -105,9 +105,8 @@ static int configure_tls(amqp_socket_t *sock, const char *url, char *err, size_t
     if (tls_settings.cert_file[0]) {
         status = amqp_ssl_socket_set_key(sock, tls_settings.cert_file, tls_settings.key_file);
         if (status != AMQP_STATUS_OK) {
-            snprintf(err, errlen, "%s: amqp_cert_file %s / amqp_key_file %s: cannot load: %s",
-                     url, tls_settings.cert_file, tls_settings.key_file,
-                     amqp_error_string2(status));
+            snprintf(err, errlen, "%s: amqp_cert_file %s / amqp_key_file %s: cannot load: %s", url,
+                     tls_settings.cert_file, tls_settings.key_file, amqp_error_string2(status));
             return -1;
         }
     }
@@ -149,8 +148,9 @@ static void describe_open_failure(int status, const char *url, const char *host,
     case AMQP_STATUS_SSL_ERROR:
     case AMQP_STATUS_SSL_CONNECTION_FAILED:
         snprintf(err, errlen, "%s: cannot connect: TLS handshake failed%s%s", url,
-                 reason[0] ? ": " : " (the broker may require a client certificate: "
-                                    "amqp_cert_file, amqp_key_file)",
+                 reason[0] ? ": "
+                           : " (the broker may require a client certificate: "
+                             "amqp_cert_file, amqp_key_file)",
                  reason);
         break;
     default:
@@ -302,6 +302,40 @@ mq_conn *mq_connect_any(const strlist *urls, size_t *next, int heartbeat_s, long
     }
     *next = (*next + 1) % urls->count;
     return NULL;
+}
+
+int mq_read_unexpected(mq_conn *c, char *err, size_t errlen)
+{
+    amqp_frame_t frame;
+    int rc = amqp_simple_wait_frame(mq_amqp(c), &frame);
+    if (rc != AMQP_STATUS_OK)
+        return mq_fail(c, rc, "reading from broker", err, errlen);
+    if (frame.frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    switch (frame.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        amqp_channel_close_t *m = frame.payload.method.decoded;
+        snprintf(err, errlen, "broker closed the channel: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        break;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_connection_close_t *m = frame.payload.method.decoded;
+        snprintf(err, errlen, "broker closed the connection: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        break;
+    }
+    case AMQP_BASIC_CANCEL_METHOD: {
+        amqp_basic_cancel_t *m = frame.payload.method.decoded;
+        snprintf(err, errlen, "broker cancelled consumer %.*s (queue deleted?)",
+                 (int)m->consumer_tag.len, (const char *)m->consumer_tag.bytes);
+        break;
+    }
+    default:
+        return 0; /* e.g. a stray ack: nothing to do */
+    }
+    mq_mark_broken(c);
+    return -1;
 }
 
 void mq_mark_broken(mq_conn *c)

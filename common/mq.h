@@ -73,6 +73,16 @@ int mq_check(mq_conn *c, amqp_rpc_reply_t reply, const char *what, char *err, si
 /* Fills err for a failed rabbitmq-c status code; marks broken; returns -1. */
 int mq_fail(mq_conn *c, int status, const char *what, char *err, size_t errlen);
 
+/*
+ * After amqp_consume_message() answered AMQP_STATUS_UNEXPECTED_STATE (a
+ * frame other than a delivery arrived), reads that frame. Returns 0 if it
+ * is harmless (say a stray ack), or -1 with err saying what the broker did
+ * (closed the channel or connection, with its code and text, or cancelled
+ * the consumer because its queue was deleted); the connection is then
+ * marked broken.
+ */
+int mq_read_unexpected(mq_conn *c, char *err, size_t errlen);
+
 /* Records that the channel or connection can no longer be used. */
 void mq_mark_broken(mq_conn *c);
 

@@ -152,6 +152,12 @@ static int serve(session *s, deliverer *d, char *err, size_t errlen)
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT)
             continue;
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            if (mq_read_unexpected(s->conn, err, errlen) != 0)
+                return -1;
+            continue;
+        }
         if (mq_check(s->conn, r, "consuming alerts", err, errlen) != 0)
             return -1;
         char rk[256];

@@ -125,41 +125,6 @@ static int source_of(consumer *c, amqp_bytes_t tag)
     return -1;
 }
 
-/* Something other than a delivery arrived: find out what. */
-static int unexpected_frame(consumer *c, char *err, size_t errlen)
-{
-    amqp_frame_t frame;
-    int rc = amqp_simple_wait_frame(mq_amqp(c->conn), &frame);
-    if (rc != AMQP_STATUS_OK)
-        return mq_fail(c->conn, rc, "reading from broker", err, errlen);
-    if (frame.frame_type != AMQP_FRAME_METHOD)
-        return 0;
-    switch (frame.payload.method.id) {
-    case AMQP_CHANNEL_CLOSE_METHOD: {
-        amqp_channel_close_t *m = frame.payload.method.decoded;
-        snprintf(err, errlen, "broker closed the channel: %u %.*s", m->reply_code,
-                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        break;
-    }
-    case AMQP_CONNECTION_CLOSE_METHOD: {
-        amqp_connection_close_t *m = frame.payload.method.decoded;
-        snprintf(err, errlen, "broker closed the connection: %u %.*s", m->reply_code,
-                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        break;
-    }
-    case AMQP_BASIC_CANCEL_METHOD: {
-        amqp_basic_cancel_t *m = frame.payload.method.decoded;
-        snprintf(err, errlen, "broker cancelled consumer %.*s (queue deleted?)",
-                 (int)m->consumer_tag.len, (const char *)m->consumer_tag.bytes);
-        break;
-    }
-    default:
-        return 0; /* e.g. a stray ack: nothing to do */
-    }
-    mq_mark_broken(c->conn);
-    return -1;
-}
-
 int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t errlen)
 {
     amqp_connection_state_t st = mq_amqp(c->conn);
@@ -174,7 +139,7 @@ int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t 
         if (r.library_error == AMQP_STATUS_TIMEOUT)
             return 0;
         if (r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
-            return unexpected_frame(c, err, errlen);
+            return mq_read_unexpected(c->conn, err, errlen);
     }
     if (mq_check(c->conn, r, "consuming", err, errlen) != 0)
         return -1;
