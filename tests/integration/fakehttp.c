@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#define DEFAULT_REPLY "{\"ok\":true,\"result\":{\"message_id\":1}}"
+
 typedef struct canned {
     int status;
     char body[512];
@@ -24,10 +26,18 @@ typedef struct canned {
     char marker[128]; /* for fake_http_when */
 } canned;
 
+/* One request received: what fake_http_request() copies, and the header
+ * lines fake_http_saw_header() looks at. */
+typedef struct record {
+    fake_request req;
+    char *headers; /* malloc'd */
+} record;
+
 struct fake_http {
     struct MHD_Daemon *daemon;
+    int port;
     pthread_mutex_t lock;
-    fake_request *requests;
+    record *records;
     size_t count, cap;
     canned script[32];
     size_t nscript;
@@ -35,12 +45,26 @@ struct fake_http {
     size_t nwhen;
     canned slow[8];
     size_t nslow;
+    fake_http_route_fn route;
+    void *route_arg;
 };
 
+/* A request's body as it arrives. */
 typedef struct upload {
     char *data;
     size_t len;
 } upload;
+
+/* An answer, copied out of the server's state so that it can be sent
+ * without the lock. */
+typedef struct answer {
+    int status;
+    char *body; /* malloc'd */
+    char names[FAKE_HTTP_MAX_HEADERS][64];
+    char values[FAKE_HTTP_MAX_HEADERS][256];
+    size_t nheaders;
+    long delay_ms;
+} answer;
 
 static int64_t mono_now_us(void)
 {
@@ -49,29 +73,120 @@ static int64_t mono_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Picks the reply for a body, under the lock. */
-static void choose(fake_http *f, const char *body, int *status, const char **reply)
+/* Appends text to a malloc'd string (*s may be NULL); keeps *s as it was
+ * if memory runs out. */
+static void append(char **s, const char *text)
 {
-    *status = 200;
-    *reply = "{\"ok\":true,\"result\":{\"message_id\":1}}";
+    size_t old = *s ? strlen(*s) : 0, add = strlen(text);
+    char *grown = realloc(*s, old + add + 1);
+    if (!grown)
+        return;
+    memcpy(grown + old, text, add + 1);
+    *s = grown;
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    append(cls, key);
+    append(cls, ": ");
+    append(cls, value ? value : "");
+    append(cls, "\r\n");
+    return MHD_YES;
+}
+
+static unsigned hits_locked(const fake_http *f, const char *path)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < f->count; i++)
+        n += strcmp(f->records[i].req.path, path) == 0;
+    return n;
+}
+
+/* Picks the answer to a request, under the lock. */
+static void choose(fake_http *f, const fake_call *call, answer *a)
+{
+    for (size_t i = 0; i < f->nslow; i++) {
+        if (strstr(call->body, f->slow[i].marker))
+            a->delay_ms = f->slow[i].delay_ms;
+    }
     for (size_t i = 0; i < f->nwhen; i++) {
-        if (strstr(body, f->when[i].marker)) {
-            *status = f->when[i].status;
-            *reply = f->when[i].body;
+        if (strstr(call->body, f->when[i].marker)) {
+            a->status = f->when[i].status;
+            a->body = strdup(f->when[i].body);
             return;
         }
     }
     if (f->nscript > 0) {
-        *status = f->script[0].status;
-        *reply = f->script[0].body;
-        if (--f->script[0].times == 0) {
-            /* The reply text must outlive the shift: keep it in a static. */
-            static char last[512];
-            snprintf(last, sizeof last, "%s", f->script[0].body);
-            *reply = last;
+        a->status = f->script[0].status;
+        a->body = strdup(f->script[0].body);
+        if (--f->script[0].times == 0)
             memmove(f->script, f->script + 1, --f->nscript * sizeof *f->script);
+        return;
+    }
+    if (!f->route) {
+        a->status = 200;
+        a->body = strdup(DEFAULT_REPLY);
+        return;
+    }
+    fake_reply r = {.status = 200};
+    f->route(call, &r, f->route_arg);
+    a->status = r.status;
+    a->body = strdup(r.body ? r.body : "");
+    for (size_t i = 0; i < FAKE_HTTP_MAX_HEADERS; i++) {
+        if (!r.headers[i].name)
+            continue;
+        snprintf(a->names[a->nheaders], sizeof a->names[0], "%s", r.headers[i].name);
+        snprintf(a->values[a->nheaders], sizeof a->values[0], "%s",
+                 r.headers[i].value ? r.headers[i].value : "");
+        a->nheaders++;
+    }
+    if (r.delay_ms > a->delay_ms)
+        a->delay_ms = r.delay_ms;
+}
+
+/* Records a request and picks its answer, under the lock. Returns -1 if
+ * memory ran out. */
+static int receive(fake_http *f, struct MHD_Connection *conn, const char *url, const char *method,
+                   const char *body, answer *a)
+{
+    char *headers = NULL;
+    append(&headers, "");
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &headers);
+    const char *alert_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Sluice-Alert-Id");
+    int rc = -1;
+    pthread_mutex_lock(&f->lock);
+    if (f->count == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 64;
+        record *grown = realloc(f->records, cap * sizeof *grown);
+        if (grown) {
+            f->records = grown;
+            f->cap = cap;
         }
     }
+    if (headers && f->count < f->cap) {
+        fake_call call = {.method = method,
+                          .path = url,
+                          .headers = headers,
+                          .body = body,
+                          .hit = hits_locked(f, url) + 1};
+        choose(f, &call, a);
+        record *r = &f->records[f->count++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->req.method, sizeof r->req.method, "%s", method);
+        snprintf(r->req.path, sizeof r->req.path, "%s", url);
+        snprintf(r->req.alert_id, sizeof r->req.alert_id, "%s", alert_id ? alert_id : "");
+        r->req.body = strdup(body);
+        r->req.at_us = mono_now_us();
+        r->req.status = a->status;
+        r->headers = headers;
+        headers = NULL;
+        rc = a->body ? 0 : -1;
+    }
+    pthread_mutex_unlock(&f->lock);
+    free(headers);
+    return rc;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -80,7 +195,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 {
     fake_http *f = cls;
     (void)version;
-    (void)method;
     upload *u = *con_cls;
     if (!u) {
         *con_cls = calloc(1, sizeof(upload));
@@ -97,47 +211,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *data_size = 0;
         return MHD_YES;
     }
-    const char *body = u->data ? u->data : "";
-    const char *alert_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Sluice-Alert-Id");
-    int status;
-    const char *reply;
-    char reply_copy[512];
-    pthread_mutex_lock(&f->lock);
-    choose(f, body, &status, &reply);
-    snprintf(reply_copy, sizeof reply_copy, "%s", reply);
-    long delay_ms = 0;
-    for (size_t i = 0; i < f->nslow; i++) {
-        if (strstr(body, f->slow[i].marker))
-            delay_ms = f->slow[i].delay_ms;
+    answer a = {0};
+    if (receive(f, conn, url, method, u->data ? u->data : "", &a) != 0) {
+        free(a.body);
+        return MHD_NO;
     }
-    if (f->count == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 64;
-        fake_request *grown = realloc(f->requests, cap * sizeof *grown);
-        if (grown) {
-            f->requests = grown;
-            f->cap = cap;
-        }
-    }
-    if (f->count < f->cap) {
-        fake_request *r = &f->requests[f->count++];
-        memset(r, 0, sizeof *r);
-        snprintf(r->path, sizeof r->path, "%s", url);
-        snprintf(r->alert_id, sizeof r->alert_id, "%s", alert_id ? alert_id : "");
-        r->body = strdup(body);
-        r->at_us = mono_now_us();
-        r->status = status;
-    }
-    pthread_mutex_unlock(&f->lock);
-    if (delay_ms) {
-        struct timespec ts = {.tv_sec = delay_ms / 1000, .tv_nsec = (delay_ms % 1000) * 1000000};
+    if (a.delay_ms) {
+        /* This connection's own thread: the others are answered meanwhile. */
+        struct timespec ts = {.tv_sec = a.delay_ms / 1000,
+                              .tv_nsec = (a.delay_ms % 1000) * 1000000};
         nanosleep(&ts, NULL);
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(reply_copy), reply_copy, MHD_RESPMEM_MUST_COPY);
+    size_t len = a.status == 204 || a.status == 304 ? 0 : strlen(a.body);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, a.body, MHD_RESPMEM_MUST_COPY);
+    free(a.body);
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, resp);
+    for (size_t i = 0; i < a.nheaders; i++)
+        MHD_add_response_header(resp, a.names[i], a.values[i]);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)a.status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -167,32 +260,47 @@ fake_http *fake_http_start(int port)
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    f->daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, handle, f,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED,
-                         completed, f, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    /* A thread per connection: a held-back answer blocks only its own. */
+    f->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
+                                 (uint16_t)port, NULL, NULL, handle, f, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, completed, f,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     if (!f->daemon)
         fail_msg("fake HTTP server: cannot listen on 127.0.0.1:%d", port);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(f->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    f->port = info ? info->port : port;
+    if (f->port == 0)
+        fail_msg("fake HTTP server: cannot tell which port it listens on");
     return f;
+}
+
+int fake_http_port(const fake_http *f)
+{
+    return f->port;
 }
 
 static void forget(fake_http *f)
 {
-    for (size_t i = 0; i < f->count; i++)
-        free(f->requests[i].body);
+    for (size_t i = 0; i < f->count; i++) {
+        free(f->records[i].req.body);
+        free(f->records[i].headers);
+    }
     f->count = 0;
     f->nscript = 0;
     f->nwhen = 0;
     f->nslow = 0;
+    f->route = NULL;
+    f->route_arg = NULL;
 }
 
 void fake_http_stop(fake_http *f)
 {
     if (!f)
         return;
-    MHD_stop_daemon(f->daemon);
+    if (f->daemon)
+        MHD_stop_daemon(f->daemon);
     forget(f);
-    free(f->requests);
+    free(f->records);
     pthread_mutex_destroy(&f->lock);
     free(f);
 }
@@ -239,6 +347,14 @@ void fake_http_delay(fake_http *f, const char *marker, long delay_ms)
     pthread_mutex_unlock(&f->lock);
 }
 
+void fake_http_route(fake_http *f, fake_http_route_fn route, void *arg)
+{
+    pthread_mutex_lock(&f->lock);
+    f->route = route;
+    f->route_arg = arg;
+    pthread_mutex_unlock(&f->lock);
+}
+
 size_t fake_http_count(fake_http *f)
 {
     pthread_mutex_lock(&f->lock);
@@ -247,13 +363,33 @@ size_t fake_http_count(fake_http *f)
     return n;
 }
 
+unsigned fake_http_hits(fake_http *f, const char *path)
+{
+    pthread_mutex_lock(&f->lock);
+    unsigned n = hits_locked(f, path);
+    pthread_mutex_unlock(&f->lock);
+    return n;
+}
+
+int fake_http_saw_header(fake_http *f, const char *path, const char *text)
+{
+    int seen = 0;
+    pthread_mutex_lock(&f->lock);
+    for (size_t i = 0; i < f->count && !seen; i++) {
+        const record *r = &f->records[i];
+        seen = strcmp(r->req.path, path) == 0 && r->headers && strstr(r->headers, text);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return seen;
+}
+
 int fake_http_request(fake_http *f, size_t i, fake_request *out)
 {
     int rc = -1;
     pthread_mutex_lock(&f->lock);
     if (i < f->count) {
-        *out = f->requests[i];
-        out->body = strdup(f->requests[i].body ? f->requests[i].body : "");
+        *out = f->records[i].req;
+        out->body = strdup(f->records[i].req.body ? f->records[i].req.body : "");
         rc = 0;
     }
     pthread_mutex_unlock(&f->lock);

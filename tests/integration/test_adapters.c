@@ -1,7 +1,7 @@
 /* Integration tests of the source adapters end to end: each adapter's
  * events go through the real producer, RabbitMQ, the worker and
  * PostgreSQL. The http sources poll a real HTTP server on loopback
- * (http_server.c); the file source follows a real file while it is
+ * (fakehttp.c); the file source follows a real file while it is
  * appended, rotated and truncated; the stdin source reads a pipe. */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
+#include "fakehttp.h"
 #include "harness.h"
-#include "http_server.h"
 
 #define TIMEOUT_MS 120000
 
@@ -151,17 +151,19 @@ static void new_log(char *path, size_t cap, const char *name)
 
 /* ------------------------------------------------------------------ http */
 
-static http_server *server;
+static fake_http *server;
 
-static void route(const http_request *req, http_response *resp)
+static void route(const fake_call *req, fake_reply *resp, void *arg)
 {
+    (void)arg;
     resp->status = 200;
     if (strcmp(req->path, "/array") == 0) {
         if (strstr(req->headers, "If-None-Match: \"v1\"")) {
             resp->status = 304;
             return;
         }
-        resp->extra_headers = "ETag: \"v1\"\r\n";
+        resp->headers[0].name = "ETag";
+        resp->headers[0].value = "\"v1\"";
         resp->body = "[{\"n\":1,\"k\":\"array\",\"big\":123456789012345678901234567890},\n"
                      " 42, {\"n\":2,\"k\":\"array\",\"s\":\"a\\\"b\\u00e9/\"}]";
     } else if (strcmp(req->path, "/wrapped") == 0) {
@@ -169,7 +171,8 @@ static void route(const http_request *req, http_response *resp)
             resp->status = 304;
             return;
         }
-        resp->extra_headers = "Last-Modified: Tue, 24 Nov 2026 00:00:00 GMT\r\n";
+        resp->headers[0].name = "Last-Modified";
+        resp->headers[0].value = "Tue, 24 Nov 2026 00:00:00 GMT";
         resp->body = "{\"meta\":{\"items\":\"not these\"},\"data\":{\"page\":1,\"items\":["
                      "{\"n\":1,\"k\":\"wrapped\"},{\"n\":2,\"k\":\"wrapped\"},"
                      "{\"n\":3,\"k\":\"wrapped\"}]}}";
@@ -184,7 +187,7 @@ static void route(const http_request *req, http_response *resp)
         resp->body = "[{\"n\":1,\"k\":\"flaky\"}]";
     } else if (strcmp(req->path, "/slow") == 0) {
         if (req->hit == 1)
-            usleep(4000000); /* beyond the source's timeout_ms */
+            resp->delay_ms = 4000; /* beyond the source's timeout_ms */
         resp->body = "[{\"n\":1,\"k\":\"slow\"}]";
     } else if (strcmp(req->path, "/auth") == 0) {
         if (!strstr(req->headers, "Authorization: Bearer s3cret-token")) {
@@ -206,7 +209,7 @@ typedef struct hits_query {
 static int hits_reached(void *arg)
 {
     hits_query *q = arg;
-    return http_server_hits(server, q->path) >= q->hits;
+    return fake_http_hits(server, q->path) >= q->hits;
 }
 
 static int queue_reached(void *arg)
@@ -253,12 +256,13 @@ static long long source_count(const char *source)
 static void test_http_sources(void **state)
 {
     (void)state;
-    server = http_server_start(route);
+    server = fake_http_start(0);
     assert_non_null(server);
+    fake_http_route(server, route, NULL);
     char config[512], log[512];
     snprintf(config, sizeof config, "%s/http.conf", workdir);
     new_log(log, sizeof log, "http");
-    write_http_config(config, http_server_port(server));
+    write_http_config(config, fake_http_port(server));
     setenv("SLUICE_TEST_API_TOKEN", "s3cret-token", 1);
 
     pid_t worker = start_worker(log);
@@ -268,7 +272,7 @@ static void test_http_sources(void **state)
     /* The others are stored while h_slow's first request still hangs (it
      * times out after 2.5 s, then is retried). */
     wait_count("SELECT count(*) FROM events WHERE source LIKE 'h\\_%'", 2 + 3 + 2 + 1 + 1, log);
-    assert_int_equal(http_server_hits(server, "/slow"), 1);
+    assert_int_equal(fake_http_hits(server, "/slow"), 1);
     assert_int_equal(source_count("h_slow"), 0);
     wait_count("SELECT count(*) FROM events WHERE source = 'h_slow'", 1, log);
     /* Several polls each, answered 304 once the validators are known. */
@@ -276,7 +280,7 @@ static void test_http_sources(void **state)
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         if (!harness_wait_for(hits_reached, &want[i], TIMEOUT_MS))
             fail_msg("%s was asked %u times, waited for %u", want[i].path,
-                     http_server_hits(server, want[i].path), want[i].hits);
+                     fake_http_hits(server, want[i].path), want[i].hits);
     }
     stop(producer, 1, log); /* 1: one source (h_missing) failed */
     stop(worker, 0, log);
@@ -287,12 +291,12 @@ static void test_http_sources(void **state)
     assert_int_equal(source_count("h_flaky"), 1);
     assert_int_equal(source_count("h_auth"), 1);
     assert_int_equal(source_count("h_missing"), 0);
-    assert_true(http_server_saw_header(server, "/array", "If-None-Match: \"v1\""));
-    assert_true(http_server_saw_header(server, "/wrapped",
-                                       "If-Modified-Since: Tue, 24 Nov 2026 00:00:00 GMT"));
-    assert_true(http_server_saw_header(server, "/auth", "X-Client: sluice-test"));
+    assert_true(fake_http_saw_header(server, "/array", "If-None-Match: \"v1\""));
+    assert_true(fake_http_saw_header(server, "/wrapped",
+                                     "If-Modified-Since: Tue, 24 Nov 2026 00:00:00 GMT"));
+    assert_true(fake_http_saw_header(server, "/auth", "X-Client: sluice-test"));
     /* A 404 is asked once, not again and again. */
-    assert_int_equal(http_server_hits(server, "/missing"), 1);
+    assert_int_equal(fake_http_hits(server, "/missing"), 1);
 
     /* Items are stored as served: the big integer and the escapes. */
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE source = 'h_array' AND "
@@ -320,7 +324,7 @@ static void test_http_sources(void **state)
     assert_non_null(strstr(text, "answered HTTP 404"));
     assert_null(strstr(text, "s3cret-token"));
     free(text);
-    http_server_stop(server);
+    fake_http_stop(server);
     server = NULL;
 }
 
