@@ -79,6 +79,9 @@ done
 # ------------------------------------------------------------ the stack
 
 if [ -z "${SLUICE_AMQP_URL:-}" ] || [ -z "${SLUICE_PG_DSN:-}" ] || [ -z "${SLUICE_MGMT_URL:-}" ]; then
+  # In the test suite the stack is the suite's: never start another.
+  [ -z "$SMOKE" ] || die "SLUICE_AMQP_URL, SLUICE_PG_DSN and SLUICE_MGMT_URL must be set for --smoke:" \
+    "eval \"\$(scripts/stack.sh env)\" (./run test does it)"
   echo "==> starting the local stack (scripts/stack.sh start)"
   "$ROOT/scripts/stack.sh" start
   eval "$("$ROOT/scripts/stack.sh" env)"
