@@ -78,6 +78,8 @@ int main(int argc, char **argv)
                            amqp_empty_table);
         check(amqp_get_rpc_reply(st), queue);
     }
+    /* For a caller waiting until the consumers are registered. */
+    fprintf(stderr, "bench-raw-consume: consuming\n");
 
     uint64_t got = 0, last_tag = 0;
     long pending = 0;

@@ -20,8 +20,11 @@
 #           alone: events / (worker launch .. last stored_at)
 #   paced   live again, each source at --rate = half the mode's median live
 #           throughput / 4, for end-to-end latency at half the maximum
-# Baselines (bench/*.c, no sluice logic): raw confirmed persistent publish,
-# raw consume-and-ack without a database, PostgreSQL COPY into jsonb.
+# Baselines (bench/*.c, no sluice logic): raw confirmed persistent publish
+# (while a raw consumer drains the queues, as in a live run; and into a
+# backlog, as when filling for a drain), raw consume-and-ack without a
+# database, PostgreSQL COPY into jsonb. Live runs are compared with the
+# first, drains with raw consume-and-ack.
 #
 # Uses the running local stack if SLUICE_AMQP_URL, SLUICE_PG_DSN and
 # SLUICE_MGMT_URL are set, else starts it with scripts/stack.sh. Works in a
@@ -112,6 +115,35 @@ fi
 export SLUICE_AMQP_URL=$AMQP_URL SLUICE_PG_DSN=$PG_DSN
 "$BUILD/broker-setup/sluice-setup" --log-level warn || die "sluice-setup failed on the bench stack"
 
+# The servers' own CPU, so a run shows where its time went: the process
+# listening on each port (the postmaster, RabbitMQ's beam.smp) and its
+# children; the postmaster's cutime/cstime keep what exited backends used.
+listener_pid() { # PORT
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+[[ $PG_DSN =~ :([0-9]+)/ ]] && PG_PID=$(listener_pid "${BASH_REMATCH[1]}") || PG_PID=
+[[ $AMQP_URL =~ :([0-9]+)/ ]] && MQ_PID=$(listener_pid "${BASH_REMATCH[1]}") || MQ_PID=
+[ -n "$PG_PID" ] && [ -n "$MQ_PID" ] ||
+  echo "    (cannot see the servers' processes: no server CPU figures)"
+TICKS=$(getconf CLK_TCK)
+tree_cpu() { # PID -> CPU seconds of it (with reaped children) and its live children
+  [ -n "$1" ] || { echo 0; return; }
+  local pids=$1 p
+  for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do pids+=" $p"; done
+  for p in $pids; do
+    # fields after "(comm)": 12-15 are utime stime cutime cstime
+    sed 's/.*) //' /proc/"$p"/stat 2>/dev/null | awk -v top="$([ "$p" = "$1" ] && echo 1)" \
+      '{ print $12 + $13 + (top ? $14 + $15 : 0) }'
+  done | awk -v t="$TICKS" '{ n += $1 } END { printf "%.2f", n / t }'
+}
+SERVER_CPU0=
+server_mark() { SERVER_CPU0="$(tree_cpu "$PG_PID") $(tree_cpu "$MQ_PID")"; }
+server_used() { # -> "pg_cpu_s mq_cpu_s" since server_mark
+  local pg0 mq0
+  read -r pg0 mq0 <<<"$SERVER_CPU0"
+  echo "$(calc "$(tree_cpu "$PG_PID") - $pg0" 2) $(calc "$(tree_cpu "$MQ_PID") - $mq0" 2)"
+}
+
 # Empties the queues and the warehouse, and checkpoints so that no
 # checkpoint of the last run's writes lands in the next run.
 reset() {
@@ -128,22 +160,24 @@ val() { grep "^$1=" "$2" | cut -d= -f2; } # KEY FILE (bench-procstat output)
 calc() { awk "BEGIN { printf \"%.${2:-1}f\", ($1) }"; } # EXPR [DECIMALS]
 
 CSV=$OUT/runs.csv
-echo "scenario,mode,repeat,events,seconds,throughput,p50_ms,p95_ms,p99_ms,worker_cpu_s,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,worker_sum_hwm_mb,worker_procs,producer_seconds,producer_rate,producer_cpu_s,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source" >"$CSV"
+echo "scenario,mode,repeat,events,seconds,throughput,p50_ms,p95_ms,p99_ms,worker_cpu_s,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,worker_sum_hwm_mb,worker_procs,producer_seconds,producer_rate,producer_cpu_s,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source,pg_cpu_s_per_100k,mq_cpu_s_per_100k" >"$CSV"
 
 STEP=0
-progress() { STEP=$((STEP + 1)); printf '  [%3d] %-26s %s\n' "$STEP" "$1" "$2"; }
+progress() { STEP=$((STEP + 1)); printf '  [%3d] %-32s %s\n' "$STEP" "$1" "$2"; }
 
 # Runs one of the baseline programs under bench-procstat; appends its row.
 baseline() { # NAME REPEAT COMMAND...
   local name=$1 r=$2; shift 2
-  local ps=$LOGS/$name.$r.procstat out
+  local ps=$LOGS/$name.$r.procstat out pg mq
+  server_mark
   out=$("$BUILD/bench/bench-procstat" -o "$ps" -- "$@" 2>"$LOGS/$name.$r.log") ||
     die "$name failed: $(tail -1 "$LOGS/$name.$r.log")"
   local secs rate cpu
   secs=$(echo "$out" | grep -o 'seconds=[0-9.]*' | cut -d= -f2)
   rate=$(echo "$out" | grep -o 'rate=[0-9.]*' | cut -d= -f2)
   cpu=$(val cpu_s "$ps")
-  echo "baseline,$name,$r,$TOTAL,$secs,$rate,,,,,,,,,,$secs,$rate,$cpu,$(calc "100*$cpu/$secs"),$(calc "$cpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$ps")/1024"),0" >>"$CSV"
+  read -r pg mq <<<"$(server_used)"
+  echo "baseline,$name,$r,$TOTAL,$secs,$rate,,,,,,,,,,$secs,$rate,$cpu,$(calc "100*$cpu/$secs"),$(calc "$cpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$ps")/1024"),0,$(calc "$pg*100000/$TOTAL" 2),$(calc "$mq*100000/$TOTAL" 2)" >>"$CSV"
   progress "baseline $name #$r" "$(printf '%8.0f events/s  %6.2f s' "$rate" "$secs")"
 }
 
@@ -174,8 +208,10 @@ sluice_run() { # SCENARIO MODE REPEAT RATE_PER_SOURCE
   local scenario=$1 mode=$2 r=$3 rate=${4:-0}
   local tag=$scenario.$mode.$r seed=$((SEED_BASE + STEP))
   reset
+  server_mark
   if [ "$scenario" = drain ]; then
     run_producer "$tag" "$seed" 0
+    server_mark # the servers' figures of a drain cover the workers' part only
     start_workers "$mode" "$tag"
   else
     start_workers "$mode" "$tag"
@@ -191,6 +227,8 @@ sluice_run() { # SCENARIO MODE REPEAT RATE_PER_SOURCE
     run_producer "$tag" "$seed" "$rate"
   fi
   wait_workers "$tag"
+  local pg mq
+  read -r pg mq <<<"$(server_used)"
   local wps=$LOGS/$tag.worker.procstat pps=$LOGS/$tag.producer.procstat
   # Throughput window: first publish (live) or worker launch (drain) to
   # the last commit; latency: stored_at - produced_at per event.
@@ -209,7 +247,7 @@ sluice_run() { # SCENARIO MODE REPEAT RATE_PER_SOURCE
   psecs=$(val wall_s "$pps")
   local thr
   thr=$(calc "$TOTAL/$secs" 0)
-  echo "$scenario,$mode,$r,$TOTAL,$(calc "$secs" 3),$thr,$(calc "$p50"),$(calc "$p95"),$(calc "$p99"),$wcpu,$(calc "100*$wcpu/$secs"),$(calc "$wcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$wps")/1024"),$(calc "$(val sum_hwm_kb "$wps")/1024"),$(val max_procs "$wps"),$psecs,$(calc "$TOTAL/$psecs" 0),$pcpu,$(calc "100*$pcpu/$psecs"),$(calc "$pcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$pps")/1024"),$rate" >>"$CSV"
+  echo "$scenario,$mode,$r,$TOTAL,$(calc "$secs" 3),$thr,$(calc "$p50"),$(calc "$p95"),$(calc "$p99"),$wcpu,$(calc "100*$wcpu/$secs"),$(calc "$wcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$wps")/1024"),$(calc "$(val sum_hwm_kb "$wps")/1024"),$(val max_procs "$wps"),$psecs,$(calc "$TOTAL/$psecs" 0),$pcpu,$(calc "100*$pcpu/$psecs"),$(calc "$pcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$pps")/1024"),$rate,$(calc "$pg*100000/$TOTAL" 2),$(calc "$mq*100000/$TOTAL" 2)" >>"$CSV"
   progress "$scenario $mode #$r" "$(printf '%8.0f events/s  p99 %7.1f ms  worker %5.2f cpu-s %6.1f MB' \
     "$thr" "$p99" "$wcpu" "$(calc "$(val peak_rss_kb "$wps")/1024")")"
 }
@@ -232,8 +270,25 @@ cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 echo "==> $((${#SOURCES[@]})) sources x $COUNT events, $REPEATS repeats; $cores cores, $mem_gb GB ($cpu_model); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "==> results in $OUT"
 for r in $(seq 1 "$REPEATS"); do
+  # Raw publish as in a live run: a raw consumer drains the queues meanwhile,
+  # so the broker holds no backlog (with one, it writes more to disk).
   reset
+  "$BUILD/bench/bench-raw-consume" "$AMQP_URL" "$TOTAL" "$PREFETCH" "$BATCH" \
+    >/dev/null 2>"$LOGS/raw_consume_live.$r.log" &
+  rc_pid=$!
+  waited=0
+  until grep -q consuming "$LOGS/raw_consume_live.$r.log"; do
+    sleep 0.02
+    waited=$((waited + 1))
+    [ $waited -lt 500 ] && kill -0 $rc_pid 2>/dev/null ||
+      die "the raw consumer never started: see $LOGS/raw_consume_live.$r.log"
+  done
   baseline raw_publish "$r" "$BUILD/bench/bench-raw-publish" "$AMQP_URL" "$COUNT" "$((SEED_BASE + 1000 + r))" "$WINDOW"
+  wait $rc_pid || die "the raw consumer failed: see $LOGS/raw_consume_live.$r.log"
+  # Raw consume as in a drain: the queues are filled first (that publish,
+  # into a backlog, is a figure of its own).
+  reset
+  baseline raw_publish_backlog "$r" "$BUILD/bench/bench-raw-publish" "$AMQP_URL" "$COUNT" "$((SEED_BASE + 3000 + r))" "$WINDOW"
   baseline raw_consume "$r" "$BUILD/bench/bench-raw-consume" "$AMQP_URL" "$TOTAL" "$PREFETCH" "$BATCH"
   baseline pg_copy "$r" "$BUILD/bench/bench-pg-copy" "$PG_DSN" "$COUNT" "$((SEED_BASE + 2000 + r))" "$BATCH"
   for mode in parallel unified; do
@@ -260,21 +315,21 @@ BASE_PUB=$(median baseline raw_publish throughput)
 BASE_CON=$(median baseline raw_consume throughput)
 BASE_COPY=$(median baseline pg_copy throughput)
 SUM=$OUT/summary.csv
-echo "scenario,mode,throughput,baseline,ratio_to_baseline,p50_ms,p95_ms,p99_ms,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,producer_rate,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source" >"$SUM"
-for b in raw_publish raw_consume pg_copy; do
-  echo "baseline,$b,$(median baseline $b throughput),,,,,,,,,$(median baseline $b producer_rate),$(median baseline $b producer_cpu_pct),$(median baseline $b producer_cpu_s_per_100k),$(median baseline $b producer_peak_rss_mb)," >>"$SUM"
+echo "scenario,mode,throughput,baseline,ratio_to_baseline,p50_ms,p95_ms,p99_ms,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,producer_rate,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source,pg_cpu_s_per_100k,mq_cpu_s_per_100k" >"$SUM"
+for b in raw_publish raw_publish_backlog raw_consume pg_copy; do
+  echo "baseline,$b,$(median baseline $b throughput),,,,,,,,,$(median baseline $b producer_rate),$(median baseline $b producer_cpu_pct),$(median baseline $b producer_cpu_s_per_100k),$(median baseline $b producer_peak_rss_mb),,$(median baseline $b pg_cpu_s_per_100k),$(median baseline $b mq_cpu_s_per_100k)" >>"$SUM"
 done
 declare -A M
 for sc in live drain paced; do
   for mode in parallel unified; do
-    for col in throughput p50_ms p95_ms p99_ms worker_cpu_pct worker_cpu_s_per_100k worker_peak_rss_mb producer_rate producer_cpu_pct producer_cpu_s_per_100k producer_peak_rss_mb rate_per_source; do
+    for col in throughput p50_ms p95_ms p99_ms worker_cpu_pct worker_cpu_s_per_100k worker_peak_rss_mb producer_rate producer_cpu_pct producer_cpu_s_per_100k producer_peak_rss_mb rate_per_source pg_cpu_s_per_100k mq_cpu_s_per_100k; do
       M[$sc.$mode.$col]=$(median "$sc" "$mode" "$col")
     done
     base=$BASE_PUB; [ "$sc" = drain ] && base=$BASE_CON
     M[$sc.$mode.base]=$base
     M[$sc.$mode.ratio]=$(calc "${M[$sc.$mode.throughput]}/$base" 2)
     line="$sc,$mode,${M[$sc.$mode.throughput]},$base,${M[$sc.$mode.ratio]}"
-    for col in p50_ms p95_ms p99_ms worker_cpu_pct worker_cpu_s_per_100k worker_peak_rss_mb producer_rate producer_cpu_pct producer_cpu_s_per_100k producer_peak_rss_mb rate_per_source; do
+    for col in p50_ms p95_ms p99_ms worker_cpu_pct worker_cpu_s_per_100k worker_peak_rss_mb producer_rate producer_cpu_pct producer_cpu_s_per_100k producer_peak_rss_mb rate_per_source pg_cpu_s_per_100k mq_cpu_s_per_100k; do
       line+=",${M[$sc.$mode.$col]}"
     done
     echo "$line" >>"$SUM"
@@ -301,6 +356,7 @@ P_MB=$(calc "${M[drain.parallel.worker_peak_rss_mb]} > ${M[live.parallel.worker_
   echo "| worker CPU-s per 100,000 events | | | ${M[live.parallel.worker_cpu_s_per_100k]} | ${M[live.unified.worker_cpu_s_per_100k]} | ${M[drain.parallel.worker_cpu_s_per_100k]} | ${M[drain.unified.worker_cpu_s_per_100k]} |"
   echo "| worker memory, peak RSS of all processes (MB) | 1,200 | 300 | ${M[live.parallel.worker_peak_rss_mb]} | ${M[live.unified.worker_peak_rss_mb]} | ${M[drain.parallel.worker_peak_rss_mb]} | ${M[drain.unified.worker_peak_rss_mb]} |"
   echo "| end-to-end latency p50 / p95 / p99 (ms) | | | ${M[live.parallel.p50_ms]} / ${M[live.parallel.p95_ms]} / ${M[live.parallel.p99_ms]} | ${M[live.unified.p50_ms]} / ${M[live.unified.p95_ms]} / ${M[live.unified.p99_ms]} | (queued first) | (queued first) |"
+  echo "| server CPU-s per 100,000 events: PostgreSQL / RabbitMQ | | | ${M[live.parallel.pg_cpu_s_per_100k]} / ${M[live.parallel.mq_cpu_s_per_100k]} | ${M[live.unified.pg_cpu_s_per_100k]} / ${M[live.unified.mq_cpu_s_per_100k]} | ${M[drain.parallel.pg_cpu_s_per_100k]} / ${M[drain.parallel.mq_cpu_s_per_100k]} | ${M[drain.unified.pg_cpu_s_per_100k]} / ${M[drain.unified.mq_cpu_s_per_100k]} |"
   echo "| producer: msg/s, CPU %, CPU-s/100k, MB | | | $(fmt "${M[live.parallel.producer_rate]}"), ${M[live.parallel.producer_cpu_pct]} %, ${M[live.parallel.producer_cpu_s_per_100k]}, ${M[live.parallel.producer_peak_rss_mb]} | $(fmt "${M[live.unified.producer_rate]}"), ${M[live.unified.producer_cpu_pct]} %, ${M[live.unified.producer_cpu_s_per_100k]}, ${M[live.unified.producer_peak_rss_mb]} | $(fmt "${M[drain.parallel.producer_rate]}"), ${M[drain.parallel.producer_cpu_pct]} %, ${M[drain.parallel.producer_cpu_s_per_100k]}, ${M[drain.parallel.producer_peak_rss_mb]} | $(fmt "${M[drain.unified.producer_rate]}"), ${M[drain.unified.producer_cpu_pct]} %, ${M[drain.unified.producer_cpu_s_per_100k]}, ${M[drain.unified.producer_peak_rss_mb]} |"
   echo
   echo "Paced live runs (each source at \`--rate\` = half the mode's live throughput / 4):"
@@ -313,10 +369,10 @@ P_MB=$(calc "${M[drain.parallel.worker_peak_rss_mb]} > ${M[live.parallel.worker_
   echo
   echo "Baselines in the same run (bench/*.c, no sluice logic):"
   echo
-  echo "| baseline | msg/s | CPU % | CPU-s/100k | MB |"
-  echo "|---|---:|---:|---:|---:|"
-  for b in raw_publish raw_consume pg_copy; do
-    echo "| $b | $(fmt "$(median baseline $b throughput)") | $(median baseline $b producer_cpu_pct) | $(median baseline $b producer_cpu_s_per_100k) | $(median baseline $b producer_peak_rss_mb) |"
+  echo "| baseline | msg/s | its own CPU % | its own CPU-s/100k | its own MB | PostgreSQL / RabbitMQ CPU-s per 100k |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for b in raw_publish raw_publish_backlog raw_consume pg_copy; do
+    echo "| $b | $(fmt "$(median baseline $b throughput)") | $(median baseline $b producer_cpu_pct) | $(median baseline $b producer_cpu_s_per_100k) | $(median baseline $b producer_peak_rss_mb) | $(median baseline $b pg_cpu_s_per_100k) / $(median baseline $b mq_cpu_s_per_100k) |"
   done
   echo
   echo "Targets:"
@@ -335,7 +391,8 @@ P_MB=$(calc "${M[drain.parallel.worker_peak_rss_mb]} > ${M[live.parallel.worker_
   echo
   echo "Worker figures cover the supervisor and its workers (sluice-worker --workers 1: unified one"
   echo "worker, parallel one per source queue); memory is the peak of their summed VmRSS, sampled"
-  echo "every 20 ms. PostgreSQL's and RabbitMQ's own CPU is not in the worker figures. The paper's CPU"
+  echo "every 20 ms. PostgreSQL's and RabbitMQ's own CPU (all their processes, during the run; for a
+drain, the workers' part only) is in its own row, not in the worker figures. The paper's CPU"
   echo "and memory were measured on other hardware and software; they are shown for the shape of the"
   echo "comparison."
 } >"$OUT/results.md"
