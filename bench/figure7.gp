@@ -9,8 +9,9 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
-set key top left
+set key below horizontal
 set yrange [0:*]
+set xrange [-0.6:1.6]
 set multiplot layout 1,3 title "Parallel vs unified consumers, four sources: paper vs sluice (medians)"
 
 set title "Throughput (msg/s)"

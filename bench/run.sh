@@ -277,7 +277,7 @@ for r in $(seq 1 "$REPEATS"); do
     >/dev/null 2>"$LOGS/raw_consume_live.$r.log" &
   rc_pid=$!
   waited=0
-  until grep -q consuming "$LOGS/raw_consume_live.$r.log"; do
+  until grep -qs consuming "$LOGS/raw_consume_live.$r.log"; do
     sleep 0.02
     waited=$((waited + 1))
     [ $waited -lt 500 ] && kill -0 $rc_pid 2>/dev/null ||
@@ -401,17 +401,17 @@ drain, the workers' part only) is in its own row, not in the worker figures. The
 # in the paper's Figure 7.
 if command -v gnuplot >/dev/null; then
   {
-    echo "mode paper live drain"
+    echo "# mode paper live drain"
     echo "Parallel 5000 ${M[live.parallel.throughput]} ${M[drain.parallel.throughput]}"
     echo "Unified 4500 ${M[live.unified.throughput]} ${M[drain.unified.throughput]}"
   } >"$OUT/throughput.dat"
   {
-    echo "mode paper live drain"
+    echo "# mode paper live drain"
     echo "Parallel 75 ${M[live.parallel.worker_cpu_pct]} ${M[drain.parallel.worker_cpu_pct]}"
     echo "Unified 40 ${M[live.unified.worker_cpu_pct]} ${M[drain.unified.worker_cpu_pct]}"
   } >"$OUT/cpu.dat"
   {
-    echo "mode paper live drain"
+    echo "# mode paper live drain"
     echo "Parallel 1200 ${M[live.parallel.worker_peak_rss_mb]} ${M[drain.parallel.worker_peak_rss_mb]}"
     echo "Unified 300 ${M[live.unified.worker_peak_rss_mb]} ${M[drain.unified.worker_peak_rss_mb]}"
   } >"$OUT/memory.dat"
