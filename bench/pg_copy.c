@@ -97,7 +97,8 @@ int main(int argc, char **argv)
                 exec_ok("BEGIN", PGRES_COMMAND_OK);
                 exec_ok("COPY bench_copy (msg_id, source, payload) FROM STDIN", PGRES_COPY_IN);
             }
-            int len = generator_make(kinds[s], seed, sources[s], n, body, sizeof body, id, sizeof id);
+            int len =
+                generator_make(kinds[s], seed, sources[s], n, body, sizeof body, id, sizeof id);
             if (len < 0) {
                 fprintf(stderr, "bench-pg-copy: generator buffer too small\n");
                 return 1;

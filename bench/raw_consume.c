@@ -42,7 +42,7 @@ static void check(amqp_rpc_reply_t r, const char *what)
     if (r.reply_type == AMQP_RESPONSE_NORMAL)
         return;
     die(what, r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? amqp_error_string2(r.library_error)
-                                                               : "refused by the broker");
+                                                              : "refused by the broker");
 }
 
 int main(int argc, char **argv)

@@ -42,7 +42,7 @@ static void check(amqp_rpc_reply_t r, const char *what)
     if (r.reply_type == AMQP_RESPONSE_NORMAL)
         return;
     die(what, r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? amqp_error_string2(r.library_error)
-                                                               : "refused by the broker");
+                                                              : "refused by the broker");
 }
 
 /* acked[tag] is set once delivery tag `tag` is confirmed; confirmed is the
@@ -129,7 +129,8 @@ int main(int argc, char **argv)
     int64_t t0 = clock_us(CLOCK_MONOTONIC);
     for (uint64_t n = 0; n < count; n++) {
         for (int s = 0; s < NSOURCES; s++) {
-            int len = generator_make(kinds[s], seed, sources[s], n, body, sizeof body, id, sizeof id);
+            int len =
+                generator_make(kinds[s], seed, sources[s], n, body, sizeof body, id, sizeof id);
             if (len < 0)
                 die("generator buffer too small", NULL);
             while (published - confirmed >= window)

@@ -50,7 +50,7 @@ BATCH=1000    # the worker's default batch size, used by the COPY baseline too
 WINDOW=1024   # the producer's default confirm window, used by the raw publisher too
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -129,6 +129,7 @@ TICKS=$(getconf CLK_TCK)
 tree_cpu() { # PID -> CPU seconds of it (with reaped children) and its live children
   [ -n "$1" ] || { echo 0; return; }
   local pids=$1 p
+  # shellcheck disable=SC2013 # the file is one line of pids
   for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do pids+=" $p"; done
   for p in $pids; do
     # fields after "(comm)": 12-15 are utime stime cutime cstime
@@ -221,8 +222,9 @@ sluice_run() { # SCENARIO MODE REPEAT RATE_PER_SOURCE
     until [ "$(grep -c ' consuming ' "$LOGS/$tag.worker.log")" -ge "$want" ]; do
       sleep 0.02
       waited=$((waited + 1))
-      [ $waited -lt 500 ] && kill -0 "$WORKER_PID" 2>/dev/null ||
+      if [ $waited -ge 500 ] || ! kill -0 "$WORKER_PID" 2>/dev/null; then
         die "the workers never started consuming: see $LOGS/$tag.worker.log"
+      fi
     done
     run_producer "$tag" "$seed" "$rate"
   fi
@@ -280,8 +282,9 @@ for r in $(seq 1 "$REPEATS"); do
   until grep -qs consuming "$LOGS/raw_consume_live.$r.log"; do
     sleep 0.02
     waited=$((waited + 1))
-    [ $waited -lt 500 ] && kill -0 $rc_pid 2>/dev/null ||
+    if [ $waited -ge 500 ] || ! kill -0 $rc_pid 2>/dev/null; then
       die "the raw consumer never started: see $LOGS/raw_consume_live.$r.log"
+    fi
   done
   baseline raw_publish "$r" "$BUILD/bench/bench-raw-publish" "$AMQP_URL" "$COUNT" "$((SEED_BASE + 1000 + r))" "$WINDOW"
   wait $rc_pid || die "the raw consumer failed: see $LOGS/raw_consume_live.$r.log"
@@ -351,7 +354,7 @@ P_MB=$(calc "${M[drain.parallel.worker_peak_rss_mb]} > ${M[live.parallel.worker_
   echo "| | paper: parallel | paper: unified | sluice parallel, live | sluice unified, live | sluice parallel, drain | sluice unified, drain |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
   echo "| throughput (msg/s) | 5,000 | 4,500 | $(fmt "${M[live.parallel.throughput]}") | $(fmt "${M[live.unified.throughput]}") | $(fmt "${M[drain.parallel.throughput]}") | $(fmt "${M[drain.unified.throughput]}") |"
-  echo "| … as share of its baseline | | | $(pct "${M[live.parallel.ratio]}") % of raw publish | $(pct "${M[live.unified.ratio]}") % of raw publish | $(pct "${M[drain.parallel.ratio]}") % of raw consume | $(pct "${M[drain.unified.ratio]}") % of raw consume |"
+  echo "| … as share of its baseline | | | $(pct "${M[live.parallel.ratio]}") % of raw publish | $(pct "${M[live.unified.ratio]}") % of raw publish | $(pct "${M[drain.parallel.ratio]}") % of raw consume, $(pct "${M[drain.parallel.throughput]}/$BASE_COPY") % of COPY | $(pct "${M[drain.unified.ratio]}") % of raw consume, $(pct "${M[drain.unified.throughput]}/$BASE_COPY") % of COPY |"
   echo "| worker CPU (% of one core) | 75 % | 40 % | ${M[live.parallel.worker_cpu_pct]} % | ${M[live.unified.worker_cpu_pct]} % | ${M[drain.parallel.worker_cpu_pct]} % | ${M[drain.unified.worker_cpu_pct]} % |"
   echo "| worker CPU-s per 100,000 events | | | ${M[live.parallel.worker_cpu_s_per_100k]} | ${M[live.unified.worker_cpu_s_per_100k]} | ${M[drain.parallel.worker_cpu_s_per_100k]} | ${M[drain.unified.worker_cpu_s_per_100k]} |"
   echo "| worker memory, peak RSS of all processes (MB) | 1,200 | 300 | ${M[live.parallel.worker_peak_rss_mb]} | ${M[live.unified.worker_peak_rss_mb]} | ${M[drain.parallel.worker_peak_rss_mb]} | ${M[drain.unified.worker_peak_rss_mb]} |"
