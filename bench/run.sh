@@ -1,0 +1,432 @@
+#!/usr/bin/env bash
+# bench/run.sh - sluice's benchmark: the paper's Table 1 (parallel vs unified
+# consumers, four simulated sources) on the local stack, with the broker's
+# and the database's own ceilings measured in the same run.
+#
+# Usage: bench/run.sh [--count N] [--repeats R] [--build DIR] [--out DIR] [--smoke]
+#   --count N     events per source and run (default 25000; 4 sources)
+#   --repeats R   repeats of every measurement; figures are medians (default 3)
+#   --build DIR   where the binaries are (default build/, non-sanitized)
+#   --out DIR     where results go (default bench/out/<UTC time>)
+#   --smoke       a seconds-long check that everything works (CI): 1000
+#                 events per source, one repeat, no chart if gnuplot is absent
+#
+# Scenarios, each in both modes (parallel: one worker process per source
+# queue, four in all; unified: one worker process for all four queues):
+#   live    workers consuming, then one producer publishes all four sources
+#           as fast as confirms allow; throughput = events / (first
+#           produced_at .. last stored_at)
+#   drain   the producer fills the queues first, then the workers are timed
+#           alone: events / (worker launch .. last stored_at)
+#   paced   live again, each source at --rate = half the mode's median live
+#           throughput / 4, for end-to-end latency at half the maximum
+# Baselines (bench/*.c, no sluice logic): raw confirmed persistent publish
+# (while a raw consumer drains the queues, as in a live run; and into a
+# backlog, as when filling for a drain), raw consume-and-ack without a
+# database, PostgreSQL COPY into jsonb. Live runs are compared with the
+# first, drains with raw consume-and-ack.
+#
+# Uses the running local stack if SLUICE_AMQP_URL, SLUICE_PG_DSN and
+# SLUICE_MGMT_URL are set, else starts it with scripts/stack.sh. Works in a
+# vhost `sluice-bench` and a database `sluice_bench` of its own, which it
+# empties before every run: nothing else on the stack is touched.
+#
+# Writes to the output folder: runs.csv (every run), summary.csv (medians
+# and ratios), results.md (the tables, paper beside sluice), figure7.png
+# (gnuplot), logs/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+COUNT=25000
+REPEATS=3
+BUILD=$ROOT/build
+OUT=
+SMOKE=
+SOURCES=(profiles clickstream orders sensors)
+VHOST=sluice-bench
+BENCH_DB=sluice_bench
+PREFETCH=2000 # the worker's default, used by the raw consumer too
+BATCH=1000    # the worker's default batch size, used by the COPY baseline too
+WINDOW=1024   # the producer's default confirm window, used by the raw publisher too
+
+die() { echo "bench: $*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --count) COUNT=${2:?--count needs a number}; shift 2 ;;
+    --repeats) REPEATS=${2:?--repeats needs a number}; shift 2 ;;
+    --build) BUILD=$(cd "${2:?--build needs a folder}" && pwd -P); shift 2 ;;
+    --out) OUT=${2:?--out needs a folder}; shift 2 ;;
+    --smoke) SMOKE=1; COUNT=1000; REPEATS=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+[[ $COUNT =~ ^[1-9][0-9]*$ && $REPEATS =~ ^[1-9][0-9]*$ ]] ||
+  { echo "bench: --count and --repeats must be positive integers" >&2; exit 2; }
+TOTAL=$((COUNT * ${#SOURCES[@]}))
+OUT=${OUT:-$ROOT/bench/out/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT/logs"
+OUT=$(cd "$OUT" && pwd -P)
+LOGS=$OUT/logs
+
+for b in broker-setup/sluice-setup producer/sluice-producer workers/sluice-worker \
+         bench/bench-procstat bench/bench-raw-publish bench/bench-raw-consume bench/bench-pg-copy; do
+  [ -x "$BUILD/$b" ] || die "$BUILD/$b is missing: build first (./run build)"
+done
+for t in psql curl awk; do
+  command -v "$t" >/dev/null || die "$t is not installed (./run deps)"
+done
+
+# ------------------------------------------------------------ the stack
+
+if [ -z "${SLUICE_AMQP_URL:-}" ] || [ -z "${SLUICE_PG_DSN:-}" ] || [ -z "${SLUICE_MGMT_URL:-}" ]; then
+  # In the test suite the stack is the suite's: never start another.
+  [ -z "$SMOKE" ] || die "SLUICE_AMQP_URL, SLUICE_PG_DSN and SLUICE_MGMT_URL must be set for --smoke:" \
+    "eval \"\$(scripts/stack.sh env)\" (./run test does it)"
+  echo "==> starting the local stack (scripts/stack.sh start)"
+  "$ROOT/scripts/stack.sh" start
+  eval "$("$ROOT/scripts/stack.sh" env)"
+fi
+# The bench's own vhost and database, on the same servers.
+[[ ${SLUICE_AMQP_URL%%,*} =~ ^(amqps?://)(([^:@/]*)(:([^@/]*))?@)?([^/]+) ]] ||
+  die "cannot read SLUICE_AMQP_URL"
+MQ_USER=${BASH_REMATCH[3]:-guest}
+MQ_PASS=${BASH_REMATCH[5]:-guest}
+AMQP_URL=${BASH_REMATCH[0]}/$VHOST
+MGMT=${SLUICE_MGMT_URL%/}
+[[ $SLUICE_PG_DSN =~ ^postgres(ql)?://[^?]*/[^/?]*$ ]] ||
+  die "SLUICE_PG_DSN must be a postgresql://.../DATABASE URI (got '$SLUICE_PG_DSN')"
+PG_DSN=${SLUICE_PG_DSN%/*}/$BENCH_DB
+
+mgmt() { # METHOD PATH [JSON]
+  curl -fsS -u "$MQ_USER:$MQ_PASS" -X "$1" -H 'content-type: application/json' \
+    ${3:+--data "$3"} "$MGMT/api/$2"
+}
+q() { psql "$PG_DSN" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+echo "==> preparing vhost $VHOST and database $BENCH_DB"
+mgmt PUT "vhosts/$VHOST" '{}' >/dev/null || die "cannot create vhost $VHOST through $MGMT"
+mgmt PUT "permissions/$VHOST/$MQ_USER" '{"configure":".*","write":".*","read":".*"}' >/dev/null
+if [ "$(psql "$SLUICE_PG_DSN" -X -At -c "SELECT 1 FROM pg_database WHERE datname = '$BENCH_DB'")" != 1 ]; then
+  psql "$SLUICE_PG_DSN" -X -q -c "CREATE DATABASE $BENCH_DB" || die "cannot create database $BENCH_DB"
+fi
+export SLUICE_AMQP_URL=$AMQP_URL SLUICE_PG_DSN=$PG_DSN
+"$BUILD/broker-setup/sluice-setup" --log-level warn || die "sluice-setup failed on the bench stack"
+
+# The servers' own CPU, so a run shows where its time went: the process
+# listening on each port (the postmaster, RabbitMQ's beam.smp) and its
+# children; the postmaster's cutime/cstime keep what exited backends used.
+listener_pid() { # PORT
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+[[ $PG_DSN =~ :([0-9]+)/ ]] && PG_PID=$(listener_pid "${BASH_REMATCH[1]}") || PG_PID=
+[[ $AMQP_URL =~ :([0-9]+)/ ]] && MQ_PID=$(listener_pid "${BASH_REMATCH[1]}") || MQ_PID=
+[ -n "$PG_PID" ] && [ -n "$MQ_PID" ] ||
+  echo "    (cannot see the servers' processes: no server CPU figures)"
+TICKS=$(getconf CLK_TCK)
+tree_cpu() { # PID -> CPU seconds of it (with reaped children) and its live children
+  [ -n "$1" ] || { echo 0; return; }
+  local pids=$1 p
+  # shellcheck disable=SC2013 # the file is one line of pids
+  for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do pids+=" $p"; done
+  for p in $pids; do
+    # fields after "(comm)": 12-15 are utime stime cutime cstime
+    sed 's/.*) //' /proc/"$p"/stat 2>/dev/null | awk -v top="$([ "$p" = "$1" ] && echo 1)" \
+      '{ print $12 + $13 + (top ? $14 + $15 : 0) }'
+  done | awk -v t="$TICKS" '{ n += $1 } END { printf "%.2f", n / t }'
+}
+SERVER_CPU0=
+server_mark() { SERVER_CPU0="$(tree_cpu "$PG_PID") $(tree_cpu "$MQ_PID")"; }
+server_used() { # -> "pg_cpu_s mq_cpu_s" since server_mark
+  local pg0 mq0
+  read -r pg0 mq0 <<<"$SERVER_CPU0"
+  echo "$(calc "$(tree_cpu "$PG_PID") - $pg0" 2) $(calc "$(tree_cpu "$MQ_PID") - $mq0" 2)"
+}
+
+# Empties the queues and the warehouse, and checkpoints so that no
+# checkpoint of the last run's writes lands in the next run.
+reset() {
+  for s in "${SOURCES[@]}"; do
+    mgmt DELETE "queues/$VHOST/sluice.q.$s/contents" >/dev/null
+  done
+  q -c "TRUNCATE events, ingest_errors, profiles, page_views, orders, sensor_readings" \
+    -c "CHECKPOINT"
+}
+
+# ------------------------------------------------------------ measuring
+
+val() { grep "^$1=" "$2" | cut -d= -f2; } # KEY FILE (bench-procstat output)
+calc() { awk "BEGIN { printf \"%.${2:-1}f\", ($1) }"; } # EXPR [DECIMALS]
+
+CSV=$OUT/runs.csv
+echo "scenario,mode,repeat,events,seconds,throughput,p50_ms,p95_ms,p99_ms,worker_cpu_s,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,worker_sum_hwm_mb,worker_procs,producer_seconds,producer_rate,producer_cpu_s,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source,pg_cpu_s_per_100k,mq_cpu_s_per_100k" >"$CSV"
+
+STEP=0
+progress() { STEP=$((STEP + 1)); printf '  [%3d] %-32s %s\n' "$STEP" "$1" "$2"; }
+
+# Runs one of the baseline programs under bench-procstat; appends its row.
+baseline() { # NAME REPEAT COMMAND...
+  local name=$1 r=$2; shift 2
+  local ps=$LOGS/$name.$r.procstat out pg mq
+  server_mark
+  out=$("$BUILD/bench/bench-procstat" -o "$ps" -- "$@" 2>"$LOGS/$name.$r.log") ||
+    die "$name failed: $(tail -1 "$LOGS/$name.$r.log")"
+  local secs rate cpu
+  secs=$(echo "$out" | grep -o 'seconds=[0-9.]*' | cut -d= -f2)
+  rate=$(echo "$out" | grep -o 'rate=[0-9.]*' | cut -d= -f2)
+  cpu=$(val cpu_s "$ps")
+  read -r pg mq <<<"$(server_used)"
+  echo "baseline,$name,$r,$TOTAL,$secs,$rate,,,,,,,,,,$secs,$rate,$cpu,$(calc "100*$cpu/$secs"),$(calc "$cpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$ps")/1024"),0,$(calc "$pg*100000/$TOTAL" 2),$(calc "$mq*100000/$TOTAL" 2)" >>"$CSV"
+  progress "baseline $name #$r" "$(printf '%8.0f events/s  %6.2f s' "$rate" "$secs")"
+}
+
+start_workers() { # MODE TAG -> sets WORKER_PID
+  local mode=$1 tag=$2
+  "$BUILD/bench/bench-procstat" -o "$LOGS/$tag.worker.procstat" -- \
+    "$BUILD/workers/sluice-worker" --mode "$mode" --workers 1 --idle-exit-ms 3000 \
+    --metrics-port 0 --stats-interval-ms 0 --log-level info 2>"$LOGS/$tag.worker.log" &
+  WORKER_PID=$!
+}
+
+run_producer() { # TAG SEED RATE
+  "$BUILD/bench/bench-procstat" -o "$LOGS/$1.producer.procstat" -- \
+    "$BUILD/producer/sluice-producer" --count "$COUNT" --seed "$2" --rate "$3" \
+    --window "$WINDOW" --progress-interval-ms 0 --log-level warn 2>"$LOGS/$1.producer.log" ||
+    die "the producer failed: see $LOGS/$1.producer.log"
+}
+
+wait_workers() { # TAG
+  wait "$WORKER_PID" || die "the workers failed: see $LOGS/$1.worker.log"
+  local n
+  n=$(q -c "SELECT count(*) FROM events")
+  [ "$n" -eq "$TOTAL" ] || die "$1: $n events stored, expected $TOTAL (see $LOGS/$1.worker.log)"
+}
+
+# One live, drain or paced run of one mode; appends its row.
+sluice_run() { # SCENARIO MODE REPEAT RATE_PER_SOURCE
+  local scenario=$1 mode=$2 r=$3 rate=${4:-0}
+  local tag=$scenario.$mode.$r seed=$((SEED_BASE + STEP))
+  reset
+  server_mark
+  if [ "$scenario" = drain ]; then
+    run_producer "$tag" "$seed" 0
+    server_mark # the servers' figures of a drain cover the workers' part only
+    start_workers "$mode" "$tag"
+  else
+    start_workers "$mode" "$tag"
+    # Every worker logs "consuming" once its consumers are registered.
+    local want=1 waited=0
+    [ "$mode" = parallel ] && want=${#SOURCES[@]}
+    until [ "$(grep -c ' consuming ' "$LOGS/$tag.worker.log")" -ge "$want" ]; do
+      sleep 0.02
+      waited=$((waited + 1))
+      if [ $waited -ge 500 ] || ! kill -0 "$WORKER_PID" 2>/dev/null; then
+        die "the workers never started consuming: see $LOGS/$tag.worker.log"
+      fi
+    done
+    run_producer "$tag" "$seed" "$rate"
+  fi
+  wait_workers "$tag"
+  local pg mq
+  read -r pg mq <<<"$(server_used)"
+  local wps=$LOGS/$tag.worker.procstat pps=$LOGS/$tag.producer.procstat
+  # Throughput window: first publish (live) or worker launch (drain) to
+  # the last commit; latency: stored_at - produced_at per event.
+  local from="min(produced_at)"
+  [ "$scenario" = drain ] && from="to_timestamp($(val start_us "$wps") / 1e6)"
+  local stats secs p50 p95 p99
+  stats=$(q -F' ' -c "SELECT extract(epoch FROM max(stored_at) - $from),
+      1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY stored_at - produced_at)),
+      1000 * extract(epoch FROM percentile_cont(0.95) WITHIN GROUP (ORDER BY stored_at - produced_at)),
+      1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY stored_at - produced_at))
+      FROM events")
+  read -r secs p50 p95 p99 <<<"$stats"
+  local wcpu pcpu psecs
+  wcpu=$(val cpu_s "$wps")
+  pcpu=$(val cpu_s "$pps")
+  psecs=$(val wall_s "$pps")
+  local thr
+  thr=$(calc "$TOTAL/$secs" 0)
+  echo "$scenario,$mode,$r,$TOTAL,$(calc "$secs" 3),$thr,$(calc "$p50"),$(calc "$p95"),$(calc "$p99"),$wcpu,$(calc "100*$wcpu/$secs"),$(calc "$wcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$wps")/1024"),$(calc "$(val sum_hwm_kb "$wps")/1024"),$(val max_procs "$wps"),$psecs,$(calc "$TOTAL/$psecs" 0),$pcpu,$(calc "100*$pcpu/$psecs"),$(calc "$pcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$pps")/1024"),$rate,$(calc "$pg*100000/$TOTAL" 2),$(calc "$mq*100000/$TOTAL" 2)" >>"$CSV"
+  progress "$scenario $mode #$r" "$(printf '%8.0f events/s  p99 %7.1f ms  worker %5.2f cpu-s %6.1f MB' \
+    "$thr" "$p99" "$wcpu" "$(calc "$(val peak_rss_kb "$wps")/1024")")"
+}
+
+# Median of column COL over runs.csv rows of SCENARIO and MODE.
+median() { # SCENARIO MODE COL
+  awk -F, -v s="$1" -v m="$2" -v col="$3" '
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+    $1 == s && $2 == m && $c != "" { print $c }' "$CSV" | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2];
+                              else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ------------------------------------------------------------ the runs
+
+SEED_BASE=$(date +%s)
+cores=$(nproc)
+mem_gb=$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+echo "==> $((${#SOURCES[@]})) sources x $COUNT events, $REPEATS repeats; $cores cores, $mem_gb GB ($cpu_model); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "==> results in $OUT"
+for r in $(seq 1 "$REPEATS"); do
+  # Raw publish as in a live run: a raw consumer drains the queues meanwhile,
+  # so the broker holds no backlog (with one, it writes more to disk).
+  reset
+  "$BUILD/bench/bench-raw-consume" "$AMQP_URL" "$TOTAL" "$PREFETCH" "$BATCH" \
+    >/dev/null 2>"$LOGS/raw_consume_live.$r.log" &
+  rc_pid=$!
+  waited=0
+  until grep -qs consuming "$LOGS/raw_consume_live.$r.log"; do
+    sleep 0.02
+    waited=$((waited + 1))
+    if [ $waited -ge 500 ] || ! kill -0 $rc_pid 2>/dev/null; then
+      die "the raw consumer never started: see $LOGS/raw_consume_live.$r.log"
+    fi
+  done
+  baseline raw_publish "$r" "$BUILD/bench/bench-raw-publish" "$AMQP_URL" "$COUNT" "$((SEED_BASE + 1000 + r))" "$WINDOW"
+  wait $rc_pid || die "the raw consumer failed: see $LOGS/raw_consume_live.$r.log"
+  # Raw consume as in a drain: the queues are filled first (that publish,
+  # into a backlog, is a figure of its own).
+  reset
+  baseline raw_publish_backlog "$r" "$BUILD/bench/bench-raw-publish" "$AMQP_URL" "$COUNT" "$((SEED_BASE + 3000 + r))" "$WINDOW"
+  baseline raw_consume "$r" "$BUILD/bench/bench-raw-consume" "$AMQP_URL" "$TOTAL" "$PREFETCH" "$BATCH"
+  baseline pg_copy "$r" "$BUILD/bench/bench-pg-copy" "$PG_DSN" "$COUNT" "$((SEED_BASE + 2000 + r))" "$BATCH"
+  for mode in parallel unified; do
+    sluice_run live "$mode" "$r"
+    sluice_run drain "$mode" "$r"
+  done
+done
+q -c "DROP TABLE IF EXISTS bench_copy"
+declare -A PACE
+for mode in parallel unified; do
+  PACE[$mode]=$(calc "$(median live "$mode" throughput) / 2 / ${#SOURCES[@]}" 0)
+done
+for r in $(seq 1 "$REPEATS"); do
+  for mode in parallel unified; do
+    sluice_run paced "$mode" "$r" "${PACE[$mode]}"
+  done
+done
+reset
+echo "    load after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ------------------------------------------------------------ summary
+
+BASE_PUB=$(median baseline raw_publish throughput)
+BASE_CON=$(median baseline raw_consume throughput)
+BASE_COPY=$(median baseline pg_copy throughput)
+SUM=$OUT/summary.csv
+echo "scenario,mode,throughput,baseline,ratio_to_baseline,p50_ms,p95_ms,p99_ms,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,producer_rate,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source,pg_cpu_s_per_100k,mq_cpu_s_per_100k" >"$SUM"
+for b in raw_publish raw_publish_backlog raw_consume pg_copy; do
+  echo "baseline,$b,$(median baseline $b throughput),,,,,,,,,$(median baseline $b producer_rate),$(median baseline $b producer_cpu_pct),$(median baseline $b producer_cpu_s_per_100k),$(median baseline $b producer_peak_rss_mb),,$(median baseline $b pg_cpu_s_per_100k),$(median baseline $b mq_cpu_s_per_100k)" >>"$SUM"
+done
+declare -A M
+for sc in live drain paced; do
+  for mode in parallel unified; do
+    for col in throughput p50_ms p95_ms p99_ms worker_cpu_pct worker_cpu_s_per_100k worker_peak_rss_mb producer_rate producer_cpu_pct producer_cpu_s_per_100k producer_peak_rss_mb rate_per_source pg_cpu_s_per_100k mq_cpu_s_per_100k; do
+      M[$sc.$mode.$col]=$(median "$sc" "$mode" "$col")
+    done
+    base=$BASE_PUB; [ "$sc" = drain ] && base=$BASE_CON
+    M[$sc.$mode.base]=$base
+    M[$sc.$mode.ratio]=$(calc "${M[$sc.$mode.throughput]}/$base" 2)
+    line="$sc,$mode,${M[$sc.$mode.throughput]},$base,${M[$sc.$mode.ratio]}"
+    for col in p50_ms p95_ms p99_ms worker_cpu_pct worker_cpu_s_per_100k worker_peak_rss_mb producer_rate producer_cpu_pct producer_cpu_s_per_100k producer_peak_rss_mb rate_per_source pg_cpu_s_per_100k mq_cpu_s_per_100k; do
+      line+=",${M[$sc.$mode.$col]}"
+    done
+    echo "$line" >>"$SUM"
+  done
+done
+
+fmt() { awk -v v="$1" 'BEGIN { if (v == "") print "–"; else printf "%.0f", v }'; }
+pct() { calc "100*$1" 0; }
+verdict() { awk "BEGIN { print ($1) ? \"met\" : \"**missed**\" }"; }
+M_MB=$(calc "${M[drain.unified.worker_peak_rss_mb]} > ${M[live.unified.worker_peak_rss_mb]} ? ${M[drain.unified.worker_peak_rss_mb]} : ${M[live.unified.worker_peak_rss_mb]}")
+P_MB=$(calc "${M[drain.parallel.worker_peak_rss_mb]} > ${M[live.parallel.worker_peak_rss_mb]} ? ${M[drain.parallel.worker_peak_rss_mb]} : ${M[live.parallel.worker_peak_rss_mb]}")
+{
+  echo "# sluice benchmark: parallel vs unified consumers, four simulated sources"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $cores cores, $mem_gb GB RAM ($cpu_model), Debian 12;"
+  echo "RabbitMQ and PostgreSQL 15 on the same machine (scripts/stack.sh). $COUNT events per source"
+  echo "($TOTAL per run), medians of $REPEATS repeats. Command: \`bench/run.sh --count $COUNT --repeats $REPEATS\`."
+  echo
+  echo "| | paper: parallel | paper: unified | sluice parallel, live | sluice unified, live | sluice parallel, drain | sluice unified, drain |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| throughput (msg/s) | 5,000 | 4,500 | $(fmt "${M[live.parallel.throughput]}") | $(fmt "${M[live.unified.throughput]}") | $(fmt "${M[drain.parallel.throughput]}") | $(fmt "${M[drain.unified.throughput]}") |"
+  echo "| … as share of its baseline | | | $(pct "${M[live.parallel.ratio]}") % of raw publish | $(pct "${M[live.unified.ratio]}") % of raw publish | $(pct "${M[drain.parallel.ratio]}") % of raw consume, $(pct "${M[drain.parallel.throughput]}/$BASE_COPY") % of COPY | $(pct "${M[drain.unified.ratio]}") % of raw consume, $(pct "${M[drain.unified.throughput]}/$BASE_COPY") % of COPY |"
+  echo "| worker CPU (% of one core) | 75 % | 40 % | ${M[live.parallel.worker_cpu_pct]} % | ${M[live.unified.worker_cpu_pct]} % | ${M[drain.parallel.worker_cpu_pct]} % | ${M[drain.unified.worker_cpu_pct]} % |"
+  echo "| worker CPU-s per 100,000 events | | | ${M[live.parallel.worker_cpu_s_per_100k]} | ${M[live.unified.worker_cpu_s_per_100k]} | ${M[drain.parallel.worker_cpu_s_per_100k]} | ${M[drain.unified.worker_cpu_s_per_100k]} |"
+  echo "| worker memory, peak RSS of all processes (MB) | 1,200 | 300 | ${M[live.parallel.worker_peak_rss_mb]} | ${M[live.unified.worker_peak_rss_mb]} | ${M[drain.parallel.worker_peak_rss_mb]} | ${M[drain.unified.worker_peak_rss_mb]} |"
+  echo "| end-to-end latency p50 / p95 / p99 (ms) | | | ${M[live.parallel.p50_ms]} / ${M[live.parallel.p95_ms]} / ${M[live.parallel.p99_ms]} | ${M[live.unified.p50_ms]} / ${M[live.unified.p95_ms]} / ${M[live.unified.p99_ms]} | (queued first) | (queued first) |"
+  echo "| server CPU-s per 100,000 events: PostgreSQL / RabbitMQ | | | ${M[live.parallel.pg_cpu_s_per_100k]} / ${M[live.parallel.mq_cpu_s_per_100k]} | ${M[live.unified.pg_cpu_s_per_100k]} / ${M[live.unified.mq_cpu_s_per_100k]} | ${M[drain.parallel.pg_cpu_s_per_100k]} / ${M[drain.parallel.mq_cpu_s_per_100k]} | ${M[drain.unified.pg_cpu_s_per_100k]} / ${M[drain.unified.mq_cpu_s_per_100k]} |"
+  echo "| producer: msg/s, CPU %, CPU-s/100k, MB | | | $(fmt "${M[live.parallel.producer_rate]}"), ${M[live.parallel.producer_cpu_pct]} %, ${M[live.parallel.producer_cpu_s_per_100k]}, ${M[live.parallel.producer_peak_rss_mb]} | $(fmt "${M[live.unified.producer_rate]}"), ${M[live.unified.producer_cpu_pct]} %, ${M[live.unified.producer_cpu_s_per_100k]}, ${M[live.unified.producer_peak_rss_mb]} | $(fmt "${M[drain.parallel.producer_rate]}"), ${M[drain.parallel.producer_cpu_pct]} %, ${M[drain.parallel.producer_cpu_s_per_100k]}, ${M[drain.parallel.producer_peak_rss_mb]} | $(fmt "${M[drain.unified.producer_rate]}"), ${M[drain.unified.producer_cpu_pct]} %, ${M[drain.unified.producer_cpu_s_per_100k]}, ${M[drain.unified.producer_peak_rss_mb]} |"
+  echo
+  echo "Paced live runs (each source at \`--rate\` = half the mode's live throughput / 4):"
+  echo
+  echo "| mode | --rate per source | throughput (msg/s) | latency p50 / p95 / p99 (ms) | worker CPU % | worker CPU-s/100k | worker MB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for mode in parallel unified; do
+    echo "| $mode | $(fmt "${M[paced.$mode.rate_per_source]}") | $(fmt "${M[paced.$mode.throughput]}") | ${M[paced.$mode.p50_ms]} / ${M[paced.$mode.p95_ms]} / ${M[paced.$mode.p99_ms]} | ${M[paced.$mode.worker_cpu_pct]} | ${M[paced.$mode.worker_cpu_s_per_100k]} | ${M[paced.$mode.worker_peak_rss_mb]} |"
+  done
+  echo
+  echo "Baselines in the same run (bench/*.c, no sluice logic):"
+  echo
+  echo "| baseline | msg/s | its own CPU % | its own CPU-s/100k | its own MB | PostgreSQL / RabbitMQ CPU-s per 100k |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for b in raw_publish raw_publish_backlog raw_consume pg_copy; do
+    echo "| $b | $(fmt "$(median baseline $b throughput)") | $(median baseline $b producer_cpu_pct) | $(median baseline $b producer_cpu_s_per_100k) | $(median baseline $b producer_peak_rss_mb) | $(median baseline $b pg_cpu_s_per_100k) / $(median baseline $b mq_cpu_s_per_100k) |"
+  done
+  echo
+  echo "Targets:"
+  echo
+  echo "| target | measured | |"
+  echo "|---|---|---|"
+  echo "| unified drain ≥ 80 % of raw consume-and-ack | $(pct "${M[drain.unified.ratio]}") % | $(verdict "${M[drain.unified.ratio]} >= 0.8") |"
+  echo "| unified live ≥ 60 % of raw confirmed publish | $(pct "${M[live.unified.ratio]}") % | $(verdict "${M[live.unified.ratio]} >= 0.6") |"
+  echo "| unified live ≥ 3 × 4,500 msg/s | $(fmt "${M[live.unified.throughput]}") msg/s | $(verdict "${M[live.unified.throughput]} >= 13500") |"
+  echo "| unified worker peak RSS ≤ 16 MB | $M_MB MB | $(verdict "$M_MB <= 16") |"
+  echo "| parallel pool of four peak RSS ≤ 64 MB | $P_MB MB | $(verdict "$P_MB <= 64") |"
+  for mode in parallel unified; do
+    echo "| $mode p99 ≤ 250 ms at half the maximum throughput | ${M[paced.$mode.p99_ms]} ms | $(verdict "${M[paced.$mode.p99_ms]} <= 250") |"
+  done
+  echo "| unified CPU-s/100k ≤ parallel's (live; drain) | ${M[live.unified.worker_cpu_s_per_100k]} vs ${M[live.parallel.worker_cpu_s_per_100k]}; ${M[drain.unified.worker_cpu_s_per_100k]} vs ${M[drain.parallel.worker_cpu_s_per_100k]} | $(verdict "${M[live.unified.worker_cpu_s_per_100k]} <= ${M[live.parallel.worker_cpu_s_per_100k]} && ${M[drain.unified.worker_cpu_s_per_100k]} <= ${M[drain.parallel.worker_cpu_s_per_100k]}") |"
+  echo
+  echo "Worker figures cover the supervisor and its workers (sluice-worker --workers 1: unified one"
+  echo "worker, parallel one per source queue); memory is the peak of their summed VmRSS, sampled"
+  echo "every 20 ms. PostgreSQL's and RabbitMQ's own CPU (all their processes, during the run; for a
+drain, the workers' part only) is in its own row, not in the worker figures. The paper's CPU"
+  echo "and memory were measured on other hardware and software; they are shown for the shape of the"
+  echo "comparison."
+} >"$OUT/results.md"
+
+# The chart: throughput, CPU and memory per mode, paper beside sluice, as
+# in the paper's Figure 7.
+if command -v gnuplot >/dev/null; then
+  {
+    echo "# mode paper live drain"
+    echo "Parallel 5000 ${M[live.parallel.throughput]} ${M[drain.parallel.throughput]}"
+    echo "Unified 4500 ${M[live.unified.throughput]} ${M[drain.unified.throughput]}"
+  } >"$OUT/throughput.dat"
+  {
+    echo "# mode paper live drain"
+    echo "Parallel 75 ${M[live.parallel.worker_cpu_pct]} ${M[drain.parallel.worker_cpu_pct]}"
+    echo "Unified 40 ${M[live.unified.worker_cpu_pct]} ${M[drain.unified.worker_cpu_pct]}"
+  } >"$OUT/cpu.dat"
+  {
+    echo "# mode paper live drain"
+    echo "Parallel 1200 ${M[live.parallel.worker_peak_rss_mb]} ${M[drain.parallel.worker_peak_rss_mb]}"
+    echo "Unified 300 ${M[live.unified.worker_peak_rss_mb]} ${M[drain.unified.worker_peak_rss_mb]}"
+  } >"$OUT/memory.dat"
+  gnuplot -e "dir='$OUT'" "$ROOT/bench/figure7.gp" 2>"$LOGS/gnuplot.log" ||
+    die "gnuplot failed: see $LOGS/gnuplot.log"
+elif [ -n "$SMOKE" ]; then
+  echo "    gnuplot not installed: no chart (smoke run)"
+else
+  die "gnuplot is not installed (./run deps installs gnuplot-nox)"
+fi
+
+echo
+cat "$OUT/results.md"
+echo
+echo "==> wrote $CSV, $SUM, $OUT/results.md${OUT:+ and $OUT/figure7.png}"
