@@ -16,7 +16,7 @@
 struct deliverer {
     const delivery_config *cfg;
     http_client *http;
-    dead_letters *dead;
+    deadletter *dead;
     bucket_map chats;
     token_bucket total;
     delivery_stats stats;
@@ -29,7 +29,7 @@ deliverer *deliverer_new(const delivery_config *cfg, const strlist *urls, int he
         return NULL;
     d->cfg = cfg;
     d->http = http_client_new(cfg->http_timeout_ms);
-    d->dead = dead_letters_new(urls, heartbeat_s);
+    d->dead = deadletter_new(urls, heartbeat_s);
     /* Bursts of 1: messages are spaced evenly, so no second ever holds
      * more than the rate (a full bucket of 30 would allow 60 in the first). */
     int ok = bucket_map_init(&d->chats, 1024, (double)cfg->rate_per_chat, 1) == 0;
@@ -46,7 +46,7 @@ void deliverer_free(deliverer *d)
     if (!d)
         return;
     http_client_free(d->http);
-    dead_letters_free(d->dead);
+    deadletter_free(d->dead);
     bucket_map_free(&d->chats);
     free(d);
 }
@@ -233,7 +233,12 @@ delivery_result deliver(deliverer *d, ledger *l, const char *rk, const char *bod
         }
     }
     if (res == DELIVERY_DONE && failed[0]) {
-        if (dead_letters_publish(d->dead, rk, a.alert_id, body, len, failed, err, errlen) != 0) {
+        dead_letter dl = {.routing_key = rk,
+                          .message_id = a.alert_id,
+                          .body = body,
+                          .len = len,
+                          .reason = failed};
+        if (deadletter_publish(d->dead, &dl, err, errlen) != 0) {
             res = DELIVERY_ERROR;
         } else {
             d->stats.dead_lettered++;

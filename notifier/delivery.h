@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dead.h"
+#include "deadletter.h"
 #include "http_post.h"
 #include "ledger.h"
 #include "ratelimit.h"

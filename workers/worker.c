@@ -106,7 +106,14 @@ static int settle_each(worker *w, session *s, char *err, size_t errlen)
                          attempts, w->cfg->max_retries, why);
                 rc = amqp_basic_nack(st, MQ_CHANNEL, d->delivery_tag, 0, 1);
             } else {
-                if (deadletter_publish(w->dead, b, d, why, attempts, err, errlen) != 0)
+                dead_letter dl = {.routing_key = batch_str(b, d->routing_key),
+                                  .message_id = id,
+                                  .source = batch_str(b, d->source),
+                                  .body = batch_str(b, d->body),
+                                  .len = d->body_len,
+                                  .reason = why,
+                                  .attempts = attempts};
+                if (deadletter_publish(w->dead, &dl, err, errlen) != 0)
                     return -1;
                 log_error("event dead-lettered to " SLUICE_QUEUE_DEAD
                           " msg_id=%s attempts=%u reason=\"%s\"",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "mq.h"
 
 struct deadletter {
     const strlist *urls;
@@ -64,35 +65,39 @@ static int wait_confirm(deadletter *dl, char *err, size_t errlen)
     }
 }
 
-int deadletter_publish(deadletter *dl, const batch *b, const delivery *d, const char *reason,
-                       unsigned attempts, char *err, size_t errlen)
+int deadletter_publish(deadletter *dl, const dead_letter *m, char *err, size_t errlen)
 {
     amqp_table_entry_t headers[3];
-    headers[0].key = amqp_cstring_bytes("x-sluice-reason");
-    headers[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    headers[0].value.value.bytes = amqp_cstring_bytes(reason);
-    headers[1].key = amqp_cstring_bytes("x-source");
-    headers[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    headers[1].value.value.bytes = amqp_cstring_bytes(batch_str(b, d->source));
-    headers[2].key = amqp_cstring_bytes("x-sluice-attempts");
-    headers[2].value.kind = AMQP_FIELD_KIND_I32;
-    headers[2].value.value.i32 = (int32_t)attempts;
+    int n = 0;
+    headers[n].key = amqp_cstring_bytes("x-sluice-reason");
+    headers[n].value.kind = AMQP_FIELD_KIND_UTF8;
+    headers[n++].value.value.bytes = amqp_cstring_bytes(m->reason);
+    if (m->source) {
+        headers[n].key = amqp_cstring_bytes("x-source");
+        headers[n].value.kind = AMQP_FIELD_KIND_UTF8;
+        headers[n++].value.value.bytes = amqp_cstring_bytes(m->source);
+    }
+    if (m->attempts) {
+        headers[n].key = amqp_cstring_bytes("x-sluice-attempts");
+        headers[n].value.kind = AMQP_FIELD_KIND_I32;
+        headers[n++].value.value.i32 = (int32_t)m->attempts;
+    }
 
     amqp_basic_properties_t props;
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                    AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
     props.content_type = amqp_cstring_bytes("application/json");
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    props.message_id = amqp_cstring_bytes(batch_str(b, d->msg_id));
-    props.headers.num_entries = 3;
+    props.message_id = amqp_cstring_bytes(m->message_id);
+    props.headers.num_entries = n;
     props.headers.entries = headers;
 
     int rc = ensure_connected(dl, err, errlen);
     if (rc == 0) {
-        int status = amqp_basic_publish(
-            mq_amqp(dl->conn), MQ_CHANNEL, amqp_cstring_bytes(SLUICE_EXCHANGE_DLX),
-            amqp_cstring_bytes(batch_str(b, d->routing_key)), 0, 0, &props,
-            (amqp_bytes_t){d->body_len, (void *)batch_str(b, d->body)});
+        int status = amqp_basic_publish(mq_amqp(dl->conn), MQ_CHANNEL,
+                                        amqp_cstring_bytes(SLUICE_EXCHANGE_DLX),
+                                        amqp_cstring_bytes(m->routing_key), 0, 0, &props,
+                                        (amqp_bytes_t){m->len, (void *)m->body});
         rc = status == AMQP_STATUS_OK
                  ? wait_confirm(dl, err, errlen)
                  : mq_fail(dl->conn, status, "publishing to " SLUICE_EXCHANGE_DLX, err, errlen);
