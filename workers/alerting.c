@@ -183,9 +183,28 @@ done:
     return rc;
 }
 
+/* Runs BEGIN, COMMIT or ROLLBACK on the alerts connection. */
+static int transaction(alerting *a, const char *command, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(a->db, command);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) {
+        snprintf(err, errlen, "alerts: %s: %s", command, PQerrorMessage(a->db));
+        err[strcspn(err, "\n")] = '\0';
+    }
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
 int alerting_process(alerting *a, const batch *b, char *err, size_t errlen)
 {
     int rc = connect_all(a, err, errlen);
+    /* One transaction for the batch's alerts: one commit (and one WAL flush)
+     * per batch instead of one per alert. A notifier that sees an alert
+     * before the commit waits on its row; a rollback leaves the events
+     * unacknowledged, so they are redelivered and raise the same alerts. */
+    if (rc == 0)
+        rc = transaction(a, "BEGIN", err, errlen);
     for (size_t i = 0; rc == 0 && i < b->count; i++) {
         const delivery *d = &b->items[i];
         if (d->verdict != EVENT_OK ||
@@ -211,6 +230,8 @@ int alerting_process(alerting *a, const batch *b, char *err, size_t errlen)
         }
         json_object_put(event);
     }
+    if (rc == 0)
+        rc = transaction(a, "COMMIT", err, errlen);
     if (rc == 0 && publisher_outstanding(a->pub) > 0) {
         int drained = publisher_drain(a->pub, CONFIRM_TIMEOUT_MS, err, errlen);
         if (drained == 1)
