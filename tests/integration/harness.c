@@ -527,3 +527,21 @@ void harness_wait_log(const char *path, const char *text, int times, long timeou
         fail_msg("log never showed '%s' %d times:\n%s", text, times, all ? all : "");
     }
 }
+
+void harness_amqp_publish(const char *routing_key, const char *body)
+{
+    const char *argv[] = {"amqp-publish",
+                          "--url",
+                          harness_amqp_url(),
+                          "-e",
+                          "sluice.ingest",
+                          "-r",
+                          routing_key,
+                          "-p",
+                          "-b",
+                          body,
+                          NULL};
+    char err[1024];
+    if (harness_run(argv, err, sizeof err, 120000) != 0)
+        fail_msg("amqp-publish failed: %s", err);
+}

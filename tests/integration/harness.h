@@ -75,6 +75,11 @@ long long pg_scalar(const char *sql);
 /* Runs a query returning one text value into out; fails the test on error. */
 void pg_text(const char *sql, char *out, size_t cap);
 
+/* Publishes body to sluice.ingest with routing_key through amqp-publish
+ * (Debian's amqp-tools): a foreign producer, with no message_id and no
+ * headers. Fails the test if it cannot. */
+void harness_amqp_publish(const char *routing_key, const char *body);
+
 /* Ready messages in a queue (AMQP passive declare), or -1 if it does not
  * exist. */
 long queue_ready(const char *queue);

@@ -81,20 +81,7 @@ static void publish_order(const char *id, const char *customer, const char *name
              "{\"order_id\":\"%s\",\"total\":%.2f,\"customer\":{\"id\":\"%s\",\"name\":\"%s\","
              "\"tier\":\"gold\"}}",
              id, total, customer, name);
-    const char *argv[] = {"amqp-publish",
-                          "--url",
-                          harness_amqp_url(),
-                          "-e",
-                          "sluice.ingest",
-                          "-r",
-                          "src.orders",
-                          "-p",
-                          "-b",
-                          body,
-                          NULL};
-    char err[1024];
-    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
-        fail_msg("amqp-publish failed: %s", err);
+    harness_amqp_publish("src.orders", body);
 }
 
 static void run_worker_until_idle(void)

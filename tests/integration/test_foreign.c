@@ -21,24 +21,6 @@ static int reset(void **state)
     return 0;
 }
 
-static void amqp_publish(const char *routing_key, const char *body)
-{
-    const char *argv[] = {"amqp-publish",
-                          "--url",
-                          harness_amqp_url(),
-                          "-e",
-                          "sluice.ingest",
-                          "-r",
-                          routing_key,
-                          "-p",
-                          "-b",
-                          body,
-                          NULL};
-    char err[1024];
-    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
-        fail_msg("amqp-publish failed: %s", err);
-}
-
 static void drain_with_worker(void)
 {
     const char *argv[] = {
@@ -53,8 +35,8 @@ static void test_foreign_message_is_stored_once(void **state)
 {
     (void)state;
     const char body[] = "{\"order_id\":\"ext-1\",\"total\":12.5,\"from\":\"amqp-publish\"}";
-    amqp_publish("src.orders", body);
-    amqp_publish("src.orders", body); /* same content, no message_id: same derived id */
+    harness_amqp_publish("src.orders", body);
+    harness_amqp_publish("src.orders", body); /* same content, no message_id: same derived id */
     drain_with_worker();
 
     char expected[EVENT_DERIVED_ID_LEN + 1], got[128];
@@ -83,10 +65,10 @@ static void test_poison_goes_to_ingest_errors(void **state)
         /* Valid JSON that PostgreSQL still refuses: isolated row by row. */
         {"{\"huge\":1e1000000}", "rejected_by_database"},
     };
-    amqp_publish("src.orders", "{\"good\":1}");
+    harness_amqp_publish("src.orders", "{\"good\":1}");
     for (size_t i = 0; i < sizeof poison / sizeof *poison; i++)
-        amqp_publish("src.orders", poison[i].body);
-    amqp_publish("src.orders", "{\"good\":2}");
+        harness_amqp_publish("src.orders", poison[i].body);
+    harness_amqp_publish("src.orders", "{\"good\":2}");
     drain_with_worker();
 
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 2);
@@ -121,7 +103,7 @@ static void test_oversize_body_is_recorded(void **state)
     body[0] = '{';
     body[sizeof body - 2] = '}';
     body[sizeof body - 1] = '\0';
-    amqp_publish("src.orders", body);
+    harness_amqp_publish("src.orders", body);
     const char *argv[] = {
         harness_bin("sluice-worker"), "--idle-exit-ms", "1500", "--metrics-port", "0",
         "--max-message-bytes",        "2048",           NULL};

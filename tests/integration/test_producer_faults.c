@@ -43,14 +43,6 @@ static int setup_stack(void **state)
     return 0;
 }
 
-static void stack(const char *verb)
-{
-    const char *argv[] = {SLUICE_SOURCE_DIR "/scripts/stack.sh", verb, NULL};
-    char err[16384];
-    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
-        fail_msg("stack.sh %s failed: %s", verb, err);
-}
-
 static int queue_has(void *arg)
 {
     return queue_ready("sluice.q.s_outage") >= *(long *)arg;
@@ -84,9 +76,9 @@ static void test_broker_restart_mid_run(void **state)
 
     long some = 3000;
     assert_true(harness_wait_for(queue_has, &some, TIMEOUT_MS));
-    stack("stop-rabbit");
+    stack_ctl("stop-rabbit");
     harness_wait_log(log, "connection lost", 1, TIMEOUT_MS);
-    stack("start-rabbit");
+    stack_ctl("start-rabbit");
 
     int rc = harness_wait(producer, TIMEOUT_MS);
     producer = -1;
@@ -131,7 +123,7 @@ static int cleanup(void **state)
         harness_wait(producer, TIMEOUT_MS);
         producer = -1;
     }
-    stack("start-rabbit");
+    stack_ctl("start-rabbit");
     return 0;
 }
 
