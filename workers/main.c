@@ -53,6 +53,10 @@ static const cfg_option worker_options[] = {
      "unacknowledged deliveries per queue and worker (AMQP basic.qos)"},
     {"batch_size", CFG_INT, offsetof(worker_settings, worker.batch_size), "1000", 1, 100000,
      "events per transaction"},
+    {"batch_max_bytes", CFG_INT, offsetof(worker_settings, worker.batch_max_bytes), "8388608",
+     65536, 1073741824,
+     "bytes of events per transaction: a batch is committed once it holds this much (memory "
+     "bound: see the README)"},
     {"flush_interval_ms", CFG_INT, offsetof(worker_settings, worker.flush_interval_ms), "50", 1,
      60000, "commit a partial batch once its oldest event waited this long"},
     SETTING_HEARTBEAT(worker_settings, worker.heartbeat),

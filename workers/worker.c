@@ -225,7 +225,10 @@ static int serve(worker *w, session *s, char *err, size_t errlen)
             count(w, in.source_index, COUNT_CONSUMED, 1);
             last_delivery_us = mono_us();
         }
-        int full = b->count >= (size_t)cfg->batch_size;
+        /* The arena holds the batch's bodies and ids: its length is what the
+         * batch costs in memory (and again in the COPY stream). */
+        int full = b->count >= (size_t)cfg->batch_size ||
+                   b->arena_len >= (size_t)cfg->batch_max_bytes;
         int due = b->count > 0 && mono_us() >= b->opened_us + cfg->flush_interval_ms * 1000;
         if ((full || due) && flush(w, s, err, errlen) != 0)
             return -1;
@@ -259,8 +262,9 @@ static int connect_both(worker *w, session *s, char *err, size_t errlen)
     if (!s->c)
         return -1;
     metrics_set_connected(w->m, w->child, 1, 1);
-    log_info("consuming queues=%zu url=%s prefetch=%ld batch_size=%ld", w->sources->count,
-             mq_url(s->conn), cfg->prefetch, cfg->batch_size);
+    log_info("consuming queues=%zu url=%s prefetch=%ld batch_size=%ld batch_max_bytes=%ld",
+             w->sources->count, mq_url(s->conn), cfg->prefetch, cfg->batch_size,
+             cfg->batch_max_bytes);
     return 0;
 }
 

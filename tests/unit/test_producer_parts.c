@@ -299,7 +299,7 @@ static int put_count(putter *p, int want)
 static void test_hub_backpressure(void **state)
 {
     (void)state;
-    putter p = {.h = hub_new(2, 2)};
+    putter p = {.h = hub_new(2, 2, 1 << 20)};
     assert_non_null(p.h);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, put_five, &p), 0);
@@ -321,12 +321,44 @@ static void test_hub_backpressure(void **state)
     hub_free(p.h);
 }
 
+static void *put_three_big(void *arg)
+{
+    putter *p = arg;
+    for (int i = 0; i < 3; i++) {
+        hub_put(p->h, 0, "{\"a\":123}", 9, "m", (uint64_t)i + 1, &p->stop);
+        atomic_fetch_add(&p->put, 1);
+    }
+    return NULL;
+}
+
+/* The byte bound holds a reader back as the count bound does; an empty
+ * queue takes one event even if it alone is over the bound. */
+static void test_hub_bounded_in_bytes(void **state)
+{
+    (void)state;
+    putter p = {.h = hub_new(1, 100, 8)}; /* 100 events, but 8 bytes */
+    assert_non_null(p.h);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, put_three_big, &p), 0);
+    assert_int_equal(put_count(&p, 1), 1);
+    usleep(50000); /* give a wrong implementation the chance to put a second */
+    assert_int_equal(atomic_load(&p.put), 1);
+    hub_item it;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(hub_take(p.h, &it, 5000), 1);
+        assert_int_equal(it.position, (uint64_t)i + 1);
+        hub_item_free(&it);
+    }
+    pthread_join(t, NULL);
+    hub_free(p.h);
+}
+
 /* A stopping reader hands over the event it holds, one over the capacity,
  * without waiting. */
 static void test_hub_stop_keeps_event(void **state)
 {
     (void)state;
-    hub *h = hub_new(1, 2);
+    hub *h = hub_new(1, 2, 1 << 20);
     atomic_int stop = 0;
     assert_int_equal(hub_put(h, 0, "{}", 2, "a", 1, &stop), 0);
     assert_int_equal(hub_put(h, 0, "{}", 2, "b", 2, &stop), 0);
@@ -423,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_linebuf_huge_line),
         cmocka_unit_test(test_hub_backpressure),
         cmocka_unit_test(test_hub_stop_keeps_event),
+        cmocka_unit_test(test_hub_bounded_in_bytes),
         cmocka_unit_test(test_event_ids),
         cmocka_unit_test(test_example_config),
     };
