@@ -18,9 +18,12 @@
  * Released after every delivery, that zeroing was a quarter of a worker's
  * instructions (callgrind) and about 8 % of its CPU time, so it is released
  * every RELEASE_EVERY deliveries: a few hundred bytes of frames each, so
- * the pool still stays within one page. Nothing a caller holds lives in
- * that pool (an envelope owns its copies). */
+ * the pool still stays within one page. Large bodies fill the pool by their
+ * size, though (a 1 MiB body is eight frames in it), so it is also released
+ * once RELEASE_BYTES of bodies went through: memory stays bounded in bytes.
+ * Nothing a caller holds lives in that pool (an envelope owns its copies). */
 #define RELEASE_EVERY 256
+#define RELEASE_BYTES (256 * 1024)
 
 struct consumer {
     mq_conn *conn;
@@ -28,6 +31,7 @@ struct consumer {
     amqp_envelope_t envelope;
     int holding;            /* envelope must be destroyed before the next delivery */
     unsigned since_release; /* deliveries since the frame buffers were released */
+    size_t bytes_since_release; /* bodies since then */
 };
 
 consumer *consumer_open(mq_conn *conn, const strlist *sources, long prefetch, char *err,
@@ -45,15 +49,34 @@ consumer *consumer_open(mq_conn *conn, const strlist *sources, long prefetch, ch
     amqp_basic_qos(st, MQ_CHANNEL, 0, (uint16_t)prefetch, 0);
     if (mq_check(conn, amqp_get_rpc_reply(st), "basic.qos", err, errlen) != 0)
         goto fail;
+    /* Each queue is looked for first, while no delivery can arrive yet: a
+     * missing one is named. Then every consumer starts without waiting for
+     * consume-ok (nowait), because rabbitmq-c parks the deliveries that
+     * arrive during a synchronous call in a frame queue, and while a frame
+     * is parked it never releases the channel's frame buffers, which then
+     * grow with every body consumed. */
     for (size_t i = 0; i < sources->count; i++) {
-        char queue[128], tag[128], what[256];
+        char queue[128], what[256];
         snprintf(queue, sizeof queue, SLUICE_QUEUE_PREFIX "%s", sources->items[i]);
-        snprintf(tag, sizeof tag, CONSUMER_TAG_PREFIX "%s", sources->items[i]);
-        amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag), 0, 0,
-                           0, amqp_empty_table);
+        amqp_queue_declare(st, MQ_CHANNEL, amqp_cstring_bytes(queue), 1, 0, 0, 0,
+                           amqp_empty_table);
         snprintf(what, sizeof what, "consuming %s (has sluice-setup declared it?)", queue);
         if (mq_check(conn, amqp_get_rpc_reply(st), what, err, errlen) != 0)
             goto fail;
+    }
+    for (size_t i = 0; i < sources->count; i++) {
+        char queue[128], tag[128];
+        snprintf(queue, sizeof queue, SLUICE_QUEUE_PREFIX "%s", sources->items[i]);
+        snprintf(tag, sizeof tag, CONSUMER_TAG_PREFIX "%s", sources->items[i]);
+        amqp_basic_consume_t req = {.queue = amqp_cstring_bytes(queue),
+                                    .consumer_tag = amqp_cstring_bytes(tag),
+                                    .nowait = 1,
+                                    .arguments = amqp_empty_table};
+        int rc = amqp_send_method(st, MQ_CHANNEL, AMQP_BASIC_CONSUME_METHOD, &req);
+        if (rc != AMQP_STATUS_OK) {
+            mq_fail(conn, rc, "starting a consumer", err, errlen);
+            goto fail;
+        }
     }
     return c;
 fail:
@@ -142,9 +165,10 @@ int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t 
         amqp_destroy_envelope(&c->envelope);
         c->holding = 0;
     }
-    if (++c->since_release >= RELEASE_EVERY) {
+    if (++c->since_release >= RELEASE_EVERY || c->bytes_since_release >= RELEASE_BYTES) {
         amqp_maybe_release_buffers(st);
         c->since_release = 0;
+        c->bytes_since_release = 0;
     }
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     amqp_rpc_reply_t r = amqp_consume_message(st, &c->envelope, &tv, 0);
@@ -179,6 +203,7 @@ int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t 
     }
     in->body = e->message.body.bytes;
     in->body_len = e->message.body.len;
+    c->bytes_since_release += e->message.body.len;
     in->produced_at_us = produced_at(p);
     in->received_at_us = now_us();
     return 1;
