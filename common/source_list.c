@@ -58,6 +58,10 @@ int source_list_resolve(const cfg_sections *secs, const char *flat, strlist *out
     }
     if (strlist_split(flat && *flat ? flat : (nsections ? "" : SOURCE_LIST_DEFAULT), &picked) != 0)
         goto oom;
+    if (flat && *flat && picked.count == 0) {
+        snprintf(err, errlen, "sources is empty: name at least one source");
+        goto fail;
+    }
     for (size_t i = 0; i < picked.count; i++) {
         const char *name = picked.items[i];
         if (check_name(name, "sources", err, errlen) != 0)
