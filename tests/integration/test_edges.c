@@ -196,10 +196,11 @@ static long mgmt(const char *method, const char *path, const char *body)
 
 static void vhost_url(char *out, size_t cap)
 {
+    /* The stack's URL with its vhost, if any, replaced. */
     const char *base = harness_amqp_url();
-    size_t n = strlen(base);
-    while (n > 0 && base[n - 1] == '/')
-        n--;
+    const char *host = strstr(base, "://");
+    const char *path = host ? strchr(host + 3, '/') : NULL;
+    size_t n = path ? (size_t)(path - base) : strlen(base);
     snprintf(out, cap, "%.*s/" UPGRADE_VHOST, (int)n, base);
 }
 
