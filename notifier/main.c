@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "consumer.h"
 #include "delivery.h"
 #include "event.h"
 #include "ledger.h"
@@ -112,8 +113,14 @@ static char *read_token(const char *file, char *err, size_t errlen)
 /* What serve() holds while connected. */
 typedef struct session {
     mq_conn *conn;
+    consumer *c;
     ledger *l;
 } session;
+
+/* The one queue the notifier consumes, sluice.q.notifier, by its name. */
+static char notifier_name[] = "notifier";
+static char *notifier_names[] = {notifier_name};
+static const strlist notifier_queue = {.items = notifier_names, .count = 1};
 
 static int open_session(session *s, const strlist *urls, size_t *next, const notifier_settings *cfg,
                         char *err, size_t errlen)
@@ -122,20 +129,16 @@ static int open_session(session *s, const strlist *urls, size_t *next, const not
         return -1;
     if (!(s->conn = mq_connect_any(urls, next, (int)cfg->heartbeat, 5000, err, errlen)))
         return -1;
-    amqp_connection_state_t st = mq_amqp(s->conn);
-    amqp_basic_qos(st, MQ_CHANNEL, 0, (uint16_t)cfg->prefetch, 0);
-    if (mq_check(s->conn, amqp_get_rpc_reply(st), "basic.qos", err, errlen) != 0)
-        return -1;
-    amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(SLUICE_QUEUE_NOTIFIER), amqp_empty_bytes,
-                       0, 0, 0, amqp_empty_table);
-    return mq_check(s->conn, amqp_get_rpc_reply(st),
-                    "consuming " SLUICE_QUEUE_NOTIFIER " (has sluice-setup run?)", err, errlen);
+    s->c = consumer_open(s->conn, program, &notifier_queue, cfg->prefetch, err, errlen);
+    return s->c ? 0 : -1;
 }
 
 static void close_session(session *s)
 {
+    consumer_free(s->c);
     mq_close(s->conn);
     ledger_close(s->l);
+    s->c = NULL;
     s->conn = NULL;
     s->l = NULL;
 }
@@ -143,43 +146,29 @@ static void close_session(session *s)
 /* Delivers until shutdown (0) or a failure of a server (-1). */
 static int serve(session *s, deliverer *d, char *err, size_t errlen)
 {
-    amqp_connection_state_t st = mq_amqp(s->conn);
     while (!shutdown_requested) {
-        amqp_envelope_t e;
-        struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
-        amqp_maybe_release_buffers(st);
-        amqp_rpc_reply_t r = amqp_consume_message(st, &e, &tv, 0);
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_TIMEOUT)
-            continue;
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            if (mq_read_unexpected(s->conn, err, errlen) != 0)
-                return -1;
-            continue;
-        }
-        if (mq_check(s->conn, r, "consuming alerts", err, errlen) != 0)
+        incoming in;
+        int got = consumer_next(s->c, &in, 500, err, errlen);
+        if (got < 0)
             return -1;
+        if (got == 0)
+            continue;
         char rk[256];
-        snprintf(rk, sizeof rk, "%.*s", (int)e.routing_key.len, (const char *)e.routing_key.bytes);
+        snprintf(rk, sizeof rk, "%.*s", (int)in.routing_key_len, in.routing_key);
         /* json-c reads at most len bytes, but the webhook sends the body
          * as a string: give it a terminated copy. */
-        char *body = strndup(e.message.body.bytes, e.message.body.len);
+        char *body = strndup(in.body, in.body_len);
         delivery_result res =
-            body ? deliver(d, s->l, rk, body, e.message.body.len, err, errlen) : DELIVERY_ERROR;
+            body ? deliver(d, s->l, rk, body, in.body_len, err, errlen) : DELIVERY_ERROR;
         if (!body)
             snprintf(err, errlen, "out of memory");
         free(body);
-        int rc = AMQP_STATUS_OK;
-        if (res == DELIVERY_DONE)
-            rc = amqp_basic_ack(st, MQ_CHANNEL, e.delivery_tag, 0);
-        else if (res == DELIVERY_STOPPED)
-            rc = amqp_basic_nack(st, MQ_CHANNEL, e.delivery_tag, 0, 1);
-        amqp_destroy_envelope(&e);
         if (res == DELIVERY_ERROR)
             return -1;
-        if (rc != AMQP_STATUS_OK)
-            return mq_fail(s->conn, rc, "settling an alert", err, errlen);
+        int rc = res == DELIVERY_DONE ? consumer_ack(s->c, in.delivery_tag, err, errlen)
+                                      : consumer_requeue(s->c, in.delivery_tag, err, errlen);
+        if (rc != 0)
+            return -1;
     }
     return 0;
 }
