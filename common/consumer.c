@@ -104,13 +104,14 @@ static int64_t header_int(const amqp_field_value_t *v, int *ok)
     return 0;
 }
 
-/* x-produced-at-us if present and sane, else the AMQP timestamp (seconds). */
+/* x-produced-at-us (SLUICE_HEADER_PRODUCED_AT) if present and sane, else the AMQP timestamp (seconds). */
 static int64_t produced_at(const amqp_basic_properties_t *p)
 {
     if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
         for (int i = 0; i < p->headers.num_entries; i++) {
             const amqp_table_entry_t *e = &p->headers.entries[i];
-            if (e->key.len == 16 && memcmp(e->key.bytes, "x-produced-at-us", 16) == 0) {
+            if (e->key.len == sizeof SLUICE_HEADER_PRODUCED_AT - 1 &&
+                memcmp(e->key.bytes, SLUICE_HEADER_PRODUCED_AT, e->key.len) == 0) {
                 int ok;
                 int64_t us = header_int(&e->value, &ok);
                 if (ok && us > 0)

@@ -3,6 +3,7 @@
  */
 #include "channels.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

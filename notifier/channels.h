@@ -6,16 +6,8 @@
 #ifndef SLUICE_CHANNELS_H
 #define SLUICE_CHANNELS_H
 
-#include <json-c/json.h>
-
+#include "alert.h"
 #include "http_post.h"
-
-/* The fields of an alert message (sluice.alerts), borrowed from its JSON. */
-typedef struct alert {
-    const char *alert_id, *rule, *severity, *source, *message;
-    const char *body; /* the whole JSON text as received */
-    size_t body_len;
-} alert;
 
 /* The log channel: one line on stderr. Always SEND_OK. */
 void log_send(const alert *a, send_result *out);

@@ -3,7 +3,6 @@
  */
 #include "delivery.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,42 +173,18 @@ static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c
     }
 }
 
-static int severity_valid(const char *s)
-{
-    return strcmp(s, "info") == 0 || strcmp(s, "warning") == 0 || strcmp(s, "critical") == 0;
-}
-
-static const char *text_field(json_object *o, const char *key)
-{
-    json_object *v;
-    if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return NULL;
-}
-
 delivery_result deliver(deliverer *d, ledger *l, const char *rk, const char *body, size_t len,
                         char *err, size_t errlen)
 {
     delivery_result res = DELIVERY_DONE;
     char failed[1024] = "";
-    json_tokener *tok = json_tokener_new();
-    json_object *doc = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
-    alert a = {.body = body, .body_len = len};
-    if (doc && json_object_is_type(doc, json_type_object)) {
-        a.alert_id = text_field(doc, "alert_id");
-        a.rule = text_field(doc, "rule");
-        a.severity = text_field(doc, "severity");
-        a.source = text_field(doc, "source");
-        a.message = text_field(doc, "message");
-    }
+    alert a;
+    alert_doc *doc = NULL;
     d->stats.alerts++;
     /* What the database would refuse must not come back forever: such a
      * message is dead-lettered, not retried. */
-    if (!utf8_valid(body, len) || !a.alert_id || !*a.alert_id || !a.rule || !a.severity ||
-        !a.source || !a.message || !severity_valid(a.severity)) {
-        snprintf(failed, sizeof failed,
-                 "not an alert: expected a UTF-8 JSON object with string fields alert_id, rule, "
-                 "severity (info, warning or critical), source and message");
+    if (alert_decode(body, len, &a, &doc) != 0) {
+        snprintf(failed, sizeof failed, "%s", ALERT_DECODE_ERROR);
         a.alert_id = "-";
     } else {
         const route *r = routes_match(d->cfg->routes, a.severity, a.rule);
@@ -246,8 +221,6 @@ delivery_result deliver(deliverer *d, ledger *l, const char *rk, const char *bod
                      failed);
         }
     }
-    json_object_put(doc);
-    if (tok)
-        json_tokener_free(tok);
+    alert_doc_free(doc);
     return res;
 }

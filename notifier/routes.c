@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -55,14 +57,11 @@ static int parse_entry(char *entry, route *r, char *err, size_t errlen)
     if (dot)
         *dot = '\0';
     const char *rule = dot ? dot + 1 : "*";
-    static const char *const severities[] = {"*", "info", "warning", "critical"};
-    int known = 0;
-    for (size_t i = 0; i < 4; i++)
-        known |= strcmp(pattern, severities[i]) == 0;
+    int known = strcmp(pattern, "*") == 0 || alert_severity(pattern);
     if (!known || !*rule || strlen(rule) >= sizeof r->rule) {
         snprintf(err, errlen,
                  "routes: entry '%s': pattern must be SEVERITY or SEVERITY.RULE (severity *, "
-                 "info, warning or critical)",
+                 ALERT_SEVERITIES ")",
                  shown);
         return -1;
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "event.h"
 #include "log.h"
 #include "mq.h"
@@ -108,31 +109,21 @@ static int connect_all(alerting *a, char *err, size_t errlen)
     return 0;
 }
 
-static int publish(alerting *a, const rule_match *m, const char *alert_id, const char *rk,
-                   const current *cur)
+static int publish(alerting *a, alert *al, const char *rk, const current *cur)
 {
-    int64_t now = now_us();
-    json_object *body = json_object_new_object();
-    if (!body)
-        return snprintf(cur->err, cur->errlen, "out of memory"), -1;
-    json_object_object_add(body, "alert_id", json_object_new_string(alert_id));
-    json_object_object_add(body, "rule", json_object_new_string(m->rule));
-    json_object_object_add(body, "severity", json_object_new_string(m->severity));
-    json_object_object_add(body, "source", json_object_new_string(cur->source));
-    json_object_object_add(body, "msg_id", json_object_new_string(cur->msg_id));
-    json_object_object_add(body, "message", json_object_new_string(m->message));
-    json_object_object_add(body, "dedup_key", json_object_new_string(m->dedup_key));
-    json_object_object_add(body, "raised_at_us", json_object_new_int64(now));
+    al->raised_at_us = now_us();
     size_t len = 0;
-    const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
+    char *text = alert_encode(al, &len);
+    if (!text)
+        return snprintf(cur->err, cur->errlen, "out of memory"), -1;
     pub_message msg = {.routing_key = rk,
-                       .message_id = alert_id,
+                       .message_id = al->alert_id,
                        .source = cur->source,
                        .body = text,
                        .body_len = len,
-                       .produced_at_us = now};
+                       .produced_at_us = al->raised_at_us};
     int rc = publisher_publish(a->pub, &msg, cur->err, cur->errlen);
-    json_object_put(body);
+    free(text);
     return rc;
 }
 
@@ -142,13 +133,19 @@ static int on_fired(rule_match *m, void *arg)
     alerting *a = cur->a;
     int rc = -1;
     char *alert_id = NULL, rk[128], window[32];
-    size_t id_len = strlen(m->rule) + 1 + strlen(cur->msg_id) + 1;
-    if (!(alert_id = malloc(id_len))) {
+    if (!(alert_id = alert_make_id(m->rule, cur->msg_id))) {
         snprintf(cur->err, cur->errlen, "out of memory");
         goto done;
     }
-    snprintf(alert_id, id_len, "%s:%s", m->rule, cur->msg_id);
-    snprintf(rk, sizeof rk, "alert.%s.%s", m->severity, m->rule);
+    alert al = {.alert_id = alert_id,
+                .rule = m->rule,
+                .severity = m->severity,
+                .source = cur->source,
+                .msg_id = cur->msg_id,
+                .message = m->message,
+                .dedup_key = m->dedup_key};
+    /* Rule names are at most 64 characters and severities short: it fits. */
+    alert_routing_key(&al, rk, sizeof rk);
     snprintf(window, sizeof window, "%ld", m->window_s);
     const char *params[9] = {alert_id,   m->rule,      m->severity, cur->source, cur->msg_id,
                              m->message, m->dedup_key, window,      rk};
@@ -169,7 +166,7 @@ static int on_fired(rule_match *m, void *arg)
                   m->rule, m->dedup_key, cur->msg_id);
         rc = 0;
     } else if (strcmp(state, "raised") == 0) {
-        rc = publish(a, m, alert_id, rk, cur);
+        rc = publish(a, &al, rk, cur);
         if (rc == 0)
             log_info("alert raised rule=%s severity=%s source=%s msg_id=%s", m->rule, m->severity,
                      cur->source, cur->msg_id);
