@@ -3,7 +3,6 @@
  */
 #include "alerting.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "event.h"
 #include "log.h"
 #include "mq.h"
+#include "pg.h"
 #include "publisher.h"
 
 #define ALERT_WINDOW 1024        /* unconfirmed alerts in flight: a whole batch, usually */
@@ -30,7 +30,9 @@ struct alerting {
     alerting_stats stats;
 };
 
-static const char raise_sql[] = "SELECT sluice_raise_alert($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+static const pg_statement statements[] = {
+    {"raise_alert", "SELECT sluice_raise_alert($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9},
+};
 
 /* What the rules callback needs about the event being evaluated. */
 typedef struct current {
@@ -88,18 +90,12 @@ const alerting_stats *alerting_get_stats(const alerting *a)
 static int connect_all(alerting *a, char *err, size_t errlen)
 {
     if (!a->db) {
-        a->db = PQconnectdb(a->pg_dsn);
-        PGresult *r = NULL;
-        if (PQstatus(a->db) == CONNECTION_OK)
-            r = PQprepare(a->db, "raise_alert", raise_sql, 9, NULL);
-        if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "alerts: PostgreSQL: %s (has sluice-setup applied sql/003?)",
-                     PQerrorMessage(a->db));
-            err[strcspn(err, "\n")] = '\0'; /* one log line */
-            PQclear(r);
+        char why[900];
+        if (!(a->db = pg_connect(a->pg_dsn, why, sizeof why)) ||
+            pg_prepare(a->db, statements, 1, why, sizeof why) != 0) {
+            snprintf(err, errlen, "alerts: %s (has sluice-setup applied sql/003?)", why);
             return -1;
         }
-        PQclear(r);
     }
     if (!a->conn) {
         a->conn = mq_connect_any(a->urls, &a->next_url, a->heartbeat_s, 5000, err, errlen);
@@ -151,9 +147,7 @@ static int on_fired(rule_match *m, void *arg)
                              m->message, m->dedup_key, window,      rk};
     PGresult *r = PQexecPrepared(a->db, "raise_alert", 9, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(cur->err, cur->errlen, "recording alert %s: %s", alert_id,
-                 PQresultErrorMessage(r));
-        cur->err[strcspn(cur->err, "\n")] = '\0';
+        pg_error(a->db, r, cur->err, cur->errlen, "recording alert %s", alert_id);
         PQclear(r);
         goto done;
     }
@@ -185,10 +179,8 @@ static int transaction(alerting *a, const char *command, char *err, size_t errle
 {
     PGresult *r = PQexec(a->db, command);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok) {
-        snprintf(err, errlen, "alerts: %s: %s", command, PQerrorMessage(a->db));
-        err[strcspn(err, "\n")] = '\0';
-    }
+    if (!ok)
+        pg_error(a->db, r, err, errlen, "alerts: %s", command);
     PQclear(r);
     return ok ? 0 : -1;
 }
