@@ -51,8 +51,7 @@ static const cfg_option notifier_options[] = {
     SETTING_PG_DSN(notifier_settings),
     /* Longer than the other binaries': a Telegram retry_after wait holds
      * the connection idle, and two missed heartbeats would drop it. */
-    {"heartbeat", CFG_INT, offsetof(notifier_settings, heartbeat), "60", 0, 3600,
-     "AMQP heartbeat in seconds; 0 = off"},
+    SETTING_HEARTBEAT_DEFAULT(notifier_settings, heartbeat, "60"),
     {"prefetch", CFG_INT, offsetof(notifier_settings, prefetch), "100", 1, 65535,
      "unacknowledged alerts held at once"},
     {"routes", CFG_STRING, offsetof(notifier_settings, routes), "*=log", 0, 0,
@@ -173,35 +172,6 @@ static int serve(session *s, deliverer *d, char *err, size_t errlen)
     return 0;
 }
 
-/* Checks that every channel the routes use is configured. */
-static int check_channels(const routes *r, const notifier_settings *s, const char *token, char *err,
-                          size_t errlen)
-{
-    if (routes_use(r, CHANNEL_WEBHOOK) && !*s->webhook_url) {
-        snprintf(err, errlen, "routes use the webhook channel but webhook_url is not set");
-        return -1;
-    }
-    if (!routes_use(r, CHANNEL_TELEGRAM))
-        return 0;
-    if (!token) {
-        if (!err[0])
-            snprintf(err, errlen,
-                     "routes use telegram but no bot token: set SLUICE_TELEGRAM_TOKEN or "
-                     "telegram_token_file");
-        return -1;
-    }
-    for (size_t i = 0; i < r->count; i++) {
-        for (size_t k = 0; k < r->items[i].nchannels; k++) {
-            const channel *c = &r->items[i].channels[k];
-            if (c->kind == CHANNEL_TELEGRAM && !c->chat[0] && !*s->telegram_chat_id) {
-                snprintf(err, errlen, "a route says 'telegram' but telegram_chat_id is not set");
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     notifier_settings s = {0};
@@ -217,25 +187,27 @@ int main(int argc, char **argv)
         rc = cli_init_log(program, "notifier", s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
-    if (rc == CLI_CONTINUE) {
-        token = read_token(s.telegram_token_file, err, sizeof err);
-        if (routes_parse(s.routes, &r, err, sizeof err) != 0 ||
-            check_channels(&r, &s, token, err, sizeof err) != 0) {
-            fprintf(stderr, "%s: %s\n", program, err);
-            rc = EXIT_USAGE;
-        }
-    }
+    char token_err[600] = "";
+    if (rc == CLI_CONTINUE)
+        token = read_token(s.telegram_token_file, token_err, sizeof token_err);
     delivery_config dc = {.routes = &r,
-                          .telegram_api = s.telegram_api_url,
-                          .telegram_token = token,
-                          .telegram_chat = s.telegram_chat_id,
-                          .webhook_url = s.webhook_url,
+                          .channels = {.telegram_api = s.telegram_api_url,
+                                       .telegram_token = token,
+                                       .telegram_token_error = token_err[0] ? token_err : NULL,
+                                       .telegram_chat = s.telegram_chat_id,
+                                       .webhook_url = s.webhook_url},
                           .max_attempts = s.max_attempts,
                           .backoff_base_ms = s.retry_base_ms,
                           .backoff_max_ms = s.retry_max_ms,
                           .rate_per_chat = s.telegram_rate_per_chat,
                           .rate_total = s.telegram_rate_total,
                           .http_timeout_ms = s.http_timeout_ms};
+    /* Every channel the routes use must be reachable with the settings. */
+    if (rc == CLI_CONTINUE && (routes_parse(s.routes, &r, err, sizeof err) != 0 ||
+                               routes_check(&r, &dc.channels, err, sizeof err) != 0)) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        rc = EXIT_USAGE;
+    }
     if (rc == CLI_CONTINUE) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         if (!(d = deliverer_new(&dc, &urls, (int)s.heartbeat))) {
