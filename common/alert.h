@@ -32,7 +32,7 @@ typedef struct alert {
     const char *rule;
     const char *severity; /* one of alert_severity()'s names */
     const char *source;
-    const char *msg_id;    /* the event's; NULL if the message did not say */
+    const char *msg_id; /* the event's; NULL if the message did not say */
     const char *message;
     const char *dedup_key; /* "" if the rule has none; NULL if the message did not say */
     int64_t raised_at_us;  /* 0 if the message did not say */
@@ -71,7 +71,7 @@ int alert_decode(const char *body, size_t len, alert *out, alert_doc **doc);
 
 /* Why alert_decode() refuses a message: one line, statically allocated. */
 #define ALERT_DECODE_ERROR                                                                         \
-    "not an alert: expected a UTF-8 JSON object with string fields alert_id, rule, "             \
+    "not an alert: expected a UTF-8 JSON object with string fields alert_id, rule, "               \
     "severity (" ALERT_SEVERITIES "), source and message"
 
 #endif

@@ -104,7 +104,8 @@ static int64_t header_int(const amqp_field_value_t *v, int *ok)
     return 0;
 }
 
-/* x-produced-at-us (SLUICE_HEADER_PRODUCED_AT) if present and sane, else the AMQP timestamp (seconds). */
+/* x-produced-at-us (SLUICE_HEADER_PRODUCED_AT) if present and sane, else the AMQP timestamp
+ * (seconds). */
 static int64_t produced_at(const amqp_basic_properties_t *p)
 {
     if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {

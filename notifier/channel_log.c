@@ -7,8 +7,7 @@
 #include "channels.h"
 #include "log.h"
 
-static void log_send(const channel_env *env, const char *target, const alert *a,
-                     send_result *out)
+static void log_send(const channel_env *env, const char *target, const alert *a, send_result *out)
 {
     (void)env;
     (void)target;

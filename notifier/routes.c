@@ -34,7 +34,8 @@ static int parse_channel(const char *text, channel *c, const char *entry, char *
     /* name:TARGET only for a channel that takes one, and a target that
      * is there, fits, and cannot be confused with a list. */
     if (c->cls && colon &&
-        (!c->cls->target || !colon[1] || strchr(colon, ',') || strlen(colon + 1) >= sizeof c->target))
+        (!c->cls->target || !colon[1] || strchr(colon, ',') ||
+         strlen(colon + 1) >= sizeof c->target))
         c->cls = NULL;
     if (c->cls && colon)
         snprintf(c->target, sizeof c->target, "%s", colon + 1);

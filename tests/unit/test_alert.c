@@ -79,11 +79,14 @@ static void test_refused(void **state)
         "",
         "not json",
         "[1,2]",
-        "{\"alert_id\":\"\",\"rule\":\"r\",\"severity\":\"info\",\"source\":\"s\",\"message\":\"m\"}",
-        "{\"alert_id\":\"a\",\"rule\":\"r\",\"severity\":\"fatal\",\"source\":\"s\",\"message\":\"m\"}",
+        "{\"alert_id\":\"\",\"rule\":\"r\",\"severity\":\"info\",\"source\":\"s\",\"message\":"
+        "\"m\"}",
+        "{\"alert_id\":\"a\",\"rule\":\"r\",\"severity\":\"fatal\",\"source\":\"s\",\"message\":"
+        "\"m\"}",
         "{\"alert_id\":\"a\",\"rule\":\"r\",\"severity\":\"info\",\"source\":\"s\"}",
         "{\"alert_id\":\"a\",\"rule\":1,\"severity\":\"info\",\"source\":\"s\",\"message\":\"m\"}",
-        "{\"alert_id\":\"a\",\"rule\":\"r\",\"severity\":\"info\",\"source\":\"s\",\"message\":\"\xff\"}",
+        "{\"alert_id\":\"a\",\"rule\":\"r\",\"severity\":\"info\",\"source\":\"s\",\"message\":"
+        "\"\xff\"}",
     };
     for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
         alert out;
@@ -93,8 +96,8 @@ static void test_refused(void **state)
         alert_doc_free(doc);
     }
     /* The smallest alert there is: the fields the notifier needs. */
-    const char *ok =
-        "{\"alert_id\":\"a\",\"rule\":\"r\",\"severity\":\"info\",\"source\":\"s\",\"message\":\"m\"}";
+    const char *ok = "{\"alert_id\":\"a\",\"rule\":\"r\",\"severity\":\"info\",\"source\":\"s\","
+                     "\"message\":\"m\"}";
     alert out;
     alert_doc *doc = NULL;
     assert_int_equal(alert_decode(ok, strlen(ok), &out, &doc), 0);
