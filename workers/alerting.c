@@ -91,8 +91,12 @@ static int connect_all(alerting *a, char *err, size_t errlen)
 {
     if (!a->db) {
         char why[900];
-        if (!(a->db = pg_connect(a->pg_dsn, why, sizeof why)) ||
-            pg_prepare(a->db, statements, 1, why, sizeof why) != 0) {
+        if (!(a->db = pg_connect(a->pg_dsn, why, sizeof why))) {
+            snprintf(err, errlen, "alerts: %s", why);
+            return -1;
+        }
+        if (pg_prepare(a->db, statements, sizeof statements / sizeof *statements, why,
+                       sizeof why) != 0) {
             snprintf(err, errlen, "alerts: %s (has sluice-setup applied sql/003?)", why);
             return -1;
         }
