@@ -439,6 +439,108 @@ static void test_memory_bounded_in_bytes(void **state)
     queue_delete("sluice.q.mem");
 }
 
+/* ------------------------------------------------- cancelled consumers */
+
+typedef struct log_wait {
+    const char *path, *text;
+} log_wait;
+
+static int in_log(void *arg)
+{
+    const log_wait *w = arg;
+    return harness_log_count(w->path, w->text) > 0;
+}
+
+static void wait_log(const char *path, const char *text)
+{
+    log_wait w = {path, text};
+    if (!harness_wait_for(in_log, &w, 60000))
+        fail_msg("'%s' never appeared in the log: %s", text, harness_slurp(path));
+}
+
+static char pool_body[16384];
+
+static int healthz_is(void *arg)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", harness_port(8));
+    return http_get(url, pool_body, sizeof pool_body) == *(const long *)arg;
+}
+
+static int consumed_by_one(void *arg)
+{
+    return queue_consumers(arg) == 1;
+}
+
+static int sensors_event_stored(void *arg)
+{
+    (void)arg;
+    return pg_scalar("SELECT count(*) FROM events WHERE payload->>'after' = 'cancel'") == 1;
+}
+
+/* The broker cancels a worker's consumer when its queue is deleted: the
+ * worker says so, /healthz and /metrics show the source as not consumed,
+ * and once sluice-setup declared the queue again the worker consumes it
+ * again by itself, without a restart. */
+static void test_cancelled_consumer_is_resubscribed(void **state)
+{
+    (void)state;
+    char log[600], metrics[16384], url[128];
+    snprintf(log, sizeof log, "%s/cancel-worker.log", workdir);
+    unlink(log);
+    const char *argv[] = {harness_bin("sluice-worker"), "--metrics-port", harness_port_text(8),
+                          NULL};
+    pid_t pid = harness_spawn(argv, log);
+    long ok = 200, unavailable = 503;
+    if (!harness_wait_for(healthz_is, &ok, 60000))
+        fail_msg("the pool never became healthy: %s", pool_body);
+    assert_true(harness_wait_for(consumed_by_one, "sluice.q.sensors", 30000));
+
+    queue_delete("sluice.q.sensors");
+    wait_log(log, "consumer cancelled by the broker queue=sluice.q.sensors");
+    if (!harness_wait_for(healthz_is, &unavailable, 30000))
+        fail_msg("/healthz did not turn 503: %s", pool_body);
+    assert_non_null(strstr(pool_body, "source sensors: not consumed"));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", harness_port(8));
+    assert_int_equal(http_get(url, metrics, sizeof metrics), 200);
+    assert_non_null(strstr(metrics, "sluice_source_consumers{source=\"sensors\"} 0\n"));
+    assert_non_null(strstr(metrics, "sluice_source_consumers{source=\"orders\"} 1\n"));
+
+    /* The other queues are still consumed meanwhile. */
+    harness_amqp_publish("src.orders", "{\"during\":\"cancel\"}");
+    assert_int_equal(harness_group_setup(state), 0);
+    harness_amqp_publish("src.sensors", "{\"after\":\"cancel\"}");
+    wait_log(log, "consuming again queue=sluice.q.sensors");
+    assert_true(harness_wait_for(sensors_event_stored, NULL, 60000));
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload->>'during' = 'cancel'"),
+                     1);
+    if (!harness_wait_for(healthz_is, &ok, 30000))
+        fail_msg("/healthz did not turn 200 again: %s", pool_body);
+    assert_int_equal(queue_consumers("sluice.q.sensors"), 1);
+
+    kill(pid, SIGTERM);
+    assert_int_equal(harness_wait(pid, 30000), 0);
+    assert_int_equal(harness_log_count(log, "worker started"), 1); /* never restarted */
+}
+
+/* The same for the notifier's queue. */
+static void test_cancelled_notifier_is_resubscribed(void **state)
+{
+    char log[600];
+    snprintf(log, sizeof log, "%s/cancel-notifier.log", workdir);
+    unlink(log);
+    const char *argv[] = {harness_bin("sluice-notifier"), NULL};
+    pid_t pid = harness_spawn(argv, log);
+    assert_true(harness_wait_for(consumed_by_one, "sluice.q.notifier", 30000));
+    queue_delete("sluice.q.notifier");
+    wait_log(log, "consumer cancelled by the broker queue=sluice.q.notifier");
+    assert_int_equal(harness_group_setup(state), 0);
+    wait_log(log, "consuming again queue=sluice.q.notifier");
+    assert_true(harness_wait_for(consumed_by_one, "sluice.q.notifier", 30000));
+    kill(pid, SIGTERM);
+    assert_int_equal(harness_wait(pid, 30000), 0);
+}
+
 /* ------------------------------------------------------- one-line logs */
 
 static int retried_twice(void *arg)
@@ -492,6 +594,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_config_drives_every_binary, reset, restore),
         cmocka_unit_test_setup(test_memory_bounded_in_bytes, reset),
         cmocka_unit_test(test_every_log_entry_is_one_line),
+        cmocka_unit_test_setup_teardown(test_cancelled_consumer_is_resubscribed, reset, restore),
+        cmocka_unit_test_teardown(test_cancelled_notifier_is_resubscribed, restore),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
