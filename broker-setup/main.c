@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "log.h"
 #include "event.h"
+#include "log.h"
 #include "migrate.h"
 #include "pg.h"
 #include "policy.h"

@@ -10,15 +10,15 @@
 #include "util.h"
 
 #define TOPOLOGY_OK 0
-#define TOPOLOGY_FAILED (-1)   /* connection or broker failure */
-#define TOPOLOGY_CONFLICT (-2) /* something exists with other arguments */
+#define TOPOLOGY_FAILED (-1)       /* connection or broker failure */
+#define TOPOLOGY_CONFLICT (-2)     /* something exists with other arguments */
 #define TOPOLOGY_NO_ALTERNATE (-3) /* sluice.ingest exists without our alternate exchange */
 
 /* What kind of queues to declare. */
 typedef struct topology_options {
-    const char *queue_type; /* "classic", or "quorum" (replicated, for a cluster) */
-    long delivery_limit;    /* quorum only: deliveries of one message before it is
-                               dead-lettered (x-delivery-limit); 0 = no limit */
+    const char *queue_type;       /* "classic", or "quorum" (replicated, for a cluster) */
+    long delivery_limit;          /* quorum only: deliveries of one message before it is
+                                     dead-lettered (x-delivery-limit); 0 = no limit */
     int ingest_without_alternate; /* declare sluice.ingest as setups before the alternate
                                      exchange did: a policy supplies it (policy.h) */
 } topology_options;

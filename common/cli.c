@@ -28,8 +28,8 @@ static const char *const all_settings[] = {
     "stats_interval_ms", "idle_exit_ms", "metrics_address", "metrics_port", "rules",
     /* sluice-notifier */
     "routes", "telegram_api_url", "telegram_chat_id", "telegram_token_file",
-    "telegram_rate_per_chat", "telegram_rate_total", "webhook_url", "max_attempts",
-    "retry_base_ms", "retry_max_ms", "http_timeout_ms", NULL};
+    "telegram_rate_per_chat", "telegram_rate_total", "webhook_url", "max_attempts", "retry_base_ms",
+    "retry_max_ms", "http_timeout_ms", NULL};
 
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary)

@@ -46,8 +46,8 @@ struct consumer {
     unsigned changes;       /* consumer_changes() */
     char prefix[64];        /* "<program>:", the consumer tags' common part */
     amqp_envelope_t envelope;
-    int holding;            /* envelope must be destroyed before the next delivery */
-    unsigned since_release; /* deliveries since the frame buffers were released */
+    int holding;                /* envelope must be destroyed before the next delivery */
+    unsigned since_release;     /* deliveries since the frame buffers were released */
     size_t bytes_since_release; /* bodies since then */
 };
 

@@ -271,13 +271,13 @@ mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err
     /* consumer_cancel_notify: without it RabbitMQ drops a consumer whose
      * queue is deleted (or whose node goes away) without a word, and the
      * queue is then silently not consumed. */
-    amqp_table_entry_t capability = {.key = amqp_cstring_bytes("consumer_cancel_notify"),
-                                     .value = {.kind = AMQP_FIELD_KIND_BOOLEAN,
-                                               .value.boolean = 1}};
-    amqp_table_entry_t property = {.key = amqp_cstring_bytes("capabilities"),
-                                   .value = {.kind = AMQP_FIELD_KIND_TABLE,
-                                             .value.table = {.num_entries = 1,
-                                                             .entries = &capability}}};
+    amqp_table_entry_t capability = {
+        .key = amqp_cstring_bytes("consumer_cancel_notify"),
+        .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+    amqp_table_entry_t property = {
+        .key = amqp_cstring_bytes("capabilities"),
+        .value = {.kind = AMQP_FIELD_KIND_TABLE,
+                  .value.table = {.num_entries = 1, .entries = &capability}}};
     amqp_table_t properties = {.num_entries = 1, .entries = &property};
     amqp_rpc_reply_t r =
         amqp_login_with_properties(c->state, info.vhost, 0, 131072, heartbeat_s, &properties,

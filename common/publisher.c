@@ -34,7 +34,7 @@
 typedef struct slot {
     uint64_t tag; /* delivery tag on the current channel */
     int confirmed;
-    int counted; /* already in stats.confirmed (confirmed once before a reconnect) */
+    int counted;  /* already in stats.confirmed (confirmed once before a reconnect) */
     int returned; /* the broker returned it on this channel: its ack confirms nothing */
     void *owner;
     uint64_t position;

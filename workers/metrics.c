@@ -184,7 +184,8 @@ int metrics_ready(const metrics *m, char *why, size_t cap)
     for (size_t s = 0; s < m->sources.count; s++) {
         if (consumers_of(m, s) == 0) {
             if (why)
-                snprintf(why, cap, "source %s: not consumed (queue " SLUICE_QUEUE_PREFIX
+                snprintf(why, cap,
+                         "source %s: not consumed (queue " SLUICE_QUEUE_PREFIX
                          "%s missing or its consumer cancelled)",
                          m->sources.items[s], m->sources.items[s]);
             return 0;

@@ -131,7 +131,7 @@ static void test_returned_is_never_confirmed(void **state)
     queue_delete("sluice.q.unrouted");
 
     const char *argv[] = {harness_bin("sluice-producer"), "--config", config, "--duration", "3",
-                          "--shutdown-timeout-ms", "1500", NULL};
+                          "--shutdown-timeout-ms",        "1500",     NULL};
     int rc = harness_run(argv, err, sizeof err, TIMEOUT_MS);
     if (rc != 1)
         fail_msg("producer exited %d, want 1: %s", rc, err);
@@ -276,8 +276,8 @@ static void test_setup_upgrades_older_topology(void **state)
 
     char url[512];
     vhost_url(url, sizeof url);
-    const char *argv[] = {harness_bin("sluice-setup"), "--amqp-url", url, "--sources", "orders",
-                          NULL};
+    const char *argv[] = {
+        harness_bin("sluice-setup"), "--amqp-url", url, "--sources", "orders", NULL};
     for (int run = 0; run < 2; run++) {
         int rc = harness_run(argv, err, sizeof err, TIMEOUT_MS);
         if (rc != 0)
@@ -377,8 +377,16 @@ static void pass_through(const char *input, int n, long *producer_kb, long *work
     assert_int_equal(queue_ready("sluice.q.mem"), n);
     /* A long flush interval: only the batch's bounds decide when it is
      * committed, as when a backlog drains. */
-    const char *worker[] = {harness_bin("sluice-worker"), "--sources", "mem", "--idle-exit-ms",
-                            "2000", "--metrics-port", "0", "--flush-interval-ms", "20000", NULL};
+    const char *worker[] = {harness_bin("sluice-worker"),
+                            "--sources",
+                            "mem",
+                            "--idle-exit-ms",
+                            "2000",
+                            "--metrics-port",
+                            "0",
+                            "--flush-interval-ms",
+                            "20000",
+                            NULL};
     rc = harness_run_peak_rss(worker, err, sizeof err, TIMEOUT_MS, worker_kb);
     if (rc != 0)
         fail_msg("worker exited %d: %s", rc, err);
@@ -417,10 +425,9 @@ static void test_memory_bounded_in_bytes(void **state)
     else
         unsetenv("ASAN_OPTIONS");
     free(saved_asan);
-    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE source = 'mem'"),
-                     2 * BIG_EVENTS);
-    print_message("peak RSS (kB): producer %ld small, %ld big; worker %ld small, %ld big\n", p0,
-                  p1, w0, w1);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE source = 'mem'"), 2 * BIG_EVENTS);
+    print_message("peak RSS (kB): producer %ld small, %ld big; worker %ld small, %ld big\n", p0, p1,
+                  w0, w1);
 
     /* Worker: the batch (batch_max_bytes, 8 MiB, plus the event that
      * crossed it) is held three times at most: its arena, the COPY
@@ -557,9 +564,12 @@ static void test_every_log_entry_is_one_line(void **state)
     char log[600];
     snprintf(log, sizeof log, "%s/oneline.log", workdir);
     unlink(log);
-    const char *argv[] = {harness_bin("sluice-worker"), "--pg-dsn",
+    const char *argv[] = {harness_bin("sluice-worker"),
+                          "--pg-dsn",
                           "postgresql://sluice@127.0.0.1:1/sluice?connect_timeout=2",
-                          "--metrics-port", "0", NULL};
+                          "--metrics-port",
+                          "0",
+                          NULL};
     pid_t pid = harness_spawn(argv, log);
     if (!harness_wait_for(retried_twice, log, 60000))
         fail_msg("the worker never reported the refused connection: %s", harness_slurp(log));
@@ -577,8 +587,8 @@ static void test_every_log_entry_is_one_line(void **state)
         /* 2026-11-29T10:00:00.123Z level component: ... */
         if (end - line < 25 || line[4] != '-' || line[10] != 'T' || line[23] != 'Z' ||
             line[24] != ' ')
-            fail_msg("line %d is not a log entry of its own: '%.*s'", lines + 1,
-                     (int)(end - line), line);
+            fail_msg("line %d is not a log entry of its own: '%.*s'", lines + 1, (int)(end - line),
+                     line);
         line = end + 1;
     }
     assert_true(lines >= 3);

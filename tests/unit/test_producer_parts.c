@@ -173,9 +173,9 @@ static void test_flat_list_must_match_sections(void **state)
     cfg_sections secs;
     source_defs defs;
     char err[512] = "";
-    assert_int_equal(build_with("[source a]\nadapter = stdin\n", "a,newsrc", "", &secs, &defs, err,
-                                sizeof err),
-                     -1);
+    assert_int_equal(
+        build_with("[source a]\nadapter = stdin\n", "a,newsrc", "", &secs, &defs, err, sizeof err),
+        -1);
     cfg_sections_free(&secs);
     if (!strstr(err, "sources: 'newsrc' has no [source newsrc] section in"))
         fail_msg("unexpected error: %s", err);
