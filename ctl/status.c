@@ -1,8 +1,8 @@
 /*
  * status: the pipeline on one screen, or as one JSON object (--json).
  *
- * Per source: its queue (depth, consumers, publish and deliver rates, from
- * the management API), the last event stored (how long ago, and its
+ * Per source: its queue (ready messages and consumers from AMQP, exact;
+ * publish and deliver rates from the management API, which samples them), the last event stored (how long ago, and its
  * end-to-end lag: stored_at - produced_at) and the events stored in the
  * last hour; then ingest_errors by source and reason, the dead letters by
  * source and reason and the alerts by state.
@@ -196,18 +196,38 @@ done:
     PQfinish(db);
 }
 
-/* Reads up to dead_scan_max dead letters without acknowledging any, then
- * hands them all back. */
-static void read_dead(const ctl_env *env, status *st)
+/* Ready messages and consumers of the source queues as the broker sees
+ * them now (the management API's figures are samples, seconds old), then
+ * up to dead_scan_max dead letters, read without acknowledging any and all
+ * handed back. */
+static void read_broker(const ctl_env *env, status *st)
 {
     char err[1024];
     size_t next = 0;
     mq_conn *c = mq_connect_any(&env->urls, &next, (int)env->s->heartbeat, 5000, err, sizeof err);
     if (!c) {
-        part_failed(st, "dead letters", err);
+        part_failed(st, "RabbitMQ", err);
         return;
     }
     amqp_connection_state_t a = mq_amqp(c);
+    for (size_t i = 0; i < st->nrows; i++) {
+        mgmt_queue *q = &st->rows[i].q;
+        if (!st->rows[i].have_q || !q->found)
+            continue; /* a passive declare of a missing queue closes the channel */
+        char name[128];
+        snprintf(name, sizeof name, SLUICE_QUEUE_PREFIX "%s", st->rows[i].name);
+        amqp_queue_declare_ok_t *ok = amqp_queue_declare(a, MQ_CHANNEL, amqp_cstring_bytes(name),
+                                                         1, 0, 0, 0, amqp_empty_table);
+        if (mq_check(c, amqp_get_rpc_reply(a), name, err, sizeof err) != 0) {
+            part_failed(st, "RabbitMQ", err);
+            mq_close(c);
+            return;
+        }
+        long unacked = q->messages - q->ready; /* only the API knows; sampled */
+        q->ready = (long)ok->message_count;
+        q->consumers = (long)ok->consumer_count;
+        q->messages = q->ready + (unacked > 0 ? unacked : 0);
+    }
     amqp_bytes_t queue = amqp_cstring_bytes(SLUICE_QUEUE_DEAD);
     amqp_queue_declare_ok_t *ok = amqp_queue_declare(a, MQ_CHANNEL, queue, 1, 0, 0, 0,
                                                      amqp_empty_table);
@@ -271,7 +291,7 @@ static void print_table(const ctl_env *env, const status *st)
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
     printf("sluice status at %s\n\n", when);
-    printf("%-16s %9s %5s %9s %9s  %-19s %8s %8s %10s\n", "SOURCE", "QUEUED", "CONS", "IN/s",
+    printf("%-16s %9s %5s %9s %9s  %-19s %8s %8s %10s\n", "SOURCE", "READY", "CONS", "IN/s",
            "OUT/s", "LAST STORED (UTC)", "AGO", "E2E LAG", "STORED 1h");
     for (size_t i = 0; i < st->nrows; i++) {
         const source_row *r = &st->rows[i];
@@ -280,7 +300,7 @@ static void print_table(const ctl_env *env, const status *st)
         if (r->have_q && !r->q.found)
             snprintf(queued, sizeof queued, "no queue");
         else if (r->have_q) {
-            snprintf(queued, sizeof queued, "%ld", r->q.messages);
+            snprintf(queued, sizeof queued, "%ld", r->q.ready);
             snprintf(cons, sizeof cons, "%ld", r->q.consumers);
             snprintf(in, sizeof in, "%.1f", r->q.publish_rate);
             snprintf(out, sizeof out, "%.1f", r->q.deliver_rate);
@@ -406,7 +426,7 @@ int ctl_status(const ctl_env *env)
     }
     read_queues(env, &st);
     read_warehouse(env, &st);
-    read_dead(env, &st);
+    read_broker(env, &st);
     if (env->s->json)
         print_json(&st);
     else
