@@ -29,14 +29,13 @@ PGconn *db_connect(const char *dsn, char *err, size_t errlen)
     return NULL;
 }
 
-PGresult *db_query(PGconn *db, ExecStatusType want, const char *what, const char *sql,
-                   int nparams, const char *const *params, char *err, size_t errlen)
+PGresult *db_query(PGconn *db, ExecStatusType want, const char *what, const char *sql, int nparams,
+                   const char *const *params, char *err, size_t errlen)
 {
     PGresult *r = PQexecParams(db, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) == want)
         return r;
-    snprintf(err, errlen, "%s: %s", what,
-             r ? PQresultErrorMessage(r) : PQerrorMessage(db));
+    snprintf(err, errlen, "%s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(db));
     one_line(err);
     PQclear(r);
     return NULL;

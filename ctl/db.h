@@ -16,8 +16,8 @@ PGconn *db_connect(const char *dsn, char *err, size_t errlen);
  * returns its result if its status is `want`; otherwise clears it, fills
  * err with "<what>: <server's message>" on one line and returns NULL. The
  * result is the caller's: free with PQclear(). */
-PGresult *db_query(PGconn *db, ExecStatusType want, const char *what, const char *sql,
-                   int nparams, const char *const *params, char *err, size_t errlen);
+PGresult *db_query(PGconn *db, ExecStatusType want, const char *what, const char *sql, int nparams,
+                   const char *const *params, char *err, size_t errlen);
 
 /* Runs a command without parameters and result (BEGIN, COMMIT, ...).
  * Returns 0, or -1 with err as db_query. */

@@ -21,13 +21,11 @@ typedef struct dead_info {
     char reason[256]; /* cut to fit */
 } dead_info;
 
-void dead_info_read(amqp_bytes_t routing_key, const amqp_basic_properties_t *props,
-                    dead_info *out);
+void dead_info_read(amqp_bytes_t routing_key, const amqp_basic_properties_t *props, dead_info *out);
 
 /* The text of header `key` (a UTF-8 or byte string) into out, cut to cap.
  * Returns 1 if present, 0 if not (out is then ""). */
-int dead_header_text(const amqp_basic_properties_t *props, const char *key, char *out,
-                     size_t cap);
+int dead_header_text(const amqp_basic_properties_t *props, const char *key, char *out, size_t cap);
 
 /* The integer header `key` (any integer kind); `fallback` if absent. */
 int64_t dead_header_int(const amqp_basic_properties_t *props, const char *key, int64_t fallback);

@@ -83,8 +83,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "%s: missing command: status, replay-dead or reprocess-errors (see "
-                        "--help)\n",
+        fprintf(stderr,
+                "%s: missing command: status, replay-dead or reprocess-errors (see "
+                "--help)\n",
                 program);
         return EXIT_USAGE;
     }

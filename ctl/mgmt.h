@@ -9,8 +9,8 @@
 #include <stddef.h>
 
 typedef struct mgmt_queue {
-    int found;      /* 0: the API answered 404 (no such queue) */
-    long messages;  /* ready + unacknowledged */
+    int found;     /* 0: the API answered 404 (no such queue) */
+    long messages; /* ready + unacknowledged */
     long ready;
     long consumers;
     double publish_rate; /* messages/s into the queue, as the API averages them */

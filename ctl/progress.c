@@ -29,9 +29,9 @@ void progress_update(progress *p, uint64_t done, const char *note)
     int fill = p->total ? (int)(done * BAR_WIDTH / p->total) : BAR_WIDTH;
     if (fill > BAR_WIDTH)
         fill = BAR_WIDTH;
-    fprintf(stderr, "\r%s [%.*s%*s] %llu/%llu %s", p->what, fill,
-            "##############################", BAR_WIDTH - fill, "", (unsigned long long)done,
-            (unsigned long long)p->total, note ? note : "");
+    fprintf(stderr, "\r%s [%.*s%*s] %llu/%llu %s", p->what, fill, "##############################",
+            BAR_WIDTH - fill, "", (unsigned long long)done, (unsigned long long)p->total,
+            note ? note : "");
     fflush(stderr);
 }
 

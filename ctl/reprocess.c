@@ -71,8 +71,8 @@ static int still_failing(PGconn *db, const char *id, const char *reason, const c
                          char *err, size_t errlen)
 {
     const char *params[3] = {id, reason, detail};
-    PGresult *r = db_query(db, PGRES_COMMAND_OK, "recording the new reason", still_failing_sql,
-                           3, params, err, errlen);
+    PGresult *r = db_query(db, PGRES_COMMAND_OK, "recording the new reason", still_failing_sql, 3,
+                           params, err, errlen);
     PQclear(r);
     return r ? 0 : -1;
 }
@@ -96,8 +96,8 @@ static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, int 
         char detail[128];
         snprintf(detail, sizeof detail, "reprocessed: the body is still %s",
                  event_verdict_reason(verdict));
-        rc = still_failing(db, id, event_verdict_reason(verdict), detail, err, errlen) == 0 ? 0
-                                                                                          : -1;
+        rc =
+            still_failing(db, id, event_verdict_reason(verdict), detail, err, errlen) == 0 ? 0 : -1;
         goto done;
     }
     char *body = malloc(raw_len + 1);
@@ -107,8 +107,8 @@ static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, int 
     }
     memcpy(body, raw, raw_len);
     body[raw_len] = '\0';
-    const char *stage[5] = {PQgetvalue(rows, i, 1), PQgetvalue(rows, i, 2),
-                            PQgetvalue(rows, i, 3), body, PQgetvalue(rows, i, 5)};
+    const char *stage[5] = {PQgetvalue(rows, i, 1), PQgetvalue(rows, i, 2), PQgetvalue(rows, i, 3),
+                            body, PQgetvalue(rows, i, 5)};
     const char *del[1] = {id};
     char why[1024] = "";
     const char *state = NULL;
@@ -187,8 +187,7 @@ int ctl_reprocess_errors(const ctl_env *env)
                  "SELECT to_regproc('sluice_apply_normalizers') IS NOT NULL,"
                  " (SELECT count(*) FROM ingest_errors WHERE id > $1 AND ($2 = '' OR reason = $2)"
                  " AND ($3 = '' OR source = $3) AND ($4::bigint = 0 OR id <= $4::bigint))",
-                 4, (const char *const[]){last_id, s->reason, s->source, max_id}, err,
-                 sizeof err);
+                 4, (const char *const[]){last_id, s->reason, s->source, max_id}, err, sizeof err);
     if (!r)
         goto done;
     int normalize = PQgetvalue(r, 0, 0)[0] == 't';

@@ -2,10 +2,10 @@
  * status: the pipeline on one screen, or as one JSON object (--json).
  *
  * Per source: its queue (ready messages and consumers from AMQP, exact;
- * publish and deliver rates from the management API, which samples them), the last event stored (how long ago, and its
- * end-to-end lag: stored_at - produced_at) and the events stored in the
- * last hour; then ingest_errors by source and reason, the dead letters by
- * source and reason and the alerts by state.
+ * publish and deliver rates from the management API, which samples them), the last event stored
+ * (how long ago, and its end-to-end lag: stored_at - produced_at) and the events stored in the last
+ * hour; then ingest_errors by source and reason, the dead letters by source and reason and the
+ * alerts by state.
  *
  * Dead letters carry their reason in a header, which neither the
  * management API nor a queue declaration shows: status reads up to
@@ -59,8 +59,7 @@ typedef struct status {
     int failures;
 } status;
 
-static int tally_add(tally **t, size_t *n, const char *source, const char *reason,
-                     long long count)
+static int tally_add(tally **t, size_t *n, const char *source, const char *reason, long long count)
 {
     for (size_t i = 0; i < *n; i++) {
         if (strcmp((*t)[i].source, source) == 0 && strcmp((*t)[i].reason, reason) == 0) {
@@ -155,8 +154,7 @@ static void read_warehouse(const ctl_env *env, status *st)
     }
     strcat(list, "}");
     const char *params[1] = {list};
-    r = db_query(db, PGRES_TUPLES_OK, "reading events", per_source_sql, 1, params, err,
-                 sizeof err);
+    r = db_query(db, PGRES_TUPLES_OK, "reading events", per_source_sql, 1, params, err, sizeof err);
     if (!r) {
         part_failed(st, "warehouse", err);
         goto done;
@@ -216,8 +214,8 @@ static void read_broker(const ctl_env *env, status *st)
             continue; /* a passive declare of a missing queue closes the channel */
         char name[128];
         snprintf(name, sizeof name, SLUICE_QUEUE_PREFIX "%s", st->rows[i].name);
-        amqp_queue_declare_ok_t *ok = amqp_queue_declare(a, MQ_CHANNEL, amqp_cstring_bytes(name),
-                                                         1, 0, 0, 0, amqp_empty_table);
+        amqp_queue_declare_ok_t *ok = amqp_queue_declare(a, MQ_CHANNEL, amqp_cstring_bytes(name), 1,
+                                                         0, 0, 0, amqp_empty_table);
         if (mq_check(c, amqp_get_rpc_reply(a), name, err, sizeof err) != 0) {
             part_failed(st, "RabbitMQ", err);
             mq_close(c);
@@ -229,8 +227,8 @@ static void read_broker(const ctl_env *env, status *st)
         q->messages = q->ready + (unacked > 0 ? unacked : 0);
     }
     amqp_bytes_t queue = amqp_cstring_bytes(SLUICE_QUEUE_DEAD);
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(a, MQ_CHANNEL, queue, 1, 0, 0, 0,
-                                                     amqp_empty_table);
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(a, MQ_CHANNEL, queue, 1, 0, 0, 0, amqp_empty_table);
     if (mq_check(c, amqp_get_rpc_reply(a), "looking up " SLUICE_QUEUE_DEAD, err, sizeof err) != 0)
         goto fail;
     st->dead_total = (long)ok->message_count;

@@ -38,11 +38,13 @@ struct metrics {
 };
 
 static const char *const count_names[COUNT_KINDS] = {
-    "sluice_events_consumed_total", "sluice_events_stored_total", "sluice_events_duplicate_total",
-    "sluice_events_rejected_total", "sluice_events_dead_lettered_total",
-    "sluice_alerts_raised_total",   "sluice_alerts_suppressed_total"};
+    "sluice_events_consumed_total",      "sluice_events_stored_total",
+    "sluice_events_duplicate_total",     "sluice_events_rejected_total",
+    "sluice_events_dead_lettered_total", "sluice_alerts_raised_total",
+    "sluice_alerts_suppressed_total"};
 static const char *const count_help[COUNT_KINDS] = {
-    "Deliveries taken from the source queues.", "Events newly stored in the events table.",
+    "Deliveries taken from the source queues.",
+    "Events newly stored in the events table.",
     "Events already stored (redeliveries, republished copies), absorbed by msg_id.",
     "Events recorded in ingest_errors (invalid or refused by the database).",
     "Messages published to sluice.dead after bounded retries.",

@@ -32,7 +32,7 @@ typedef struct worker {
     event_validator *validator;
     retries *failures;
     deadletter *dead;
-    alerting *alerts; /* NULL without rules */
+    alerting *alerts;   /* NULL without rules */
     rule_set *reloaded; /* rules read on SIGHUP, in force instead of cfg->rules; owned */
     batch pending;
     worker_stats stats;

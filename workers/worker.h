@@ -26,7 +26,7 @@ typedef struct worker_config {
     long max_retries;
     long stats_interval_ms;
     long idle_exit_ms;
-    const rule_set *rules; /* NULL: no event detection (nothing parsed) */
+    const rule_set *rules;  /* NULL: no event detection (nothing parsed) */
     const char *rules_path; /* the file `rules` came from, re-read on SIGHUP; NULL: none */
 } worker_config;
 

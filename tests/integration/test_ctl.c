@@ -118,8 +118,8 @@ static int ctl(const char *args, char *out, size_t cap)
 
 static void run_worker_until_idle(void)
 {
-    const char *argv[] = {harness_bin("sluice-worker"), "--idle-exit-ms", "1500",
-                          "--metrics-port", "0", NULL};
+    const char *argv[] = {
+        harness_bin("sluice-worker"), "--idle-exit-ms", "1500", "--metrics-port", "0", NULL};
     char err[16384];
     if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
         fail_msg("worker failed: %s", err);
@@ -304,9 +304,8 @@ static void test_reprocess_stores_what_was_fixed(void **state)
                      1);
 
     /* A row that now fails for another reason takes that reason. */
-    assert_int_equal(ctl("reprocess-errors --source sensors --max-message-bytes 12", out,
-                         sizeof out),
-                     0);
+    assert_int_equal(
+        ctl("reprocess-errors --source sensors --max-message-bytes 12", out, sizeof out), 0);
     assert_non_null(strstr(out, "reprocessed 2 ingest_errors rows: 0 stored as events, 2 failed"));
     pg_text("SELECT reason FROM ingest_errors WHERE convert_from(raw, 'UTF8') LIKE '%\"c\"%'",
             detail, sizeof detail);
@@ -354,8 +353,8 @@ static void test_status_reports_every_part(void **state)
 {
     (void)state;
     /* sluice's producer sets x-produced-at-us: the lag is known. */
-    const char *producer[] = {harness_bin("sluice-producer"), "--source", "orders", "--count",
-                              "2", NULL};
+    const char *producer[] = {
+        harness_bin("sluice-producer"), "--source", "orders", "--count", "2", NULL};
     assert_int_equal(harness_run(producer, NULL, 0, TIMEOUT_MS), 0);
     harness_amqp_publish("src.orders", "[1]"); /* not an object */
     run_worker_until_idle();
@@ -417,8 +416,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_replay_filters_and_keeps_the_rest_in_order, reset,
                                         cleanup),
-        cmocka_unit_test_setup_teardown(test_replay_killed_midway_loses_and_doubles_nothing,
-                                        reset, cleanup),
+        cmocka_unit_test_setup_teardown(test_replay_killed_midway_loses_and_doubles_nothing, reset,
+                                        cleanup),
         cmocka_unit_test_setup_teardown(test_reprocess_stores_what_was_fixed, reset,
                                         restore_normalizer),
         cmocka_unit_test_setup_teardown(test_status_reports_every_part, reset, cleanup),

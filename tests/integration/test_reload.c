@@ -134,8 +134,8 @@ static void test_sighup_reloads_rules_without_losing_events(void **state)
 {
     (void)state;
     write_file(rules_path, rules_big);
-    const char *worker[] = {harness_bin("sluice-worker"), "--rules", rules_path,
-                            "--metrics-port", harness_port_text(8), NULL};
+    const char *worker[] = {harness_bin("sluice-worker"), "--rules", rules_path, "--metrics-port",
+                            harness_port_text(8),         NULL};
     pid_t pool = harness_spawn(worker, log_path);
     harness_wait_log(log_path, "worker.0: consuming", 1, TIMEOUT_MS);
     int child = harness_worker_pid(log_path, 0);
@@ -144,8 +144,16 @@ static void test_sighup_reloads_rules_without_losing_events(void **state)
     /* A stream of orders; the rules change under it. */
     char count[16];
     snprintf(count, sizeof count, "%d", STREAM_EVENTS);
-    const char *producer[] = {harness_bin("sluice-producer"), "--source", "orders", "--count",
-                              count, "--rate", "1500", "--seed", "5", NULL};
+    const char *producer[] = {harness_bin("sluice-producer"),
+                              "--source",
+                              "orders",
+                              "--count",
+                              count,
+                              "--rate",
+                              "1500",
+                              "--seed",
+                              "5",
+                              NULL};
     pid_t prod = harness_spawn(producer, log_path);
     long long some = STREAM_EVENTS / 4;
     assert_true(harness_wait_for(events_reached, &some, TIMEOUT_MS));
@@ -176,8 +184,8 @@ static void test_sighup_reloads_rules_without_losing_events(void **state)
 
     /* A file with a mistake: the same line as at start, the rules stay. */
     write_file(bad_path, rules_bad);
-    const char *bad_start[] = {harness_bin("sluice-worker"), "--rules", bad_path,
-                               "--metrics-port", "0", NULL};
+    const char *bad_start[] = {
+        harness_bin("sluice-worker"), "--rules", bad_path, "--metrics-port", "0", NULL};
     char start_err[2048];
     assert_int_equal(harness_run(bad_start, start_err, sizeof start_err, 30000), 2);
     const char *prefix = "sluice-worker: ";
