@@ -1,23 +1,32 @@
 /*
  * replay-dead: moves messages of sluice.dead back to their source's queue.
  *
- * One pass over the messages that were in sluice.dead when it started, one
- * message at a time: basic.get (unacknowledged), publish to
- * sluice.q.<source> through the default exchange with publisher confirms
- * and the mandatory flag, wait for the confirm, then basic.ack, so a dead
- * letter leaves sluice.dead only once its copy is safe in the source
- * queue. A message that does not pass the filters (or names no source:
- * an alert the notifier gave up on) is held unacknowledged until the pass
- * ends and then handed back with one nack (requeue): RabbitMQ puts such
- * messages back at their places, so what stays keeps its order, and the
- * pass never sees it twice.
+ * One pass over the messages that were in sluice.dead when it started.
+ * Each is taken with basic.get (unacknowledged) on one connection and
+ * published to sluice.q.<source> through the default exchange, with the
+ * mandatory flag, by a publisher with confirms on another; only when the
+ * broker confirms the copy is the dead letter acknowledged (removed). Up
+ * to REPLAY_WINDOW copies are in flight at once: waiting for each confirm
+ * in turn would cost a disk sync of the broker per message.
  *
- * Interrupted (SIGINT/SIGTERM: stops after the message in hand; killed:
- * the broker takes back every unacknowledged message), nothing is lost: a
- * message is acked only after its confirm. One may be doubled in transit,
- * published and confirmed but not yet acked when the connection went: it
- * returns to sluice.dead and a later replay publishes it again, with the
- * same message_id, so the warehouse stores it once.
+ * A copy the broker returns (its queue was deleted) is not acknowledged,
+ * nor is any copy confirmed after it: the broker sends basic.return before
+ * the confirm of the same message, so no returned message is ever taken
+ * for delivered; replay stops with exit 1 and those dead letters go back
+ * to sluice.dead.
+ *
+ * A message that does not pass the filters (or names no source: an alert
+ * the notifier gave up on) is held unacknowledged until the pass ends and
+ * then handed back with one nack (requeue): RabbitMQ puts such messages
+ * back at their places, so what stays keeps its order, and the pass never
+ * sees it twice.
+ *
+ * Interrupted, nothing is lost: SIGINT/SIGTERM stops taking messages and
+ * waits for the confirms of those in flight, so each ends in exactly one
+ * queue. Killed, the broker takes back every unacknowledged dead letter,
+ * including up to REPLAY_WINDOW whose copies already reached the source
+ * queue: a later replay publishes them again, with the same message_id,
+ * so the warehouse stores each once.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,14 +41,42 @@
 #include "publisher.h"
 
 #define CONFIRM_TIMEOUT_MS 30000
+#define REPLAY_WINDOW 256 /* copies published and not yet confirmed */
 
 typedef struct replay {
     const ctl_env *env;
-    mq_conn *conn;
+    mq_conn *conn;     /* basic.get, ack and nack on sluice.dead */
+    mq_conn *pub_conn; /* the publisher's, so confirms never mix with deliveries */
     publisher *pub;
     uint64_t replayed, held;
     uint64_t last_held_tag; /* the nack that hands the held ones back names it */
+    int failed;             /* a copy was returned or an ack failed: stop */
+    char why[512];          /* why `failed` */
 } replay;
+
+/* Confirm handler: position is the dead letter's delivery tag. Confirms
+ * arrive in publishing order, each message's return before its confirm. */
+static void on_confirmed(void *arg, void *owner, uint64_t tag)
+{
+    (void)owner;
+    replay *r = arg;
+    if (r->failed)
+        return; /* left unacknowledged: goes back to sluice.dead */
+    if (publisher_get_stats(r->pub)->returned > 0) {
+        r->failed = 1;
+        snprintf(r->why, sizeof r->why,
+                 "the broker returned a copy: its source queue does not exist (has sluice-setup "
+                 "run with that source?)");
+        return;
+    }
+    int status = amqp_basic_ack(mq_amqp(r->conn), MQ_CHANNEL, tag, 0);
+    if (status != AMQP_STATUS_OK) {
+        r->failed = 1;
+        mq_fail(r->conn, status, "acknowledging a replayed dead letter", r->why, sizeof r->why);
+        return;
+    }
+    r->replayed++;
+}
 
 /* The message's id, or the one a worker would derive for it. */
 static void message_id(const amqp_message_t *msg, const char *source, char *out, size_t cap)
@@ -55,10 +92,10 @@ static void message_id(const amqp_message_t *msg, const char *source, char *out,
     snprintf(out, cap, "%s", derived);
 }
 
-/* Publishes one dead letter to its source queue and waits for the
- * confirm. Returns 0 once the broker holds it, -1 with err otherwise. */
-static int republish(replay *r, const amqp_message_t *msg, const dead_info *info, char *err,
-                     size_t errlen)
+/* Publishes one dead letter's copy to its source queue (acknowledged in
+ * on_confirmed). Returns 0 once taken, -1 with err otherwise. */
+static int republish(replay *r, const amqp_message_t *msg, const dead_info *info, uint64_t tag,
+                     char *err, size_t errlen)
 {
     char queue[128], id[512];
     snprintf(queue, sizeof queue, SLUICE_QUEUE_PREFIX "%s", info->source);
@@ -71,21 +108,9 @@ static int republish(replay *r, const amqp_message_t *msg, const dead_info *info
                      .source = info->source,
                      .body = msg->body.bytes,
                      .body_len = msg->body.len,
-                     .produced_at_us = produced};
-    uint64_t returned = publisher_get_stats(r->pub)->returned;
-    if (publisher_publish(r->pub, &m, err, errlen) != 0)
-        return -1;
-    int drained = publisher_drain(r->pub, CONFIRM_TIMEOUT_MS, err, errlen);
-    if (drained == 1)
-        snprintf(err, errlen, "no confirm from the broker within %d ms", CONFIRM_TIMEOUT_MS);
-    if (drained != 0)
-        return -1;
-    if (publisher_get_stats(r->pub)->returned != returned) {
-        snprintf(err, errlen, "queue %s does not exist (has sluice-setup run with source %s?)",
-                 queue, info->source);
-        return -1;
-    }
-    return 0;
+                     .produced_at_us = produced,
+                     .position = tag};
+    return publisher_publish(r->pub, &m, err, errlen);
 }
 
 /* Takes the next message of sluice.dead and replays or holds it. Returns 1
@@ -115,14 +140,11 @@ static int step(replay *r, char *err, size_t errlen)
     if (!info.source[0] || !dead_info_matches(&info, s->source, s->reason)) {
         r->held++; /* handed back in order when the pass ends */
         r->last_held_tag = tag;
-    } else if (republish(r, &msg, &info, err, errlen) != 0) {
+    } else if (republish(r, &msg, &info, tag, err, errlen) != 0) {
         rc = -1;
-    } else {
-        int status = amqp_basic_ack(st, MQ_CHANNEL, tag, 0);
-        if (status != AMQP_STATUS_OK)
-            rc = mq_fail(r->conn, status, "acknowledging a replayed dead letter", err, errlen);
-        else
-            r->replayed++;
+    } else if (r->failed) {
+        snprintf(err, errlen, "%s", r->why);
+        rc = -1;
     }
     amqp_destroy_message(&msg);
     return rc;
@@ -145,27 +167,32 @@ int ctl_replay_dead(const ctl_env *env)
     char err[1024] = "";
     size_t next = 0;
     int rc = 1;
+    long total = 0;
+    uint64_t seen = 0;
     replay r = {.env = env};
     if (*s->source && !source_name_valid(s->source)) {
         fprintf(stderr, "sluice-ctl: --source: bad source name '%s' (allowed: [a-z0-9_-]{1,64})\n",
                 s->source);
         return 2;
     }
-    r.pub = publisher_new("", "sluice-ctl", 1);
+    r.pub = publisher_new("", "sluice-ctl", REPLAY_WINDOW);
     if (!r.pub) {
         log_error("out of memory");
         return 1;
     }
+    publisher_on_confirm(r.pub, on_confirmed, &r);
     r.conn = mq_connect_any(&env->urls, &next, (int)s->heartbeat, 5000, err, sizeof err);
-    if (!r.conn || publisher_attach(r.pub, r.conn, err, sizeof err) != 0)
+    if (!r.conn)
         goto done;
-    long total = dead_count(&r, err, sizeof err);
+    r.pub_conn = mq_connect_any(&env->urls, &next, (int)s->heartbeat, 5000, err, sizeof err);
+    if (!r.pub_conn || publisher_attach(r.pub, r.pub_conn, err, sizeof err) != 0)
+        goto done;
+    total = dead_count(&r, err, sizeof err);
     if (total < 0)
         goto done;
     progress bar;
     progress_start(&bar, "replaying " SLUICE_QUEUE_DEAD, (uint64_t)total);
     int got = 1;
-    uint64_t seen = 0;
     while (seen < (uint64_t)total && !shutdown_requested && (got = step(&r, err, sizeof err)) > 0) {
         seen++;
         char note[64];
@@ -173,7 +200,23 @@ int ctl_replay_dead(const ctl_env *env)
         progress_update(&bar, seen, note);
     }
     progress_end(&bar);
-    if (got < 0)
+    /* The copies in flight are confirmed (and their dead letters acked)
+     * even after a signal, so each message ends in exactly one queue. */
+    char why[512];
+    int drained = publisher_drain(r.pub, CONFIRM_TIMEOUT_MS, why, sizeof why);
+    if (drained != 0) {
+        if (drained == 1)
+            snprintf(why, sizeof why, "no confirm from the broker within %d ms",
+                     CONFIRM_TIMEOUT_MS);
+        snprintf(err, sizeof err, "%s", why);
+        goto done;
+    }
+    if (r.failed) {
+        snprintf(err, sizeof err, "%s", r.why);
+        goto done;
+    }
+    /* publish gives up waiting for room in the window on a signal */
+    if (got < 0 && !shutdown_requested)
         goto done;
     /* Hand back every message held, at their places in the queue. */
     if (r.held) {
@@ -189,11 +232,13 @@ int ctl_replay_dead(const ctl_env *env)
 done:
     if (rc != 0)
         log_error("replay-dead failed after replaying %" PRIu64 ": %s", r.replayed, err);
-    printf("replayed %" PRIu64 " dead letters to their source queues; %" PRIu64
-           " left in " SLUICE_QUEUE_DEAD " (filtered out or not a source event)\n",
-           r.replayed, r.held);
+    uint64_t untouched = total > 0 && (uint64_t)total > seen ? (uint64_t)total - seen : 0;
+    printf("replayed %" PRIu64 " dead letters to their source queues; kept in " SLUICE_QUEUE_DEAD
+           ": %" PRIu64 " filtered out or not a source event, %" PRIu64 " not reached\n",
+           r.replayed, r.held, untouched);
     publisher_detach(r.pub);
-    mq_close(r.conn);
+    mq_close(r.pub_conn);
+    mq_close(r.conn); /* the broker takes back what was not acknowledged */
     publisher_free(r.pub);
     return rc;
 }

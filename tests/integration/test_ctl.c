@@ -23,6 +23,8 @@
 
 #include "deadletter.h"
 #include "harness.h"
+#include "mq.h"
+#include "publisher.h"
 
 #define TIMEOUT_MS 120000
 #define INTERRUPTED_EVENTS 3000
@@ -43,11 +45,18 @@ static int setup_stack(void **state)
     return 0;
 }
 
+/* Empties a queue with queue.purge (thousands of dead letters are left by
+ * the interruption tests). */
 static void purge(const char *queue)
 {
-    char body[64], value[8];
-    while (queue_get(queue, body, sizeof body, "x", value, sizeof value))
-        ;
+    char err[512];
+    mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
+    if (!c)
+        fail_msg("purging %s: %s", queue, err);
+    amqp_queue_purge(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue));
+    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), queue, err, sizeof err) != 0)
+        fail_msg("purging %s", err);
+    mq_close(c);
 }
 
 static int reset(void **state)
@@ -102,6 +111,38 @@ static void dead_close(dead_writer *w)
     strlist_free(&w->urls);
 }
 
+/* Many dead letters of orders at once, with a window of confirms (one
+ * round trip each would take most of the test's time): routing key
+ * src.orders, ids <prefix>-<i>, bodies {"n":i}, no reason header. */
+static void dead_put_many(const char *prefix, int n)
+{
+    char err[512];
+    mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
+    publisher *p = publisher_new("sluice.dlx", "test_ctl", 512);
+    assert_non_null(p);
+    if (!c || publisher_attach(p, c, err, sizeof err) != 0)
+        fail_msg("publishing dead letters: %s", err);
+    for (int i = 0; i < n; i++) {
+        char id[32], body[64];
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        snprintf(body, sizeof body, "{\"n\":%d}", i);
+        pub_message m = {.routing_key = "src.orders",
+                         .message_id = id,
+                         .source = "orders",
+                         .body = body,
+                         .body_len = strlen(body),
+                         .produced_at_us = 1};
+        if (publisher_publish(p, &m, err, sizeof err) != 0)
+            fail_msg("publishing dead letters: %s", err);
+    }
+    if (publisher_drain(p, 60000, err, sizeof err) != 0)
+        fail_msg("dead letters not confirmed: %s", err);
+    publisher_detach(p);
+    publisher_free(p);
+    mq_close(c);
+    assert_int_equal(queue_ready("sluice.dead"), n);
+}
+
 /* Runs sluice-ctl with args (a string of flags), stdout into out. Returns
  * its exit code. */
 static int ctl(const char *args, char *out, size_t cap)
@@ -153,7 +194,8 @@ static void test_replay_filters_and_keeps_the_rest_in_order(void **state)
     char out[1024];
     assert_int_equal(ctl("replay-dead --source orders --reason boom", out, sizeof out), 0);
     assert_non_null(strstr(out, "replayed 3 dead letters"));
-    assert_non_null(strstr(out, "3 left in sluice.dead"));
+    assert_non_null(
+        strstr(out, "kept in sluice.dead: 3 filtered out or not a source event, 0 not reached"));
     assert_int_equal(queue_ready("sluice.q.orders"), 3);
     assert_int_equal(queue_ready("sluice.q.sensors"), 0);
 
@@ -172,6 +214,17 @@ static void test_replay_filters_and_keeps_the_rest_in_order(void **state)
     /* Nothing left to replay: a second run moves nothing. */
     assert_int_equal(ctl("replay-dead", out, sizeof out), 0);
     assert_non_null(strstr(out, "replayed 0 dead letters"));
+
+    /* A source without a queue: the broker returns the copy, the dead
+     * letter stays, and the exit code says so. */
+    dead_open(&w);
+    dead_put(&w, "src.ghost", "g1", "ghost", "boom", "{\"n\":7}");
+    dead_close(&w);
+    assert_int_equal(ctl("replay-dead --source ghost", out, sizeof out), 1);
+    assert_non_null(strstr(out, "replayed 0 dead letters"));
+    harness_wait_log(log_path, "its source queue does not exist", 1, 10000);
+    drain_bodies("sluice.dead", left, sizeof left);
+    assert_string_equal(left, "{\"n\":7}|");
 
     /* Bad usage is refused before anything moves. */
     assert_int_equal(ctl("replay-dead --source 'Not A Source'", out, sizeof out), 2);
@@ -192,15 +245,7 @@ static int all_accounted(void *arg)
 static void test_replay_killed_midway_loses_and_doubles_nothing(void **state)
 {
     (void)state;
-    dead_writer w;
-    dead_open(&w);
-    for (int i = 0; i < INTERRUPTED_EVENTS; i++) {
-        char id[32], body[64];
-        snprintf(id, sizeof id, "k-%d", i);
-        snprintf(body, sizeof body, "{\"n\":%d}", i);
-        dead_put(&w, "src.orders", id, "orders", "boom", body);
-    }
-    dead_close(&w);
+    dead_put_many("k", INTERRUPTED_EVENTS);
 
     const char *argv[] = {harness_bin("sluice-ctl"), "replay-dead", NULL};
     pid_t pid = harness_spawn(argv, log_path);
@@ -209,13 +254,14 @@ static void test_replay_killed_midway_loses_and_doubles_nothing(void **state)
     assert_int_equal(harness_wait(pid, 30000), -1);
 
     /* The broker took back what was unacknowledged: every message is in
-     * one queue or the other, at most the one in flight in both. */
+     * one queue or the other, at most those in flight (a window of 256) in
+     * both. */
     assert_true(harness_wait_for(all_accounted, NULL, 30000));
     long dead = queue_ready("sluice.dead"), moved = queue_ready("sluice.q.orders");
     if (dead == 0)
         fail_msg("the replay finished before it was killed: nothing was interrupted");
     assert_true(moved > 0);
-    assert_true(dead + moved <= INTERRUPTED_EVENTS + 1);
+    assert_true(dead + moved <= INTERRUPTED_EVENTS + 256);
 
     /* Run again to the end: sluice.dead empties, and the warehouse stores
      * each event once (message_id absorbs a doubled copy). */
@@ -228,6 +274,29 @@ static void test_replay_killed_midway_loses_and_doubles_nothing(void **state)
     assert_int_equal(pg_scalar("SELECT count(DISTINCT payload->>'n') FROM events"),
                      INTERRUPTED_EVENTS);
     assert_int_equal(queue_ready("sluice.q.orders"), 0);
+}
+
+static int exactly_accounted(void *arg)
+{
+    return queue_ready("sluice.dead") + queue_ready("sluice.q.orders") == *(long *)arg;
+}
+
+static void test_replay_stopped_by_sigint_moves_each_once(void **state)
+{
+    (void)state;
+    dead_put_many("s", INTERRUPTED_EVENTS);
+    const char *argv[] = {harness_bin("sluice-ctl"), "replay-dead", NULL};
+    pid_t pid = harness_spawn(argv, log_path);
+    assert_true(harness_wait_for(replay_under_way, NULL, TIMEOUT_MS));
+    assert_int_equal(kill(pid, SIGINT), 0);
+    assert_int_equal(harness_wait(pid, 30000), 0);
+    /* Stopped after the message in hand: each message in exactly one
+     * queue, the rest not reached. */
+    long all = INTERRUPTED_EVENTS;
+    assert_true(harness_wait_for(exactly_accounted, &all, 30000));
+    assert_true(queue_ready("sluice.dead") > 0);
+    harness_wait_log(log_path, "not reached", 1, 10000);
+    harness_wait_log(log_path, "replay interrupted by a signal", 1, 10000);
 }
 
 /* A normaliser for sensors that refuses values at or above a limit, so
@@ -417,6 +486,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_filters_and_keeps_the_rest_in_order, reset,
                                         cleanup),
         cmocka_unit_test_setup_teardown(test_replay_killed_midway_loses_and_doubles_nothing, reset,
+                                        cleanup),
+        cmocka_unit_test_setup_teardown(test_replay_stopped_by_sigint_moves_each_once, reset,
                                         cleanup),
         cmocka_unit_test_setup_teardown(test_reprocess_stores_what_was_fixed, reset,
                                         restore_normalizer),
