@@ -111,8 +111,6 @@ static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, int 
                             body, PQgetvalue(rows, i, 5)};
     const char *del[1] = {id};
     char why[1024] = "";
-    const char *state = NULL;
-    PGresult *r = NULL;
     if (db_command(db, "BEGIN", err, errlen) != 0)
         goto free_body;
     struct {
@@ -127,35 +125,28 @@ static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, int 
         {"deleting the ingest error", "DELETE FROM ingest_errors WHERE id = $1", 1, del,
          PGRES_COMMAND_OK},
     };
-    int failed = 0;
+    int failed = 0, record = 0; /* record: the failure is the row's, not the server's */
     for (size_t k = 0; k < sizeof steps / sizeof *steps && !failed; k++) {
         if (k == 2 && !normalize)
             continue;
-        r = PQexecParams(db, steps[k].sql, steps[k].n, NULL, steps[k].params, NULL, NULL, 0);
+        PGresult *r =
+            PQexecParams(db, steps[k].sql, steps[k].n, NULL, steps[k].params, NULL, NULL, 0);
         if (PQresultStatus(r) != steps[k].want) {
             failed = 1;
-            state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+            const char *sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
             snprintf(why, sizeof why, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(db));
             why[strcspn(why, "\n")] = '\0';
-            if (PQstatus(db) != CONNECTION_OK || transient(state))
+            record = PQstatus(db) == CONNECTION_OK && !transient(sqlstate);
+            if (!record)
                 snprintf(err, errlen, "row %s: %s: %s", id, steps[k].what, why);
-            else
-                state = ""; /* a property of the row: record it */
         }
-        if (!failed) {
-            PQclear(r);
-            r = NULL;
-        }
-    }
-    if (!failed) {
-        rc = db_command(db, "COMMIT", err, errlen) == 0 ? 1 : -1;
-    } else {
-        int data_error = state && !*state;
         PQclear(r);
-        if (PQstatus(db) == CONNECTION_OK && db_command(db, "ROLLBACK", err, errlen) == 0 &&
-            data_error)
-            rc = still_failing(db, id, "rejected_by_database", why, err, errlen) == 0 ? 0 : -1;
     }
+    if (!failed)
+        rc = db_command(db, "COMMIT", err, errlen) == 0 ? 1 : -1;
+    else if (PQstatus(db) == CONNECTION_OK && db_command(db, "ROLLBACK", err, errlen) == 0 &&
+             record)
+        rc = still_failing(db, id, "rejected_by_database", why, err, errlen) == 0 ? 0 : -1;
 free_body:
     free(body);
 done:
