@@ -118,20 +118,19 @@ static void count_batch(worker *w, const store_result *res)
 static int settle_each(worker *w, session *s, char *err, size_t errlen)
 {
     batch *b = &w->pending;
-    amqp_connection_state_t st = mq_amqp(s->conn);
     for (size_t i = 0; i < b->count; i++) {
         const delivery *d = &b->items[i];
         const char *id = batch_str(b, d->msg_id);
         int rc;
         if (d->outcome != OUTCOME_FAILED) {
-            rc = amqp_basic_ack(st, MQ_CHANNEL, d->delivery_tag, 0);
+            rc = consumer_ack(s->c, d->delivery_tag, err, errlen);
         } else {
             unsigned attempts = retries_bump(w->failures, id);
             const char *why = batch_str(b, d->failure);
             if (attempts < (unsigned)w->cfg->max_retries) {
                 log_warn("event failed, requeued msg_id=%s attempt=%u of=%ld error=\"%s\"", id,
                          attempts, w->cfg->max_retries, why);
-                rc = amqp_basic_nack(st, MQ_CHANNEL, d->delivery_tag, 0, 1);
+                rc = consumer_requeue(s->c, d->delivery_tag, err, errlen);
             } else {
                 dead_letter dl = {.routing_key = batch_str(b, d->routing_key),
                                   .message_id = id,
@@ -148,11 +147,11 @@ static int settle_each(worker *w, session *s, char *err, size_t errlen)
                 retries_forget(w->failures, id);
                 w->stats.dead_lettered++;
                 count(w, d->source_index, COUNT_DEAD_LETTERED, 1);
-                rc = amqp_basic_ack(st, MQ_CHANNEL, d->delivery_tag, 0);
+                rc = consumer_ack(s->c, d->delivery_tag, err, errlen);
             }
         }
-        if (rc != AMQP_STATUS_OK)
-            return mq_fail(s->conn, rc, "settling a delivery", err, errlen);
+        if (rc != 0)
+            return -1;
     }
     return 0;
 }
@@ -259,7 +258,7 @@ static int connect_both(worker *w, session *s, char *err, size_t errlen)
     s->conn = mq_connect_any(cfg->amqp_urls, &w->next_url, (int)cfg->heartbeat, 5000, err, errlen);
     if (!s->conn)
         return -1;
-    s->c = consumer_open(s->conn, w->sources, cfg->prefetch, err, errlen);
+    s->c = consumer_open(s->conn, "sluice-worker", w->sources, cfg->prefetch, err, errlen);
     if (!s->c)
         return -1;
     metrics_set_connected(w->m, w->child, 1, 1);
