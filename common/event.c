@@ -7,6 +7,7 @@
 #include "event.h"
 
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,4 +335,55 @@ void event_derive_id(const char *source, const void *body, size_t len, char *out
         out[8 + 2 * i] = hex[digest[i] & 15];
     }
     out[EVENT_DERIVED_ID_LEN] = '\0';
+}
+
+static int64_t header_int(const amqp_field_value_t *v, int *ok)
+{
+    *ok = 1;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I64:
+        return v->value.i64;
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_TIMESTAMP:
+        return (int64_t)v->value.u64;
+    case AMQP_FIELD_KIND_I32:
+        return v->value.i32;
+    case AMQP_FIELD_KIND_U32:
+        return v->value.u32;
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: {
+        char text[32];
+        size_t n = v->value.bytes.len < sizeof text - 1 ? v->value.bytes.len : sizeof text - 1;
+        memcpy(text, v->value.bytes.bytes, n);
+        text[n] = '\0';
+        char *end;
+        long long x = strtoll(text, &end, 10);
+        if (end != text && *end == '\0')
+            return x;
+        break;
+    }
+    default:
+        break;
+    }
+    *ok = 0;
+    return 0;
+}
+
+int64_t event_produced_at_us(const amqp_basic_properties_t *p)
+{
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
+        for (int i = 0; i < p->headers.num_entries; i++) {
+            const amqp_table_entry_t *e = &p->headers.entries[i];
+            if (e->key.len == 16 && memcmp(e->key.bytes, "x-produced-at-us", 16) == 0) {
+                int ok;
+                int64_t us = header_int(&e->value, &ok);
+                if (ok && us > 0)
+                    return us;
+            }
+        }
+    }
+    if ((p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) && p->timestamp > 0 &&
+        p->timestamp < UINT64_C(100000000000))
+        return (int64_t)p->timestamp * 1000000;
+    return 0;
 }

@@ -6,7 +6,9 @@
 #ifndef SLUICE_EVENT_H
 #define SLUICE_EVENT_H
 
+#include <amqp.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Source names: [a-z0-9_-]{1,64}. Returns 1 if valid, 0 if not. */
 int source_name_valid(const char *name);
@@ -48,6 +50,13 @@ event_verdict event_validate(event_validator *v, const void *body, size_t len);
  * out (at least EVENT_DERIVED_ID_LEN + 1 bytes): the same message from the
  * same source always gets the same id, so a republished copy is absorbed. */
 void event_derive_id(const char *source, const void *body, size_t len, char *out);
+
+/* When a message was produced, in microseconds since the epoch, read from
+ * its AMQP properties as any publisher may have set them: the header
+ * x-produced-at-us (an integer of any AMQP width, or its decimal text) if
+ * present and positive, else the timestamp property (seconds), else 0
+ * (unknown). Reads nothing but *p. */
+int64_t event_produced_at_us(const amqp_basic_properties_t *p);
 
 /* Names fixed by the topology of the design brief. */
 #define SLUICE_EXCHANGE_INGEST "sluice.ingest"
