@@ -337,6 +337,13 @@ void event_derive_id(const char *source, const void *body, size_t len, char *out
     out[EVENT_DERIVED_ID_LEN] = '\0';
 }
 
+/* Times from 10^17 us on (the year 5138) are no one's production time, and
+ * PostgreSQL's timestamptz would refuse the largest, failing a whole
+ * batch's COPY over one header. */
+#define PRODUCED_AT_MAX_US INT64_C(100000000000000000)
+
+/* A header's value as an integer: any integer kind, or decimal text (a
+ * foreign publisher's header may be a string). *ok = 0 if it is neither. */
 static int64_t header_int(const amqp_field_value_t *v, int *ok)
 {
     *ok = 1;
@@ -352,13 +359,17 @@ static int64_t header_int(const amqp_field_value_t *v, int *ok)
         return v->value.u32;
     case AMQP_FIELD_KIND_UTF8:
     case AMQP_FIELD_KIND_BYTES: {
+        /* The whole text must be the number: not cut to fit, and no NUL
+         * byte ending it early. */
         char text[32];
-        size_t n = v->value.bytes.len < sizeof text - 1 ? v->value.bytes.len : sizeof text - 1;
+        size_t n = v->value.bytes.len;
+        if (n >= sizeof text)
+            break;
         memcpy(text, v->value.bytes.bytes, n);
         text[n] = '\0';
         char *end;
         long long x = strtoll(text, &end, 10);
-        if (end != text && *end == '\0')
+        if (end != text && end == text + n)
             return x;
         break;
     }
@@ -377,13 +388,13 @@ int64_t event_produced_at_us(const amqp_basic_properties_t *p)
             if (e->key.len == 16 && memcmp(e->key.bytes, "x-produced-at-us", 16) == 0) {
                 int ok;
                 int64_t us = header_int(&e->value, &ok);
-                if (ok && us > 0)
+                if (ok && us > 0 && us < PRODUCED_AT_MAX_US)
                     return us;
             }
         }
     }
     if ((p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) && p->timestamp > 0 &&
-        p->timestamp < UINT64_C(100000000000))
+        p->timestamp < (uint64_t)(PRODUCED_AT_MAX_US / 1000000))
         return (int64_t)p->timestamp * 1000000;
     return 0;
 }

@@ -54,8 +54,9 @@ void event_derive_id(const char *source, const void *body, size_t len, char *out
 /* When a message was produced, in microseconds since the epoch, read from
  * its AMQP properties as any publisher may have set them: the header
  * x-produced-at-us (an integer of any AMQP width, or its decimal text) if
- * present and positive, else the timestamp property (seconds), else 0
- * (unknown). Reads nothing but *p. */
+ * present and plausible (after the epoch, before 10^17 us: the year 5138),
+ * else the timestamp property (seconds) if plausible, else 0 (unknown).
+ * Reads nothing but *p. */
 int64_t event_produced_at_us(const amqp_basic_properties_t *p);
 
 /* Names fixed by the topology of the design brief. */

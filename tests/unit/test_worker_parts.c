@@ -52,6 +52,27 @@ static void test_copy_stream_layout(void **state)
     pgcopy_free(&c);
 }
 
+/* Times before PostgreSQL's epoch (2000) are negative in the stream; a
+ * time near INT64_MIN (a header any publisher can set) wraps instead of
+ * overflowing (fuzz/corpus/pgcopy/regress-timestamptz-int64-min). */
+static void test_copy_times_before_2000(void **state)
+{
+    (void)state;
+    pgcopy c = {0};
+    pgcopy_begin(&c);
+    pgcopy_row(&c, 2);
+    pgcopy_timestamptz(&c, 0); /* 1970-01-01 */
+    pgcopy_timestamptz(&c, INT64_MIN);
+    static const unsigned char expected[] = {
+        0, 2,                                                       /* 2 fields */
+        0, 0, 0, 8, 0xff, 0xfc, 0xa2, 0xfe, 0xc4, 0xc8, 0x20, 0x00, /* -946684800000000 */
+        0, 0, 0, 8, 0x7f, 0xfc, 0xa2, 0xfe, 0xc4, 0xc8, 0x20, 0x00, /* wrapped */
+    };
+    assert_int_equal(c.len, 19 + sizeof expected);
+    assert_memory_equal(c.data + 19, expected, sizeof expected);
+    pgcopy_free(&c);
+}
+
 static incoming delivery_of(uint64_t tag, const char *id, const char *body)
 {
     incoming in = {.delivery_tag = tag,
@@ -247,6 +268,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copy_stream_layout),
+        cmocka_unit_test(test_copy_times_before_2000),
         cmocka_unit_test(test_batch_keeps_copies),
         cmocka_unit_test(test_batch_derives_missing_ids),
         cmocka_unit_test(test_retries_count_and_forget),
