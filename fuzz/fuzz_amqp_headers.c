@@ -106,8 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const amqp_basic_properties_t *p = decoded;
         int64_t us = event_produced_at_us(p);
         CHECK(us == 0 || (us > 0 && us < MAX_US), "time %lld out of range", (long long)us);
-        CHECK(us == expected(p), "time %lld, expected %lld", (long long)us,
-              (long long)expected(p));
+        CHECK(us == expected(p), "time %lld, expected %lld", (long long)us, (long long)expected(p));
         CHECK(event_produced_at_us(p) == us, "the same properties, another time");
     }
     empty_amqp_pool(&pool);

@@ -218,7 +218,8 @@ static void check_id(const uint8_t *data, size_t size)
         free(whole);
 
     size_t n = strlen(source);
-    int want_valid = n >= 1 && n <= 64 && strspn(source, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+    int want_valid =
+        n >= 1 && n <= 64 && strspn(source, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
     CHECK(source_name_valid(source) == want_valid, "source_name_valid(\"%s\")", source);
 }
 

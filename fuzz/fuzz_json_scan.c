@@ -140,7 +140,9 @@ static void check_pointer(const char *doc, size_t len, const char *pointer, int 
     if (rc == 0)
         CHECK(out >= doc && out_len > 0 && out_len <= len - (size_t)(out - doc),
               "value outside the document");
-    if (!valid || !tree || !comparable || /* json-c cannot point into a document that is null */ !json_pointer_valid(pointer) || !tokens_short(pointer))
+    if (!valid || !tree || !comparable ||
+        /* json-c cannot point into a document that is null */ !json_pointer_valid(pointer) ||
+        !tokens_short(pointer))
         return;
     json_object *want = NULL;
     errno = 0;
@@ -157,9 +159,9 @@ static void check_pointer(const char *doc, size_t len, const char *pointer, int 
     CHECK(rc == 0, "nothing found (rc %d) where json-c finds %s", rc,
           json_object_to_json_string(want));
     json_object *mine;
-    CHECK(parse(out, out_len, &mine), "found %.*s, which is not one JSON value", (int)out_len,
-          out);
-    CHECK(json_object_equal(mine, want), "found %.*s, json-c finds %s", (int)out_len, out, json_object_to_json_string(want));
+    CHECK(parse(out, out_len, &mine), "found %.*s, which is not one JSON value", (int)out_len, out);
+    CHECK(json_object_equal(mine, want), "found %.*s, json-c finds %s", (int)out_len, out,
+          json_object_to_json_string(want));
     json_object_put(mine);
 }
 

@@ -76,8 +76,8 @@ static void decode(const pgcopy *c, const field *fields, const size_t *row_field
                 CHECK(len == 8, "row %zu field %zu: timestamptz of %d bytes", row, i, len);
                 uint64_t pg = get(&t, 8);
                 CHECK((int64_t)(pg + (uint64_t)PG_EPOCH_OFFSET_US) == w->us,
-                      "row %zu field %zu: time %lld came back as %lld", row, i,
-                      (long long)w->us, (long long)(pg + (uint64_t)PG_EPOCH_OFFSET_US));
+                      "row %zu field %zu: time %lld came back as %lld", row, i, (long long)w->us,
+                      (long long)(pg + (uint64_t)PG_EPOCH_OFFSET_US));
             }
             r.p += len;
         }

@@ -1,10 +1,10 @@
 /* Unit tests for the worker's pure parts: binary COPY encoding
  * (workers/pgcopy.c) and batches (workers/batch.c). */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,8 +236,7 @@ static int flaky_child(size_t index, void *arg)
 static void test_supervisor_restarts_until_clean(void **state)
 {
     (void)state;
-    runs = mmap(NULL, 2 * sizeof *runs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-                0);
+    runs = mmap(NULL, 2 * sizeof *runs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(runs != MAP_FAILED);
     strlist sources;
     assert_int_equal(strlist_split("orders", &sources), 0);
