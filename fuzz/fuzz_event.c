@@ -137,7 +137,7 @@ static char *json_c_leniencies_removed(const uint8_t *data, size_t size)
             blot(&copy, data, size, i, " ", 1);
         } else if (data[i] == '\\' && i + 1 < size) {
             if (data[i + 1] == 'u' && i + 5 < size && (data[i + 2] | 0x20) == 'd' &&
-                strchr("89abAB", data[i + 3]) && data[i + 3])
+                strchr("89abcdefABCDEF", data[i + 3]) && data[i + 3])
                 blot(&copy, data, size, i + 2, "0041", 4);
             i++;
         }
