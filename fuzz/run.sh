@@ -3,15 +3,17 @@
 #
 #   fuzz/run.sh build                     configure and build build-fuzz/ (clang)
 #   fuzz/run.sh list                      the targets' names
-#   fuzz/run.sh smoke TARGET [SECONDS]    run TARGET on its corpus briefly
-#                                         (default 3 s): what ctest does
+#   fuzz/run.sh smoke TARGET [SECONDS]    run TARGET briefly (default 3 s)
+#                                         from its committed corpus: what
+#                                         ctest does
 #   fuzz/run.sh campaign SECONDS [TARGET...]
 #                                         run each target (default: all) for
-#                                         SECONDS, one after the other, and
+#                                         SECONDS (SLUICE_FUZZ_JOBS at once) and
 #                                         print executions and coverage
 #
-# New inputs a run finds go to build-fuzz/corpus/TARGET, never into the
-# committed corpus (fuzz/corpus/TARGET, read only); a crash is saved as
+# New inputs a campaign finds go to build-fuzz/corpus/TARGET (a smoke run's
+# to a temporary directory), never into the committed corpus
+# (fuzz/corpus/TARGET, read only); a crash is saved as
 # build-fuzz/artifacts/TARGET/crash-* and fails the run. Logs are kept in
 # build-fuzz/logs/. Environment: SLUICE_FUZZ_DIR (default build-fuzz),
 # SLUICE_FUZZ_JOBS (targets run at once by campaign, default 1).
@@ -32,11 +34,12 @@ build() {
   cmake --build "$OUT" -j "$(nproc)"
 }
 
-# run TARGET SECONDS: one libFuzzer run; prints one line of figures.
+# run TARGET SECONDS [WORKDIR]: one libFuzzer run; prints one line of
+# figures. New inputs go to WORKDIR (default build-fuzz/corpus/TARGET).
 run() {
   local t=$1 secs=$2 name=${1#fuzz_}
   local bin=$OUT/fuzz/$t seeds=$ROOT/fuzz/corpus/$name
-  local work=$OUT/corpus/$t art=$OUT/artifacts/$t log=$OUT/logs/$t.log
+  local work=${3:-$OUT/corpus/$t} art=$OUT/artifacts/$t log=$OUT/logs/$t.log
   [ -x "$bin" ] || { echo "fuzz: $bin missing (fuzz/run.sh build)" >&2; return 1; }
   [ -d "$seeds" ] || { echo "fuzz: no corpus $seeds" >&2; return 1; }
   mkdir -p "$work" "$art" "$(dirname "$log")"
@@ -65,7 +68,10 @@ case "$cmd" in
   list) targets ;;
   smoke)
     [ $# -ge 2 ] || { echo "usage: fuzz/run.sh smoke TARGET [SECONDS]" >&2; exit 2; }
-    run "$2" "${3:-3}" ;;
+    # A scratch corpus: each brief run starts from the committed one.
+    scratch=$(mktemp -d)
+    trap 'rm -rf "$scratch"' EXIT
+    run "$2" "${3:-3}" "$scratch" ;;
   campaign)
     [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || { echo "usage: fuzz/run.sh campaign SECONDS [TARGET...]" >&2; exit 2; }
     secs=$2; shift 2
@@ -78,5 +84,5 @@ case "$cmd" in
     done
     while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
     exit $failed ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; [ -n "$cmd" ] && exit 2; exit 0 ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; [ -n "$cmd" ] && exit 2; exit 0 ;;
 esac
