@@ -96,8 +96,6 @@ void event_validator_free(event_validator *v)
  * PostgreSQL's jsonb input would take the text. Beyond plain JSON, jsonb
  * refuses \u0000 and unpaired UTF-16 surrogate escapes.
  */
-#define JSON_MAX_DEPTH 1000
-
 typedef struct scanner {
     const unsigned char *p, *end;
     event_verdict failure; /* first hard failure, EVENT_OK while none */
@@ -244,7 +242,7 @@ static int scan_value(scanner *s, int depth);
 static int scan_container(scanner *s, int depth, int is_object)
 {
     char close = is_object ? '}' : ']';
-    if (depth >= JSON_MAX_DEPTH)
+    if (depth >= EVENT_MAX_DEPTH)
         return scan_fail(s, EVENT_BAD_JSON);
     s->p++;
     skip_blanks(s);

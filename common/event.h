@@ -32,6 +32,12 @@ typedef enum {
  * statically allocated. */
 const char *event_verdict_reason(event_verdict v);
 
+/* How deep objects and arrays may nest in an event. A json-c tokener that
+ * reads events must allow one level more, json_tokener_new_ex(
+ * EVENT_MAX_DEPTH + 1), as json-c counts the innermost value as a level
+ * (json_tokener_new() stops at 32). */
+#define EVENT_MAX_DEPTH 1000
+
 typedef struct event_validator event_validator;
 
 /* Creates a validator for bodies of at most max_bytes. Free with
@@ -40,7 +46,8 @@ event_validator *event_validator_new(size_t max_bytes);
 void event_validator_free(event_validator *v);
 
 /* Checks a body against the contract: at most max_bytes, UTF-8, one JSON
- * object (surrounding whitespace allowed), no \u0000 escape. */
+ * object (surrounding whitespace allowed) nested at most EVENT_MAX_DEPTH
+ * deep, no \u0000 escape. */
 event_verdict event_validate(event_validator *v, const void *body, size_t len);
 
 /* Length of the text event_derive_id() writes, without the NUL. */

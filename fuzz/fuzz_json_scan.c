@@ -26,7 +26,8 @@
 #include "event.h"
 #include "json_scan.h"
 
-#define DEPTH 1000
+/* json-c counts the innermost value as a level (see event.h). */
+#define DEPTH (EVENT_MAX_DEPTH + 1)
 
 /* json-c's strict parse of s[0, len) (plus a blank, to end a top-level
  * number): 1 with *out (NULL for JSON null, as json-c has it), or 0 if it

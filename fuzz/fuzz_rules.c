@@ -8,6 +8,9 @@
  *
  * Properties checked, not only the absence of crashes (AddressSanitizer
  * sees any read past a template, path or field):
+ *  - every event event_validate() takes is parsed the way the worker
+ *    parses the events it evaluates (json_tokener_new_ex(EVENT_MAX_DEPTH +
+ *    1));
  *  - every message and dedup key a rule fills in, and any template filled
  *    in directly, is valid UTF-8 when the template is;
  *  - a template without braces comes out as it is;
@@ -87,9 +90,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     event_validator *v = event_validator_new(SLUICE_MAX_MESSAGE_BYTES);
     json_object *event = NULL;
     if (event_validate(v, body, elen) == EVENT_OK) {
-        json_tokener *tok = json_tokener_new_ex(1000);
+        /* As workers/alerting.c parses the events it evaluates. */
+        json_tokener *tok = json_tokener_new_ex(EVENT_MAX_DEPTH + 1);
         event = json_tokener_parse_ex(tok, body, (int)elen);
         json_tokener_free(tok);
+        CHECK(event, "an event that passed validation is not parsed");
     }
     event_validator_free(v);
     if (!event) {
