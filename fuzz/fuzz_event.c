@@ -7,10 +7,11 @@
  *    Unicode standard's table of well-formed sequences (check.h);
  *  - event_validate() agrees with json-c's strict parser on what is one
  *    JSON object. The known, harmless differences are allowed and nothing
- *    else. event_validate refuses, as RFC 8259 and jsonb do, three things
+ *    else. event_validate refuses, as RFC 8259 and jsonb do, four things
  *    json-c's strict mode takes: raw control characters inside strings,
- *    unpaired UTF-16 surrogate escapes (json-c makes them U+FFFD) and
- *    numbers with leading zeros or other forms outside RFC 8259's grammar;
+ *    unpaired UTF-16 surrogate escapes (json-c makes them U+FFFD), numbers
+ *    with leading zeros or other forms outside RFC 8259's grammar, and
+ *    NaN, Infinity and -Infinity;
  *    it flags \u0000 (valid JSON that jsonb refuses) as EVENT_NUL_CHAR; at
  *    the nesting limit (1,000) json-c counts levels differently;
  *  - a body that is not UTF-8 is never EVENT_OK, EVENT_NOT_OBJECT or
@@ -109,15 +110,25 @@ static void blot(char **copy, const uint8_t *data, size_t size, size_t at, const
 /* A copy of the text without what json-c's strict mode lets through but
  * RFC 8259 and PostgreSQL's jsonb refuse, or NULL if there is none of it.
  * Inside strings, every \u escape of a UTF-16 surrogate becomes \u0041 and
- * every raw control character a space; outside, a number RFC 8259 does
- * not allow (leading zeros, "1.", ...) becomes 0 and spaces. Lengths stay
- * the same. */
+ * every raw control character a space; outside, NaN, Infinity, -Infinity
+ * and a number RFC 8259 does not allow (leading zeros, "1.", ...) become 0
+ * and spaces. Lengths stay the same. */
 static char *json_c_leniencies_removed(const uint8_t *data, size_t size)
 {
     char *copy = NULL;
     int in_string = 0;
     for (size_t i = 0; i < size; i++) {
         if (!in_string) {
+            static const char *const words[] = {"-Infinity", "Infinity", "NaN"};
+            size_t w = 0;
+            while (w < 3 && (size - i < strlen(words[w]) ||
+                             memcmp(data + i, words[w], strlen(words[w])) != 0))
+                w++;
+            if (w < 3) {
+                blot(&copy, data, size, i, "0        ", strlen(words[w]));
+                i += strlen(words[w]) - 1;
+                continue;
+            }
             in_string = data[i] == '"';
             if (!in_string && (data[i] == '-' || (data[i] >= '0' && data[i] <= '9'))) {
                 size_t n = 0;
