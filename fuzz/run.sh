@@ -49,12 +49,13 @@ run() {
   local rc=0
   # libFuzzer has its own leak check; the suite's ASAN_OPTIONS are kept.
   "$bin" "${opts[@]}" "$work" "$seeds" >"$log" 2>&1 || rc=$?
-  local execs cov ft corp
+  local execs rate cov ft corp
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
   read -r cov ft corp < <(grep -E '^#[0-9]+.*cov: ' "$log" | tail -n 1 |
     sed -E 's/.*cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/\1 \2 \3/') || true
   printf '%-20s %6ss %12s execs %8s exec/s  cov %5s  ft %6s  corpus %6s  %s\n' "$t" "$secs" \
-    "${execs:-?}" "$(( ${execs:-0} / (secs > 0 ? secs : 1) ))" "${cov:-?}" "${ft:-?}" \
+    "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" \
     "${corp:-?}" "$([ $rc -eq 0 ] && echo ok || echo "FAILED (rc $rc, see $log)")"
   if [ $rc -ne 0 ]; then
     grep -E 'property failed|ERROR: |runtime error|SUMMARY' "$log" | head -n 5 >&2
