@@ -141,9 +141,9 @@ static void check_pointer(const char *doc, size_t len, const char *pointer, int 
     if (rc == 0)
         CHECK(out >= doc && out_len > 0 && out_len <= len - (size_t)(out - doc),
               "value outside the document");
-    if (!valid || !tree || !comparable ||
-        /* json-c cannot point into a document that is null */ !json_pointer_valid(pointer) ||
-        !tokens_short(pointer))
+    /* Compared with json-c where both read the same document the same way;
+     * json-c cannot point into a document that is null (tree == NULL). */
+    if (!valid || !tree || !comparable || !json_pointer_valid(pointer) || !tokens_short(pointer))
         return;
     json_object *want = NULL;
     errno = 0;
