@@ -43,4 +43,5 @@ const channel_class webhook_channel = {
     .name = "webhook",
     .check = webhook_check,
     .send = webhook_send,
+    .deduplicated = 1,
 };

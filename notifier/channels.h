@@ -52,6 +52,10 @@ typedef struct channel_class {
                       send_result *out);
     size_t text_limit;
     int paced;       /* 1: spaced per target and overall by the telegram_rate_* settings */
+    /* 1: each request names the alert so the receiver can drop a copy (the
+     * webhook's X-Sluice-Alert-Id): one under way when a notifier died is
+     * sent again. 0: it is recorded as interrupted, never sent twice. */
+    int deduplicated;
     int logs_itself; /* 1: its send is a log line, so no "alert sent" line besides */
 } channel_class;
 

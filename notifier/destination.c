@@ -349,9 +349,14 @@ static void *run(void *arg)
                 continue;
             }
             long interrupted;
-            if (ledger_recover(l, t->name, &interrupted, err, sizeof err) != 0)
+            int resend = t->cls->deduplicated;
+            if (ledger_recover(l, t->name, resend, &interrupted, err, sizeof err) != 0)
                 goto failed;
-            if (interrupted) {
+            if (interrupted && resend) {
+                log_warn("alerts were being sent when a notifier stopped; sending them again "
+                         "(the receiver deduplicates) channel=%s alerts=%ld",
+                         t->name, interrupted);
+            } else if (interrupted) {
                 count(t, &t->counts.failed, (uint64_t)interrupted);
                 log_warn("alerts were being sent when a notifier stopped; not sent again "
                          "channel=%s alerts=%ld",

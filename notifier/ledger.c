@@ -25,7 +25,7 @@ static const pg_statement statements[] = {
      0},
     /* Lock space 0x51c3 ("sluice"), key: the destination's name. */
     {"lease", "SELECT pg_try_advisory_lock(20931, hashtext($1))", 1},
-    {"recover", "SELECT sluice_recover_channel($1)", 1},
+    {"recover", "SELECT sluice_recover_channel($1, $2)", 2},
     {"retrying",
      "SELECT id FROM alert_messages WHERE channel = $1 AND state = 'retrying' ORDER BY id LIMIT 1",
      1},
@@ -187,13 +187,15 @@ int ledger_lease(ledger *l, const char *channel, int *got, char *err, size_t err
     return 0;
 }
 
-int ledger_recover(ledger *l, const char *channel, long *interrupted, char *err, size_t errlen)
+int ledger_recover(ledger *l, const char *channel, int resend, long *interrupted, char *err,
+                   size_t errlen)
 {
-    char v[32];
-    int rows;
-    if (one_value(l, "recover", channel, v, sizeof v, &rows, err, errlen) != 0)
+    const char *values[2] = {channel, resend ? "true" : "false"};
+    PGresult *r = exec(l, "recover", 2, values, err, errlen);
+    if (!r)
         return -1;
-    *interrupted = atol(v);
+    *interrupted = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
     return 0;
 }
 

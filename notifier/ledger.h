@@ -48,9 +48,11 @@ int ledger_open_channels(ledger *l, strlist *out, char *err, size_t errlen);
 int ledger_lease(ledger *l, const char *channel, int *got, char *err, size_t errlen);
 
 /* Run once the lease is taken: what was 'sending' there belonged to a
- * notifier that is gone mid-request; it is recorded as failed
+ * notifier that is gone mid-request. With resend (the receiver
+ * deduplicates) it is sent again; else it is recorded as failed
  * ("interrupted"), not sent again. *interrupted gets how many alerts. */
-int ledger_recover(ledger *l, const char *channel, long *interrupted, char *err, size_t errlen);
+int ledger_recover(ledger *l, const char *channel, int resend, long *interrupted, char *err,
+                   size_t errlen);
 
 /* The destination's message left 'retrying' (0 if none) in *id. */
 int ledger_retrying_message(ledger *l, const char *channel, int64_t *id, char *err,

@@ -114,11 +114,13 @@ END $$;
 
 -- Called by the notifier that just took a destination's lease: whatever was
 -- in 'sending' there belonged to a notifier that is gone, in the middle of
--- a request that may have arrived. Telegram has no idempotency key, so it is
--- not sent again but recorded as failed ("interrupted"). Deliveries left
--- 'retrying' by an older notifier are pending again. Returns the number of
--- interrupted alerts.
-CREATE FUNCTION sluice_recover_channel(p_channel text)
+-- a request that may have arrived. Where the receiver deduplicates
+-- (p_resend: the webhook's X-Sluice-Alert-Id) it is sent again ('retrying').
+-- Telegram has no idempotency key, so there it is not sent again but
+-- recorded as failed ("interrupted"): at most once. Deliveries left
+-- 'retrying' without a message by an older notifier are pending again.
+-- Returns the number of alerts interrupted (or resent).
+CREATE FUNCTION sluice_recover_channel(p_channel text, p_resend boolean)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_ids  text[];
@@ -127,15 +129,26 @@ DECLARE
 BEGIN
     PERFORM sluice_lock_alerts(ARRAY(SELECT alert_id FROM alert_deliveries
                                       WHERE channel = p_channel AND state = 'sending'));
-    UPDATE alert_messages SET state = 'failed', last_error = v_why, updated_at = now()
-     WHERE channel = p_channel AND state = 'sending';
-    WITH hit AS (
-        UPDATE alert_deliveries SET state = 'failed', last_error = v_why, updated_at = now()
-         WHERE channel = p_channel AND state = 'sending'
-        RETURNING alert_id)
-    SELECT array_agg(alert_id) INTO v_ids FROM hit;
+    IF p_resend THEN
+        UPDATE alert_messages SET state = 'retrying', updated_at = now()
+         WHERE channel = p_channel AND state = 'sending';
+        WITH hit AS (
+            UPDATE alert_deliveries SET state = 'retrying', updated_at = now()
+             WHERE channel = p_channel AND state = 'sending' AND message_id IS NOT NULL
+            RETURNING alert_id)
+        SELECT array_agg(alert_id) INTO v_ids FROM hit;
+    ELSE
+        UPDATE alert_messages SET state = 'failed', last_error = v_why, updated_at = now()
+         WHERE channel = p_channel AND state = 'sending';
+        WITH hit AS (
+            UPDATE alert_deliveries SET state = 'failed', last_error = v_why, updated_at = now()
+             WHERE channel = p_channel AND state = 'sending'
+            RETURNING alert_id)
+        SELECT array_agg(alert_id) INTO v_ids FROM hit;
+    END IF;
+    -- Left by a notifier older than this outbox (one delivery at a time).
     UPDATE alert_deliveries SET state = 'pending', message_id = NULL, updated_at = now()
-     WHERE channel = p_channel AND state = 'retrying' AND message_id IS NULL;
+     WHERE channel = p_channel AND message_id IS NULL AND state IN ('retrying', 'sending');
     PERFORM sluice_derive_alert_states(v_ids);
     RETURN COALESCE(array_length(v_ids, 1), 0);
 END $$;
