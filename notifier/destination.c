@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,23 +311,31 @@ static int step(destination *t, ledger *l, char *err, size_t errlen)
     pthread_mutex_lock(&t->sh->lock);
     grouping g = t->sh->group;
     pthread_mutex_unlock(&t->sh->lock);
-    int grouped = t->cls->send_text && grouping_on(&g);
+    if (refresh_backlog(t, l, err, errlen) != 0)
+        return -1;
+    if (!t->cls->send_text || !grouping_on(&g)) {
+        /* Alert by alert: claim the next one outright. */
+        if (ledger_claim_next(l, t->name, &id, err, errlen) != 0)
+            return -1;
+        if (!id)
+            wait_ms(t, 1000); /* also polls: another notifier may plan for us */
+        return id ? send_message(t, l, id, err, errlen) : 0;
+    }
     char key[256];
     long due_ms = 0;
     int found;
-    if (ledger_next_group(l, t->name, grouped, g.wait_ms, g.interval_ms, key, sizeof key, &due_ms,
-                          &found, err, errlen) != 0 ||
-        refresh_backlog(t, l, err, errlen) != 0)
+    if (ledger_next_group(l, t->name, g.wait_ms, g.interval_ms, key, sizeof key, &due_ms, &found,
+                          err, errlen) != 0)
         return -1;
     if (!found) {
-        wait_ms(t, 1000); /* also polls: another notifier may plan for us */
+        wait_ms(t, 1000);
         return 0;
     }
     if (due_ms > 0) {
         wait_ms(t, due_ms < 1000 ? due_ms : 1000);
         return 0;
     }
-    if (ledger_claim_group(l, t->name, key, grouped ? g.max : 1, grouped, &id, err, errlen) != 0)
+    if (ledger_claim_group(l, t->name, key, g.max, 1, &id, err, errlen) != 0)
         return -1;
     return id ? send_message(t, l, id, err, errlen) : 0;
 }
@@ -407,7 +416,14 @@ destination *destination_start(dest_shared *sh, const char *name, const channel_
     bucket_init(&t->bucket, (double)sh->cfg->rate_per_chat, 1, mono_us());
     t->http = http_client_new(sh->cfg->http_timeout_ms);
     t->env = (channel_env){.http = t->http, .settings = sh->cfg->channels};
-    if (!t->http || pthread_create(&t->thread, NULL, run, t) != 0) {
+    /* Signals (SIGTERM, SIGHUP) are the consuming thread's to see: the
+     * thread starts with them blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int created = t->http && pthread_create(&t->thread, NULL, run, t) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!created) {
         snprintf(err, errlen, "cannot start a thread for destination %s", name);
         destination_free(t);
         return NULL;

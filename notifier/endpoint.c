@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,9 +79,15 @@ endpoint *endpoint_start(const char *address, long port, deliverer *d, char *err
         return NULL;
     }
     e->d = d;
+    /* Its thread starts with every signal blocked: they are the consuming
+     * thread's. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     e->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
                                  handle, e, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                  MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!e->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%ld for /metrics (port in use?)", address, port);
         free(e);

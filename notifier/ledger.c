@@ -29,10 +29,7 @@ static const pg_statement statements[] = {
     {"retrying",
      "SELECT id FROM alert_messages WHERE channel = $1 AND state = 'retrying' ORDER BY id LIMIT 1",
      1},
-    {"next_solo",
-     "SELECT group_key, 0 FROM alert_deliveries WHERE channel = $1 AND state = 'pending' "
-     "ORDER BY severity_rank DESC, planned_at, alert_id LIMIT 1",
-     1},
+    {"claim_next", "SELECT sluice_claim_next($1)", 1},
     {"next_group",
      "SELECT group_key, due_ms FROM ("
      " SELECT d.group_key, max(d.severity_rank) AS rank,"
@@ -47,16 +44,14 @@ static const pg_statement statements[] = {
      3},
     {"claim", "SELECT sluice_claim_group($1, $2, $3, $4)", 4},
     {"reclaim", "SELECT sluice_reclaim_message($1)", 1},
+    /* The message and its alerts in one round trip: the window functions
+     * see every alert of the message before LIMIT picks the page. */
     {"message",
-     "SELECT m.group_key, m.alerts, m.parts_sent,"
-     " (SELECT COALESCE(extract(epoch FROM max(a.raised_at) - min(a.raised_at)), 0)"
-     "    FROM alert_deliveries d JOIN alerts a USING (alert_id) WHERE d.message_id = m.id)"
-     " FROM alert_messages m WHERE m.id = $1",
-     1},
-    {"message_alerts",
      "SELECT a.alert_id, a.rule, a.severity, a.source, a.msg_id, a.message, a.dedup_key,"
-     " (extract(epoch FROM a.raised_at) * 1000000)::bigint"
-     " FROM alert_deliveries d JOIN alerts a USING (alert_id) WHERE d.message_id = $1"
+     " (extract(epoch FROM a.raised_at) * 1000000)::bigint, m.group_key, m.alerts, m.parts_sent,"
+     " extract(epoch FROM max(a.raised_at) OVER () - min(a.raised_at) OVER ())"
+     " FROM alert_messages m JOIN alert_deliveries d ON d.message_id = m.id"
+     " JOIN alerts a USING (alert_id) WHERE m.id = $1"
      " ORDER BY d.severity_rank DESC, d.planned_at, d.alert_id LIMIT $2 OFFSET $3",
      3},
     {"record", "SELECT sluice_record_message($1, $2, $3, $4, $5)", 5},
@@ -209,15 +204,15 @@ int ledger_retrying_message(ledger *l, const char *channel, int64_t *id, char *e
     return 0;
 }
 
-int ledger_next_group(ledger *l, const char *channel, int grouped, long group_wait_ms,
-                      long group_interval_ms, char *key, size_t keylen, long *due_in_ms,
-                      int *found, char *err, size_t errlen)
+int ledger_next_group(ledger *l, const char *channel, long group_wait_ms, long group_interval_ms,
+                      char *key, size_t keylen, long *due_in_ms, int *found, char *err,
+                      size_t errlen)
 {
     char wait[32], interval[32];
     snprintf(wait, sizeof wait, "%ld", group_wait_ms);
     snprintf(interval, sizeof interval, "%ld", group_interval_ms);
     const char *values[3] = {channel, wait, interval};
-    PGresult *r = exec(l, grouped ? "next_group" : "next_solo", grouped ? 3 : 1, values, err, errlen);
+    PGresult *r = exec(l, "next_group", 3, values, err, errlen);
     if (!r)
         return -1;
     *found = PQntuples(r) > 0;
@@ -226,6 +221,16 @@ int ledger_next_group(ledger *l, const char *channel, int grouped, long group_wa
         *due_in_ms = (long)strtod(PQgetvalue(r, 0, 1), NULL);
     }
     PQclear(r);
+    return 0;
+}
+
+int ledger_claim_next(ledger *l, const char *channel, int64_t *id, char *err, size_t errlen)
+{
+    char v[32];
+    int rows;
+    if (one_value(l, "claim_next", channel, v, sizeof v, &rows, err, errlen) != 0)
+        return -1;
+    *id = rows && v[0] ? strtoll(v, NULL, 10) : 0;
     return 0;
 }
 
@@ -262,22 +267,8 @@ int ledger_message(ledger *l, int64_t id, long show, long offset, message_info *
     snprintf(ids, sizeof ids, "%" PRId64, id);
     snprintf(shows, sizeof shows, "%ld", show);
     snprintf(offsets, sizeof offsets, "%ld", offset);
-    const char *head_values[1] = {ids};
-    PGresult *head = exec(l, "message", 1, head_values, err, errlen);
-    if (!head)
-        return -1;
-    if (PQntuples(head) != 1) {
-        PQclear(head);
-        snprintf(err, errlen, "message %" PRId64 " is not in alert_messages", id);
-        return -1;
-    }
-    snprintf(out->group_key, sizeof out->group_key, "%s", PQgetvalue(head, 0, 0));
-    out->alerts = atol(PQgetvalue(head, 0, 1));
-    out->parts_sent = atol(PQgetvalue(head, 0, 2));
-    out->span_s = strtod(PQgetvalue(head, 0, 3), NULL);
-    PQclear(head);
     const char *values[3] = {ids, shows, offsets};
-    if (!(out->rows = exec(l, "message_alerts", 3, values, err, errlen)))
+    if (!(out->rows = exec(l, "message", 3, values, err, errlen)))
         return -1;
     int n = PQntuples(out->rows);
     if (n > 0 && !(out->shown = calloc((size_t)n, sizeof *out->shown))) {
@@ -295,6 +286,12 @@ int ledger_message(ledger *l, int64_t id, long show, long offset, message_info *
         a->message = PQgetvalue(out->rows, i, 5);
         a->dedup_key = PQgetvalue(out->rows, i, 6);
         a->raised_at_us = strtoll(PQgetvalue(out->rows, i, 7), NULL, 10);
+    }
+    if (n > 0) {
+        snprintf(out->group_key, sizeof out->group_key, "%s", PQgetvalue(out->rows, 0, 8));
+        out->alerts = atol(PQgetvalue(out->rows, 0, 9));
+        out->parts_sent = atol(PQgetvalue(out->rows, 0, 10));
+        out->span_s = strtod(PQgetvalue(out->rows, 0, 11), NULL);
     }
     out->nshown = (size_t)n;
     return 0;

@@ -58,15 +58,19 @@ int ledger_recover(ledger *l, const char *channel, int resend, long *interrupted
 int ledger_retrying_message(ledger *l, const char *channel, int64_t *id, char *err,
                             size_t errlen);
 
-/* The group to send next on `channel`: the due ones first, of those the
- * most severe, then the oldest. A group is due group_wait_ms after its
- * oldest pending alert and group_interval_ms after its last message.
- * grouped 0: every alert is its own group and due at once. *found is 0 if
- * nothing is pending; else key gets the group and *due_in_ms the wait
- * (<= 0: due now). */
-int ledger_next_group(ledger *l, const char *channel, int grouped, long group_wait_ms,
-                      long group_interval_ms, char *key, size_t keylen, long *due_in_ms,
-                      int *found, char *err, size_t errlen);
+/* The group to send next on a grouped `channel`: the due ones first, of
+ * those the most severe, then the oldest. A group is due group_wait_ms
+ * after its oldest pending alert and group_interval_ms after its last
+ * message. *found is 0 if nothing is pending; else key gets the group and
+ * *due_in_ms the wait (<= 0: due now). */
+int ledger_next_group(ledger *l, const char *channel, long group_wait_ms, long group_interval_ms,
+                      char *key, size_t keylen, long *due_in_ms, int *found, char *err,
+                      size_t errlen);
+
+/* For a destination that takes alerts one by one: its most severe, then
+ * oldest pending alert becomes a message of its own, now 'sending'; *id
+ * gets it, or 0 if nothing is pending. */
+int ledger_claim_next(ledger *l, const char *channel, int64_t *id, char *err, size_t errlen);
 
 /* Puts up to max pending alerts of the group into a new message, now
  * 'sending'; *id gets it, or 0 if none was pending. remember: the group is
@@ -91,7 +95,8 @@ typedef struct message_info {
 } message_info;
 
 /* Loads message id with up to `show` of its alerts in full, from the
- * `offset`-th (paging through a large message). */
+ * `offset`-th (paging through a large message). A page past the end (or a
+ * message whose alerts are gone) has nshown 0 and alerts 0. */
 int ledger_message(ledger *l, int64_t id, long show, long offset, message_info *out, char *err,
                    size_t errlen);
 void message_info_free(message_info *m);
