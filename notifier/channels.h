@@ -51,7 +51,7 @@ typedef struct channel_class {
     void (*send_text)(const channel_env *env, const char *target, const char *text,
                       send_result *out);
     size_t text_limit;
-    int paced;       /* 1: spaced per target and overall by the telegram_rate_* settings */
+    int paced; /* 1: spaced per target and overall by the telegram_rate_* settings */
     /* 1: each request names the alert so the receiver can drop a copy (the
      * webhook's X-Sluice-Alert-Id): one under way when a notifier died is
      * sent again. 0: it is recorded as interrupted, never sent twice. */

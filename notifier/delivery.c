@@ -140,8 +140,8 @@ static void bump(uint64_t *field)
     __atomic_add_fetch(field, 1, __ATOMIC_RELAXED);
 }
 
-delivery_result deliver(deliverer *d, ledger *l, const routes *rt, const char *rk,
-                        const char *body, size_t len, char *err, size_t errlen)
+delivery_result deliver(deliverer *d, ledger *l, const routes *rt, const char *rk, const char *body,
+                        size_t len, char *err, size_t errlen)
 {
     delivery_result res = DELIVERY_DONE;
     alert a;
@@ -188,8 +188,7 @@ delivery_result deliver(deliverer *d, ledger *l, const routes *rt, const char *r
             res = DELIVERY_ERROR;
     }
     int fresh = 0;
-    if (res == DELIVERY_DONE &&
-        ledger_plan(l, &a, names, grouped, key, &fresh, err, errlen) != 0)
+    if (res == DELIVERY_DONE && ledger_plan(l, &a, names, grouped, key, &fresh, err, errlen) != 0)
         res = DELIVERY_ERROR;
     if (res == DELIVERY_DONE && fresh == 0) {
         bump(&d->stats.copies);

@@ -21,9 +21,9 @@
 #include "routes.h"
 
 typedef struct delivery_config {
-    dest_config dest;  /* what every destination reads */
-    long rate_total;   /* Telegram messages per second, across chats */
-    grouping group;    /* at start; deliverer_set_grouping() changes it */
+    dest_config dest; /* what every destination reads */
+    long rate_total;  /* Telegram messages per second, across chats */
+    grouping group;   /* at start; deliverer_set_grouping() changes it */
 } delivery_config;
 
 typedef struct delivery_stats {
@@ -47,8 +47,8 @@ typedef enum {
 } delivery_result;
 
 /* Plans one message of sluice.q.notifier (routing key rk) by routes r. */
-delivery_result deliver(deliverer *d, ledger *l, const routes *r, const char *rk,
-                        const char *body, size_t len, char *err, size_t errlen);
+delivery_result deliver(deliverer *d, ledger *l, const routes *r, const char *rk, const char *body,
+                        size_t len, char *err, size_t errlen);
 
 /* After the commit: the destinations look for their new alerts. */
 void deliverer_wake_all(deliverer *d);

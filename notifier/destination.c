@@ -167,8 +167,7 @@ static int send_message(destination *t, ledger *l, int64_t id, char *err, size_t
     if (m.nshown == 0) {
         /* Nothing to send (its alerts were deleted meanwhile). */
     } else if (t->cls->send_text) {
-        char *text =
-            group_text(m.shown, m.nshown, m.alerts, m.span_s, m.group_key, !g.by_rule);
+        char *text = group_text(m.shown, m.nshown, m.alerts, m.span_s, m.group_key, !g.by_rule);
         nparts = text ? group_split(text, t->cls->text_limit, &parts) : 0;
         free(text);
         if (nparts == 0)

@@ -45,9 +45,9 @@ typedef struct dest_config {
 typedef struct dest_shared {
     const dest_config *cfg;
     pthread_mutex_t lock;
-    grouping group;      /* changed by a reload */
-    token_bucket total;  /* Telegram's overall rate, across chats */
-    deadletter *dead;    /* not thread-safe on its own */
+    grouping group;     /* changed by a reload */
+    token_bucket total; /* Telegram's overall rate, across chats */
+    deadletter *dead;   /* not thread-safe on its own */
     volatile int stopping;
 } dest_shared;
 

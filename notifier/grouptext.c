@@ -75,8 +75,8 @@ char *group_text(const alert *shown, size_t nshown, long total, double span_s, c
     const alert *first = &shown[0];
     if (total <= 1) {
         int truncated;
-        return telegram_text(first->severity, first->rule, first->source, first->message,
-                             SIZE_MAX, &truncated);
+        return telegram_text(first->severity, first->rule, first->source, first->message, SIZE_MAX,
+                             &truncated);
     }
     char sev[16];
     size_t i = 0;
@@ -137,7 +137,11 @@ static size_t token(const char *s, size_t *units)
         *units = 1;
         return 1;
     }
-    size_t n = u[0] < 0x80 ? 1 : (u[0] >> 5) == 6 ? 2 : (u[0] >> 4) == 14 ? 3 : (u[0] >> 3) == 30 ? 4 : 1;
+    size_t n = u[0] < 0x80         ? 1
+               : (u[0] >> 5) == 6  ? 2
+               : (u[0] >> 4) == 14 ? 3
+               : (u[0] >> 3) == 30 ? 4
+                                   : 1;
     for (size_t i = 1; i < n; i++) {
         if ((u[i] & 0xc0) != 0x80) {
             n = 1;

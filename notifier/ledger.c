@@ -124,7 +124,7 @@ int ledger_commit(ledger *l, char *err, size_t errlen)
 int ledger_plan(ledger *l, const alert *a, const char *channels, const char *grouped,
                 const char *group_key, int *fresh, char *err, size_t errlen)
 {
-    const char *values[8] = {a->alert_id, a->rule,   a->severity, a->source,
+    const char *values[8] = {a->alert_id, a->rule,  a->severity, a->source,
                              a->message,  channels, grouped,     group_key};
     PGresult *r = exec(l, "plan", 8, values, err, errlen);
     if (!r)

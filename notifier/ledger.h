@@ -55,8 +55,7 @@ int ledger_recover(ledger *l, const char *channel, int resend, long *interrupted
                    size_t errlen);
 
 /* The destination's message left 'retrying' (0 if none) in *id. */
-int ledger_retrying_message(ledger *l, const char *channel, int64_t *id, char *err,
-                            size_t errlen);
+int ledger_retrying_message(ledger *l, const char *channel, int64_t *id, char *err, size_t errlen);
 
 /* The group to send next on a grouped `channel`: the due ones first, of
  * those the most severe, then the oldest. A group is due group_wait_ms

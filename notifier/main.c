@@ -18,8 +18,8 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <signal.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +28,8 @@
 #include "consumer.h"
 #include "delivery.h"
 #include "endpoint.h"
-#include "grouping.h"
 #include "event.h"
+#include "grouping.h"
 #include "ledger.h"
 #include "log.h"
 #include "mq.h"
@@ -106,8 +106,8 @@ static const cfg_option notifier_options[] = {
      "alerts of a group listed in full in its message; the rest are counted"},
     {"group_max", CFG_INT, offsetof(notifier_settings, group_max), "10000", 1, 1000000,
      "most alerts one message carries"},
-    {"metrics_address", CFG_STRING, offsetof(notifier_settings, metrics_address), "127.0.0.1", 0,
-     0, "address of the /metrics endpoint"},
+    {"metrics_address", CFG_STRING, offsetof(notifier_settings, metrics_address), "127.0.0.1", 0, 0,
+     "address of the /metrics endpoint"},
     {"metrics_port", CFG_INT, offsetof(notifier_settings, metrics_port), "9651", 0, 65535,
      "port of the /metrics endpoint; 0 = none"},
     SETTING_LOG_LEVEL(notifier_settings),
@@ -215,10 +215,9 @@ static void reload(reloadable *rl, deliverer *d)
     grouping g;
     char err[1024];
     int rc = cli_parse(notifier_options, &fresh, rl->argc, rl->argv, program, summary);
-    if (rc == CLI_CONTINUE &&
-        (routes_parse(fresh.routes, &r, err, sizeof err) != 0 ||
-         routes_check(&r, rl->channels, err, sizeof err) != 0 ||
-         grouping_of(&fresh, &g, err, sizeof err) != 0)) {
+    if (rc == CLI_CONTINUE && (routes_parse(fresh.routes, &r, err, sizeof err) != 0 ||
+                               routes_check(&r, rl->channels, err, sizeof err) != 0 ||
+                               grouping_of(&fresh, &g, err, sizeof err) != 0)) {
         fprintf(stderr, "%s: %s\n", program, err);
         rc = EXIT_USAGE;
     }
@@ -263,8 +262,7 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
         if (n + 1 < batch && (got = consumer_next(s->c, in, 0, err, errlen)) < 0)
             return -1;
     }
-    if (ledger_commit(s->l, err, errlen) != 0 ||
-        consumer_ack_through(s->c, last, err, errlen) != 0)
+    if (ledger_commit(s->l, err, errlen) != 0 || consumer_ack_through(s->c, last, err, errlen) != 0)
         return -1;
     deliverer_wake_all(d);
     return 0;

@@ -11,9 +11,8 @@
 -- does not fit in a small prefetch. Here the backlog costs a row per alert
 -- and destination on disk and nothing in the notifier's memory.
 
--- Destination (channel) and group of each delivery, its severity as a
--- rank (critical first) and when it was planned; message_id says which
--- message carried it.
+-- One row per message sent (or being sent) to a destination: one alert, or
+-- a group of them on a chat channel.
 CREATE TABLE alert_messages (
     id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     channel     text        NOT NULL,
@@ -36,6 +35,8 @@ CREATE TABLE alert_messages (
 CREATE INDEX alert_messages_open ON alert_messages (channel, id)
     WHERE state IN ('sending', 'retrying');
 
+-- Each delivery's group, its severity as a rank (critical first), when it
+-- was planned, and the message that carried it.
 ALTER TABLE alert_deliveries
     ADD COLUMN group_key     text,
     ADD COLUMN severity_rank smallint    NOT NULL DEFAULT 0,
@@ -61,11 +62,14 @@ CREATE TABLE alert_groups (
 -- Locks the alerts of a message, in one order, before their deliveries
 -- change: two destinations recording the two deliveries of one alert at
 -- once would otherwise each miss the other's (uncommitted) outcome and leave
--- it 'retrying' for good.
+-- it 'retrying' for good. FOR NO KEY UPDATE (what the UPDATE of alerts
+-- takes anyway) does not conflict with the key-share locks that planning
+-- an alert's deliveries takes through their foreign key.
 CREATE FUNCTION sluice_lock_alerts(p_alert_ids text[])
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM alerts WHERE alert_id = ANY (p_alert_ids) ORDER BY alert_id FOR UPDATE;
+    PERFORM 1 FROM alerts WHERE alert_id = ANY (p_alert_ids) ORDER BY alert_id
+        FOR NO KEY UPDATE;
 END $$;
 
 -- An alert's own state follows its deliveries: failed if one failed,

@@ -260,8 +260,7 @@ static void test_busy_chat_holds_back_no_other(void **state)
     wait_dest("telegram:222", 1);
     wait_dest("telegram:111", 4);
     int64_t first = arrival("telegram:111", 0), other = arrival("telegram:222", 0);
-    print_message("chat 222 served %.3f s after chat 111's first\n",
-                  (double)(other - first) / 1e6);
+    print_message("chat 222 served %.3f s after chat 111's first\n", (double)(other - first) / 1e6);
     assert_true(other - first < 1000000);
     for (int k = 1; k < 4; k++) { /* 111 keeps its rate */
         int64_t gap = arrival("telegram:111", k) - arrival("telegram:111", k - 1);
@@ -409,8 +408,8 @@ static void test_kill_midway_exactly_once_per_destination(void **state)
     publish_alerts("ka", "warning", 100, "");
     publish_alerts("kb", "warning", 100, "");
     const char *routes = "*.ka=telegram:111+webhook; *.kb=telegram:222+log";
-    pid_t pid = start_notifier(routes, "--group-by", "alert", "--telegram-rate-per-chat", "25",
-                               NULL);
+    pid_t pid =
+        start_notifier(routes, "--group-by", "alert", "--telegram-rate-per-chat", "25", NULL);
     assert_true(harness_wait_for(got_60, NULL, TIMEOUT_MS));
     kill(pid, SIGKILL);
     harness_wait(pid, 10000);
@@ -521,8 +520,8 @@ static void assert_burst_accounted(const char *dest, int n)
              "NULL AND state IN ('sent', 'failed')",
              dest);
     assert_int_equal(pg_scalar(sql), n);
-    snprintf(sql, sizeof sql, "SELECT COALESCE(sum(alerts), 0) FROM alert_messages WHERE channel = '%s'",
-             dest);
+    snprintf(sql, sizeof sql,
+             "SELECT COALESCE(sum(alerts), 0) FROM alert_messages WHERE channel = '%s'", dest);
     assert_int_equal(pg_scalar(sql), n);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM alert_deliveries WHERE channel = '%s' AND state = 'failed' "
@@ -580,8 +579,8 @@ static void test_burst_survives_a_kill(void **state)
     kill(pid, SIGKILL);
     harness_wait(pid, 10000);
     long long planned = pg_scalar("SELECT count(*) FROM alert_deliveries");
-    pid = start_notifier("*=telegram:111", "--group-wait-ms", "1500", "--group-interval-ms",
-                         "3000", "--telegram-rate-per-chat", "1", NULL);
+    pid = start_notifier("*=telegram:111", "--group-wait-ms", "1500", "--group-interval-ms", "3000",
+                         "--telegram-rate-per-chat", "1", NULL);
     wait_sql("SELECT count(*) FROM alert_deliveries WHERE state IN ('sent', 'failed')", 1000);
     stop_notifier(pid, 5000);
     print_message("killed with %lld of 1000 planned\n", planned);
@@ -670,8 +669,8 @@ static void test_sighup_reloads_routes(void **state)
     /* A mistake: the same line as at start, and the old routes stay. */
     write_file(conf, "routes = *=email\n");
     char err[2048];
-    const char *check[] = {harness_bin("sluice-notifier"), "--config", conf, "--metrics-port", "0",
-                           NULL};
+    const char *check[] = {
+        harness_bin("sluice-notifier"), "--config", conf, "--metrics-port", "0", NULL};
     assert_int_equal(harness_run(check, err, sizeof err, 30000), 2);
     assert_non_null(strstr(err, "unknown channel 'email'"));
     kill(pid, SIGHUP);
@@ -709,8 +708,8 @@ static void test_metrics_pass_promtool(void **state)
     }
     assert_non_null(strstr(body, "sluice_notifier_alerts_delivered_total{channel=\"telegram\","
                                  "destination=\"telegram:111\"} 3"));
-    assert_non_null(
-        strstr(body, "sluice_notifier_alerts_delivered_total{channel=\"log\",destination=\"log\"} 3"));
+    assert_non_null(strstr(
+        body, "sluice_notifier_alerts_delivered_total{channel=\"log\",destination=\"log\"} 3"));
     assert_non_null(strstr(body, "sluice_notifier_alerts_received_total 3"));
     assert_non_null(strstr(body, "sluice_notifier_backlog{channel=\"telegram\""));
     char cmd[256], err[4096];

@@ -1,8 +1,9 @@
 /* Integration tests of the notifier against real RabbitMQ and PostgreSQL
  * and a fake Bot API / webhook server on loopback (fakehttp.c), one message
- * per alert (--group-by alert): escaping, long alerts split, 429 / 5xx / 400 handling, the per-chat rate over a burst of
- * 200 alerts, a SIGKILL mid-burst that must not make anything be sent
- * twice, and webhook delivery. */
+ * per alert (--group-by alert; grouping is test_destinations'): escaping,
+ * long alerts split, 429 / 5xx / 400 handling, the per-chat rate over a
+ * burst of 200 alerts, a SIGKILL mid-burst that must not make anything be
+ * sent twice, and webhook delivery. */
 #include <json-c/json.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -136,8 +137,6 @@ static pid_t start_notifier(const char *routes, const char *rate_per_chat)
                           "400",
                           "--max-attempts",
                           "4",
-                          /* One message per alert: these tests look at each alert's
-                           * delivery; grouping has test_destinations. */
                           "--group-by",
                           "alert",
                           "--metrics-port",

@@ -251,15 +251,22 @@ static void test_group_text(void **state)
     static const struct {
         long n;
         const char *text;
-    } numbers[] = {{0, "0"}, {999, "999"}, {1000, "1,000"}, {1316, "1,316"}, {1234567, "1,234,567"}};
+    } numbers[] = {
+        {0, "0"}, {999, "999"}, {1000, "1,000"}, {1316, "1,316"}, {1234567, "1,234,567"}};
     for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++) {
         group_thousands(numbers[i].n, n, sizeof n);
         assert_string_equal(n, numbers[i].text);
     }
     alert shown[2] = {
-        {.alert_id = "a", .rule = "checkout_search", .severity = "info", .source = "clickstream",
+        {.alert_id = "a",
+         .rule = "checkout_search",
+         .severity = "info",
+         .source = "clickstream",
          .message = "s-1 searched <b>"},
-        {.alert_id = "b", .rule = "checkout_search", .severity = "info", .source = "clickstream",
+        {.alert_id = "b",
+         .rule = "checkout_search",
+         .severity = "info",
+         .source = "clickstream",
          .message = "s-2 & more"},
     };
     char *text = group_text(shown, 2, 1316, 30.2, "checkout_search", 0);
@@ -270,7 +277,8 @@ static void test_group_text(void **state)
     free(text);
     /* One alert reads as it did before grouping. */
     text = group_text(shown, 1, 1, 0, "checkout_search", 0);
-    assert_string_equal(text, "<b>[INFO] checkout_search</b> (clickstream)\ns-1 searched &lt;b&gt;");
+    assert_string_equal(text,
+                        "<b>[INFO] checkout_search</b> (clickstream)\ns-1 searched &lt;b&gt;");
     free(text);
     /* Not grouped by rule: each line names its rule. */
     text = group_text(shown, 2, 2, 1.5, "info", 1);
