@@ -44,10 +44,12 @@ ALTER TABLE alert_deliveries
     ADD COLUMN message_id    bigint      REFERENCES alert_messages (id);
 UPDATE alert_deliveries SET group_key = alert_id WHERE group_key IS NULL;
 ALTER TABLE alert_deliveries ALTER COLUMN group_key SET NOT NULL;
--- What a destination picks next: critical first, then the oldest.
-CREATE INDEX alert_deliveries_pending
+-- What a destination picks next (critical first, then the oldest), its
+-- backlog and what a notifier left behind, without reading the history of
+-- delivered alerts: only deliveries not yet final are in this index.
+CREATE INDEX alert_deliveries_open
     ON alert_deliveries (channel, severity_rank DESC, planned_at, alert_id)
-    WHERE state = 'pending';
+    WHERE state IN ('pending', 'sending', 'retrying');
 CREATE INDEX alert_deliveries_message ON alert_deliveries (message_id);
 
 -- When each group last had a message, so group_interval holds across
