@@ -19,7 +19,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,14 +157,6 @@ static const char summary[] =
     "Delivers alerts from sluice.q.notifier to the destinations of their route (log, webhook, "
     "telegram chats), each destination on its own, chat alerts grouped, and records each outcome "
     "in PostgreSQL.";
-
-static volatile sig_atomic_t reload_requested;
-
-static void on_hup(int sig)
-{
-    (void)sig;
-    reload_requested = 1;
-}
 
 static int open_session(session *s, const strlist *urls, size_t *next, const notifier_settings *cfg,
                         char *err, size_t errlen)
@@ -337,12 +328,7 @@ int main(int argc, char **argv)
     }
     if (rc == CLI_CONTINUE) {
         shutdown_install();
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_hup;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGHUP, &sa, NULL);
+        reload_install();
         log_info("starting routes=\"%s\" group_by=%s group_wait_ms=%ld group_interval_ms=%ld "
                  "telegram_rate_per_chat=%ld telegram_rate_total=%ld metrics_port=%ld",
                  s.routes, s.group_by, s.group_wait_ms, s.group_interval_ms,
