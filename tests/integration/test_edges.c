@@ -596,20 +596,44 @@ static void test_cancelled_consumer_is_resubscribed(void **state)
     assert_int_equal(harness_log_count(log, "worker started"), 1); /* never restarted */
 }
 
-/* The same for the notifier's queue. */
+static int notifier_healthz_is(void *arg)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", harness_port(9));
+    return http_get(url, pool_body, sizeof pool_body) == *(const long *)arg;
+}
+
+/* The same for the notifier's queue, on the notifier's own /healthz and
+ * /metrics. */
 static void test_cancelled_notifier_is_resubscribed(void **state)
 {
-    char log[600];
+    char log[600], url[128], metrics[65536];
     snprintf(log, sizeof log, "%s/cancel-notifier.log", workdir);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", harness_port(9));
     unlink(log);
-    const char *argv[] = {harness_bin("sluice-notifier"), NULL};
+    const char *argv[] = {harness_bin("sluice-notifier"), "--metrics-port", harness_port_text(9),
+                          NULL};
     pid_t pid = harness_spawn(argv, log);
+    long ok = 200, unavailable = 503;
     assert_true(harness_wait_for(consumed_by_one, "sluice.q.notifier", 30000));
+    if (!harness_wait_for(notifier_healthz_is, &ok, 30000))
+        fail_msg("the notifier's /healthz never answered 200: %s", pool_body);
+
     queue_delete("sluice.q.notifier");
     wait_log(log, "consumer cancelled by the broker queue=sluice.q.notifier");
+    if (!harness_wait_for(notifier_healthz_is, &unavailable, 30000))
+        fail_msg("the notifier's /healthz did not turn 503: %s", pool_body);
+    assert_non_null(strstr(pool_body, "sluice.q.notifier not consumed"));
+    assert_int_equal(http_get(url, metrics, sizeof metrics), 200);
+    assert_non_null(strstr(metrics, "\nsluice_notifier_queue_consumed 0\n"));
+
     assert_int_equal(harness_group_setup(state), 0);
     wait_log(log, "consuming again queue=sluice.q.notifier");
     assert_true(harness_wait_for(consumed_by_one, "sluice.q.notifier", 30000));
+    if (!harness_wait_for(notifier_healthz_is, &ok, 30000))
+        fail_msg("the notifier's /healthz did not turn 200 again: %s", pool_body);
+    assert_int_equal(http_get(url, metrics, sizeof metrics), 200);
+    assert_non_null(strstr(metrics, "\nsluice_notifier_queue_consumed 1\n"));
     kill(pid, SIGTERM);
     assert_int_equal(harness_wait(pid, 30000), 0);
 }

@@ -1,6 +1,7 @@
 /* Unit tests for the notifier's pure parts: routes (notifier/routes.c),
- * token buckets (ratelimit.c), Telegram text (tgtext.c) and the HTTP
- * outcome rule (http_post.c's http_classify). Table-driven. */
+ * token buckets (ratelimit.c), Telegram text (tgtext.c), grouping keys
+ * (grouping.c), group texts and their split into parts (grouptext.c) and
+ * the HTTP outcome rule (http_post.c's http_classify). Table-driven. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include <cmocka.h>
 
 #include "event.h"
+#include "grouping.h"
+#include "grouptext.h"
 #include "http_post.h"
 #include "ratelimit.h"
 #include "routes.h"
@@ -176,6 +179,34 @@ static void test_long_message_is_cut_cleanly(void **state)
     free(msg);
 }
 
+/* Anyone may publish to sluice.alerts: a rule name longer than the whole
+ * limit once pushed the text past 4096 units, and a severity cut at 15
+ * bytes could end inside a character (fuzz/corpus/tgtext/regress-*). */
+static void test_foreign_names_are_cut(void **state)
+{
+    (void)state;
+    char *rule = malloc(5001);
+    memset(rule, 'r', 5000);
+    rule[5000] = '\0';
+    int cut;
+    char *text = telegram_text("info", rule, "orders", "hello", 4096, &cut);
+    assert_false(cut);
+    /* 63 r's and "…", then the source and the whole message. */
+    const char *shown = strstr(text, "</b> (orders)\nhello");
+    assert_non_null(shown);
+    assert_memory_equal(shown - 3, "\xe2\x80\xa6", 3);
+    assert_int_equal(shown - 3 - strchr(text, 'r'), 63);
+    free(text);
+    free(rule);
+
+    text = telegram_text("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "r",
+                         "s", "m", 4096, &cut);
+    assert_true(utf8_valid(text, strlen(text)));
+    /* Seven é (14 bytes): the eighth would not fit 15 bytes whole. */
+    assert_non_null(strstr(text, "[\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9] r"));
+    free(text);
+}
+
 static void test_http_outcomes(void **state)
 {
     (void)state;
@@ -208,6 +239,135 @@ static void test_http_outcomes(void **state)
     }
 }
 
+static void test_grouping(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *group_by, *expect; /* the key of the alert below, or NULL: refused */
+    } cases[] = {
+        {"rule", "checkout_search"},
+        {"rule, source", "checkout_search clickstream"},
+        {"severity,rule,source", "checkout_search info clickstream"},
+        {"alert", "checkout_search:e-1"},
+        {"alert,rule", NULL},
+        {"rules", NULL},
+        {"", NULL},
+    };
+    alert a = {.alert_id = "checkout_search:e-1",
+               .rule = "checkout_search",
+               .severity = "info",
+               .source = "clickstream"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        grouping g = {0};
+        char err[256], key[256];
+        int rc = grouping_parse(cases[i].group_by, &g, err, sizeof err);
+        if (!cases[i].expect) {
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(err, "group_by"));
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        grouping_key(&g, &a, key, sizeof key);
+        assert_string_equal(key, cases[i].expect);
+    }
+}
+
+static void test_group_text(void **state)
+{
+    (void)state;
+    char n[32];
+    static const struct {
+        long n;
+        const char *text;
+    } numbers[] = {
+        {0, "0"}, {999, "999"}, {1000, "1,000"}, {1316, "1,316"}, {1234567, "1,234,567"}};
+    for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++) {
+        group_thousands(numbers[i].n, n, sizeof n);
+        assert_string_equal(n, numbers[i].text);
+    }
+    alert shown[2] = {
+        {.alert_id = "a",
+         .rule = "checkout_search",
+         .severity = "info",
+         .source = "clickstream",
+         .message = "s-1 searched <b>"},
+        {.alert_id = "b",
+         .rule = "checkout_search",
+         .severity = "info",
+         .source = "clickstream",
+         .message = "s-2 & more"},
+    };
+    char *text = group_text(shown, 2, 1316, 30.2, "checkout_search", 0);
+    assert_string_equal(text, "<b>[INFO] checkout_search</b>: 1,316 alerts in 30 s\n"
+                              "\xe2\x80\xa2 (clickstream) s-1 searched &lt;b&gt;\n"
+                              "\xe2\x80\xa2 (clickstream) s-2 &amp; more\n"
+                              "\xe2\x80\xa6 and 1,314 more");
+    free(text);
+    /* One alert reads as it did before grouping. */
+    text = group_text(shown, 1, 1, 0, "checkout_search", 0);
+    assert_string_equal(text,
+                        "<b>[INFO] checkout_search</b> (clickstream)\ns-1 searched &lt;b&gt;");
+    free(text);
+    /* Not grouped by rule: each line names its rule. */
+    text = group_text(shown, 2, 2, 1.5, "info", 1);
+    assert_non_null(strstr(text, "\xe2\x80\xa2 checkout_search (clickstream) s-2"));
+    assert_non_null(strstr(text, "2 alerts in 1.5 s"));
+    free(text);
+}
+
+/* Units as Telegram counts them: tags nothing, an entity one. */
+static size_t parsed_units(const char *s)
+{
+    size_t n = 0;
+    while (*s) {
+        if (*s == '<') {
+            s = strchr(s, '>') + 1;
+        } else if (*s == '&') {
+            s = strchr(s, ';') + 1;
+            n++;
+        } else {
+            size_t k = 1;
+            while ((s[k] & 0xc0) == 0x80)
+                k++;
+            n += k == 4 ? 2 : 1;
+            s += k;
+        }
+    }
+    return n;
+}
+
+static void test_group_split(void **state)
+{
+    (void)state;
+    /* Lines of 30 characters with entities and 4-byte characters: every
+     * part within the limit, never a cut entity or character, at a line
+     * break where one is in the second half, and nothing lost. */
+    char text[8192] = "<b>[INFO] r</b>: 200 alerts in 1 s\n";
+    for (int i = 0; i < 120; i++)
+        strcat(text, "\xe2\x80\xa2 a &amp; b \xf0\x9f\x94\xa5 cdefghijklmnopq\n");
+    static const size_t limits[] = {100, 64, 4096, 7};
+    for (size_t l = 0; l < sizeof limits / sizeof *limits; l++) {
+        char **parts;
+        size_t n = group_split(text, limits[l], &parts);
+        assert_true(n >= 1);
+        char whole[8192] = "";
+        for (size_t i = 0; i < n; i++) {
+            assert_true(parsed_units(parts[i]) <= limits[l]);
+            assert_true(utf8_valid(parts[i], strlen(parts[i])));
+            /* An entity is never split: a part holds whole ones only. */
+            const char *amp = strrchr(parts[i], '&');
+            assert_true(!amp || strchr(amp, ';'));
+            if (limits[l] >= 64 && i + 1 < n)
+                assert_int_equal(parts[i][strlen(parts[i]) - 1], '\n');
+            strcat(whole, parts[i]);
+        }
+        assert_string_equal(whole, text);
+        if (limits[l] == 4096)
+            assert_int_equal(n, 1);
+        group_parts_free(parts, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,7 +376,11 @@ int main(void)
         cmocka_unit_test(test_token_bucket),
         cmocka_unit_test(test_escape_and_length),
         cmocka_unit_test(test_long_message_is_cut_cleanly),
+        cmocka_unit_test(test_foreign_names_are_cut),
         cmocka_unit_test(test_http_outcomes),
+        cmocka_unit_test(test_grouping),
+        cmocka_unit_test(test_group_text),
+        cmocka_unit_test(test_group_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
