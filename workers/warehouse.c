@@ -291,19 +291,20 @@ static sql_outcome claim_staged(warehouse *w, const batch *b, char *err, size_t 
     return o;
 }
 
-/* COPYs the events marked fresh straight into events; the projections'
- * trigger fills the typed tables from them. */
-static sql_outcome copy_events(warehouse *w, const batch *b, size_t *added, char *err,
+/* COPYs the fresh events of one source straight into events; the
+ * projections' trigger fills the typed tables from them. One statement per
+ * source lets the trigger run only that source's projections. */
+static sql_outcome copy_source(warehouse *w, const batch *b, int source, size_t *added, char *err,
                                size_t errlen)
 {
     pgcopy *c = &w->copy;
     pgcopy_begin(c);
-    *added = 0;
+    size_t rows = 0;
     for (size_t i = 0; i < b->count; i++) {
         const delivery *d = &b->items[i];
-        if (!w->fresh[i])
+        if (!w->fresh[i] || d->source_index != source)
             continue;
-        (*added)++;
+        rows++;
         pgcopy_row(c, 6);
         const char *id = batch_str(b, d->msg_id), *src = batch_str(b, d->source);
         const char *rk = batch_str(b, d->routing_key);
@@ -318,12 +319,29 @@ static sql_outcome copy_events(warehouse *w, const batch *b, size_t *added, char
         pgcopy_timestamptz(c, d->received_at_us);
     }
     pgcopy_end(c);
-    if (*added == 0)
+    if (rows == 0)
         return SQL_OK;
+    *added += rows;
     return send_copy(w,
                      "COPY events (msg_id, source, routing_key, payload, produced_at, received_at)"
                      " FROM STDIN (FORMAT binary)",
                      err, errlen);
+}
+
+/* COPYs the events marked fresh, source by source. */
+static sql_outcome copy_events(warehouse *w, const batch *b, size_t *added, char *err,
+                               size_t errlen)
+{
+    *added = 0;
+    int max_source = -1;
+    for (size_t i = 0; i < b->count; i++) {
+        if (b->items[i].source_index > max_source)
+            max_source = b->items[i].source_index;
+    }
+    sql_outcome o = SQL_OK;
+    for (int s = -1; s <= max_source && o == SQL_OK; s++)
+        o = copy_source(w, b, s, added, err, errlen);
+    return o;
 }
 
 static void clear_counts(store_result *res)
