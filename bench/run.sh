@@ -78,6 +78,11 @@ for b in broker-setup/sluice-setup producer/sluice-producer workers/sluice-worke
          bench/bench-procstat bench/bench-raw-publish bench/bench-raw-consume bench/bench-pg-copy; do
   [ -x "$BUILD/$b" ] || die "$BUILD/$b is missing: build first (./run build)"
 done
+# Debian's interpreter, which has python3-pika and python3-psycopg2 (a
+# python3 earlier in PATH, e.g. pyenv's, may not).
+PYTHON=${SLUICE_BENCH_PYTHON:-/usr/bin/python3}
+"$PYTHON" -c 'import pika, psycopg2' 2>/dev/null ||
+  die "$PYTHON lacks pika or psycopg2 (./run deps installs python3-pika python3-psycopg2)"
 for t in psql curl awk; do
   command -v "$t" >/dev/null || die "$t is not installed (./run deps)"
 done
@@ -302,7 +307,7 @@ for r in $(seq 1 "$REPEATS"); do
   reset
   "$BUILD/bench/bench-raw-publish" "$AMQP_URL" "$COUNT" "$((SEED_BASE + 4000 + r))" "$WINDOW" \
     >/dev/null 2>"$LOGS/py_fill.$r.log" || die "filling the queues failed: see $LOGS/py_fill.$r.log"
-  baseline py_worker "$r" python3 "$ROOT/bench/py_worker.py" "$AMQP_URL" "$PG_DSN" "$TOTAL" "$PREFETCH" "$BATCH"
+  baseline py_worker "$r" "$PYTHON" "$ROOT/bench/py_worker.py" "$AMQP_URL" "$PG_DSN" "$TOTAL" "$PREFETCH" "$BATCH"
   for mode in parallel unified; do
     sluice_run live "$mode" "$r"
     sluice_run drain "$mode" "$r"
