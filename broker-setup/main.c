@@ -4,13 +4,13 @@
  * is; a queue or exchange that exists with other arguments is reported as a
  * configuration conflict (exit 2) rather than silently changed.
  */
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "log.h"
 #include "migrate.h"
+#include "pg.h"
 #include "projections.h"
 #include "settings.h"
 #include "topology.h"
@@ -143,10 +143,9 @@ static int setup_projections(PGconn *db, const char *path)
 static int setup_schema(const setup_settings *s)
 {
     char err[2048];
-    PGconn *db = PQconnectdb(s->pg_dsn);
-    if (PQstatus(db) != CONNECTION_OK) {
-        log_error("cannot reach PostgreSQL: %s", PQerrorMessage(db));
-        PQfinish(db);
+    PGconn *db = pg_connect(s->pg_dsn, err, sizeof err);
+    if (!db) {
+        log_error("%s", err);
         return EXIT_RUNTIME;
     }
     PQclear(PQexec(db, "SET client_min_messages = warning"));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pg.h"
 
 /* Any constant works; it only has to be the same for every sluice-setup. */
 #define MIGRATION_LOCK_KEY "7366001"
@@ -108,7 +109,7 @@ static int exec_ok(PGconn *db, const char *sql, const char *what, char *err, siz
     ExecStatusType st = PQresultStatus(r);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (!ok)
-        snprintf(err, errlen, "%s: %s", what, PQerrorMessage(db));
+        pg_error(db, r, err, errlen, "%s", what);
     PQclear(r);
     return ok ? 0 : -1;
 }
@@ -122,7 +123,7 @@ static int is_applied(PGconn *db, long number, int *applied, char *err, size_t e
                                params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "reading schema_migrations: %s", PQerrorMessage(db));
+        pg_error(db, r, err, errlen, "reading schema_migrations");
         rc = -1;
     } else {
         *applied = PQntuples(r) > 0;
@@ -149,7 +150,7 @@ static int apply_one(PGconn *db, const char *dir, const char *name, char *err, s
             PQexecParams(db, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
                          NULL, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "recording %s: %s", name, PQerrorMessage(db));
+            pg_error(db, r, err, errlen, "recording %s", name);
             rc = -1;
         }
         PQclear(r);

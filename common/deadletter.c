@@ -69,16 +69,16 @@ int deadletter_publish(deadletter *dl, const dead_letter *m, char *err, size_t e
 {
     amqp_table_entry_t headers[3];
     int n = 0;
-    headers[n].key = amqp_cstring_bytes("x-sluice-reason");
+    headers[n].key = amqp_cstring_bytes(SLUICE_HEADER_REASON);
     headers[n].value.kind = AMQP_FIELD_KIND_UTF8;
     headers[n++].value.value.bytes = amqp_cstring_bytes(m->reason);
     if (m->source) {
-        headers[n].key = amqp_cstring_bytes("x-source");
+        headers[n].key = amqp_cstring_bytes(SLUICE_HEADER_SOURCE);
         headers[n].value.kind = AMQP_FIELD_KIND_UTF8;
         headers[n++].value.value.bytes = amqp_cstring_bytes(m->source);
     }
     if (m->attempts) {
-        headers[n].key = amqp_cstring_bytes("x-sluice-attempts");
+        headers[n].key = amqp_cstring_bytes(SLUICE_HEADER_ATTEMPTS);
         headers[n].value.kind = AMQP_FIELD_KIND_I32;
         headers[n++].value.value.i32 = (int32_t)m->attempts;
     }

@@ -317,21 +317,32 @@ event_verdict event_validate(event_validator *v, const void *body, size_t len)
     return s.nul_escape ? EVENT_NUL_CHAR : EVENT_OK;
 }
 
-void event_derive_id(const char *source, const void *body, size_t len, char *out)
+void event_sha256_id(const id_part *parts, size_t nparts, char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char digest[32];
+    unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    EVP_DigestUpdate(ctx, source, strlen(source) + 1); /* the NUL separates source from body */
-    EVP_DigestUpdate(ctx, body, len);
-    EVP_DigestFinal_ex(ctx, digest, &dlen);
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    for (size_t i = 0; ok && i < nparts; i++)
+        ok = EVP_DigestUpdate(ctx, parts[i].bytes, parts[i].len) == 1;
+    /* Only allocation can fail here; an all-zero id then still has the
+     * id's shape rather than leaving out unwritten. */
+    if (!ok || EVP_DigestFinal_ex(ctx, digest, &dlen) != 1)
+        dlen = 0;
     EVP_MD_CTX_free(ctx);
     memcpy(out, "sha256:", 7);
     for (unsigned i = 0; i < 32; i++) {
-        out[7 + 2 * i] = hex[digest[i] >> 4];
-        out[8 + 2 * i] = hex[digest[i] & 15];
+        unsigned char b = i < dlen ? digest[i] : 0;
+        out[7 + 2 * i] = hex[b >> 4];
+        out[8 + 2 * i] = hex[b & 15];
     }
-    out[EVENT_DERIVED_ID_LEN] = '\0';
+    out[EVENT_SHA256_ID_LEN] = '\0';
+}
+
+void event_derive_id(const char *source, const void *body, size_t len, char *out)
+{
+    /* The NUL separates source from body. */
+    id_part parts[] = {{source, strlen(source) + 1}, {body, len}};
+    event_sha256_id(parts, 2, out);
 }

@@ -41,15 +41,40 @@ void event_validator_free(event_validator *v);
  * object (surrounding whitespace allowed), no \u0000 escape. */
 event_verdict event_validate(event_validator *v, const void *body, size_t len);
 
+/* Length of a "sha256:<64 hex digits>" id, without the NUL. */
+#define EVENT_SHA256_ID_LEN (7 + 64)
+
+/* One piece of what an id is the digest of. */
+typedef struct id_part {
+    const void *bytes;
+    size_t len;
+} id_part;
+
+/*
+ * Writes "sha256:<64 hex digits>" of the parts, one after the other, into
+ * out (at least EVENT_SHA256_ID_LEN + 1 bytes). Callers that hash several
+ * strings include each one's NUL in its part, so ("ab","c") and ("a","bc")
+ * stay apart. The one way sluice derives a stable message id: the worker's
+ * for a message without one, an adapter's for a line at a place.
+ */
+void event_sha256_id(const id_part *parts, size_t nparts, char *out);
+
 /* Length of the text event_derive_id() writes, without the NUL. */
-#define EVENT_DERIVED_ID_LEN (7 + 64)
+#define EVENT_DERIVED_ID_LEN EVENT_SHA256_ID_LEN
 
 /* Writes "sha256:<64 hex digits>" of source, a NUL byte and the body into
  * out (at least EVENT_DERIVED_ID_LEN + 1 bytes): the same message from the
  * same source always gets the same id, so a republished copy is absorbed. */
 void event_derive_id(const char *source, const void *body, size_t len, char *out);
 
-/* Names fixed by the topology of the design brief. */
+/* Message headers of the contract: what a producer sets, what a dead letter
+ * carries. */
+#define SLUICE_HEADER_SOURCE "x-source"
+#define SLUICE_HEADER_PRODUCED_AT "x-produced-at-us" /* microseconds since the epoch */
+#define SLUICE_HEADER_REASON "x-sluice-reason"       /* why it was dead-lettered */
+#define SLUICE_HEADER_ATTEMPTS "x-sluice-attempts"   /* how often it failed first */
+
+/* Names fixed by the topology of DESIGN.md (exchanges, queues, keys). */
 #define SLUICE_EXCHANGE_INGEST "sluice.ingest"
 #define SLUICE_EXCHANGE_DLX "sluice.dlx"
 #define SLUICE_EXCHANGE_ALERTS "sluice.alerts"

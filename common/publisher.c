@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "event.h"
 #include "log.h"
 #include "util.h"
 
@@ -129,10 +130,10 @@ static int send_slot(publisher *p, slot *s, char *err, size_t errlen)
     const char *body = src + s->src_len + 1;
 
     amqp_table_entry_t headers[2];
-    headers[0].key = amqp_cstring_bytes("x-source");
+    headers[0].key = amqp_cstring_bytes(SLUICE_HEADER_SOURCE);
     headers[0].value.kind = AMQP_FIELD_KIND_UTF8;
     headers[0].value.value.bytes = (amqp_bytes_t){s->src_len, (void *)src};
-    headers[1].key = amqp_cstring_bytes("x-produced-at-us");
+    headers[1].key = amqp_cstring_bytes(SLUICE_HEADER_PRODUCED_AT);
     headers[1].value.kind = AMQP_FIELD_KIND_I64;
     headers[1].value.value.i64 = s->produced_at_us;
 

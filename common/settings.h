@@ -27,9 +27,11 @@
      "amqps://: refuse a broker whose certificate does not chain to amqp_ca_file"},                \
     {"amqp_verify_hostname", CFG_BOOL, offsetof(type, amqp_tls.verify_hostname), "true", 0, 0,    \
      "amqps://: refuse a certificate that does not name the URL's host"}
-/* AMQP heartbeat, into a long named `field`. */
-#define SETTING_HEARTBEAT(type, field)                                                             \
-    {"heartbeat", CFG_INT, offsetof(type, field), "30", 0, 3600,                                   \
+/* AMQP heartbeat, into a long named `field`; the _DEFAULT form for a
+ * binary whose connections may sit idle longer (the notifier). */
+#define SETTING_HEARTBEAT(type, field) SETTING_HEARTBEAT_DEFAULT(type, field, "30")
+#define SETTING_HEARTBEAT_DEFAULT(type, field, default_s)                                          \
+    {"heartbeat", CFG_INT, offsetof(type, field), default_s, 0, 3600,                              \
      "AMQP heartbeat in seconds; 0 = off"}
 /* The contract's largest body, into a long named `field`. */
 #define SETTING_MAX_MESSAGE_BYTES(type, field, help)                                               \

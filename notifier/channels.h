@@ -1,32 +1,61 @@
 /*
- * channels: delivering one alert to one channel, once. Retries, rate limits
- * and recording the outcome are the caller's (delivery.c); these say what
- * the attempt came to (http_post.h's rule).
+ * channels: the notification channels as a small vtable, like the
+ * producer's source adapters (producer/adapter.h). A channel is one file
+ * (channel_<name>.c) defining a channel_class and one line in the registry
+ * of channels.c; routes name it, the deliverer calls it. Retries, rate
+ * limits and recording the outcome are the caller's (delivery.c); a send
+ * says what one attempt came to (http_post.h's rule).
  */
 #ifndef SLUICE_CHANNELS_H
 #define SLUICE_CHANNELS_H
 
-#include <json-c/json.h>
+#include <stddef.h>
 
+#include "alert.h"
 #include "http_post.h"
 
-/* The fields of an alert message (sluice.alerts), borrowed from its JSON. */
-typedef struct alert {
-    const char *alert_id, *rule, *severity, *source, *message;
-    const char *body; /* the whole JSON text as received */
-    size_t body_len;
-} alert;
+/* The notifier's settings the channels use; strings borrowed from the
+ * notifier's settings, "" or NULL when not set. */
+typedef struct channel_settings {
+    const char *telegram_api;         /* Bot API base URL */
+    const char *telegram_token;       /* NULL if none could be read */
+    const char *telegram_token_error; /* why reading it failed, or NULL */
+    const char *telegram_chat;        /* the default chat */
+    const char *webhook_url;
+} channel_settings;
 
-/* The log channel: one line on stderr. Always SEND_OK. */
-void log_send(const alert *a, send_result *out);
+/* What a send may use; owned by the deliverer. */
+typedef struct channel_env {
+    http_client *http; /* one reused connection, with the request timeout */
+    const channel_settings *settings;
+} channel_env;
 
-/* Telegram Bot API sendMessage to `chat` at api_base (e.g.
- * https://api.telegram.org). The token goes only into the request URL:
- * it never appears in out->reason. */
-void telegram_send(http_client *c, const char *api_base, const char *token, const char *chat,
-                   const alert *a, send_result *out);
+typedef struct channel_class {
+    const char *name; /* as routes name it, and first word of its ledger name */
+    /* Routes may write name:TARGET (telegram:CHAT) if this names the
+     * target ("CHAT", for messages); NULL: the channel takes none. */
+    const char *target;
+    /* The target of a route that names none (the default chat). NULL if
+     * the channel takes no target. */
+    const char *(*default_target)(const channel_settings *s);
+    /* Checks at start that the settings let the channel reach `target`
+     * (NULL if it takes none). Returns 0, or -1 with err naming the missing
+     * setting. NULL: nothing to check. */
+    int (*check)(const channel_settings *s, const char *target, char *err, size_t errlen);
+    /* One attempt to deliver alert a to target; fills *out. */
+    void (*send)(const channel_env *env, const char *target, const alert *a, send_result *out);
+    int paced;       /* 1: spaced per target and overall by the telegram_rate_* settings */
+    int logs_itself; /* 1: its send is a log line, so no "alert sent" line besides */
+} channel_class;
 
-/* POST of the alert's JSON to url, with header X-Sluice-Alert-Id. */
-void webhook_send(http_client *c, const char *url, const alert *a, send_result *out);
+/* The channel an alert goes to when no route matches it. */
+extern const channel_class log_channel;
+
+/* The registered channel called `name`, or NULL. Statically allocated. */
+const channel_class *channel_find(const char *name);
+
+/* "log, webhook, telegram, telegram:CHAT": what routes may name, for
+ * messages. Statically allocated. */
+const char *channel_names(void);
 
 #endif

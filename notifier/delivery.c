@@ -3,7 +3,6 @@
  */
 #include "delivery.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 struct deliverer {
     const delivery_config *cfg;
     http_client *http;
+    channel_env env; /* what each send gets */
     deadletter *dead;
     bucket_map chats;
     token_bucket total;
@@ -29,6 +29,7 @@ deliverer *deliverer_new(const delivery_config *cfg, const strlist *urls, int he
         return NULL;
     d->cfg = cfg;
     d->http = http_client_new(cfg->http_timeout_ms);
+    d->env = (channel_env){.http = d->http, .settings = &cfg->channels};
     d->dead = deadletter_new(urls, heartbeat_s);
     /* Bursts of 1: messages are spaced evenly, so no second ever holds
      * more than the rate (a full bucket of 30 would allow 60 in the first). */
@@ -56,13 +57,13 @@ const delivery_stats *deliverer_stats(const deliverer *d)
     return &d->stats;
 }
 
-/* Waits for a token in the chat's bucket and the overall one. Returns 0,
- * or -1 if shutdown came first. */
-static int wait_for_rate(deliverer *d, const char *chat)
+/* Waits for a token in the target's (chat's) bucket and the overall one.
+ * Returns 0, or -1 if shutdown came first. */
+static int wait_for_rate(deliverer *d, const char *target)
 {
     for (;;) {
         int64_t now = mono_us();
-        token_bucket *b = bucket_map_get(&d->chats, chat, now);
+        token_bucket *b = bucket_map_get(&d->chats, target, now);
         int64_t wait = bucket_wait_us(b, now), wait_total = bucket_wait_us(&d->total, now);
         if (wait_total > wait)
             wait = wait_total;
@@ -76,33 +77,17 @@ static int wait_for_rate(deliverer *d, const char *chat)
     }
 }
 
-static void send_once(deliverer *d, const channel *c, const char *chat, const alert *a,
-                      send_result *out)
-{
-    switch (c->kind) {
-    case CHANNEL_LOG:
-        log_send(a, out);
-        break;
-    case CHANNEL_WEBHOOK:
-        webhook_send(d->http, d->cfg->webhook_url, a, out);
-        break;
-    case CHANNEL_TELEGRAM:
-        telegram_send(d->http, d->cfg->telegram_api, d->cfg->telegram_token, chat, a, out);
-        break;
-    }
-}
-
 /* One channel, until its outcome is final or shutdown. *failed gets the
  * reason if it failed in this call. */
 static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c, const alert *a,
                                        char *failed, size_t failed_len, char *err, size_t errlen)
 {
     char name[160];
-    const char *chat = c->chat[0] ? c->chat : d->cfg->telegram_chat;
-    channel_name(c, d->cfg->telegram_chat, name, sizeof name);
+    const char *target = channel_target(c, &d->cfg->channels);
+    channel_name(c, &d->cfg->channels, name, sizeof name);
     unsigned attempt = 0;
     for (;;) {
-        if (c->kind == CHANNEL_TELEGRAM && wait_for_rate(d, chat) != 0)
+        if (c->cls->paced && wait_for_rate(d, target) != 0)
             return DELIVERY_STOPPED;
         claim_result claim;
         for (;;) {
@@ -131,7 +116,7 @@ static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c
             return DELIVERY_DONE;
         }
         send_result r;
-        send_once(d, c, chat, a, &r);
+        c->cls->send(&d->env, target, a, &r);
         const char *state = "sent";
         long wait_ms = 0;
         if (r.status == SEND_RETRY && r.retry_after_ms >= 0) {
@@ -154,7 +139,7 @@ static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c
             return DELIVERY_ERROR;
         if (r.status == SEND_OK) {
             d->stats.sent++;
-            if (c->kind != CHANNEL_LOG)
+            if (!c->cls->logs_itself)
                 log_info("alert sent alert_id=%s channel=%s", a->alert_id, name);
             return DELIVERY_DONE;
         }
@@ -174,51 +159,28 @@ static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c
     }
 }
 
-static int severity_valid(const char *s)
-{
-    return strcmp(s, "info") == 0 || strcmp(s, "warning") == 0 || strcmp(s, "critical") == 0;
-}
-
-static const char *text_field(json_object *o, const char *key)
-{
-    json_object *v;
-    if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return NULL;
-}
-
 delivery_result deliver(deliverer *d, ledger *l, const char *rk, const char *body, size_t len,
                         char *err, size_t errlen)
 {
     delivery_result res = DELIVERY_DONE;
     char failed[1024] = "";
-    json_tokener *tok = json_tokener_new();
-    json_object *doc = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
-    alert a = {.body = body, .body_len = len};
-    if (doc && json_object_is_type(doc, json_type_object)) {
-        a.alert_id = text_field(doc, "alert_id");
-        a.rule = text_field(doc, "rule");
-        a.severity = text_field(doc, "severity");
-        a.source = text_field(doc, "source");
-        a.message = text_field(doc, "message");
-    }
+    alert a;
+    alert_doc *doc = NULL;
     d->stats.alerts++;
     /* What the database would refuse must not come back forever: such a
      * message is dead-lettered, not retried. */
-    if (!utf8_valid(body, len) || !a.alert_id || !*a.alert_id || !a.rule || !a.severity ||
-        !a.source || !a.message || !severity_valid(a.severity)) {
-        snprintf(failed, sizeof failed,
-                 "not an alert: expected a UTF-8 JSON object with string fields alert_id, rule, "
-                 "severity (info, warning or critical), source and message");
+    if (alert_decode(body, len, &a, &doc) != 0) {
+        snprintf(failed, sizeof failed, "%s", ALERT_DECODE_ERROR);
         a.alert_id = "-";
     } else {
         const route *r = routes_match(d->cfg->routes, a.severity, a.rule);
-        static const route log_only = {.severity = "*", .rule = "*", .nchannels = 1};
+        static const route log_only = {
+            .severity = "*", .rule = "*", .channels = {{.cls = &log_channel}}, .nchannels = 1};
         if (!r)
-            r = &log_only; /* channels[0] is zeroed: CHANNEL_LOG */
+            r = &log_only;
         char names[ROUTES_MAX_CHANNELS * 160] = "", name[160];
         for (size_t i = 0; i < r->nchannels; i++) {
-            channel_name(&r->channels[i], d->cfg->telegram_chat, name, sizeof name);
+            channel_name(&r->channels[i], &d->cfg->channels, name, sizeof name);
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? "," : "",
                      name);
         }
@@ -246,8 +208,6 @@ delivery_result deliver(deliverer *d, ledger *l, const char *rk, const char *bod
                      failed);
         }
     }
-    json_object_put(doc);
-    if (tok)
-        json_tokener_free(tok);
+    alert_doc_free(doc);
     return res;
 }

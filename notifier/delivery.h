@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "channels.h"
 #include "deadletter.h"
 #include "http_post.h"
 #include "ledger.h"
@@ -22,10 +23,7 @@
 
 typedef struct delivery_config {
     const routes *routes;
-    const char *telegram_api;   /* Bot API base URL */
-    const char *telegram_token; /* NULL if no route uses telegram */
-    const char *telegram_chat;  /* the default chat */
-    const char *webhook_url;
+    channel_settings channels; /* what the channels of channels.h are given */
     long max_attempts; /* per channel, for 5xx and network errors */
     long backoff_base_ms, backoff_max_ms;
     long rate_per_chat, rate_total; /* Telegram messages per second */

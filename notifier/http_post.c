@@ -148,3 +148,10 @@ void http_classify(long status, const char *transport_error, const char *descrip
         out->status = SEND_FAIL;
     }
 }
+
+void send_out_of_memory(send_result *out)
+{
+    out->status = SEND_RETRY;
+    out->retry_after_ms = -1;
+    snprintf(out->reason, sizeof out->reason, "out of memory");
+}

@@ -46,4 +46,7 @@ int http_post_json(http_client *c, const char *url, const char *body, const char
 void http_classify(long status, const char *transport_error, const char *description,
                    long retry_after_s, send_result *out);
 
+/* An attempt that could not be made for lack of memory: retry later. */
+void send_out_of_memory(send_result *out);
+
 #endif

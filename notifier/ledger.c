@@ -3,10 +3,11 @@
  */
 #include "ledger.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pg.h"
 
 struct ledger {
     PGconn *db;
@@ -19,31 +20,17 @@ ledger *ledger_open(const char *dsn, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    l->db = PQconnectdb(dsn);
-    if (PQstatus(l->db) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(l->db));
-        err[strcspn(err, "\n")] = '\0'; /* one log line */
+    if (!(l->db = pg_connect(dsn, err, errlen)))
         goto fail;
-    }
-    static const struct {
-        const char *name, *sql;
-        int n;
-    } statements[] = {
+    static const pg_statement statements[] = {
         {"plan", "SELECT sluice_plan_deliveries($1, $2, $3, $4, $5, $6)", 6},
         {"claim", "SELECT sluice_claim_delivery($1, $2)", 2},
         {"record", "SELECT sluice_record_delivery($1, $2, $3, $4)", 4},
     };
-    for (size_t i = 0; i < sizeof statements / sizeof *statements; i++) {
-        PGresult *r =
-            PQprepare(l->db, statements[i].name, statements[i].sql, statements[i].n, NULL);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            snprintf(err, errlen, "preparing %s: %s (has sluice-setup applied sql/003?)",
-                     statements[i].name, PQresultErrorMessage(r));
-        err[strcspn(err, "\n")] = '\0';
-        PQclear(r);
-        if (!ok)
-            goto fail;
+    if (pg_prepare(l->db, statements, sizeof statements / sizeof *statements, err, errlen) != 0) {
+        size_t used = strlen(err);
+        snprintf(err + used, errlen - used, " (has sluice-setup applied sql/003?)");
+        goto fail;
     }
     return l;
 fail:
@@ -65,8 +52,7 @@ static PGresult *exec(ledger *l, const char *name, int n, const char *const *val
     PGresult *r = PQexecPrepared(l->db, name, n, values, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK)
         return r;
-    snprintf(err, errlen, "%s: %s", name, PQresultErrorMessage(r));
-    err[strcspn(err, "\n")] = '\0';
+    pg_error(l->db, r, err, errlen, "%s", name);
     PQclear(r);
     return NULL;
 }

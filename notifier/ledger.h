@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "channels.h"
+#include "alert.h"
 
 typedef struct ledger ledger;
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "consumer.h"
 #include "delivery.h"
 #include "event.h"
 #include "ledger.h"
@@ -50,8 +51,7 @@ static const cfg_option notifier_options[] = {
     SETTING_PG_DSN(notifier_settings),
     /* Longer than the other binaries': a Telegram retry_after wait holds
      * the connection idle, and two missed heartbeats would drop it. */
-    {"heartbeat", CFG_INT, offsetof(notifier_settings, heartbeat), "60", 0, 3600,
-     "AMQP heartbeat in seconds; 0 = off"},
+    SETTING_HEARTBEAT_DEFAULT(notifier_settings, heartbeat, "60"),
     {"prefetch", CFG_INT, offsetof(notifier_settings, prefetch), "100", 1, 65535,
      "unacknowledged alerts held at once"},
     {"routes", CFG_STRING, offsetof(notifier_settings, routes), "*=log", 0, 0,
@@ -112,8 +112,14 @@ static char *read_token(const char *file, char *err, size_t errlen)
 /* What serve() holds while connected. */
 typedef struct session {
     mq_conn *conn;
+    consumer *c;
     ledger *l;
 } session;
+
+/* The one queue the notifier consumes, sluice.q.notifier, by its name. */
+static char notifier_name[] = "notifier";
+static char *notifier_names[] = {notifier_name};
+static const strlist notifier_queue = {.items = notifier_names, .count = 1};
 
 static int open_session(session *s, const strlist *urls, size_t *next, const notifier_settings *cfg,
                         char *err, size_t errlen)
@@ -122,20 +128,16 @@ static int open_session(session *s, const strlist *urls, size_t *next, const not
         return -1;
     if (!(s->conn = mq_connect_any(urls, next, (int)cfg->heartbeat, 5000, err, errlen)))
         return -1;
-    amqp_connection_state_t st = mq_amqp(s->conn);
-    amqp_basic_qos(st, MQ_CHANNEL, 0, (uint16_t)cfg->prefetch, 0);
-    if (mq_check(s->conn, amqp_get_rpc_reply(st), "basic.qos", err, errlen) != 0)
-        return -1;
-    amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(SLUICE_QUEUE_NOTIFIER), amqp_empty_bytes,
-                       0, 0, 0, amqp_empty_table);
-    return mq_check(s->conn, amqp_get_rpc_reply(st),
-                    "consuming " SLUICE_QUEUE_NOTIFIER " (has sluice-setup run?)", err, errlen);
+    s->c = consumer_open(s->conn, program, &notifier_queue, cfg->prefetch, err, errlen);
+    return s->c ? 0 : -1;
 }
 
 static void close_session(session *s)
 {
+    consumer_free(s->c);
     mq_close(s->conn);
     ledger_close(s->l);
+    s->c = NULL;
     s->conn = NULL;
     s->l = NULL;
 }
@@ -143,72 +145,29 @@ static void close_session(session *s)
 /* Delivers until shutdown (0) or a failure of a server (-1). */
 static int serve(session *s, deliverer *d, char *err, size_t errlen)
 {
-    amqp_connection_state_t st = mq_amqp(s->conn);
     while (!shutdown_requested) {
-        amqp_envelope_t e;
-        struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
-        amqp_maybe_release_buffers(st);
-        amqp_rpc_reply_t r = amqp_consume_message(st, &e, &tv, 0);
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_TIMEOUT)
-            continue;
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            if (mq_read_unexpected(s->conn, err, errlen) != 0)
-                return -1;
-            continue;
-        }
-        if (mq_check(s->conn, r, "consuming alerts", err, errlen) != 0)
+        incoming in;
+        int got = consumer_next(s->c, &in, 500, err, errlen);
+        if (got < 0)
             return -1;
+        if (got == 0)
+            continue;
         char rk[256];
-        snprintf(rk, sizeof rk, "%.*s", (int)e.routing_key.len, (const char *)e.routing_key.bytes);
+        snprintf(rk, sizeof rk, "%.*s", (int)in.routing_key_len, in.routing_key);
         /* json-c reads at most len bytes, but the webhook sends the body
          * as a string: give it a terminated copy. */
-        char *body = strndup(e.message.body.bytes, e.message.body.len);
+        char *body = strndup(in.body, in.body_len);
         delivery_result res =
-            body ? deliver(d, s->l, rk, body, e.message.body.len, err, errlen) : DELIVERY_ERROR;
+            body ? deliver(d, s->l, rk, body, in.body_len, err, errlen) : DELIVERY_ERROR;
         if (!body)
             snprintf(err, errlen, "out of memory");
         free(body);
-        int rc = AMQP_STATUS_OK;
-        if (res == DELIVERY_DONE)
-            rc = amqp_basic_ack(st, MQ_CHANNEL, e.delivery_tag, 0);
-        else if (res == DELIVERY_STOPPED)
-            rc = amqp_basic_nack(st, MQ_CHANNEL, e.delivery_tag, 0, 1);
-        amqp_destroy_envelope(&e);
         if (res == DELIVERY_ERROR)
             return -1;
-        if (rc != AMQP_STATUS_OK)
-            return mq_fail(s->conn, rc, "settling an alert", err, errlen);
-    }
-    return 0;
-}
-
-/* Checks that every channel the routes use is configured. */
-static int check_channels(const routes *r, const notifier_settings *s, const char *token, char *err,
-                          size_t errlen)
-{
-    if (routes_use(r, CHANNEL_WEBHOOK) && !*s->webhook_url) {
-        snprintf(err, errlen, "routes use the webhook channel but webhook_url is not set");
-        return -1;
-    }
-    if (!routes_use(r, CHANNEL_TELEGRAM))
-        return 0;
-    if (!token) {
-        if (!err[0])
-            snprintf(err, errlen,
-                     "routes use telegram but no bot token: set SLUICE_TELEGRAM_TOKEN or "
-                     "telegram_token_file");
-        return -1;
-    }
-    for (size_t i = 0; i < r->count; i++) {
-        for (size_t k = 0; k < r->items[i].nchannels; k++) {
-            const channel *c = &r->items[i].channels[k];
-            if (c->kind == CHANNEL_TELEGRAM && !c->chat[0] && !*s->telegram_chat_id) {
-                snprintf(err, errlen, "a route says 'telegram' but telegram_chat_id is not set");
-                return -1;
-            }
-        }
+        int rc = res == DELIVERY_DONE ? consumer_ack(s->c, in.delivery_tag, err, errlen)
+                                      : consumer_requeue(s->c, in.delivery_tag, err, errlen);
+        if (rc != 0)
+            return -1;
     }
     return 0;
 }
@@ -228,25 +187,27 @@ int main(int argc, char **argv)
         rc = cli_init_log(program, "notifier", s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
-    if (rc == CLI_CONTINUE) {
-        token = read_token(s.telegram_token_file, err, sizeof err);
-        if (routes_parse(s.routes, &r, err, sizeof err) != 0 ||
-            check_channels(&r, &s, token, err, sizeof err) != 0) {
-            fprintf(stderr, "%s: %s\n", program, err);
-            rc = EXIT_USAGE;
-        }
-    }
+    char token_err[600] = "";
+    if (rc == CLI_CONTINUE)
+        token = read_token(s.telegram_token_file, token_err, sizeof token_err);
     delivery_config dc = {.routes = &r,
-                          .telegram_api = s.telegram_api_url,
-                          .telegram_token = token,
-                          .telegram_chat = s.telegram_chat_id,
-                          .webhook_url = s.webhook_url,
+                          .channels = {.telegram_api = s.telegram_api_url,
+                                       .telegram_token = token,
+                                       .telegram_token_error = token_err[0] ? token_err : NULL,
+                                       .telegram_chat = s.telegram_chat_id,
+                                       .webhook_url = s.webhook_url},
                           .max_attempts = s.max_attempts,
                           .backoff_base_ms = s.retry_base_ms,
                           .backoff_max_ms = s.retry_max_ms,
                           .rate_per_chat = s.telegram_rate_per_chat,
                           .rate_total = s.telegram_rate_total,
                           .http_timeout_ms = s.http_timeout_ms};
+    /* Every channel the routes use must be reachable with the settings. */
+    if (rc == CLI_CONTINUE && (routes_parse(s.routes, &r, err, sizeof err) != 0 ||
+                               routes_check(&r, &dc.channels, err, sizeof err) != 0)) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        rc = EXIT_USAGE;
+    }
     if (rc == CLI_CONTINUE) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         if (!(d = deliverer_new(&dc, &urls, (int)s.heartbeat))) {

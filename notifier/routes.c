@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -21,21 +23,25 @@ static char *trim(char *s)
 static int parse_channel(const char *text, channel *c, const char *entry, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
-    if (strcmp(text, "log") == 0) {
-        c->kind = CHANNEL_LOG;
-    } else if (strcmp(text, "webhook") == 0) {
-        c->kind = CHANNEL_WEBHOOK;
-    } else if (strcmp(text, "telegram") == 0) {
-        c->kind = CHANNEL_TELEGRAM;
-    } else if (strncmp(text, "telegram:", 9) == 0 && text[9] && !strchr(text, ',') &&
-               strlen(text + 9) < sizeof c->chat) {
-        c->kind = CHANNEL_TELEGRAM;
-        snprintf(c->chat, sizeof c->chat, "%s", text + 9);
-    } else {
-        snprintf(err, errlen,
-                 "routes: entry '%s': unknown channel '%s' (log, webhook, telegram, "
-                 "telegram:CHAT)",
-                 entry, text);
+    char name[64];
+    const char *colon = strchr(text, ':');
+    size_t len = colon ? (size_t)(colon - text) : strlen(text);
+    if (len < sizeof name) {
+        memcpy(name, text, len);
+        name[len] = '\0';
+        c->cls = channel_find(name);
+    }
+    /* name:TARGET only for a channel that takes one, and a target that
+     * is there, fits, and cannot be confused with a list. */
+    if (c->cls && colon &&
+        (!c->cls->target || !colon[1] || strchr(colon, ',') ||
+         strlen(colon + 1) >= sizeof c->target))
+        c->cls = NULL;
+    if (c->cls && colon)
+        snprintf(c->target, sizeof c->target, "%s", colon + 1);
+    if (!c->cls) {
+        snprintf(err, errlen, "routes: entry '%s': unknown channel '%s' (%s)", entry, text,
+                 channel_names());
         return -1;
     }
     return 0;
@@ -55,14 +61,11 @@ static int parse_entry(char *entry, route *r, char *err, size_t errlen)
     if (dot)
         *dot = '\0';
     const char *rule = dot ? dot + 1 : "*";
-    static const char *const severities[] = {"*", "info", "warning", "critical"};
-    int known = 0;
-    for (size_t i = 0; i < 4; i++)
-        known |= strcmp(pattern, severities[i]) == 0;
+    int known = strcmp(pattern, "*") == 0 || alert_severity(pattern);
     if (!known || !*rule || strlen(rule) >= sizeof r->rule) {
         snprintf(err, errlen,
                  "routes: entry '%s': pattern must be SEVERITY or SEVERITY.RULE (severity *, "
-                 "info, warning or critical)",
+                 ALERT_SEVERITIES ")",
                  shown);
         return -1;
     }
@@ -134,28 +137,41 @@ const route *routes_match(const routes *r, const char *severity, const char *rul
     return NULL;
 }
 
-int routes_use(const routes *r, channel_kind kind)
+int routes_use(const routes *r, const char *name)
 {
     for (size_t i = 0; i < r->count; i++) {
         for (size_t k = 0; k < r->items[i].nchannels; k++) {
-            if (r->items[i].channels[k].kind == kind)
+            if (strcmp(r->items[i].channels[k].cls->name, name) == 0)
                 return 1;
         }
     }
     return 0;
 }
 
-void channel_name(const channel *c, const char *default_chat, char *out, size_t outlen)
+const char *channel_target(const channel *c, const channel_settings *s)
 {
-    switch (c->kind) {
-    case CHANNEL_LOG:
-        snprintf(out, outlen, "log");
-        break;
-    case CHANNEL_WEBHOOK:
-        snprintf(out, outlen, "webhook");
-        break;
-    case CHANNEL_TELEGRAM:
-        snprintf(out, outlen, "telegram:%s", c->chat[0] ? c->chat : default_chat);
-        break;
+    if (!c->cls->target)
+        return NULL;
+    return c->target[0] ? c->target : c->cls->default_target(s);
+}
+
+void channel_name(const channel *c, const channel_settings *s, char *out, size_t outlen)
+{
+    const char *target = channel_target(c, s);
+    if (target)
+        snprintf(out, outlen, "%s:%s", c->cls->name, target);
+    else
+        snprintf(out, outlen, "%s", c->cls->name);
+}
+
+int routes_check(const routes *r, const channel_settings *s, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        for (size_t k = 0; k < r->items[i].nchannels; k++) {
+            const channel *c = &r->items[i].channels[k];
+            if (c->cls->check && c->cls->check(s, channel_target(c, s), err, errlen) != 0)
+                return -1;
+        }
     }
+    return 0;
 }

@@ -8,21 +8,22 @@
  * Each entry is PATTERN=CHANNEL[+CHANNEL...]. A pattern is SEVERITY or
  * SEVERITY.RULE, where either part may be '*'. The first entry that
  * matches decides; an alert no entry matches goes nowhere but the log.
- * Channels: log, webhook, telegram (the default chat) and telegram:CHAT
- * (a chat id or @channelname).
+ * Channels are those of the registry (channels.h): log, webhook, telegram
+ * (the default chat) and telegram:CHAT (a chat id or @channelname).
  */
 #ifndef SLUICE_ROUTES_H
 #define SLUICE_ROUTES_H
 
 #include <stddef.h>
 
+#include "channels.h"
+
 #define ROUTES_MAX_CHANNELS 8
 
-typedef enum { CHANNEL_LOG, CHANNEL_WEBHOOK, CHANNEL_TELEGRAM } channel_kind;
-
+/* One channel of a route. */
 typedef struct channel {
-    channel_kind kind;
-    char chat[128]; /* telegram: the chat named in the route; "" = the default chat */
+    const channel_class *cls; /* statically allocated, from the registry */
+    char target[128];         /* the target named in the route; "" = the class's default */
 } channel;
 
 typedef struct route {
@@ -46,11 +47,19 @@ void routes_free(routes *r);
  * caller logs it). Points into `r`. */
 const route *routes_match(const routes *r, const char *severity, const char *rule);
 
-/* 1 if some route uses a channel of this kind. */
-int routes_use(const routes *r, channel_kind kind);
+/* 1 if some route uses the channel called `name`. */
+int routes_use(const routes *r, const char *name);
 
-/* The name a delivery is recorded under: "log", "webhook",
- * "telegram:<chat>" (with default_chat filled in). */
-void channel_name(const channel *c, const char *default_chat, char *out, size_t outlen);
+/* The target of c (the route's, else its class's default), or NULL if its
+ * class takes none. Points into c or the settings. */
+const char *channel_target(const channel *c, const channel_settings *s);
+
+/* The name a delivery is recorded under: the class's name, then
+ * ":<target>" if it takes one ("log", "webhook", "telegram:<chat>"). */
+void channel_name(const channel *c, const channel_settings *s, char *out, size_t outlen);
+
+/* Runs each used channel's check against the settings. Returns 0, or -1
+ * with err from the first that fails. */
+int routes_check(const routes *r, const channel_settings *s, char *err, size_t errlen);
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "event.h"
 
 /* What an adapter instance is told about its source: its name, its own
  * settings (the lines of its "[source NAME]" section) and the producer-wide
@@ -106,7 +107,7 @@ int spec_check_unused(const source_spec *spec, const char *adapter, char *err, s
 void source_sleep_ms(const atomic_int *stop, long ms);
 
 /* Length of a message id made by source_event_id(), without the NUL. */
-#define SOURCE_EVENT_ID_LEN (7 + 64)
+#define SOURCE_EVENT_ID_LEN EVENT_SHA256_ID_LEN
 
 /*
  * Writes "sha256:<hex>" of the source name, a scope (e.g. a file's

@@ -3,7 +3,6 @@
  * messages that name the file and line, and the stable ids of events read
  * from files, pipes and HTTP endpoints.
  */
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <time.h>
 
 #include "adapter.h"
+#include "event.h"
 #include "util.h"
 
 static const cfg_entry *find(const source_spec *spec, const char *key, size_t *index)
@@ -102,27 +102,14 @@ int spec_check_unused(const source_spec *spec, const char *adapter, char *err, s
 void source_event_id(const char *source, const char *scope, uint64_t position, const char *body,
                      size_t len, char *out)
 {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
     char pos[32];
     int poslen = snprintf(pos, sizeof pos, "%llu", (unsigned long long)position);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     /* NUL separators keep ("ab","c") and ("a","bc") apart. */
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, source, strlen(source) + 1) != 1 ||
-        EVP_DigestUpdate(ctx, scope, strlen(scope) + 1) != 1 ||
-        EVP_DigestUpdate(ctx, pos, (size_t)poslen + 1) != 1 ||
-        EVP_DigestUpdate(ctx, body, len) != 1 || EVP_DigestFinal_ex(ctx, digest, &dlen) != 1)
-        dlen = 0;
-    EVP_MD_CTX_free(ctx);
-    static const char hex[] = "0123456789abcdef";
-    memcpy(out, "sha256:", 7);
-    for (unsigned i = 0; i < 32; i++) {
-        unsigned char b = i < dlen ? digest[i] : 0;
-        out[7 + 2 * i] = hex[b >> 4];
-        out[8 + 2 * i] = hex[b & 15];
-    }
-    out[SOURCE_EVENT_ID_LEN] = '\0';
+    id_part parts[] = {{source, strlen(source) + 1},
+                       {scope, strlen(scope) + 1},
+                       {pos, (size_t)poslen + 1},
+                       {body, len}};
+    event_sha256_id(parts, 4, out);
 }
 
 void source_sleep_ms(const atomic_int *stop, long ms)

@@ -16,11 +16,22 @@
 -- ids of events older than it, together with their partitions.
 CREATE TABLE event_ids (
     msg_id      text        COLLATE "C" PRIMARY KEY, -- bytewise: the cheapest comparison
-    received_at timestamptz NOT NULL
+    received_at timestamptz NOT NULL,
+    is_error    boolean     NOT NULL DEFAULT false      -- taken by an ingest error, not an event
 );
 CREATE INDEX event_ids_received_at ON event_ids USING brin (received_at);
 COMMENT ON TABLE event_ids IS
     'msg_id of every event stored and every ingest error recorded: storing one twice is impossible';
+
+-- Takes msg_id for an event unless an event holds it: an id absent or held
+-- by an ingest error (one being reprocessed) is taken, and true returned.
+CREATE FUNCTION sluice_claim_event_id(p_msg_id text, p_received_at timestamptz)
+RETURNS boolean LANGUAGE sql AS $$
+    INSERT INTO event_ids AS i (msg_id, received_at) VALUES (p_msg_id, p_received_at)
+    ON CONFLICT (msg_id) DO UPDATE SET is_error = false, received_at = EXCLUDED.received_at
+    WHERE i.is_error
+    RETURNING true
+$$;
 
 -- ---------------------------------------------------------------- partitions
 -- How each partitioned table is cut: one partition per period (UTC),
@@ -92,8 +103,7 @@ BEGIN
             dropped := dropped + 1;
         END LOOP;
         IF p.parent = 'events' THEN
-            DELETE FROM event_ids WHERE received_at < cutoff
-              AND NOT EXISTS (SELECT 1 FROM ingest_errors e WHERE e.msg_id = event_ids.msg_id);
+            DELETE FROM event_ids WHERE received_at < cutoff;
         END IF;
     END LOOP;
     RETURN dropped;
@@ -168,7 +178,7 @@ FROM ingest_errors_unpartitioned;
 SELECT setval(pg_get_serial_sequence('ingest_errors', 'id'),
               coalesce((SELECT max(id) FROM ingest_errors), 0) + 1, false);
 INSERT INTO event_ids SELECT msg_id, received_at FROM events_unpartitioned;
-INSERT INTO event_ids SELECT msg_id, received_at FROM ingest_errors_unpartitioned
+INSERT INTO event_ids SELECT msg_id, received_at, true FROM ingest_errors_unpartitioned
 ON CONFLICT (msg_id) DO NOTHING;
 DROP TABLE events_unpartitioned;
 DROP TABLE ingest_errors_unpartitioned;
@@ -181,7 +191,7 @@ ALTER TABLE ingest_errors RENAME CONSTRAINT ingest_errors_reason_check1 TO inges
 CREATE FUNCTION sluice_forget_event_ids() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     TRUNCATE event_ids;
-    INSERT INTO event_ids SELECT msg_id, min(received_at) FROM ingest_errors GROUP BY msg_id;
+    INSERT INTO event_ids SELECT msg_id, min(received_at), true FROM ingest_errors GROUP BY msg_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_truncate AFTER TRUNCATE ON events

@@ -3,14 +3,15 @@
  */
 #include "alerting.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "event.h"
 #include "log.h"
 #include "mq.h"
+#include "pg.h"
 #include "publisher.h"
 
 #define ALERT_WINDOW 1024        /* unconfirmed alerts in flight: a whole batch, usually */
@@ -27,14 +28,19 @@ struct alerting {
     publisher *pub;
     json_tokener *tok;
     alerting_stats stats;
+    alerting_count_fn count_fn; /* NULL: nobody to tell */
+    void *count_arg;
 };
 
-static const char raise_sql[] = "SELECT sluice_raise_alert($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+static const pg_statement statements[] = {
+    {"raise_alert", "SELECT sluice_raise_alert($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9},
+};
 
 /* What the rules callback needs about the event being evaluated. */
 typedef struct current {
     alerting *a;
     const char *source, *msg_id;
+    int source_index;
     char *err;
     size_t errlen;
 } current;
@@ -79,6 +85,17 @@ void alerting_free(alerting *a)
     free(a);
 }
 
+void alerting_set_rules(alerting *a, const rule_set *rules)
+{
+    a->rules = rules;
+}
+
+void alerting_on_count(alerting *a, alerting_count_fn fn, void *arg)
+{
+    a->count_fn = fn;
+    a->count_arg = arg;
+}
+
 const alerting_stats *alerting_get_stats(const alerting *a)
 {
     return &a->stats;
@@ -87,18 +104,16 @@ const alerting_stats *alerting_get_stats(const alerting *a)
 static int connect_all(alerting *a, char *err, size_t errlen)
 {
     if (!a->db) {
-        a->db = PQconnectdb(a->pg_dsn);
-        PGresult *r = NULL;
-        if (PQstatus(a->db) == CONNECTION_OK)
-            r = PQprepare(a->db, "raise_alert", raise_sql, 9, NULL);
-        if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "alerts: PostgreSQL: %s (has sluice-setup applied sql/003?)",
-                     PQerrorMessage(a->db));
-            err[strcspn(err, "\n")] = '\0'; /* one log line */
-            PQclear(r);
+        char why[900];
+        if (!(a->db = pg_connect(a->pg_dsn, why, sizeof why))) {
+            snprintf(err, errlen, "alerts: %s", why);
             return -1;
         }
-        PQclear(r);
+        if (pg_prepare(a->db, statements, sizeof statements / sizeof *statements, why,
+                       sizeof why) != 0) {
+            snprintf(err, errlen, "alerts: %s (has sluice-setup applied sql/003?)", why);
+            return -1;
+        }
     }
     if (!a->conn) {
         a->conn = mq_connect_any(a->urls, &a->next_url, a->heartbeat_s, 5000, err, errlen);
@@ -108,31 +123,21 @@ static int connect_all(alerting *a, char *err, size_t errlen)
     return 0;
 }
 
-static int publish(alerting *a, const rule_match *m, const char *alert_id, const char *rk,
-                   const current *cur)
+static int publish(alerting *a, alert *al, const char *rk, const current *cur)
 {
-    int64_t now = now_us();
-    json_object *body = json_object_new_object();
-    if (!body)
-        return snprintf(cur->err, cur->errlen, "out of memory"), -1;
-    json_object_object_add(body, "alert_id", json_object_new_string(alert_id));
-    json_object_object_add(body, "rule", json_object_new_string(m->rule));
-    json_object_object_add(body, "severity", json_object_new_string(m->severity));
-    json_object_object_add(body, "source", json_object_new_string(cur->source));
-    json_object_object_add(body, "msg_id", json_object_new_string(cur->msg_id));
-    json_object_object_add(body, "message", json_object_new_string(m->message));
-    json_object_object_add(body, "dedup_key", json_object_new_string(m->dedup_key));
-    json_object_object_add(body, "raised_at_us", json_object_new_int64(now));
+    al->raised_at_us = now_us();
     size_t len = 0;
-    const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
+    char *text = alert_encode(al, &len);
+    if (!text)
+        return snprintf(cur->err, cur->errlen, "out of memory"), -1;
     pub_message msg = {.routing_key = rk,
-                       .message_id = alert_id,
+                       .message_id = al->alert_id,
                        .source = cur->source,
                        .body = text,
                        .body_len = len,
-                       .produced_at_us = now};
+                       .produced_at_us = al->raised_at_us};
     int rc = publisher_publish(a->pub, &msg, cur->err, cur->errlen);
-    json_object_put(body);
+    free(text);
     return rc;
 }
 
@@ -142,21 +147,25 @@ static int on_fired(rule_match *m, void *arg)
     alerting *a = cur->a;
     int rc = -1;
     char *alert_id = NULL, rk[128], window[32];
-    size_t id_len = strlen(m->rule) + 1 + strlen(cur->msg_id) + 1;
-    if (!(alert_id = malloc(id_len))) {
+    if (!(alert_id = alert_make_id(m->rule, cur->msg_id))) {
         snprintf(cur->err, cur->errlen, "out of memory");
         goto done;
     }
-    snprintf(alert_id, id_len, "%s:%s", m->rule, cur->msg_id);
-    snprintf(rk, sizeof rk, "alert.%s.%s", m->severity, m->rule);
+    alert al = {.alert_id = alert_id,
+                .rule = m->rule,
+                .severity = m->severity,
+                .source = cur->source,
+                .msg_id = cur->msg_id,
+                .message = m->message,
+                .dedup_key = m->dedup_key};
+    /* Rule names are at most 64 characters and severities short: it fits. */
+    alert_routing_key(&al, rk, sizeof rk);
     snprintf(window, sizeof window, "%ld", m->window_s);
     const char *params[9] = {alert_id,   m->rule,      m->severity, cur->source, cur->msg_id,
                              m->message, m->dedup_key, window,      rk};
     PGresult *r = PQexecPrepared(a->db, "raise_alert", 9, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(cur->err, cur->errlen, "recording alert %s: %s", alert_id,
-                 PQresultErrorMessage(r));
-        cur->err[strcspn(cur->err, "\n")] = '\0';
+        pg_error(a->db, r, cur->err, cur->errlen, "recording alert %s", alert_id);
         PQclear(r);
         goto done;
     }
@@ -165,15 +174,19 @@ static int on_fired(rule_match *m, void *arg)
     PQclear(r);
     if (strcmp(state, "suppressed") == 0) {
         a->stats.suppressed++;
+        if (a->count_fn)
+            a->count_fn(a->count_arg, cur->source_index, 1);
         log_debug("alert suppressed by its dedup window rule=%s dedup_key=\"%s\" msg_id=%s",
                   m->rule, m->dedup_key, cur->msg_id);
         rc = 0;
     } else if (strcmp(state, "raised") == 0) {
-        rc = publish(a, m, alert_id, rk, cur);
+        rc = publish(a, &al, rk, cur);
         if (rc == 0)
             log_info("alert raised rule=%s severity=%s source=%s msg_id=%s", m->rule, m->severity,
                      cur->source, cur->msg_id);
         a->stats.raised++;
+        if (rc == 0 && a->count_fn)
+            a->count_fn(a->count_arg, cur->source_index, 0);
     } else {
         rc = 0; /* raised before and already in the notifier's hands */
     }
@@ -188,10 +201,8 @@ static int transaction(alerting *a, const char *command, char *err, size_t errle
 {
     PGresult *r = PQexec(a->db, command);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok) {
-        snprintf(err, errlen, "alerts: %s: %s", command, PQerrorMessage(a->db));
-        err[strcspn(err, "\n")] = '\0';
-    }
+    if (!ok)
+        pg_error(a->db, r, err, errlen, "alerts: %s", command);
     PQclear(r);
     return ok ? 0 : -1;
 }
@@ -220,6 +231,7 @@ int alerting_process(alerting *a, const batch *b, char *err, size_t errlen)
         current cur = {.a = a,
                        .source = source,
                        .msg_id = batch_str(b, d->msg_id),
+                       .source_index = d->source_index,
                        .err = err,
                        .errlen = errlen};
         err[0] = '\0';

@@ -9,22 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "consumer.h" /* incoming: one delivery as it comes off the wire */
 #include "event.h"
-
-/* One delivery as it comes off the wire; pointers are borrowed. */
-typedef struct incoming {
-    uint64_t delivery_tag;
-    const char *source; /* from the queue it was consumed from */
-    int source_index;   /* its position in the worker's source list */
-    const char *routing_key;
-    size_t routing_key_len;
-    const char *message_id; /* NULL or empty: derive one from the content */
-    size_t message_id_len;
-    const void *body;
-    size_t body_len;
-    int64_t produced_at_us; /* 0 if the publisher did not say */
-    int64_t received_at_us;
-} incoming;
 
 /* What became of a delivery once its batch was stored. */
 typedef enum {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "event.h"
 
 typedef enum { COND_ALL, COND_ANY, COND_NOT, COND_TEST } cond_kind;
@@ -53,8 +54,6 @@ struct rule_set {
     rule *rules;
     size_t count;
 };
-
-static const char *const severities[] = {"info", "warning", "critical"};
 
 /* Error context: where in the file a problem is. */
 typedef struct where {
@@ -289,13 +288,9 @@ static int parse_rule(where *w, json_object *j, rule *r)
     if (parse_cond(w, v, &r->when, 0) != 0)
         return -1;
     if (!json_object_object_get_ex(j, "severity", &v) || !json_object_is_type(v, json_type_string))
-        return bad(w, "missing \"severity\" (info, warning or critical)");
-    for (size_t i = 0; i < 3; i++) {
-        if (strcmp(json_object_get_string(v), severities[i]) == 0)
-            r->severity = severities[i];
-    }
-    if (!r->severity)
-        return bad(w, "severity '%s' is not info, warning or critical", json_object_get_string(v));
+        return bad(w, "missing \"severity\" (" ALERT_SEVERITIES ")");
+    if (!(r->severity = alert_severity(json_object_get_string(v))))
+        return bad(w, "severity '%s' is not " ALERT_SEVERITIES, json_object_get_string(v));
     if (!json_object_object_get_ex(j, "message", &v) || !json_object_is_type(v, json_type_string))
         return bad(w, "missing \"message\" (a template string)");
     r->message = json_object_get_string(v);

@@ -52,7 +52,7 @@ int rules_watch(const rule_set *rs, const char *source);
  * the match; rules_match_clear() frees them. */
 typedef struct rule_match {
     const char *rule;     /* points into the rule set */
-    const char *severity; /* statically allocated: "info", "warning", "critical" */
+    const char *severity; /* statically allocated: a name of alert_severity() (alert.h) */
     char *message;        /* the message template with its fields filled in */
     char *dedup_key;      /* the dedup key template filled in ("" if the rule has none) */
     long window_s;        /* dedup window in seconds; 0: no dedup */

@@ -60,7 +60,8 @@ static const char insert_one_sql[] =
 /* An ingest error is recorded once per msg_id, like an event. */
 static const char insert_error_sql[] =
     "WITH claimed AS ("
-    " INSERT INTO event_ids (msg_id, received_at) VALUES ($1, to_timestamp($7::bigint / 1e6))"
+    " INSERT INTO event_ids (msg_id, received_at, is_error)"
+    " VALUES ($1, to_timestamp($7::bigint / 1e6), true)"
     " ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id)"
     " INSERT INTO ingest_errors (msg_id, source, routing_key, reason, detail, raw, received_at)"
     " SELECT msg_id, $2, $3, $4, $5, $6, to_timestamp($7::bigint / 1e6) FROM claimed";

@@ -32,7 +32,8 @@ typedef struct worker {
     event_validator *validator;
     retries *failures;
     deadletter *dead;
-    alerting *alerts; /* NULL without rules */
+    alerting *alerts;   /* NULL without rules */
+    rule_set *reloaded; /* rules read on SIGHUP, in force instead of cfg->rules; owned */
     batch pending;
     worker_stats stats;
     int64_t started_us, next_stats_us;
@@ -59,6 +60,32 @@ static void count(worker *w, int source, count_kind kind, uint64_t n)
 {
     if (n && source >= 0)
         metrics_count(w->m, w->child, w->metric_index[source], kind, n);
+}
+
+static void count_alert(void *arg, int source, int suppressed)
+{
+    count(arg, source, suppressed ? COUNT_ALERTS_SUPPRESSED : COUNT_ALERTS_RAISED, 1);
+}
+
+/* Re-reads the rules file after SIGHUP; called between batches, so every
+ * batch is evaluated under one set of rules. */
+static void reload_rules(worker *w)
+{
+    reload_requested = 0;
+    if (!w->cfg->rules_path || !w->alerts) {
+        log_info("SIGHUP: no rules file to re-read");
+        return;
+    }
+    char err[1024];
+    rule_set *rs = rules_load(w->cfg->rules_path, err, sizeof err);
+    if (!rs) {
+        log_error("rules reload refused, the rules in force stay: %s", err);
+        return;
+    }
+    alerting_set_rules(w->alerts, rs);
+    rules_free(w->reloaded);
+    w->reloaded = rs;
+    log_info("rules reloaded file=%s rules=%zu", w->cfg->rules_path, rules_count(rs));
 }
 
 /* Per-source counters of a committed batch. */
@@ -91,20 +118,19 @@ static void count_batch(worker *w, const store_result *res)
 static int settle_each(worker *w, session *s, char *err, size_t errlen)
 {
     batch *b = &w->pending;
-    amqp_connection_state_t st = mq_amqp(s->conn);
     for (size_t i = 0; i < b->count; i++) {
         const delivery *d = &b->items[i];
         const char *id = batch_str(b, d->msg_id);
         int rc;
         if (d->outcome != OUTCOME_FAILED) {
-            rc = amqp_basic_ack(st, MQ_CHANNEL, d->delivery_tag, 0);
+            rc = consumer_ack(s->c, d->delivery_tag, err, errlen);
         } else {
             unsigned attempts = retries_bump(w->failures, id);
             const char *why = batch_str(b, d->failure);
             if (attempts < (unsigned)w->cfg->max_retries) {
                 log_warn("event failed, requeued msg_id=%s attempt=%u of=%ld error=\"%s\"", id,
                          attempts, w->cfg->max_retries, why);
-                rc = amqp_basic_nack(st, MQ_CHANNEL, d->delivery_tag, 0, 1);
+                rc = consumer_requeue(s->c, d->delivery_tag, err, errlen);
             } else {
                 dead_letter dl = {.routing_key = batch_str(b, d->routing_key),
                                   .message_id = id,
@@ -121,11 +147,11 @@ static int settle_each(worker *w, session *s, char *err, size_t errlen)
                 retries_forget(w->failures, id);
                 w->stats.dead_lettered++;
                 count(w, d->source_index, COUNT_DEAD_LETTERED, 1);
-                rc = amqp_basic_ack(st, MQ_CHANNEL, d->delivery_tag, 0);
+                rc = consumer_ack(s->c, d->delivery_tag, err, errlen);
             }
         }
-        if (rc != AMQP_STATUS_OK)
-            return mq_fail(s->conn, rc, "settling a delivery", err, errlen);
+        if (rc != 0)
+            return -1;
     }
     return 0;
 }
@@ -174,6 +200,8 @@ static int serve(worker *w, session *s, char *err, size_t errlen)
     for (;;) {
         if (shutdown_requested)
             return flush(w, s, err, errlen);
+        if (reload_requested && b->count == 0)
+            reload_rules(w);
         if (cfg->idle_exit_ms && b->count == 0 &&
             mono_us() - last_delivery_us >= cfg->idle_exit_ms * 1000) {
             log_info("no events for idle_exit_ms=%ld, stopping", cfg->idle_exit_ms);
@@ -230,7 +258,7 @@ static int connect_both(worker *w, session *s, char *err, size_t errlen)
     s->conn = mq_connect_any(cfg->amqp_urls, &w->next_url, (int)cfg->heartbeat, 5000, err, errlen);
     if (!s->conn)
         return -1;
-    s->c = consumer_open(s->conn, w->sources, cfg->prefetch, err, errlen);
+    s->c = consumer_open(s->conn, "sluice-worker", w->sources, cfg->prefetch, err, errlen);
     if (!s->c)
         return -1;
     metrics_set_connected(w->m, w->child, 1, 1);
@@ -252,6 +280,8 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
         log_error("out of memory starting the worker");
         goto done;
     }
+    if (w.alerts)
+        alerting_on_count(w.alerts, count_alert, &w);
     w.metric_index = calloc(sources->count, sizeof *w.metric_index);
     w.stored_by_source = calloc(sources->count, sizeof *w.stored_by_source);
     if (!w.validator || !w.failures || !w.dead || !w.metric_index || !w.stored_by_source) {
@@ -291,6 +321,7 @@ done:
     retries_free(w.failures);
     deadletter_free(w.dead);
     alerting_free(w.alerts);
+    rules_free(w.reloaded);
     free(w.metric_index);
     free(w.stored_by_source);
     batch_free(&w.pending);

@@ -35,23 +35,24 @@ static void test_routes_match(void **state)
         {"warning", "sensor_fault", "telegram:@ops"},
         {"info", "big_order", "log"},
     };
+    const channel_settings settings = {.telegram_chat = "chat0"};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const route *m = routes_match(&r, cases[i].severity, cases[i].rule);
         assert_non_null(m);
         char got[256] = "", name[160];
         for (size_t k = 0; k < m->nchannels; k++) {
-            channel_name(&m->channels[k], "chat0", name, sizeof name);
+            channel_name(&m->channels[k], &settings, name, sizeof name);
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", k ? "+" : "", name);
         }
         if (strcmp(got, cases[i].expect) != 0)
             fail_msg("case %zu: %s, expected %s", i, got, cases[i].expect);
     }
-    assert_true(routes_use(&r, CHANNEL_WEBHOOK));
+    assert_true(routes_use(&r, "webhook"));
     routes_free(&r);
 
     assert_int_equal(routes_parse("critical=log", &r, err, sizeof err), 0);
     assert_null(routes_match(&r, "info", "x"));
-    assert_false(routes_use(&r, CHANNEL_TELEGRAM));
+    assert_false(routes_use(&r, "telegram"));
     routes_free(&r);
 }
 

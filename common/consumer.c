@@ -1,6 +1,8 @@
 /*
  * consumer: see consumer.h. All queues share one channel, so delivery tags
  * are one sequence and a single ack with `multiple` covers a whole batch.
+ * Each queue has its own consumer tag "<program>:<name>", which is how a
+ * delivery (or a broker's basic.cancel) names its queue.
  */
 #include "consumer.h"
 
@@ -10,8 +12,6 @@
 #include <sys/time.h>
 
 #include "event.h"
-
-#define CONSUMER_TAG_PREFIX "sluice-worker:"
 
 /* rabbitmq-c decodes frames into a per-channel pool whose page is frame_max
  * (128 KiB) bytes; releasing it makes the next delivery zero a fresh page.
@@ -24,14 +24,15 @@
 
 struct consumer {
     mq_conn *conn;
-    const strlist *sources;
+    const strlist *sources; /* the names of the queues, borrowed */
+    char prefix[64];        /* "<program>:", the consumer tags' common part */
     amqp_envelope_t envelope;
     int holding;            /* envelope must be destroyed before the next delivery */
     unsigned since_release; /* deliveries since the frame buffers were released */
 };
 
-consumer *consumer_open(mq_conn *conn, const strlist *sources, long prefetch, char *err,
-                        size_t errlen)
+consumer *consumer_open(mq_conn *conn, const char *program, const strlist *sources, long prefetch,
+                        char *err, size_t errlen)
 {
     consumer *c = calloc(1, sizeof *c);
     if (!c) {
@@ -40,6 +41,7 @@ consumer *consumer_open(mq_conn *conn, const strlist *sources, long prefetch, ch
     }
     c->conn = conn;
     c->sources = sources;
+    snprintf(c->prefix, sizeof c->prefix, "%s:", program);
     amqp_connection_state_t st = mq_amqp(conn);
     /* global=0: in RabbitMQ the limit applies to each consumer (queue). */
     amqp_basic_qos(st, MQ_CHANNEL, 0, (uint16_t)prefetch, 0);
@@ -48,7 +50,7 @@ consumer *consumer_open(mq_conn *conn, const strlist *sources, long prefetch, ch
     for (size_t i = 0; i < sources->count; i++) {
         char queue[128], tag[128], what[256];
         snprintf(queue, sizeof queue, SLUICE_QUEUE_PREFIX "%s", sources->items[i]);
-        snprintf(tag, sizeof tag, CONSUMER_TAG_PREFIX "%s", sources->items[i]);
+        snprintf(tag, sizeof tag, "%s%s", c->prefix, sources->items[i]);
         amqp_basic_consume(st, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag), 0, 0,
                            0, amqp_empty_table);
         snprintf(what, sizeof what, "consuming %s (has sluice-setup declared it?)", queue);
@@ -102,13 +104,15 @@ static int64_t header_int(const amqp_field_value_t *v, int *ok)
     return 0;
 }
 
-/* x-produced-at-us if present and sane, else the AMQP timestamp (seconds). */
+/* x-produced-at-us (SLUICE_HEADER_PRODUCED_AT) if present and sane, else the AMQP timestamp
+ * (seconds). */
 static int64_t produced_at(const amqp_basic_properties_t *p)
 {
     if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
         for (int i = 0; i < p->headers.num_entries; i++) {
             const amqp_table_entry_t *e = &p->headers.entries[i];
-            if (e->key.len == 16 && memcmp(e->key.bytes, "x-produced-at-us", 16) == 0) {
+            if (e->key.len == sizeof SLUICE_HEADER_PRODUCED_AT - 1 &&
+                memcmp(e->key.bytes, SLUICE_HEADER_PRODUCED_AT, e->key.len) == 0) {
                 int ok;
                 int64_t us = header_int(&e->value, &ok);
                 if (ok && us > 0)
@@ -125,7 +129,9 @@ static int64_t produced_at(const amqp_basic_properties_t *p)
 /* The index in the source list of the consumer a delivery came to, or -1. */
 static int source_of(consumer *c, amqp_bytes_t tag)
 {
-    size_t plen = strlen(CONSUMER_TAG_PREFIX);
+    size_t plen = strlen(c->prefix);
+    if (tag.len < plen || memcmp(tag.bytes, c->prefix, plen) != 0)
+        return -1;
     for (size_t i = 0; i < c->sources->count; i++) {
         const char *name = c->sources->items[i];
         if (tag.len == plen + strlen(name) &&
@@ -133,6 +139,20 @@ static int source_of(consumer *c, amqp_bytes_t tag)
             return (int)i;
     }
     return -1;
+}
+
+/*
+ * A frame other than a delivery arrived. A basic.cancel sent by the broker
+ * (the queue was deleted; a quorum queue lost its leader) comes through
+ * here and nowhere else: today mq_read_unexpected() reports it as an error
+ * and marks the connection broken, so the caller reconnects and consumes
+ * every queue anew. Handling a cancel without reconnecting (re-consume the
+ * one queue whose tag it names: source_of() maps it) belongs in this
+ * function.
+ */
+static int other_frame(consumer *c, char *err, size_t errlen)
+{
+    return mq_read_unexpected(c->conn, err, errlen);
 }
 
 int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t errlen)
@@ -152,7 +172,7 @@ int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t 
         if (r.library_error == AMQP_STATUS_TIMEOUT)
             return 0;
         if (r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
-            return mq_read_unexpected(c->conn, err, errlen);
+            return other_frame(c, err, errlen);
     }
     if (mq_check(c->conn, r, "consuming", err, errlen) != 0)
         return -1;
@@ -184,10 +204,34 @@ int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t 
     return 1;
 }
 
+/* One place for the four ways to settle, so their errors read alike. */
+static int settle(consumer *c, int status, const char *what, char *err, size_t errlen)
+{
+    if (status != AMQP_STATUS_OK)
+        return mq_fail(c->conn, status, what, err, errlen);
+    return 0;
+}
+
+int consumer_ack(consumer *c, uint64_t tag, char *err, size_t errlen)
+{
+    return settle(c, amqp_basic_ack(mq_amqp(c->conn), MQ_CHANNEL, tag, 0), "acknowledging", err,
+                  errlen);
+}
+
 int consumer_ack_through(consumer *c, uint64_t tag, char *err, size_t errlen)
 {
-    int rc = amqp_basic_ack(mq_amqp(c->conn), MQ_CHANNEL, tag, 1);
-    if (rc != AMQP_STATUS_OK)
-        return mq_fail(c->conn, rc, "acknowledging", err, errlen);
-    return 0;
+    return settle(c, amqp_basic_ack(mq_amqp(c->conn), MQ_CHANNEL, tag, 1), "acknowledging", err,
+                  errlen);
+}
+
+int consumer_requeue(consumer *c, uint64_t tag, char *err, size_t errlen)
+{
+    return settle(c, amqp_basic_nack(mq_amqp(c->conn), MQ_CHANNEL, tag, 0, 1), "requeueing", err,
+                  errlen);
+}
+
+int consumer_reject(consumer *c, uint64_t tag, char *err, size_t errlen)
+{
+    return settle(c, amqp_basic_reject(mq_amqp(c->conn), MQ_CHANNEL, tag, 0), "rejecting", err,
+                  errlen);
 }
