@@ -227,7 +227,8 @@ sluice_run() { # SCENARIO MODE REPEAT RATE_PER_SOURCE
     # Every worker logs "consuming" once its consumers are registered.
     local want=1 waited=0
     [ "$mode" = parallel ] && want=${#SOURCES[@]}
-    until [ "$(grep -c ' consuming ' "$LOGS/$tag.worker.log")" -ge "$want" ]; do
+    # (grep -s: the log may not exist yet in the first instants.)
+    until [ "$(grep -sc ' consuming ' "$LOGS/$tag.worker.log" || true)" -ge "$want" ] 2>/dev/null; do
       sleep 0.02
       waited=$((waited + 1))
       if [ $waited -ge 500 ] || ! kill -0 "$WORKER_PID" 2>/dev/null; then

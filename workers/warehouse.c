@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pg.h"
 #include "pgcopy.h"
 
 struct warehouse {
@@ -95,6 +96,7 @@ static sql_outcome outcome(PGconn *db, PGresult *r, ExecStatusType want, char *e
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     snprintf(err, errlen, "%s%s%s", state ? state : "", state ? " " : "",
              msg ? msg : PQerrorMessage(db));
+    pg_flatten(err);
     if (PQstatus(db) != CONNECTION_OK || !state || transient_class(state))
         return SQL_FAILED;
     /* No partition for the time: not the row's fault. Reconnecting runs
@@ -121,11 +123,8 @@ warehouse *warehouse_open(const char *dsn, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    w->db = PQconnectdb(dsn);
-    if (PQstatus(w->db) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(w->db));
+    if (!(w->db = pg_connect(dsn, err, errlen)))
         goto fail;
-    }
     /* Fail fast on a missing schema, with advice, rather than per batch. */
     PGresult *r = PQexec(w->db, "SELECT to_regclass('events') IS NOT NULL"
                                 " AND to_regclass('ingest_errors') IS NOT NULL"
@@ -150,22 +149,12 @@ warehouse *warehouse_open(const char *dsn, char *err, size_t errlen)
         snprintf(err, errlen, "creating staging table: %s", why);
         goto fail;
     }
-    struct {
-        const char *name, *sql;
-        int nparams;
-    } prepared[] = {{"claim_staged", claim_staged_sql, 0},
-                    {"claim_one", claim_one_sql, 2},
-                    {"insert_one", insert_one_sql, 6},
-                    {"insert_error", insert_error_sql, 7}};
-    for (size_t i = 0; i < sizeof prepared / sizeof *prepared; i++) {
-        r = PQprepare(w->db, prepared[i].name, prepared[i].sql, prepared[i].nparams, NULL);
-        o = outcome(w->db, r, PGRES_COMMAND_OK, why, sizeof why);
-        PQclear(r);
-        if (o != SQL_OK) {
-            snprintf(err, errlen, "preparing %s: %s", prepared[i].name, why);
-            goto fail;
-        }
-    }
+    static const pg_statement statements[] = {{"claim_staged", claim_staged_sql, 0},
+                                              {"claim_one", claim_one_sql, 2},
+                                              {"insert_one", insert_one_sql, 6},
+                                              {"insert_error", insert_error_sql, 7}};
+    if (pg_prepare(w->db, statements, sizeof statements / sizeof *statements, err, errlen) != 0)
+        goto fail;
     return w;
 fail:
     warehouse_close(w);
