@@ -275,7 +275,8 @@ CREATE FUNCTION sluice_projection_sql_type(t text) RETURNS text LANGUAGE sql IMM
 $$;
 
 -- Creates each declared table (or adds the columns it lacks), its upsert
--- key's unique index, and the trigger function filling them all. Raises
+-- key's unique index, and the trigger function filling them all; what is
+-- already as declared is not touched (no lock taken on a busy table). Raises
 -- an error naming projection and column if a table has a column of
 -- another type than declared (changing a type is left to a person).
 CREATE FUNCTION sluice_build_projections() RETURNS integer LANGUAGE plpgsql AS $$
@@ -291,23 +292,30 @@ DECLARE
     n       integer := 0;
 BEGIN
     FOR p IN SELECT * FROM projections ORDER BY name LOOP
-        EXECUTE format('CREATE TABLE IF NOT EXISTS %I (msg_id text NOT NULL, produced_at timestamptz)',
-                       p.name);
-        EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS msg_id text,'
-                       ' ADD COLUMN IF NOT EXISTS produced_at timestamptz', p.name);
+        IF to_regclass(p.name) IS NULL THEN
+            EXECUTE format('CREATE TABLE %I (msg_id text NOT NULL, produced_at timestamptz)', p.name);
+        END IF;
+        IF (SELECT count(*) FROM pg_attribute WHERE attrelid = p.name::regclass
+            AND attname IN ('msg_id', 'produced_at') AND NOT attisdropped) < 2 THEN
+            EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS msg_id text,'
+                           ' ADD COLUMN IF NOT EXISTS produced_at timestamptz', p.name);
+        END IF;
         cols := 'msg_id, produced_at';
         exprs := 'msg_id, produced_at';
         sets := 'msg_id = EXCLUDED.msg_id, produced_at = EXCLUDED.produced_at';
         FOR c IN SELECT * FROM projection_columns WHERE projection = p.name ORDER BY position LOOP
             SELECT format_type(a.atttypid, a.atttypmod) INTO have FROM pg_attribute a
             WHERE a.attrelid = p.name::regclass AND a.attname = c.name AND NOT a.attisdropped;
-            IF have IS NOT NULL AND have <> sluice_projection_sql_type(c.type) THEN
+            IF have IS NOT NULL
+               AND have <> format_type(to_regtype(sluice_projection_sql_type(c.type)), NULL) THEN
                 RAISE EXCEPTION 'projection %: column % is % in the table but declared %',
                     p.name, c.name, have, c.type
                     USING HINT = 'change the declaration, or ALTER the column by hand';
             END IF;
-            EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS %I %s', p.name, c.name,
-                           sluice_projection_sql_type(c.type));
+            IF have IS NULL THEN
+                EXECUTE format('ALTER TABLE %I ADD COLUMN %I %s', p.name, c.name,
+                               sluice_projection_sql_type(c.type));
+            END IF;
             cols := cols || format(', %I', c.name);
             sets := sets || format(', %1$I = EXCLUDED.%1$I', c.name);
             exprs := exprs || ', ' || sluice_projection_expr(c.type, c.pointer)
@@ -321,8 +329,10 @@ BEGIN
                                    p.name, cols, exprs, p.source);
         ELSE
             SELECT string_agg(format('%I', k), ', ') INTO keys FROM unnest(p.upsert_key) AS k;
-            EXECUTE format('CREATE UNIQUE INDEX IF NOT EXISTS %I ON %I (%s)',
-                           p.name || '_upsert_key', p.name, keys);
+            IF to_regclass(p.name || '_upsert_key') IS NULL THEN
+                EXECUTE format('CREATE UNIQUE INDEX %I ON %I (%s)',
+                               p.name || '_upsert_key', p.name, keys);
+            END IF;
             body := body || format(
                 E'    INSERT INTO %1$I AS t (%2$s)\n'
                 '    SELECT DISTINCT ON (%3$s) %2$s FROM (SELECT received_at, %4$s FROM new_events WHERE source = %5$L) s\n'
@@ -334,15 +344,23 @@ BEGIN
         body := body || E'    END IF;\n';
         n := n + 1;
     END LOOP;
-    EXECUTE 'CREATE OR REPLACE FUNCTION sluice_project_events() RETURNS trigger LANGUAGE plpgsql AS '
-            || quote_literal(E'DECLARE\n    lo text;\n    hi text;\nBEGIN\n'
-                             || E'    SELECT min(source), max(source) INTO lo, hi FROM new_events;\n'
-                             || body || E'    RETURN NULL;\nEND');
-    DROP TRIGGER IF EXISTS events_project ON events;
-    IF n > 0 THEN
+    body := E'DECLARE\n    lo text;\n    hi text;\nBEGIN\n'
+            || E'    SELECT min(source), max(source) INTO lo, hi FROM new_events;\n'
+            || body || E'    RETURN NULL;\nEND';
+    -- Replacing the function needs no lock on events; the trigger is
+    -- created or dropped only when that changes.
+    IF body IS DISTINCT FROM (SELECT prosrc FROM pg_proc
+                              WHERE oid = to_regproc('sluice_project_events')) THEN
+        EXECUTE 'CREATE OR REPLACE FUNCTION sluice_project_events() RETURNS trigger'
+                ' LANGUAGE plpgsql AS ' || quote_literal(body);
+    END IF;
+    IF n > 0 AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'events'::regclass
+                             AND tgname = 'events_project') THEN
         CREATE TRIGGER events_project AFTER INSERT ON events
             REFERENCING NEW TABLE AS new_events
             FOR EACH STATEMENT EXECUTE FUNCTION sluice_project_events();
+    ELSIF n = 0 THEN
+        DROP TRIGGER IF EXISTS events_project ON events;
     END IF;
     RETURN n;
 END $$;
