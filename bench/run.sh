@@ -52,7 +52,12 @@ PREFETCH=2000 # the worker's default, used by the raw consumer too
 BATCH=1000    # the worker's default batch size, used by the COPY baseline too
 WINDOW=1024   # the producer's default confirm window, used by the raw publisher too
 
-die() { echo "bench: $*" >&2; exit 1; }
+# Stops the workers of the run in hand too, so a failed run leaves nothing behind.
+die() {
+  echo "bench: $*" >&2
+  [ -z "${WORKER_PID:-}" ] || kill "$WORKER_PID" 2>/dev/null || true
+  exit 1
+}
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do

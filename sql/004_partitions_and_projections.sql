@@ -75,7 +75,8 @@ BEGIN
     END;
 END $$;
 
--- Creates the partitions due (the current period and `ahead` more) and
+-- Creates the partitions due (the previous and current periods and
+-- `ahead` more) and
 -- drops those entirely older than the retention, with the ids of their
 -- events. Returns the number of partitions dropped. Serialised by an
 -- advisory lock, so workers and setup may call it at the same time.
@@ -88,7 +89,9 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(7366002);
     FOR p IN SELECT * FROM sluice_partitioning ORDER BY parent LOOP
-        FOR i IN 0 .. p.ahead LOOP
+        -- From the previous period: a worker whose clock runs a little
+        -- behind the database's still finds a partition for its rows.
+        FOR i IN -1 .. p.ahead LOOP
             PERFORM sluice_create_partition(p.parent, p.period,
                                             now() + i * ('1 ' || p.period)::interval);
         END LOOP;
