@@ -49,7 +49,7 @@ static const cfg_option setup_options[] = {
      "file of [projection NAME] sections: the typed tables to create and fill (the file is the "
      "whole set; unset: the warehouse's declarations are left as they are)"},
     {"retention_days", CFG_INT, offsetof(setup_settings, retention_days), "0", 0, 1000000,
-     "drop partitions of events and ingest_errors once entirely older than this many days "
+     "drop partitions of events, ingest_errors and alerts once entirely older than this many days "
      "(0 = keep for ever)"},
     SETTING_LOG_LEVEL(setup_settings),
     CFG_END,
