@@ -30,6 +30,12 @@ GEN=${1:?usage: test_compose.sh bookworm|trixie}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 PROJECT=sluicect-$GEN-${SLUICE_AMQP_PORT:-5672}
 STEP_TIMEOUT=${SLUICE_COMPOSE_TIMEOUT:-240} # seconds for each awaited condition
+# Classic queues on RabbitMQ 3.10 (.env.example's choice), quorum queues
+# (delivery limit, dead-lettering) on RabbitMQ 4.0.
+case $GEN in
+trixie) QUEUE_TYPE=${SLUICE_COMPOSE_QUEUE_TYPE:-quorum} ;;
+*) QUEUE_TYPE=${SLUICE_COMPOSE_QUEUE_TYPE:-classic} ;;
+esac
 T0=$SECONDS
 
 log() { printf '[%4ds] compose %s: %s\n' $((SECONDS - T0)) "$GEN" "$*"; }
@@ -37,6 +43,9 @@ fail() {
     printf 'FAIL compose %s: %s\n' "$GEN" "$*" >&2
     exit 1
 }
+# Any other command that fails ends the test (set -e): say which.
+set -E
+trap 'printf "FAIL compose %s: line %d: %s (exit %d)\n" "$GEN" "$LINENO" "$BASH_COMMAND" "$?" >&2' ERR
 
 "$ROOT/scripts/images.sh" engine
 "$ROOT/scripts/images.sh" standins "$GEN"
@@ -73,6 +82,7 @@ pw() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 sed -e "s/^RABBITMQ_PASSWORD=.*/RABBITMQ_PASSWORD=$(pw)/" \
     -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(pw)/" \
     -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\)=.*/\1=0/" \
+    -e "s/^SLUICE_QUEUE_TYPE=.*/SLUICE_QUEUE_TYPE=$QUEUE_TYPE/" \
     "$CTX/.env.example" >"$CTX/.env"
 "$ROOT/scripts/images.sh" env "$GEN" >>"$CTX/.env"
 dc down -v --remove-orphans >/dev/null 2>&1 || true # a previous run's leftovers
@@ -140,7 +150,7 @@ READ=0
 stop_producer() {
     local id totals
     id=$(dc ps -q producer)
-    dc stop producer >/dev/null 2>&1
+    dc stop producer >"$CTX/stop.log" 2>&1 || { cat "$CTX/stop.log" >&2; fail "stop producer failed"; }
     totals=$(producer_totals "$id")
     [[ -n $totals ]] || fail "the producer printed no source summary when stopped"
     [[ $(docker inspect -f '{{.State.ExitCode}}' "$id") == 0 ]] || fail "the producer exited non-zero"
@@ -165,7 +175,7 @@ check_complete() {
 }
 
 # ---- 1. up --build
-log "up --build (project $PROJECT, $("${COMPOSE[@]}" version --short 2>/dev/null || echo compose))"
+log "up --build (project $PROJECT, compose $("${COMPOSE[@]}" version --short 2>/dev/null || echo '?'), $QUEUE_TYPE queues)"
 dc up -d --build >"$CTX/up.log" 2>&1 || { cat "$CTX/up.log" >&2; fail "up --build failed"; }
 await "setup exited 0" setup_done
 await "worker, producer and notifier healthy" all_healthy worker producer notifier
