@@ -59,7 +59,7 @@ cmd_base() {
     local tar=$CACHE/$1.tar
     if [ ! -s "$tar" ]; then
         say "making $tag with mmdebstrap (minbase $1)"
-        mmdebstrap --quiet --variant=minbase "$1" "$tar.part" || die "mmdebstrap $1 failed"
+        mmdebstrap --quiet --variant=minbase --format=tar "$1" "$tar.part" || die "mmdebstrap $1 failed"
         mv "$tar.part" "$tar"
     fi
     say "importing $tar as $tag"
