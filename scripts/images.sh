@@ -59,6 +59,7 @@ cmd_base() {
     local tar=$CACHE/$1.tar
     if [ ! -s "$tar" ]; then
         say "making $tag with mmdebstrap (minbase $1)"
+        rm -rf "$tar.part" # an interrupted run's
         mmdebstrap --quiet --variant=minbase --format=tar "$1" "$tar.part" || die "mmdebstrap $1 failed"
         mv "$tar.part" "$tar"
     fi
