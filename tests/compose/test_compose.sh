@@ -122,7 +122,7 @@ all_healthy() {
 }
 setup_done() {
     local id
-    id=$(dc ps -q setup)
+    id=$(dc ps -a -q setup) # -a: v2 lists only running containers without it
     [[ -n $id ]] && [[ $(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$id") == "exited 0" ]]
 }
 every_source_stored() {
