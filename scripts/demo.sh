@@ -25,7 +25,7 @@ say() { printf '\n==> %s\n' "$*"; }
 stored() { q -At -c "SELECT count(*) FROM events WHERE msg_id LIKE '%-$SEED-%'"; }
 
 say "declaring the topology and applying migrations (sluice-setup)"
-"$BUILD/broker-setup/sluice-setup" --log-level warn
+"$BUILD/broker-setup/sluice-setup" --log-level warn --projections "$ROOT/config/projections.conf"
 
 say "running ${#SOURCES[@]} sources x $COUNT events -> RabbitMQ -> unified worker -> PostgreSQL"
 "$BUILD/workers/sluice-worker" --stats-interval-ms 1000 --rules "$RULES" 2>"$LOGS/worker.log" &
@@ -79,6 +79,12 @@ SELECT payload->'shipping'->>'country' AS country, count(*) AS orders,
        sum(jsonb_array_length(payload->'items')) AS items,
        round(sum((payload->>'total')::numeric), 2) AS revenue
 FROM events WHERE source = 'orders' AND msg_id LIKE '%-$SEED-%'
+GROUP BY 1 ORDER BY revenue DESC LIMIT 5;"
+
+say "the same from a typed table declared in config/projections.conf (orders of this run)"
+q -c "
+SELECT country, count(*) AS orders, sum(item_count) AS items, round(sum(total), 2) AS revenue
+FROM orders WHERE msg_id LIKE '%-$SEED-%'
 GROUP BY 1 ORDER BY revenue DESC LIMIT 5;"
 
 say "event detection: rules of $(basename "$RULES") that fired on this run (dedup windows suppress repeats)"
