@@ -7,11 +7,38 @@
 
 #include "event.h"
 #include "log.h"
+#include "source_list.h"
+
+/* Every setting of every sluice binary: one config file serves them all,
+ * so a binary skips the others' settings in it (a name in no binary's
+ * table is still refused as unknown). Keep in step with the tables in each
+ * main.c. */
+static const char *const all_settings[] = {
+    /* shared */
+    "amqp_url", "amqp_ca_file", "amqp_cert_file", "amqp_key_file", "amqp_verify_peer",
+    "amqp_verify_hostname", "pg_dsn", "sources", "heartbeat", "max_message_bytes", "log_level",
+    "prefetch", "shutdown_timeout_ms",
+    /* sluice-setup */
+    "mgmt_url", "queue_type", "delivery_limit", "sql_dir",
+    /* sluice-producer */
+    "source", "adapter", "count", "rate", "duration", "seed", "window", "window_bytes", "buffer",
+    "buffer_bytes", "checkpoint_interval_ms", "progress_interval_ms", "checkpoint_dir",
+    /* sluice-worker */
+    "mode", "workers", "batch_size", "batch_max_bytes", "flush_interval_ms", "max_retries",
+    "stats_interval_ms", "idle_exit_ms", "metrics_address", "metrics_port", "rules",
+    /* sluice-notifier */
+    "routes", "telegram_api_url", "telegram_chat_id", "telegram_token_file",
+    "telegram_rate_per_chat", "telegram_rate_total", "webhook_url", "max_attempts", "retry_base_ms",
+    "retry_max_ms", "http_timeout_ms", "group_by", "group_interval_ms", "group_max", "group_show",
+    "group_wait_ms",
+    /* sluice-ctl */
+    "mgmt_user", "mgmt_password", "json", "reason", "min_id", "max_id", "dead_scan_max", NULL};
 
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary)
 {
     char err[1024];
+    cfg_tolerate(all_settings);
     switch (cfg_parse(table, settings, argc, argv, err, sizeof err)) {
     case CFG_OK:
         return CLI_CONTINUE;
@@ -55,23 +82,17 @@ int cli_amqp(const char *program, const char *amqp_url, const mq_tls *tls, strli
     return CLI_CONTINUE;
 }
 
-int cli_sources(const char *program, const char *what, const char *text, strlist *out)
+int cli_sources(const char *program, int argc, char **argv, const char *flat, strlist *out)
 {
-    if (strlist_split(text, out) != 0) {
-        fprintf(stderr, "%s: out of memory\n", program);
-        return EXIT_RUNTIME;
-    }
-    if (out->count == 0) {
-        fprintf(stderr, "%s: %s is empty: name at least one source\n", program, what);
+    char err[1024];
+    cfg_sections secs = {0};
+    int rc = cfg_read_sections(argc, argv, &secs, err, sizeof err);
+    if (rc == 0)
+        rc = source_list_resolve(&secs, flat, out, err, sizeof err);
+    cfg_sections_free(&secs);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", program, err);
         return EXIT_USAGE;
-    }
-    for (size_t i = 0; i < out->count; i++) {
-        if (!source_name_valid(out->items[i])) {
-            fprintf(stderr, "%s: %s: bad source name '%s' (allowed: [a-z0-9_-]{1,64})\n", program,
-                    what, out->items[i]);
-            strlist_free(out);
-            return EXIT_USAGE;
-        }
     }
     return CLI_CONTINUE;
 }

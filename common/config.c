@@ -9,6 +9,22 @@
 #include <string.h>
 #include <strings.h>
 
+static const char *const *tolerated;
+
+void cfg_tolerate(const char *const *names)
+{
+    tolerated = names;
+}
+
+static int is_tolerated(const char *name)
+{
+    for (const char *const *t = tolerated; t && *t; t++) {
+        if (strcmp(*t, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static const cfg_option *find_option(const cfg_option *table, const char *name, size_t len)
 {
     for (const cfg_option *o = table; o->name; o++) {
@@ -154,7 +170,10 @@ static int load_file(const cfg_option *table, void *settings, const char *path, 
             break;
         }
         *eq = '\0';
-        rc = cfg_set(table, settings, trim(text), trim(eq + 1), origin, err, errlen);
+        char *key = trim(text);
+        if (!find_option(table, key, strlen(key)) && is_tolerated(key))
+            continue; /* another program's setting in a shared file */
+        rc = cfg_set(table, settings, key, trim(eq + 1), origin, err, errlen);
     }
     fclose(f);
     return rc;

@@ -74,6 +74,14 @@ int mq_check(mq_conn *c, amqp_rpc_reply_t reply, const char *what, char *err, si
 int mq_fail(mq_conn *c, int status, const char *what, char *err, size_t errlen);
 
 /*
+ * Sets missing[i] to 1 for each queue of `queues` that does not exist, 0
+ * for each that does (passive declares on channels of their own, numbered
+ * from MQ_CHANNEL + 1 and closed again; call it before anything else uses
+ * those numbers). Returns 0, or -1 with err if the connection failed.
+ */
+int mq_queues_missing(mq_conn *c, const strlist *queues, int *missing, char *err, size_t errlen);
+
+/*
  * After amqp_consume_message() answered AMQP_STATUS_UNEXPECTED_STATE (a
  * frame other than a delivery arrived), reads that frame. Returns 0 if it
  * is harmless (say a stray ack), or -1 with err saying what the broker did
@@ -82,6 +90,15 @@ int mq_fail(mq_conn *c, int status, const char *what, char *err, size_t errlen);
  * marked broken.
  */
 int mq_read_unexpected(mq_conn *c, char *err, size_t errlen);
+
+/* Handles a frame read by the caller the way mq_read_unexpected() does. */
+int mq_unexpected_frame(mq_conn *c, const amqp_frame_t *frame, char *err, size_t errlen);
+
+/* A second connection to the node `c` is connected to, with the same URL
+ * and login (heartbeat off): for a short look at the broker that must not
+ * disturb `c`'s channel, such as whether a queue exists again. Free with
+ * mq_close(). NULL with err if it cannot connect. */
+mq_conn *mq_connect_again(const mq_conn *c, long timeout_ms, char *err, size_t errlen);
 
 /* Records that the channel or connection can no longer be used. */
 void mq_mark_broken(mq_conn *c);

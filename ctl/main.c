@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &env.urls);
     if (rc == CLI_CONTINUE)
-        rc = cli_sources(program, "sources", s.sources, &env.sources);
+        rc = cli_sources(program, argc - 1, argv + 1, s.sources, &env.sources);
     if (rc == CLI_CONTINUE) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         shutdown_install();
