@@ -9,8 +9,10 @@
 
 #include "cli.h"
 #include "log.h"
+#include "event.h"
 #include "migrate.h"
 #include "pg.h"
+#include "policy.h"
 #include "settings.h"
 #include "topology.h"
 
@@ -23,6 +25,7 @@ typedef struct setup_settings {
     mq_tls amqp_tls;
     char *pg_dsn;
     char *sources;
+    char *mgmt_url;
     char *queue_type;
     long delivery_limit;
     char *sql_dir;
@@ -34,6 +37,9 @@ static const cfg_option setup_options[] = {
     SETTING_AMQP_TLS(setup_settings),
     SETTING_PG_DSN(setup_settings),
     SETTING_SOURCES(setup_settings),
+    {"mgmt_url", CFG_STRING, offsetof(setup_settings, mgmt_url), "", 0, 0,
+     "RabbitMQ management API (http://host:15672/), used only to give an sluice.ingest declared "
+     "by an older setup its alternate exchange by a policy; empty: amqp_url's host and login"},
     {"queue_type", CFG_STRING, offsetof(setup_settings, queue_type), "classic", 0, 0,
      "classic, or quorum for a RabbitMQ cluster (replicated on every node)"},
     {"delivery_limit", CFG_INT, offsetof(setup_settings, delivery_limit), "20", 0, 1000000,
@@ -48,18 +54,49 @@ static const cfg_option setup_options[] = {
 
 static const char program[] = "sluice-setup";
 
+/* declare_once() could not connect: told apart from a failed declaration. */
+#define UNREACHABLE (-100)
+
+/* One pass of topology_declare on a fresh connection. */
+static int declare_once(const setup_settings *s, const strlist *urls, const strlist *sources,
+                        int ingest_without_alternate, char *err, size_t errlen)
+{
+    size_t next = 0;
+    mq_conn *c = mq_connect_any(urls, &next, 0, 10000, err, errlen);
+    if (!c)
+        return UNREACHABLE;
+    topology_options opt = {.queue_type = s->queue_type,
+                            .delivery_limit = s->delivery_limit,
+                            .ingest_without_alternate = ingest_without_alternate};
+    int rc = topology_declare(c, sources, &opt, err, errlen);
+    mq_close(c);
+    return rc;
+}
+
 static int setup_topology(const setup_settings *s, const strlist *urls, const strlist *sources)
 {
     char err[1024];
-    size_t next = 0;
-    mq_conn *c = mq_connect_any(urls, &next, 0, 10000, err, sizeof err);
-    if (!c) {
+    int rc = declare_once(s, urls, sources, 0, err, sizeof err);
+    if (rc == TOPOLOGY_NO_ALTERNATE) {
+        /* Declared by an older setup: upgrade it in place by a policy. */
+        log_info("exchange " SLUICE_EXCHANGE_INGEST " has no alternate exchange argument; "
+                 "setting it by policy " POLICY_NAME);
+        int prc = policy_ensure_alternate(s->mgmt_url, urls->items[0], s->amqp_tls.ca_file, err,
+                                          sizeof err);
+        if (prc == POLICY_CONFLICT) {
+            fprintf(stderr, "%s: %s\n", program, err);
+            return EXIT_USAGE;
+        }
+        if (prc != POLICY_OK) {
+            log_error("cannot give " SLUICE_EXCHANGE_INGEST " its alternate exchange: %s", err);
+            return EXIT_RUNTIME;
+        }
+        rc = declare_once(s, urls, sources, 1, err, sizeof err);
+    }
+    if (rc == UNREACHABLE) {
         log_error("cannot reach RabbitMQ: %s", err);
         return EXIT_RUNTIME;
     }
-    topology_options opt = {.queue_type = s->queue_type, .delivery_limit = s->delivery_limit};
-    int rc = topology_declare(c, sources, &opt, err, sizeof err);
-    mq_close(c);
     if (rc == TOPOLOGY_CONFLICT) {
         fprintf(stderr, "%s: %s\n", program, err);
         return EXIT_USAGE;
@@ -108,7 +145,7 @@ int main(int argc, char **argv)
         rc = EXIT_USAGE;
     }
     if (rc == CLI_CONTINUE)
-        rc = cli_sources(program, "sources", s.sources, &sources);
+        rc = cli_sources(program, argc, argv, s.sources, &sources);
     if (rc == CLI_CONTINUE) {
         rc = setup_topology(&s, &urls, &sources);
         if (rc == 0)

@@ -30,13 +30,23 @@ static int check_declare(mq_conn *c, const char *kind, const char *name, char *e
     return mq_check(c, r, what, err, errlen) == 0 ? TOPOLOGY_OK : TOPOLOGY_FAILED;
 }
 
-static int declare_exchange(mq_conn *c, const char *name, char *err, size_t errlen)
+/* `alternate` (NULL: none) is the exchange's alternate-exchange argument. */
+static int declare_exchange(mq_conn *c, const char *name, const char *type, int internal,
+                            const char *alternate, char *err, size_t errlen)
 {
+    amqp_table_entry_t arg = {.key = amqp_cstring_bytes("alternate-exchange"),
+                              .value = {.kind = AMQP_FIELD_KIND_UTF8}};
+    amqp_table_t args = amqp_empty_table;
+    if (alternate) {
+        arg.value.value.bytes = amqp_cstring_bytes(alternate);
+        args = (amqp_table_t){.num_entries = 1, .entries = &arg};
+    }
     amqp_exchange_declare(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(name),
-                          amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
+                          amqp_cstring_bytes(type), 0, 1, 0, internal, args);
     int rc = check_declare(c, "exchange", name, err, errlen);
     if (rc == TOPOLOGY_OK)
-        log_info("exchange ready name=%s type=topic", name);
+        log_info("exchange ready name=%s type=%s%s%s", name, type,
+                 alternate ? " alternate_exchange=" : "", alternate ? alternate : "");
     return rc;
 }
 
@@ -86,10 +96,29 @@ int topology_declare(mq_conn *c, const strlist *sources, const topology_options 
                      size_t errlen)
 {
     int rc;
-    static const char *const exchanges[] = {SLUICE_EXCHANGE_INGEST, SLUICE_EXCHANGE_DLX,
-                                            SLUICE_EXCHANGE_ALERTS};
+    /* The alternate exchange and its queue come first, so that sluice.ingest
+     * never points at an exchange that routes nowhere. Internal: only the
+     * broker routes into it, no client publishes there by mistake. */
+    if ((rc = declare_exchange(c, SLUICE_EXCHANGE_UNROUTED, "fanout", 1, NULL, err, errlen)) !=
+            TOPOLOGY_OK ||
+        (rc = declare_queue(c, SLUICE_QUEUE_UNROUTED, opt, 1, err, errlen)) != TOPOLOGY_OK ||
+        (rc = bind_queue(c, SLUICE_QUEUE_UNROUTED, SLUICE_EXCHANGE_UNROUTED, "#", err, errlen)) !=
+            TOPOLOGY_OK)
+        return rc;
+
+    if (opt->ingest_without_alternate) {
+        rc = declare_exchange(c, SLUICE_EXCHANGE_INGEST, "topic", 0, NULL, err, errlen);
+    } else {
+        rc = declare_exchange(c, SLUICE_EXCHANGE_INGEST, "topic", 0, SLUICE_EXCHANGE_UNROUTED, err,
+                              errlen);
+        if (rc == TOPOLOGY_CONFLICT)
+            return TOPOLOGY_NO_ALTERNATE;
+    }
+    if (rc != TOPOLOGY_OK)
+        return rc;
+    static const char *const exchanges[] = {SLUICE_EXCHANGE_DLX, SLUICE_EXCHANGE_ALERTS};
     for (size_t i = 0; i < sizeof exchanges / sizeof *exchanges; i++) {
-        if ((rc = declare_exchange(c, exchanges[i], err, errlen)) != TOPOLOGY_OK)
+        if ((rc = declare_exchange(c, exchanges[i], "topic", 0, NULL, err, errlen)) != TOPOLOGY_OK)
             return rc;
     }
 

@@ -7,6 +7,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "source_list.h"
 
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary)
@@ -55,23 +56,17 @@ int cli_amqp(const char *program, const char *amqp_url, const mq_tls *tls, strli
     return CLI_CONTINUE;
 }
 
-int cli_sources(const char *program, const char *what, const char *text, strlist *out)
+int cli_sources(const char *program, int argc, char **argv, const char *flat, strlist *out)
 {
-    if (strlist_split(text, out) != 0) {
-        fprintf(stderr, "%s: out of memory\n", program);
-        return EXIT_RUNTIME;
-    }
-    if (out->count == 0) {
-        fprintf(stderr, "%s: %s is empty: name at least one source\n", program, what);
+    char err[1024];
+    cfg_sections secs = {0};
+    int rc = cfg_read_sections(argc, argv, &secs, err, sizeof err);
+    if (rc == 0)
+        rc = source_list_resolve(&secs, flat, out, err, sizeof err);
+    cfg_sections_free(&secs);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", program, err);
         return EXIT_USAGE;
-    }
-    for (size_t i = 0; i < out->count; i++) {
-        if (!source_name_valid(out->items[i])) {
-            fprintf(stderr, "%s: %s: bad source name '%s' (allowed: [a-z0-9_-]{1,64})\n", program,
-                    what, out->items[i]);
-            strlist_free(out);
-            return EXIT_USAGE;
-        }
     }
     return CLI_CONTINUE;
 }

@@ -27,8 +27,9 @@ int cli_init_log(const char *program, const char *component, const char *level_n
  * strlist_free); an empty list is bad usage. */
 int cli_amqp(const char *program, const char *amqp_url, const mq_tls *tls, strlist *urls);
 
-/* Splits and validates a comma-separated list of source names into `out`
- * (free with strlist_free). `what` names the setting in the error. */
-int cli_sources(const char *program, const char *what, const char *text, strlist *out);
+/* The deployment's sources (source_list.h): the [source NAME] sections of
+ * the config file named in argv or SLUICE_CONFIG, or the flat `sources`
+ * setting (`flat`, "" when unset). Fills `out` (free with strlist_free). */
+int cli_sources(const char *program, int argc, char **argv, const char *flat, strlist *out);
 
 #endif

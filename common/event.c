@@ -25,6 +25,11 @@ int source_name_valid(const char *name)
     return n >= 1 && n <= 64;
 }
 
+int source_name_reserved(const char *name)
+{
+    return strcmp(name, "notifier") == 0 || strcmp(name, SLUICE_UNROUTED_NAME) == 0;
+}
+
 int utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
@@ -73,6 +78,8 @@ const char *event_verdict_reason(event_verdict v)
         return "not_an_object";
     case EVENT_NUL_CHAR:
         return "nul_character";
+    case EVENT_UNKNOWN_SOURCE:
+        return "unknown_source";
     }
     return "unknown";
 }

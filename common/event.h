@@ -11,6 +11,10 @@
 /* Source names: [a-z0-9_-]{1,64}. Returns 1 if valid, 0 if not. */
 int source_name_valid(const char *name);
 
+/* Returns 1 if `name` is valid but taken by one of sluice's own queues
+ * (sluice.q.notifier, sluice.q.unrouted), else 0. */
+int source_name_reserved(const char *name);
+
 /* Returns 1 if s[0..len) is well-formed UTF-8 (no overlong forms, no
  * surrogates, nothing above U+10FFFF), else 0. */
 int utf8_valid(const char *s, size_t len);
@@ -24,6 +28,7 @@ typedef enum {
     EVENT_BAD_JSON,   /* not valid JSON */
     EVENT_NOT_OBJECT, /* valid JSON but not an object */
     EVENT_NUL_CHAR,   /* contains \u0000, which jsonb refuses */
+    EVENT_UNKNOWN_SOURCE, /* came through sluice.unrouted: no source queue took it */
 } event_verdict;
 
 /* Short, stable reason text for a verdict ("invalid_json", ...);
@@ -80,6 +85,13 @@ void event_derive_id(const char *source, const void *body, size_t len, char *out
 #define SLUICE_EXCHANGE_ALERTS "sluice.alerts"
 #define SLUICE_QUEUE_DEAD "sluice.dead"
 #define SLUICE_QUEUE_NOTIFIER "sluice.q.notifier"
+/* The alternate exchange of sluice.ingest and its queue: a message that no
+ * source queue is bound for (a source without a queue, a foreign routing
+ * key) goes there instead of being dropped or returned. Workers record its
+ * messages in ingest_errors with reason unknown_source and the raw body. */
+#define SLUICE_EXCHANGE_UNROUTED "sluice.unrouted"
+#define SLUICE_UNROUTED_NAME "unrouted" /* queue sluice.q.unrouted */
+#define SLUICE_QUEUE_UNROUTED "sluice.q.unrouted"
 #define SLUICE_QUEUE_PREFIX "sluice.q."  /* + source name */
 #define SLUICE_ROUTING_PREFIX "src."     /* + source name */
 #define SLUICE_MAX_MESSAGE_BYTES 1048576 /* default max_message_bytes */

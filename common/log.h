@@ -8,6 +8,8 @@
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H
 
+#include <stddef.h>
+
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF } log_level;
 
 extern log_level log_min_level;
@@ -20,6 +22,15 @@ void log_init(const char *component, log_level min_level);
  * name is unknown (level untouched). */
 int log_level_parse(const char *name, log_level *level);
 
+/*
+ * Copies len bytes of `in` to `out` (cap bytes, NUL-terminated, cut at a
+ * whole escape when full) with control characters written as \n, \r, \t
+ * or \xHH and trailing newlines and blanks dropped: what log_write() does
+ * to every entry so that it stays one line. Returns the length written.
+ */
+size_t log_escape(const char *in, size_t len, char *out, size_t cap);
+
+/* Writes one entry (one line: see log_escape()). */
 void log_write(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_at(lvl, ...)                                                                           \

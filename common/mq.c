@@ -308,6 +308,40 @@ mq_conn *mq_connect_any(const strlist *urls, size_t *next, int heartbeat_s, long
     return NULL;
 }
 
+int mq_queues_missing(mq_conn *c, const strlist *queues, int *missing, char *err, size_t errlen)
+{
+    amqp_connection_state_t st = c->state;
+    for (size_t i = 0; i < queues->count; i++) {
+        /* A passive declare of a missing queue closes its channel, so each
+         * check has a channel of its own, never reused. */
+        amqp_channel_t ch = (amqp_channel_t)(MQ_CHANNEL + 1 + i);
+        amqp_channel_open(st, ch);
+        if (mq_check(c, amqp_get_rpc_reply(st), "opening a channel", err, errlen) != 0)
+            return -1;
+        amqp_queue_declare(st, ch, amqp_cstring_bytes(queues->items[i]), 1, 0, 0, 0,
+                           amqp_empty_table);
+        amqp_rpc_reply_t r = amqp_get_rpc_reply(st);
+        if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+            r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+            ((amqp_channel_close_t *)r.reply.decoded)->reply_code == AMQP_NOT_FOUND) {
+            amqp_channel_close_ok_t ok = {0};
+            if (amqp_send_method(st, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK)
+                return mq_fail(c, AMQP_STATUS_SOCKET_ERROR, "closing a channel", err, errlen);
+            missing[i] = 1;
+            continue;
+        }
+        char what[300];
+        snprintf(what, sizeof what, "looking for queue %s", queues->items[i]);
+        if (mq_check(c, r, what, err, errlen) != 0)
+            return -1;
+        missing[i] = 0;
+        amqp_channel_close(st, ch, AMQP_REPLY_SUCCESS);
+        if (mq_check(c, amqp_get_rpc_reply(st), "closing a channel", err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int mq_read_unexpected(mq_conn *c, char *err, size_t errlen)
 {
     amqp_frame_t frame;

@@ -74,6 +74,14 @@ int mq_check(mq_conn *c, amqp_rpc_reply_t reply, const char *what, char *err, si
 int mq_fail(mq_conn *c, int status, const char *what, char *err, size_t errlen);
 
 /*
+ * Sets missing[i] to 1 for each queue of `queues` that does not exist, 0
+ * for each that does (passive declares on channels of their own, numbered
+ * from MQ_CHANNEL + 1 and closed again; call it before anything else uses
+ * those numbers). Returns 0, or -1 with err if the connection failed.
+ */
+int mq_queues_missing(mq_conn *c, const strlist *queues, int *missing, char *err, size_t errlen);
+
+/*
  * After amqp_consume_message() answered AMQP_STATUS_UNEXPECTED_STATE (a
  * frame other than a delivery arrived), reads that frame. Returns 0 if it
  * is harmless (say a stray ack), or -1 with err saying what the broker did

@@ -6,9 +6,19 @@
  * ring position t - (tag of the head slot). Confirmed slots are trimmed from
  * the head; a slot confirmed out of order waits there until the head
  * reaches it.
+ *
+ * A message the broker returns (basic.return: no queue was bound for it,
+ * and sluice.ingest's alternate exchange did not take it either) is
+ * flagged when its return arrives, which RabbitMQ sends before the
+ * message's ack. Its ack then confirms nothing: it is not counted, and it
+ * stays in the window, so no confirmed position passes it and no
+ * checkpoint moves past it. Once it reaches the head, the whole window is
+ * sent again after a backoff (tags stay in ring order that way), until a
+ * queue takes it or the caller gives up at shutdown.
  */
 #include "publisher.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +28,14 @@
 #include "log.h"
 #include "util.h"
 
+/* A slot's buffer up to this size is kept for the next message. */
+#define SLOT_KEEP_BYTES 65536
+
 typedef struct slot {
     uint64_t tag; /* delivery tag on the current channel */
     int confirmed;
     int counted; /* already in stats.confirmed (confirmed once before a reconnect) */
+    int returned; /* the broker returned it on this channel: its ack confirms nothing */
     void *owner;
     uint64_t position;
     char *buf; /* routing key, NUL, message id, NUL, source, NUL, body */
@@ -38,10 +52,13 @@ struct publisher {
     int broken;
     slot *slots;
     size_t window, head, count;
+    size_t window_bytes, bytes; /* bound and sum of the outstanding bodies */
     uint64_t next_tag;
     publisher_stats stats;
     publisher_confirm_fn on_confirm;
     void *on_confirm_arg;
+    int64_t resend_at_us;     /* when a returned head is sent again; 0 = not scheduled */
+    unsigned resend_attempts; /* since a returned message last found a queue */
 };
 
 void publisher_on_confirm(publisher *p, publisher_confirm_fn fn, void *arg)
@@ -58,6 +75,7 @@ publisher *publisher_new(const char *exchange, const char *app_id, size_t window
     p->exchange = strdup(exchange);
     p->app_id = strdup(app_id);
     p->window = window ? window : 1;
+    p->window_bytes = SIZE_MAX;
     p->slots = calloc(p->window, sizeof *p->slots);
     p->broken = 1; /* until attached */
     if (!p->exchange || !p->app_id || !p->slots) {
@@ -84,6 +102,18 @@ void publisher_free(publisher *p)
 static slot *slot_at(publisher *p, size_t pos)
 {
     return &p->slots[(p->head + pos) % p->window];
+}
+
+void publisher_set_window_bytes(publisher *p, size_t bytes)
+{
+    p->window_bytes = bytes ? bytes : SIZE_MAX;
+}
+
+int publisher_has_room(const publisher *p, size_t body_len)
+{
+    if (p->count == p->window)
+        return 0;
+    return p->count == 0 || p->bytes + body_len <= p->window_bytes;
 }
 
 size_t publisher_outstanding(const publisher *p)
@@ -151,6 +181,7 @@ static int send_slot(publisher *p, slot *s, char *err, size_t errlen)
 
     s->tag = p->next_tag++;
     s->confirmed = 0;
+    s->returned = 0;
     int rc = amqp_basic_publish(mq_amqp(p->conn), MQ_CHANNEL, amqp_cstring_bytes(p->exchange),
                                 (amqp_bytes_t){s->rk_len, (void *)rk}, 1, 0, &props,
                                 (amqp_bytes_t){s->body_len, (void *)body});
@@ -161,10 +192,19 @@ static int send_slot(publisher *p, slot *s, char *err, size_t errlen)
 
 static void trim_confirmed(publisher *p)
 {
-    while (p->count > 0 && slot_at(p, 0)->confirmed) {
+    while (p->count > 0 && slot_at(p, 0)->confirmed && !slot_at(p, 0)->returned) {
         slot *s = slot_at(p, 0);
+        p->resend_attempts = 0;
         if (p->on_confirm)
             p->on_confirm(p->on_confirm_arg, s->owner, s->position);
+        p->bytes -= s->body_len;
+        /* Slots keep their buffer for the next message, but not a big one:
+         * a window that once held large events must not keep all of them. */
+        if (s->cap > SLOT_KEEP_BYTES) {
+            free(s->buf);
+            s->buf = NULL;
+            s->cap = 0;
+        }
         p->head = (p->head + 1) % p->window;
         p->count--;
     }
@@ -184,12 +224,33 @@ static void on_ack(publisher *p, uint64_t tag, int multiple)
         slot *s = slot_at(p, i);
         if (!s->confirmed) {
             s->confirmed = 1;
-            if (!s->counted)
+            if (!s->counted && !s->returned) {
                 p->stats.confirmed++;
-            s->counted = 1;
+                s->counted = 1;
+            }
         }
     }
     trim_confirmed(p);
+}
+
+/* The outstanding message a basic.return is about: the first one with its
+ * message id and routing key not yet acked or returned (returns and acks
+ * come in publishing order). NULL if none. */
+static slot *returned_slot(publisher *p, const amqp_basic_return_t *ret,
+                           const amqp_basic_properties_t *props)
+{
+    if (!(props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG))
+        return NULL;
+    for (size_t i = 0; i < p->count; i++) {
+        slot *s = slot_at(p, i);
+        const char *id = s->buf + s->rk_len + 1;
+        if (!s->confirmed && !s->returned && s->id_len == props->message_id.len &&
+            memcmp(id, props->message_id.bytes, s->id_len) == 0 &&
+            s->rk_len == ret->routing_key.len &&
+            memcmp(s->buf, ret->routing_key.bytes, s->rk_len) == 0)
+            return s;
+    }
+    return NULL;
 }
 
 static int on_return(publisher *p, amqp_basic_return_t *ret, char *err, size_t errlen)
@@ -201,14 +262,17 @@ static int on_return(publisher *p, amqp_basic_return_t *ret, char *err, size_t e
         return -1;
     }
     p->stats.returned++;
+    slot *s = returned_slot(p, ret, &msg.properties);
+    if (s)
+        s->returned = 1;
     const amqp_bytes_t *id = &msg.properties.message_id;
     int has_id = (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0;
     /* A source without a queue returns every message: log the first ten,
      * then at powers of two, with the running total. */
     uint64_t n = p->stats.returned;
     if (n <= 10 || (n & (n - 1)) == 0)
-        log_warn("unroutable message returned exchange=%.*s routing_key=%.*s message_id=%.*s "
-                 "reason=\"%u %.*s\" returned_total=%llu",
+        log_warn("message returned, held to be published again exchange=%.*s routing_key=%.*s "
+                 "message_id=%.*s reason=\"%u %.*s\" returned_total=%llu",
                  (int)ret->exchange.len, (const char *)ret->exchange.bytes,
                  (int)ret->routing_key.len, (const char *)ret->routing_key.bytes,
                  has_id ? (int)id->len : 1, has_id ? (const char *)id->bytes : "-", ret->reply_code,
@@ -216,6 +280,43 @@ static int on_return(publisher *p, amqp_basic_return_t *ret, char *err, size_t e
                  (unsigned long long)p->stats.returned);
     amqp_destroy_message(&msg);
     return 0;
+}
+
+/* Sends every outstanding message again, in order, on the same channel:
+ * new tags in ring order, so acks for the old ones (all lower) are
+ * ignored. Returns 0 or -1 if the connection failed. */
+static int resend_window(publisher *p, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        if (send_slot(p, slot_at(p, i), err, errlen) != 0)
+            return -1;
+        p->stats.republished++;
+    }
+    return 0;
+}
+
+/* While the head is a returned message, schedules (with backoff) and makes
+ * the next attempt to publish it. Returns 0 or -1 if the connection failed. */
+static int retry_returned(publisher *p, char *err, size_t errlen)
+{
+    if (p->count == 0 || !slot_at(p, 0)->returned || !slot_at(p, 0)->confirmed) {
+        p->resend_at_us = 0;
+        return 0;
+    }
+    int64_t now = mono_us();
+    if (p->resend_at_us == 0) {
+        long delay = backoff_ms(p->resend_attempts++, 1000, 30000);
+        p->resend_at_us = now + (int64_t)delay * 1000;
+        slot *s = slot_at(p, 0);
+        log_warn("no queue took routing_key=%.*s (and no alternate exchange); holding %zu "
+                 "unconfirmed messages, publishing them again in %ld ms",
+                 (int)s->rk_len, s->buf, p->count, delay);
+        return 0;
+    }
+    if (now < p->resend_at_us)
+        return 0;
+    p->resend_at_us = 0;
+    return resend_window(p, err, errlen);
 }
 
 static int handle_frame(publisher *p, amqp_frame_t *f, char *err, size_t errlen)
@@ -280,6 +381,8 @@ int publisher_poll(publisher *p, long timeout_ms, char *err, size_t errlen)
         tv.tv_sec = 0;
         tv.tv_usec = 0;
     }
+    if (retry_returned(p, err, errlen) != 0)
+        return -1;
     if (!amqp_frames_enqueued(st) && !amqp_data_in_buffer(st))
         amqp_maybe_release_buffers(st);
     return 0;
@@ -300,15 +403,8 @@ int publisher_attach(publisher *p, mq_conn *conn, char *err, size_t errlen)
     /* A slot confirmed out of order (behind an unconfirmed one) is sent
      * again too: the confirm handler must see positions in publishing
      * order, and the copy is a duplicate the warehouse absorbs. */
-    for (size_t i = 0; i < p->count; i++)
-        slot_at(p, i)->confirmed = 0;
-
-    for (size_t i = 0; i < p->count; i++) {
-        if (send_slot(p, slot_at(p, i), err, errlen) != 0)
-            return -1;
-        p->stats.republished++;
-    }
-    return 0;
+    p->resend_at_us = 0;
+    return resend_window(p, err, errlen);
 }
 
 void publisher_detach(publisher *p)
@@ -321,7 +417,7 @@ void publisher_detach(publisher *p)
 
 int publisher_publish(publisher *p, const pub_message *m, char *err, size_t errlen)
 {
-    while (p->count == p->window) {
+    while (!publisher_has_room(p, m->body_len)) {
         if (shutdown_requested) {
             snprintf(err, errlen, "shutdown requested while the window was full");
             return -1;
@@ -362,6 +458,7 @@ int publisher_publish(publisher *p, const pub_message *m, char *err, size_t errl
     s->position = m->position;
     s->counted = 0;
     p->count++;
+    p->bytes += m->body_len;
     p->stats.taken++;
 
     /* Once in the window the message is ours: a failed send only means the

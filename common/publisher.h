@@ -16,6 +16,12 @@
  * positions arrive in the order they were taken, and a position handed
  * over means everything that owner published up to it is safe at the
  * broker: what a checkpoint may record.
+ *
+ * A message the broker returns as unroutable (published with the mandatory
+ * flag, it found no queue, not even through sluice.ingest's alternate
+ * exchange) is not confirmed: it stays in the window, holding back every
+ * position after it, and is published again with backoff (1 s doubling to
+ * 30 s) until a queue takes it.
  */
 #ifndef SLUICE_PUBLISHER_H
 #define SLUICE_PUBLISHER_H
@@ -44,7 +50,8 @@ typedef void (*publisher_confirm_fn)(void *arg, void *owner, uint64_t position);
 typedef struct publisher_stats {
     uint64_t taken;       /* accepted by publisher_publish */
     uint64_t confirmed;   /* acked by the broker */
-    uint64_t returned;    /* unroutable (basic.return), still confirmed afterwards */
+    uint64_t returned;    /* unroutable (basic.return): never counted as confirmed, held
+                             and published again until a queue takes them */
     uint64_t republished; /* sent again after a reconnect */
     uint64_t nacked;      /* refused by the broker; republished after reconnect */
 } publisher_stats;
@@ -55,6 +62,16 @@ typedef struct publisher publisher;
  * messages. app_id is set on every message. Free with publisher_free(). */
 publisher *publisher_new(const char *exchange, const char *app_id, size_t window);
 void publisher_free(publisher *p);
+
+/* Bounds the window in bytes too: at most `bytes` of bodies unconfirmed
+ * (0: no byte bound, the default). A message bigger than the bound still
+ * goes, alone. Trimmed slots drop buffers over 64 KiB, so the window's
+ * memory follows what it holds. */
+void publisher_set_window_bytes(publisher *p, size_t bytes);
+
+/* 1 if a body of body_len bytes would be taken now without waiting, else 0
+ * (the window is full in messages or in bytes). */
+int publisher_has_room(const publisher *p, size_t body_len);
 
 /* Sets the handler told about confirmed messages (NULL: none). */
 void publisher_on_confirm(publisher *p, publisher_confirm_fn fn, void *arg);

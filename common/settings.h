@@ -40,8 +40,10 @@
     {"pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", 0, \
      0, "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables apply)"}
 #define SETTING_SOURCES(type)                                                                      \
-    {"sources", CFG_STRING, offsetof(type, sources), "profiles,clickstream,orders,sensors", 0, 0,  \
-     "comma-separated source names ([a-z0-9_-]{1,64}); each has queue sluice.q.<name>"}
+    {"sources", CFG_STRING, offsetof(type, sources), "", 0, 0,                                     \
+     "comma-separated source names ([a-z0-9_-]{1,64}), each with queue sluice.q.<name>; empty: "   \
+     "the config file's [source NAME] sections, else profiles,clickstream,orders,sensors; with "   \
+     "sections it picks some of them"}
 #define SETTING_LOG_LEVEL(type)                                                                    \
     {"log_level", CFG_STRING, offsetof(type, log_level), "info", 0, 0,                             \
      "debug, info, warn or error"}

@@ -98,6 +98,18 @@ fail:
     return -1;
 }
 
+int strlist_push(strlist *list, const char *item)
+{
+    char **grown = realloc(list->items, (list->count + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    list->items = grown;
+    if (!(list->items[list->count] = strdup(item)))
+        return -1;
+    list->count++;
+    return 0;
+}
+
 void strlist_free(strlist *list)
 {
     for (size_t i = 0; i < list->count; i++)

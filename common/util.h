@@ -40,6 +40,9 @@ typedef struct strlist {
 /* Splits `text` at commas, trimming blanks and skipping empty items.
  * Returns 0, or -1 on allocation failure. */
 int strlist_split(const char *text, strlist *out);
+/* Appends a copy of `item`. Returns 0, or -1 on allocation failure (list
+ * unchanged). */
+int strlist_push(strlist *list, const char *item);
 void strlist_free(strlist *list);
 
 #endif

@@ -14,6 +14,7 @@
 typedef struct queue {
     hub_item *ring;
     size_t head, count;
+    size_t bytes; /* of the bodies buffered */
     int finished;
     pthread_cond_t not_full; /* its reader waits here */
     int cond_ready;
@@ -23,10 +24,10 @@ struct hub {
     pthread_mutex_t mu;
     pthread_cond_t not_empty; /* the publisher waits here */
     queue *queues;
-    size_t nqueues, capacity, next, buffered;
+    size_t nqueues, capacity, capacity_bytes, next, buffered;
 };
 
-hub *hub_new(size_t nsources, size_t capacity)
+hub *hub_new(size_t nsources, size_t capacity, size_t capacity_bytes)
 {
     hub *h = calloc(1, sizeof *h);
     if (!h)
@@ -38,6 +39,7 @@ hub *hub_new(size_t nsources, size_t capacity)
     pthread_cond_init(&h->not_empty, &attr);
     h->nqueues = nsources;
     h->capacity = capacity ? capacity : 1;
+    h->capacity_bytes = capacity_bytes ? capacity_bytes : 1;
     h->queues = calloc(nsources ? nsources : 1, sizeof *h->queues);
     if (!h->queues)
         goto fail;
@@ -108,15 +110,22 @@ int hub_put(hub *h, size_t source, const char *body, size_t len, const char *msg
 
     pthread_mutex_lock(&h->mu);
     queue *q = &h->queues[source];
-    /* Stopped, the reader may use the one spare slot, never more: a
-     * second event would wait for room like any other. */
-    while (q->count >= h->capacity + (atomic_load(stop) ? 1 : 0)) {
+    /* Full in events or in bytes; an empty queue takes any one event, or
+     * an event bigger than the byte bound could never pass. Stopped, the
+     * reader may use the one spare slot (and go over the byte bound by
+     * that event): it reads nothing more after it. */
+    for (;;) {
+        int room = q->count < h->capacity &&
+                   (q->count == 0 || q->bytes + len <= h->capacity_bytes);
+        if (room || (atomic_load(stop) && q->count < h->capacity + 1))
+            break;
         struct timespec ts;
         deadline_in(&ts, 200); /* a stop flag set without hub_wake is still seen */
         pthread_cond_timedwait(&q->not_full, &h->mu, &ts);
     }
     q->ring[(q->head + q->count) % (h->capacity + 1)] = item;
     q->count++;
+    q->bytes += len;
     h->buffered++;
     pthread_cond_signal(&h->not_empty);
     pthread_mutex_unlock(&h->mu);
@@ -143,10 +152,14 @@ static int take_locked(hub *h, hub_item *item)
         q->head = (q->head + 1) % (h->capacity + 1);
         q->count--;
         h->buffered--;
+        size_t bytes_before = q->bytes;
+        q->bytes -= item->len;
         h->next = (i + 1) % h->nqueues;
-        /* Wake the reader once its queue is half empty rather than at every
-         * event: it then refills in one run instead of a wake-up each. */
-        if (q->count == h->capacity / 2)
+        /* Wake the reader once its queue is half empty, in events or in
+         * bytes, rather than at every event: it then refills in one run
+         * instead of a wake-up each. */
+        if (q->count == h->capacity / 2 || q->count == 0 ||
+            (bytes_before > h->capacity_bytes / 2 && q->bytes <= h->capacity_bytes / 2))
             pthread_cond_signal(&q->not_full);
         return 1;
     }

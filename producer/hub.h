@@ -1,7 +1,8 @@
 /*
  * hub: the bounded buffer between the sources' reader threads and the
  * publishing thread. Each source has its own queue of at most `capacity`
- * events, so a fast source cannot crowd out a slow one, and a full queue
+ * events and `capacity_bytes` bytes of bodies (whichever comes first), so
+ * a fast source cannot crowd out a slow one, and a full queue
  * makes its reader wait (backpressure on the source) instead of growing or
  * dropping. The publisher takes from the sources in turn.
  *
@@ -25,9 +26,11 @@ typedef struct hub_item {
 
 typedef struct hub hub;
 
-/* Creates queues for `nsources` sources of `capacity` events each.
- * Free with hub_free(), which frees events still buffered. */
-hub *hub_new(size_t nsources, size_t capacity);
+/* Creates queues for `nsources` sources of `capacity` events and
+ * `capacity_bytes` bytes of bodies each (an empty queue takes any one
+ * event, however big). Free with hub_free(), which frees events still
+ * buffered. */
+hub *hub_new(size_t nsources, size_t capacity, size_t capacity_bytes);
 void hub_free(hub *h);
 
 /*

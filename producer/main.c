@@ -47,7 +47,9 @@ typedef struct producer_settings {
     long duration;
     long seed;
     long window;
+    long window_bytes;
     long buffer;
+    long buffer_bytes;
     long heartbeat;
     long shutdown_timeout_ms;
     long checkpoint_interval_ms;
@@ -76,8 +78,12 @@ static const cfg_option producer_options[] = {
      "generator: the same seed makes the same events and message ids"},
     {"window", CFG_INT, offsetof(producer_settings, window), "1024", 1, 1000000,
      "unconfirmed messages in flight before publishing waits (memory bound)"},
+    {"window_bytes", CFG_INT, offsetof(producer_settings, window_bytes), "16777216", 65536,
+     1L << 40, "bytes of unconfirmed bodies in flight before publishing waits (memory bound)"},
     {"buffer", CFG_INT, offsetof(producer_settings, buffer), "1000", 1, 1000000,
      "events read ahead per source; when full the source is not read (backpressure)"},
+    {"buffer_bytes", CFG_INT, offsetof(producer_settings, buffer_bytes), "4194304", 65536,
+     1L << 40, "bytes of events read ahead per source; when full the source is not read"},
     SETTING_HEARTBEAT(producer_settings, heartbeat),
     {"shutdown_timeout_ms", CFG_INT, offsetof(producer_settings, shutdown_timeout_ms), "30000", 0,
      3600000, "how long to wait for outstanding confirms when stopping"},
@@ -302,7 +308,7 @@ static int publish_pending(producer *p, int64_t deadline_us)
                      .owner = r,
                      .position = it->position};
     for (;;) {
-        if (p->conn && publisher_outstanding(p->pub) >= (size_t)p->settings->window) {
+        if (p->conn && !publisher_has_room(p->pub, it->len)) {
             /* Wait for room here, where the deadline is known. */
             long left = (long)((deadline_us - mono_us()) / 1000);
             if (left <= 0 || shutdown_requested)
@@ -340,6 +346,54 @@ static void log_progress(producer *p, const char *what)
              what, st->taken, st->confirmed, publisher_outstanding(p->pub), hub_buffered(p->hub),
              total_skipped(p), st->returned, st->republished, elapsed,
              elapsed > 0 ? (double)st->confirmed / elapsed : 0.0);
+}
+
+/* Says in one line which sources have no queue, and whether their events
+ * are kept anyway (sluice.q.unrouted, recorded as unknown_source) or held
+ * unconfirmed until a queue exists. Only a report: publishing goes on. */
+static void report_missing_queues(producer *p)
+{
+    strlist queues = {0};
+    int *missing = calloc(p->nruns + 1, sizeof *missing);
+    char err[1024], names[2048] = "";
+    size_t nmissing = 0, used = 0;
+    for (size_t i = 0; missing && i <= p->nruns; i++) {
+        char q[128];
+        snprintf(q, sizeof q, SLUICE_QUEUE_PREFIX "%s",
+                 i < p->nruns ? p->runs[i].def->name : SLUICE_UNROUTED_NAME);
+        if (strlist_push(&queues, q) != 0)
+            goto done;
+    }
+    if (!missing || queues.count != p->nruns + 1)
+        goto done;
+    if (mq_queues_missing(p->conn, &queues, missing, err, sizeof err) != 0) {
+        log_warn("could not look for the sources' queues error=\"%s\"", err);
+        goto done;
+    }
+    for (size_t i = 0; i < p->nruns; i++) {
+        if (!missing[i])
+            continue;
+        int w = snprintf(names + used, sizeof names - used, "%s%s", nmissing ? "," : "",
+                         p->runs[i].def->name);
+        if (w > 0 && (size_t)w < sizeof names - used)
+            used += (size_t)w;
+        nmissing++;
+    }
+    if (nmissing == 0)
+        log_debug("every source has its queue");
+    else if (!missing[p->nruns])
+        log_warn("sources without a queue: %s (their events go to " SLUICE_QUEUE_UNROUTED
+                 " and are recorded in ingest_errors as unknown_source; run sluice-setup with "
+                 "this config to give them queues)",
+                 names);
+    else
+        log_warn("sources without a queue: %s, and no " SLUICE_QUEUE_UNROUTED " either: their "
+                 "events are returned by the broker, held unconfirmed and published again until "
+                 "a queue exists (run sluice-setup with this config)",
+                 names);
+done:
+    free(missing);
+    strlist_free(&queues);
 }
 
 /* The main loop: publish what the readers buffer until every source ended,
@@ -529,7 +583,7 @@ int main(int argc, char **argv)
         rc = open_sources(&p, &defs, sections.path);
     if (rc == CLI_CONTINUE) {
         p.pub = publisher_new(SLUICE_EXCHANGE_INGEST, "sluice-producer", (size_t)s.window);
-        p.hub = hub_new(p.nruns, (size_t)s.buffer);
+        p.hub = hub_new(p.nruns, (size_t)s.buffer, (size_t)s.buffer_bytes);
         p.validator = event_validator_new((size_t)s.max_message_bytes);
         if (!p.pub || !p.hub || !p.validator) {
             fprintf(stderr, "%s: out of memory\n", program);
@@ -538,14 +592,19 @@ int main(int argc, char **argv)
     }
     if (rc == CLI_CONTINUE) {
         publisher_on_confirm(p.pub, on_confirmed, &p);
+        publisher_set_window_bytes(p.pub, (size_t)s.window_bytes);
         shutdown_install();
         p.started_us = mono_us();
-        log_info("starting sources=%zu mode=%s window=%ld buffer=%ld", p.nruns,
-                 *s.source ? "distributed" : "modular", s.window, s.buffer);
+        log_info("starting sources=%zu mode=%s window=%ld window_bytes=%ld buffer=%ld "
+                 "buffer_bytes=%ld",
+                 p.nruns, *s.source ? "distributed" : "modular", s.window, s.window_bytes, s.buffer,
+                 s.buffer_bytes);
         if (start_readers(&p) != 0)
             failed = 1;
-        else if (reconnect_until(&p, INT64_MAX) == 0)
+        else if (reconnect_until(&p, INT64_MAX) == 0) {
+            report_missing_queues(&p);
             run_sources(&p);
+        }
         if (shutdown_requested)
             log_info("stopping on signal: no new events, waiting for confirms");
         if (drain(&p) != 0)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "source_list.h"
 #include "util.h"
 
 void source_defs_free(source_defs *defs)
@@ -130,10 +131,32 @@ int source_defs_build(const cfg_sections *sections, const char *flat_sources,
 {
     memset(out, 0, sizeof *out);
     strlist names = {0};
+    /* The same list setup declares queues for and workers consume. */
+    if (source_list_resolve(sections, flat_sources, &names, err, errlen) != 0)
+        goto fail;
     if (sections->count > 0) {
         for (size_t i = 0; i < sections->count; i++) {
             if (from_section(sections, &sections->items[i], default_rate, out, err, errlen) != 0)
                 goto fail;
+        }
+        /* `sources` beside the sections picks some of them. */
+        if (names.count < out->count) {
+            size_t kept = 0;
+            for (size_t i = 0; i < out->count; i++) {
+                int wanted = 0;
+                for (size_t k = 0; k < names.count && !wanted; k++)
+                    wanted = strcmp(names.items[k], out->items[i].name) == 0;
+                if (wanted) {
+                    source_def tmp = out->items[kept];
+                    out->items[kept++] = out->items[i];
+                    out->items[i] = tmp;
+                }
+            }
+            for (size_t i = kept; i < out->count; i++) {
+                free(out->items[i].name);
+                free(out->items[i].used);
+            }
+            out->count = kept;
         }
     } else {
         const adapter_class *adapter = adapter_find(flat_adapter);
@@ -142,20 +165,7 @@ int source_defs_build(const cfg_sections *sections, const char *flat_sources,
                      adapter_names());
             goto fail;
         }
-        if (strlist_split(flat_sources, &names) != 0) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
-        if (names.count == 0) {
-            snprintf(err, errlen, "sources is empty: name at least one source");
-            goto fail;
-        }
         for (size_t i = 0; i < names.count; i++) {
-            if (!source_name_valid(names.items[i])) {
-                snprintf(err, errlen, "sources: bad source name '%s' (allowed: [a-z0-9_-]{1,64})",
-                         names.items[i]);
-                goto fail;
-            }
             source_def *d = add(out, names.items[i]);
             if (!d || !(d->used = calloc(1, 1))) {
                 snprintf(err, errlen, "out of memory");

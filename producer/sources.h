@@ -1,7 +1,9 @@
 /*
  * sources: which sources a producer runs, from its config file's
  * "[source NAME]" sections or, without sections, from the flat settings
- * (`sources` list, one `adapter` for all: the skeleton's generator set-up).
+ * (`sources` list, one `adapter` for all: the simulated sources' set-up).
+ * The names are those of source_list.h, which setup and the workers read
+ * too; `sources` beside sections picks some of them.
  *
  * A section names its adapter and may set `rate` (events/s, read by the
  * producer for any adapter); every other line is the adapter's:

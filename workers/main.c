@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "event.h"
 #include "http_endpoint.h"
 #include "log.h"
 #include "metrics.h"
@@ -52,6 +53,10 @@ static const cfg_option worker_options[] = {
      "unacknowledged deliveries per queue and worker (AMQP basic.qos)"},
     {"batch_size", CFG_INT, offsetof(worker_settings, worker.batch_size), "1000", 1, 100000,
      "events per transaction"},
+    {"batch_max_bytes", CFG_INT, offsetof(worker_settings, worker.batch_max_bytes), "8388608",
+     65536, 1073741824,
+     "bytes of events per transaction: a batch is committed once it holds this much (memory "
+     "bound: see the README)"},
     {"flush_interval_ms", CFG_INT, offsetof(worker_settings, worker.flush_interval_ms), "50", 1,
      60000, "commit a partial batch once its oldest event waited this long"},
     SETTING_HEARTBEAT(worker_settings, worker.heartbeat),
@@ -105,18 +110,28 @@ static int run_child(size_t index, void *arg)
 }
 
 /* Unified: every child gets all sources. Parallel: child i gets source
- * i / workers, so each queue has `workers` children. */
+ * i / workers, so each queue has `workers` children. Every child also
+ * consumes sluice.q.unrouted (the last name of its list), where events no
+ * source queue took wait to be recorded as unknown_source: rare, so one
+ * more idle consumer per child costs nothing, and any child can take them. */
 static int plan_children(pool *p)
 {
     const worker_settings *s = p->settings;
     int parallel = strcmp(s->mode, "parallel") == 0;
-    p->children = parallel ? p->all_sources.count * (size_t)s->workers : (size_t)s->workers;
+    size_t nsources = p->all_sources.count - 1; /* without the unrouted queue */
+    p->children = parallel ? nsources * (size_t)s->workers : (size_t)s->workers;
     p->child_sources = calloc(p->children, sizeof *p->child_sources);
     if (!p->child_sources)
         return -1;
     for (size_t i = 0; i < p->children; i++) {
-        const char *text = parallel ? p->all_sources.items[i / (size_t)s->workers] : s->sources;
-        if (strlist_split(text, &p->child_sources[i]) != 0)
+        strlist *mine = &p->child_sources[i];
+        for (size_t k = 0; k < nsources; k++) {
+            if (parallel && k != i / (size_t)s->workers)
+                continue;
+            if (strlist_push(mine, p->all_sources.items[k]) != 0)
+                return -1;
+        }
+        if (strlist_push(mine, SLUICE_UNROUTED_NAME) != 0)
             return -1;
     }
     return 0;
@@ -143,7 +158,7 @@ static int run_pool(pool *p)
         }
     }
     log_info("starting pool mode=%s workers=%zu sources=%zu metrics=%s:%ld", s->mode, p->children,
-             p->all_sources.count, s->metrics_address, s->metrics_port);
+             p->all_sources.count - 1, s->metrics_address, s->metrics_port);
     supervisor_config sc = {.children = p->children,
                             .run = run_child,
                             .arg = p,
@@ -178,7 +193,12 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
     if (rc == CLI_CONTINUE)
-        rc = cli_sources(program, "sources", s.sources, &p.all_sources);
+        rc = cli_sources(program, argc, argv, s.sources, &p.all_sources);
+    /* Counted in /metrics as a source of its own (source="unrouted"). */
+    if (rc == CLI_CONTINUE && strlist_push(&p.all_sources, SLUICE_UNROUTED_NAME) != 0) {
+        fprintf(stderr, "%s: out of memory\n", program);
+        rc = EXIT_RUNTIME;
+    }
     if (rc == CLI_CONTINUE && strcmp(s.mode, "unified") != 0 && strcmp(s.mode, "parallel") != 0) {
         fprintf(stderr, "%s: mode must be unified or parallel, got '%s'\n", program, s.mode);
         rc = EXIT_USAGE;

@@ -34,6 +34,7 @@ typedef struct worker {
     deadletter *dead;
     alerting *alerts; /* NULL without rules */
     batch pending;
+    int unrouted_index; /* of sluice.q.unrouted in `sources`; -1 if not consumed */
     worker_stats stats;
     int64_t started_us, next_stats_us;
 } worker;
@@ -59,6 +60,27 @@ static void count(worker *w, int source, count_kind kind, uint64_t n)
 {
     if (n && source >= 0)
         metrics_count(w->m, w->child, w->metric_index[source], kind, n);
+}
+
+/* A delivery from sluice.q.unrouted was meant for a source that has no
+ * queue: it is recorded (not stored) under the source its routing key
+ * names, src.<source>, so that it can be found and replayed once the
+ * queue exists; a key that names no source gives "unknown". */
+static void mark_unrouted(incoming *in, event_verdict *v, char *source, size_t cap)
+{
+    size_t plen = strlen(SLUICE_ROUTING_PREFIX), n = in->routing_key_len;
+    snprintf(source, cap, "unknown");
+    if (n > plen && n - plen < cap && memcmp(in->routing_key, SLUICE_ROUTING_PREFIX, plen) == 0) {
+        char name[80];
+        if (n - plen < sizeof name) {
+            memcpy(name, in->routing_key + plen, n - plen);
+            name[n - plen] = '\0';
+            if (source_name_valid(name))
+                snprintf(source, cap, "%s", name);
+        }
+    }
+    in->source = source;
+    *v = EVENT_UNKNOWN_SOURCE;
 }
 
 /* Per-source counters of a committed batch. */
@@ -190,7 +212,10 @@ static int serve(worker *w, session *s, char *err, size_t errlen)
         if (got < 0)
             return -1;
         if (got > 0) {
+            char intended[80];
             event_verdict v = event_validate(w->validator, in.body, in.body_len);
+            if (in.source_index == w->unrouted_index)
+                mark_unrouted(&in, &v, intended, sizeof intended);
             if (batch_add(b, &in, v) != 0) {
                 snprintf(err, errlen, "out of memory holding a batch");
                 return -1;
@@ -199,7 +224,10 @@ static int serve(worker *w, session *s, char *err, size_t errlen)
             count(w, in.source_index, COUNT_CONSUMED, 1);
             last_delivery_us = mono_us();
         }
-        int full = b->count >= (size_t)cfg->batch_size;
+        /* The arena holds the batch's bodies and ids: its length is what the
+         * batch costs in memory (and again in the COPY stream). */
+        int full = b->count >= (size_t)cfg->batch_size ||
+                   b->arena_len >= (size_t)cfg->batch_max_bytes;
         int due = b->count > 0 && mono_us() >= b->opened_us + cfg->flush_interval_ms * 1000;
         if ((full || due) && flush(w, s, err, errlen) != 0)
             return -1;
@@ -233,14 +261,15 @@ static int connect_both(worker *w, session *s, char *err, size_t errlen)
     if (!s->c)
         return -1;
     metrics_set_connected(w->m, w->child, 1, 1);
-    log_info("consuming queues=%zu url=%s prefetch=%ld batch_size=%ld", w->sources->count,
-             mq_url(s->conn), cfg->prefetch, cfg->batch_size);
+    log_info("consuming queues=%zu url=%s prefetch=%ld batch_size=%ld batch_max_bytes=%ld",
+             w->sources->count, mq_url(s->conn), cfg->prefetch, cfg->batch_size,
+             cfg->batch_max_bytes);
     return 0;
 }
 
 int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, size_t child)
 {
-    worker w = {.cfg = cfg, .sources = sources, .m = m, .child = child};
+    worker w = {.cfg = cfg, .sources = sources, .m = m, .child = child, .unrouted_index = -1};
     int rc = 1;
     batch_init(&w.pending);
     w.validator = event_validator_new((size_t)cfg->max_message_bytes);
@@ -257,8 +286,11 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
         log_error("out of memory starting the worker");
         goto done;
     }
-    for (size_t i = 0; i < sources->count; i++)
+    for (size_t i = 0; i < sources->count; i++) {
         w.metric_index[i] = m ? metrics_source_index(m, sources->items[i]) : -1;
+        if (strcmp(sources->items[i], SLUICE_UNROUTED_NAME) == 0)
+            w.unrouted_index = (int)i;
+    }
     w.started_us = mono_us();
     w.next_stats_us = w.started_us + cfg->stats_interval_ms * 1000;
 

@@ -20,6 +20,7 @@ typedef struct worker_config {
     const char *pg_dsn;
     long prefetch;
     long batch_size;
+    long batch_max_bytes; /* a batch is committed once it holds this many bytes */
     long flush_interval_ms;
     long heartbeat;
     long max_message_bytes;

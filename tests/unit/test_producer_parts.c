@@ -31,16 +31,25 @@ static void write_config(const char *text)
     close(fd);
 }
 
-/* Reads the sections of `text` and builds the source list. Returns 0 or
- * -1 with err. */
-static int build(const char *text, const char *only, cfg_sections *secs, source_defs *defs,
-                 char *err, size_t errlen)
+/* Reads the sections of `text` and builds the source list with the flat
+ * `sources` setting `flat`. Returns 0 or -1 with err. */
+static int build_with(const char *text, const char *flat, const char *only, cfg_sections *secs,
+                      source_defs *defs, char *err, size_t errlen)
 {
     write_config(text);
     char *argv[] = {"prog", "--config", config_path, NULL};
     if (cfg_read_sections(3, argv, secs, err, errlen) != 0)
         return -1;
-    return source_defs_build(secs, "profiles,orders", "generator", 7, only, defs, err, errlen);
+    return source_defs_build(secs, flat, "generator", 7, only, defs, err, errlen);
+}
+
+/* The same with `sources` unset when there are sections, "profiles,orders"
+ * when there are none. */
+static int build(const char *text, const char *only, cfg_sections *secs, source_defs *defs,
+                 char *err, size_t errlen)
+{
+    const char *flat = strchr(text, '[') ? "" : "profiles,orders";
+    return build_with(text, flat, only, secs, defs, err, errlen);
 }
 
 static void test_sections(void **state)
@@ -91,6 +100,24 @@ static void test_sections(void **state)
     source_defs_free(&defs);
     cfg_sections_free(&secs);
 
+    /* `sources` beside sections picks some of them, in section order. */
+    assert_int_equal(build_with("[source a]\nadapter = stdin\n[source b]\nadapter = generator\n"
+                                "[source c]\nadapter = generator\n",
+                                "c,b", "", &secs, &defs, err, sizeof err),
+                     0);
+    assert_int_equal(defs.count, 2);
+    assert_string_equal(defs.items[0].name, "b");
+    assert_string_equal(defs.items[1].name, "c");
+    source_defs_free(&defs);
+    cfg_sections_free(&secs);
+
+    /* No sections and no `sources`: the four simulated sources. */
+    assert_int_equal(build_with("count = 5\n", "", "", &secs, &defs, err, sizeof err), 0);
+    assert_int_equal(defs.count, 4);
+    assert_string_equal(defs.items[3].name, "sensors");
+    source_defs_free(&defs);
+    cfg_sections_free(&secs);
+
     /* No sections: the flat settings, as the skeleton had them. */
     assert_int_equal(build("count = 5\n", "", &secs, &defs, err, sizeof err), 0);
     assert_int_equal(defs.count, 2);
@@ -119,6 +146,9 @@ static void test_section_errors(void **state)
         {"[source a]\nadapter = stdin\n", "z", "--source z is not one of the sources of"},
         {"[source a]\nadapter = stdin\n[source b]\nadapter = stdin\n", "",
          "sources a and b both read stdin"},
+        {"[source unrouted]\nadapter = stdin\n", "",
+         ":1: source name 'unrouted' is reserved (queue sluice.q.unrouted"},
+        {"[source notifier]\nadapter = stdin\n", "", ":1: source name 'notifier' is reserved"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cfg_sections secs;
@@ -133,6 +163,22 @@ static void test_section_errors(void **state)
         if (!strstr(err, cases[i].want))
             fail_msg("case %zu: '%s', want '%s'", i, err, cases[i].want);
     }
+}
+
+/* A `sources` setting naming a source without a section is refused: the
+ * sections are the list every binary reads. */
+static void test_flat_list_must_match_sections(void **state)
+{
+    (void)state;
+    cfg_sections secs;
+    source_defs defs;
+    char err[512] = "";
+    assert_int_equal(build_with("[source a]\nadapter = stdin\n", "a,newsrc", "", &secs, &defs, err,
+                                sizeof err),
+                     -1);
+    cfg_sections_free(&secs);
+    if (!strstr(err, "sources: 'newsrc' has no [source newsrc] section in"))
+        fail_msg("unexpected error: %s", err);
 }
 
 /* The flat reader skips sections, so every binary can share the file. */
@@ -253,7 +299,7 @@ static int put_count(putter *p, int want)
 static void test_hub_backpressure(void **state)
 {
     (void)state;
-    putter p = {.h = hub_new(2, 2)};
+    putter p = {.h = hub_new(2, 2, 1 << 20)};
     assert_non_null(p.h);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, put_five, &p), 0);
@@ -275,12 +321,44 @@ static void test_hub_backpressure(void **state)
     hub_free(p.h);
 }
 
+static void *put_three_big(void *arg)
+{
+    putter *p = arg;
+    for (int i = 0; i < 3; i++) {
+        hub_put(p->h, 0, "{\"a\":123}", 9, "m", (uint64_t)i + 1, &p->stop);
+        atomic_fetch_add(&p->put, 1);
+    }
+    return NULL;
+}
+
+/* The byte bound holds a reader back as the count bound does; an empty
+ * queue takes one event even if it alone is over the bound. */
+static void test_hub_bounded_in_bytes(void **state)
+{
+    (void)state;
+    putter p = {.h = hub_new(1, 100, 8)}; /* 100 events, but 8 bytes */
+    assert_non_null(p.h);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, put_three_big, &p), 0);
+    assert_int_equal(put_count(&p, 1), 1);
+    usleep(50000); /* give a wrong implementation the chance to put a second */
+    assert_int_equal(atomic_load(&p.put), 1);
+    hub_item it;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(hub_take(p.h, &it, 5000), 1);
+        assert_int_equal(it.position, (uint64_t)i + 1);
+        hub_item_free(&it);
+    }
+    pthread_join(t, NULL);
+    hub_free(p.h);
+}
+
 /* A stopping reader hands over the event it holds, one over the capacity,
  * without waiting. */
 static void test_hub_stop_keeps_event(void **state)
 {
     (void)state;
-    hub *h = hub_new(1, 2);
+    hub *h = hub_new(1, 2, 1 << 20);
     atomic_int stop = 0;
     assert_int_equal(hub_put(h, 0, "{}", 2, "a", 1, &stop), 0);
     assert_int_equal(hub_put(h, 0, "{}", 2, "b", 2, &stop), 0);
@@ -371,11 +449,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sections),
         cmocka_unit_test(test_section_errors),
+        cmocka_unit_test(test_flat_list_must_match_sections),
         cmocka_unit_test(test_flat_reader_skips_sections),
         cmocka_unit_test(test_linebuf),
         cmocka_unit_test(test_linebuf_huge_line),
         cmocka_unit_test(test_hub_backpressure),
         cmocka_unit_test(test_hub_stop_keeps_event),
+        cmocka_unit_test(test_hub_bounded_in_bytes),
         cmocka_unit_test(test_event_ids),
         cmocka_unit_test(test_example_config),
     };

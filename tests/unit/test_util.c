@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "log.h"
 #include "mq.h"
 #include "util.h"
 
@@ -25,6 +26,39 @@ static void test_strlist_split(void **state)
     strlist_free(&l);
 }
 
+/* Every log entry stays one line: control characters become escapes,
+ * trailing newlines go (libpq's messages end in one), and a cut never
+ * splits an escape. */
+static void test_log_escape(void **state)
+{
+    (void)state;
+    char out[512];
+    const char *pq = "connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n"
+                     "\tIs the server running on that host and accepting TCP/IP connections?\n";
+    log_escape(pq, strlen(pq), out, sizeof out);
+    assert_null(strchr(out, '\n'));
+    assert_non_null(strstr(out, "refused\\n\\tIs the server"));
+    assert_int_equal(out[strlen(out) - 1], '?');
+    assert_int_equal(log_escape("a\r\x01\x7f b", 6, out, sizeof out), 13);
+    assert_string_equal(out, "a\\r\\x01\\x7f b");
+    assert_int_equal(log_escape("ab\n\n", 4, out, 4), 2);
+    assert_string_equal(out, "ab");
+    assert_int_equal(log_escape("a\nb", 3, out, 3), 1); /* "a\\n" would not fit */
+    assert_string_equal(out, "a");
+    assert_int_equal(log_escape("ünï", strlen("ünï"), out, sizeof out), strlen("ünï"));
+}
+
+static void test_strlist_push(void **state)
+{
+    (void)state;
+    strlist l = {0};
+    assert_int_equal(strlist_push(&l, "a"), 0);
+    assert_int_equal(strlist_push(&l, "b"), 0);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[1], "b");
+    strlist_free(&l);
+}
+
 static void test_backoff_grows_and_is_bounded(void **state)
 {
     (void)state;
@@ -39,7 +73,7 @@ static void test_backoff_grows_and_is_bounded(void **state)
 static void test_redact_url(void **state)
 {
     (void)state;
-    char out[128];
+    char out[512];
     mq_redact_url("amqp://user:secret@host:5672/vh", out, sizeof out);
     assert_string_equal(out, "amqp://user@host:5672/vh");
     mq_redact_url("amqp://host/", out, sizeof out);
@@ -60,6 +94,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strlist_split),
+        cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_strlist_push),
         cmocka_unit_test(test_backoff_grows_and_is_bounded),
         cmocka_unit_test(test_redact_url),
         cmocka_unit_test(test_clocks),
