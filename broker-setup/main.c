@@ -13,6 +13,7 @@
 #include "migrate.h"
 #include "pg.h"
 #include "policy.h"
+#include "projections.h"
 #include "settings.h"
 #include "topology.h"
 
@@ -29,6 +30,8 @@ typedef struct setup_settings {
     char *queue_type;
     long delivery_limit;
     char *sql_dir;
+    char *projections;
+    long retention_days;
     char *log_level;
 } setup_settings;
 
@@ -48,6 +51,12 @@ static const cfg_option setup_options[] = {
      "0 = no limit"},
     {"sql_dir", CFG_STRING, offsetof(setup_settings, sql_dir), SLUICE_SQL_DIR, 0, 0,
      "folder of numbered migrations (NNN_name.sql)"},
+    {"projections", CFG_STRING, offsetof(setup_settings, projections), "", 0, 0,
+     "file of [projection NAME] sections: the typed tables to create and fill (the file is the "
+     "whole set; unset: the warehouse's declarations are left as they are)"},
+    {"retention_days", CFG_INT, offsetof(setup_settings, retention_days), "0", 0, 1000000,
+     "drop partitions of events and ingest_errors once entirely older than this many days "
+     "(0 = keep for ever)"},
     SETTING_LOG_LEVEL(setup_settings),
     CFG_END,
 };
@@ -108,6 +117,61 @@ static int setup_topology(const setup_settings *s, const strlist *urls, const st
     return 0;
 }
 
+/* Records the retention and runs the partition maintenance: the
+ * partitions due are created, those past the retention dropped. */
+static int setup_partitions(PGconn *db, const setup_settings *s)
+{
+    char days[32];
+    snprintf(days, sizeof days, "%ld", s->retention_days);
+    const char *params[] = {days};
+    PGresult *r = PQexecParams(db,
+                               "UPDATE sluice_partitioning SET retention ="
+                               " CASE WHEN $1::integer > 0 THEN make_interval(days => $1::integer) END",
+                               1, NULL, params, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (ok) {
+        r = PQexec(db, "SELECT sluice_maintain_partitions()");
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        if (ok)
+            log_info("partitions maintained retention_days=%ld dropped=%s", s->retention_days,
+                     PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    if (!ok) {
+        log_error("partition maintenance failed: %s", PQerrorMessage(db));
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+/* Creates or extends the declared projections (projections.h). A bad
+ * declaration, or a table at odds with one, is bad configuration. */
+static int setup_projections(PGconn *db, const char *path)
+{
+    char err[2048];
+    cfg_sections sections;
+    if (projections_read(path, &sections, err, sizeof err) != 0 ||
+        projections_check(&sections, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        cfg_sections_free(&sections);
+        return EXIT_USAGE;
+    }
+    int count = 0;
+    projections_status st = projections_apply(db, &sections, &count, err, sizeof err);
+    cfg_sections_free(&sections);
+    if (st == PROJECTIONS_CONFLICT) {
+        fprintf(stderr, "%s: %s: %s\n", program, path, err);
+        return EXIT_USAGE;
+    }
+    if (st != PROJECTIONS_OK) {
+        log_error("creating projections failed: %s", err);
+        return EXIT_RUNTIME;
+    }
+    log_info("projections up to date file=%s count=%d", path, count);
+    return 0;
+}
+
 static int setup_schema(const setup_settings *s)
 {
     char err[2048];
@@ -118,13 +182,17 @@ static int setup_schema(const setup_settings *s)
     }
     PQclear(PQexec(db, "SET client_min_messages = warning"));
     int applied = migrate_apply(db, s->sql_dir, err, sizeof err);
-    PQfinish(db);
     if (applied < 0) {
         log_error("migrations failed: %s", err);
+        PQfinish(db);
         return EXIT_RUNTIME;
     }
     log_info("schema up to date applied_now=%d", applied);
-    return 0;
+    int rc = setup_partitions(db, s);
+    if (rc == 0 && s->projections && *s->projections)
+        rc = setup_projections(db, s->projections);
+    PQfinish(db);
+    return rc;
 }
 
 int main(int argc, char **argv)

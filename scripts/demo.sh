@@ -24,7 +24,7 @@ say() { printf '\n==> %s\n' "$*"; }
 stored() { q -At -c "SELECT count(*) FROM events WHERE msg_id LIKE '%-$SEED-%'"; }
 
 say "declaring the topology and applying migrations (sluice-setup)"
-"$BUILD/broker-setup/sluice-setup" --log-level warn
+"$BUILD/broker-setup/sluice-setup" --log-level warn --projections "$ROOT/config/projections.conf"
 
 say "running ${#SOURCES[@]} sources x $COUNT events -> RabbitMQ -> unified worker -> PostgreSQL"
 "$BUILD/workers/sluice-worker" --stats-interval-ms 1000 --rules "$RULES" 2>"$LOGS/worker.log" &

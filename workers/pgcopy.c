@@ -83,6 +83,12 @@ void pgcopy_timestamptz(pgcopy *c, int64_t unix_us)
     put_u64(c, (uint64_t)(unix_us - PG_EPOCH_OFFSET_US));
 }
 
+void pgcopy_int4(pgcopy *c, int32_t v)
+{
+    put_u32(c, 4);
+    put_u32(c, (uint32_t)v);
+}
+
 void pgcopy_null(pgcopy *c)
 {
     put_u32(c, UINT32_MAX); /* length -1 */

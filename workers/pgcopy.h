@@ -24,6 +24,8 @@ void pgcopy_text(pgcopy *c, const char *s, size_t len);
 void pgcopy_jsonb(pgcopy *c, const char *json, size_t len);
 /* A timestamptz field from microseconds since the Unix epoch. */
 void pgcopy_timestamptz(pgcopy *c, int64_t unix_us);
+/* An int4 field. */
+void pgcopy_int4(pgcopy *c, int32_t v);
 void pgcopy_null(pgcopy *c);
 /* Writes the trailer. */
 void pgcopy_end(pgcopy *c);

@@ -1,15 +1,22 @@
 /*
  * warehouse: see warehouse.h.
  *
- * The fast path copies the valid events of a batch into a temporary staging
- * table with binary COPY, moves them into `events` with one INSERT ... ON
- * CONFLICT (msg_id) DO NOTHING (duplicates cost nothing extra), and runs
- * the sources' normalisers on the staged rows. If the database refuses
- * anything but for a transient reason, the batch is stored again row by row
- * under savepoints: rows refused as bad data (SQLSTATE classes 22 and 23)
- * go to ingest_errors with the database's message; rows failing otherwise
- * (say a normaliser raising an exception) are marked FAILED for the caller
- * to retry and then dead-letter.
+ * The common case costs PostgreSQL two COPYs and a commit. In one
+ * transaction the batch's message ids are copied straight into event_ids
+ * (its primary key is the idempotency key), then its events straight into
+ * the partitioned `events`; a statement-level trigger there fills the
+ * declared projections from the COPY's transition table, set-based. Only
+ * when the ids' COPY meets a duplicate (a redelivery, a republished copy)
+ * is the transaction begun again the slower way: the ids are staged in a
+ * temporary table, INSERT ... ON CONFLICT DO NOTHING claims the new ones
+ * and says which they are, and only those events are copied. The events'
+ * bodies never pass through a staging table.
+ *
+ * If the database refuses anything but for a transient reason, the batch
+ * is stored again row by row under savepoints: rows refused as bad data
+ * (SQLSTATE classes 22 and 23) go to ingest_errors with the database's
+ * message; rows failing otherwise (say a projection's trigger raising an
+ * error) are marked FAILED for the caller to retry and then dead-letter.
  */
 #include "warehouse.h"
 
@@ -24,31 +31,39 @@
 struct warehouse {
     PGconn *db;
     pgcopy copy;
-    int has_normalizers; /* migration 002 or later is applied */
+    unsigned char *fresh; /* per delivery of the batch: its id was claimed now */
+    size_t fresh_cap;
 };
 
 static const char create_stage_sql[] =
-    "CREATE TEMP TABLE events_stage ("
-    " msg_id text, source text, routing_key text, payload jsonb,"
-    " produced_at timestamptz, received_at timestamptz) ON COMMIT DELETE ROWS";
+    "CREATE TEMP TABLE ids_stage (i integer, msg_id text, received_at timestamptz)"
+    " ON COMMIT DELETE ROWS";
 
-/* Returns the number of new rows per source, a few rows at most. */
-static const char move_stage_sql[] =
-    "WITH added AS ("
-    " INSERT INTO events (msg_id, source, routing_key, payload, produced_at, received_at)"
-    " SELECT msg_id, source, routing_key, payload, produced_at, received_at FROM events_stage"
-    " ON CONFLICT (msg_id) DO NOTHING RETURNING source)"
-    " SELECT source, count(*) FROM added GROUP BY source";
+/* Claims the staged ids not taken yet; returns the batch index of each
+ * (the first, if a batch holds the same id twice). */
+static const char claim_staged_sql[] =
+    "WITH claimed AS ("
+    " INSERT INTO event_ids (msg_id, received_at)"
+    " SELECT DISTINCT ON (msg_id) msg_id, received_at FROM ids_stage ORDER BY msg_id, i"
+    " ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id)"
+    " SELECT min(s.i) FROM ids_stage s JOIN claimed USING (msg_id) GROUP BY s.msg_id";
 
-static const char stage_one_sql[] =
-    "INSERT INTO events_stage (msg_id, source, routing_key, payload, produced_at, received_at)"
+static const char claim_one_sql[] =
+    "INSERT INTO event_ids (msg_id, received_at) VALUES ($1, to_timestamp($2::bigint / 1e6))"
+    " ON CONFLICT (msg_id) DO NOTHING";
+
+static const char insert_one_sql[] =
+    "INSERT INTO events (msg_id, source, routing_key, payload, produced_at, received_at)"
     " VALUES ($1, $2, $3, $4::jsonb, to_timestamp($5::bigint / 1e6),"
     " to_timestamp($6::bigint / 1e6))";
 
+/* An ingest error is recorded once per msg_id, like an event. */
 static const char insert_error_sql[] =
-    "INSERT INTO ingest_errors (msg_id, source, routing_key, reason, detail, raw, received_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7::bigint / 1e6))"
-    " ON CONFLICT (msg_id) DO NOTHING";
+    "WITH claimed AS ("
+    " INSERT INTO event_ids (msg_id, received_at) VALUES ($1, to_timestamp($7::bigint / 1e6))"
+    " ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id)"
+    " INSERT INTO ingest_errors (msg_id, source, routing_key, reason, detail, raw, received_at)"
+    " SELECT msg_id, $2, $3, $4, $5, $6, to_timestamp($7::bigint / 1e6) FROM claimed";
 
 /* How a statement ended, which decides what happens to the batch. */
 typedef enum {
@@ -81,6 +96,10 @@ static sql_outcome outcome(PGconn *db, PGresult *r, ExecStatusType want, char *e
              msg ? msg : PQerrorMessage(db));
     if (PQstatus(db) != CONNECTION_OK || !state || transient_class(state))
         return SQL_FAILED;
+    /* No partition for the time: not the row's fault. Reconnecting runs
+     * the partition maintenance, which creates it. */
+    if (strcmp(state, "23514") == 0 && msg && strstr(msg, "no partition"))
+        return SQL_FAILED;
     if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
         return SQL_BAD_DATA;
     return SQL_ROW_FAILED;
@@ -90,15 +109,6 @@ static sql_outcome run(PGconn *db, const char *sql, char *err, size_t errlen)
 {
     PGresult *r = PQexec(db, sql);
     sql_outcome o = outcome(db, r, PGRES_COMMAND_OK, err, errlen);
-    PQclear(r);
-    return o;
-}
-
-static sql_outcome run_prepared(PGconn *db, const char *name, ExecStatusType want, char *err,
-                                size_t errlen)
-{
-    PGresult *r = PQexecPrepared(db, name, 0, NULL, NULL, NULL, 0);
-    sql_outcome o = outcome(db, r, want, err, errlen);
     PQclear(r);
     return o;
 }
@@ -117,16 +127,24 @@ warehouse *warehouse_open(const char *dsn, char *err, size_t errlen)
     }
     /* Fail fast on a missing schema, with advice, rather than per batch. */
     PGresult *r = PQexec(w->db, "SELECT to_regclass('events') IS NOT NULL"
-                                " AND to_regclass('ingest_errors') IS NOT NULL,"
-                                " to_regproc('sluice_apply_normalizers') IS NOT NULL");
+                                " AND to_regclass('ingest_errors') IS NOT NULL"
+                                " AND to_regclass('event_ids') IS NOT NULL");
     int ready = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
-    w->has_normalizers = ready && PQgetvalue(r, 0, 1)[0] == 't';
     PQclear(r);
     if (!ready) {
-        snprintf(err, errlen, "warehouse tables missing: run sluice-setup first");
+        snprintf(err, errlen, "warehouse tables missing or out of date: run sluice-setup first");
         goto fail;
     }
     char why[512];
+    /* The partitions due exist before the first batch, even where nobody
+     * runs sluice-setup every day. */
+    r = PQexec(w->db, "SELECT sluice_maintain_partitions()");
+    sql_outcome o = outcome(w->db, r, PGRES_TUPLES_OK, why, sizeof why);
+    PQclear(r);
+    if (o != SQL_OK) {
+        snprintf(err, errlen, "maintaining partitions: %s", why);
+        goto fail;
+    }
     if (run(w->db, create_stage_sql, why, sizeof why) != SQL_OK) {
         snprintf(err, errlen, "creating staging table: %s", why);
         goto fail;
@@ -134,15 +152,13 @@ warehouse *warehouse_open(const char *dsn, char *err, size_t errlen)
     struct {
         const char *name, *sql;
         int nparams;
-    } prepared[] = {{"move_stage", move_stage_sql, 0},
-                    {"stage_one", stage_one_sql, 6},
-                    {"clear_stage", "DELETE FROM events_stage", 0},
-                    {"insert_error", insert_error_sql, 7},
-                    {"normalize", "SELECT sluice_apply_normalizers()", 0}};
-    size_t n = sizeof prepared / sizeof *prepared - (w->has_normalizers ? 0 : 1);
-    for (size_t i = 0; i < n; i++) {
+    } prepared[] = {{"claim_staged", claim_staged_sql, 0},
+                    {"claim_one", claim_one_sql, 2},
+                    {"insert_one", insert_one_sql, 6},
+                    {"insert_error", insert_error_sql, 7}};
+    for (size_t i = 0; i < sizeof prepared / sizeof *prepared; i++) {
         r = PQprepare(w->db, prepared[i].name, prepared[i].sql, prepared[i].nparams, NULL);
-        sql_outcome o = outcome(w->db, r, PGRES_COMMAND_OK, why, sizeof why);
+        o = outcome(w->db, r, PGRES_COMMAND_OK, why, sizeof why);
         PQclear(r);
         if (o != SQL_OK) {
             snprintf(err, errlen, "preparing %s: %s", prepared[i].name, why);
@@ -161,6 +177,7 @@ void warehouse_close(warehouse *w)
         return;
     PQfinish(w->db);
     pgcopy_free(&w->copy);
+    free(w->fresh);
     free(w);
 }
 
@@ -206,16 +223,87 @@ static sql_outcome insert_invalid(warehouse *w, batch *b, store_result *res, cha
     return SQL_OK;
 }
 
-static sql_outcome copy_valid(warehouse *w, const batch *b, size_t *valid, char *err, size_t errlen)
+/* Sends the COPY stream built in w->copy with `command`. */
+static sql_outcome send_copy(warehouse *w, const char *command, char *err, size_t errlen)
+{
+    pgcopy *c = &w->copy;
+    if (c->failed) {
+        snprintf(err, errlen, "out of memory building COPY data");
+        return SQL_FAILED;
+    }
+    PGresult *r = PQexec(w->db, command);
+    sql_outcome o = outcome(w->db, r, PGRES_COPY_IN, err, errlen);
+    PQclear(r);
+    if (o != SQL_OK)
+        return o;
+    if (PQputCopyData(w->db, c->data, (int)c->len) != 1 || PQputCopyEnd(w->db, NULL) != 1) {
+        snprintf(err, errlen, "sending COPY data: %s", PQerrorMessage(w->db));
+        return SQL_FAILED;
+    }
+    while ((r = PQgetResult(w->db)) != NULL) {
+        if (o == SQL_OK)
+            o = outcome(w->db, r, PGRES_COMMAND_OK, err, errlen);
+        PQclear(r);
+    }
+    return o;
+}
+
+/* COPYs the valid deliveries' ids into event_ids (staged: into ids_stage,
+ * with their batch index). */
+static sql_outcome copy_ids(warehouse *w, const batch *b, int staged, char *err, size_t errlen)
 {
     pgcopy *c = &w->copy;
     pgcopy_begin(c);
-    *valid = 0;
     for (size_t i = 0; i < b->count; i++) {
         const delivery *d = &b->items[i];
         if (d->verdict != EVENT_OK)
             continue;
-        (*valid)++;
+        const char *id = batch_str(b, d->msg_id);
+        pgcopy_row(c, staged ? 3 : 2);
+        if (staged)
+            pgcopy_int4(c, (int32_t)i);
+        pgcopy_text(c, id, strlen(id));
+        pgcopy_timestamptz(c, d->received_at_us);
+    }
+    pgcopy_end(c);
+    return send_copy(w,
+                     staged ? "COPY ids_stage (i, msg_id, received_at) FROM STDIN (FORMAT binary)"
+                            : "COPY event_ids (msg_id, received_at) FROM STDIN (FORMAT binary)",
+                     err, errlen);
+}
+
+/* The slow way: claims the batch's ids that are new and marks them in
+ * w->fresh. */
+static sql_outcome claim_staged(warehouse *w, const batch *b, char *err, size_t errlen)
+{
+    memset(w->fresh, 0, b->count);
+    sql_outcome o = copy_ids(w, b, 1, err, errlen);
+    if (o != SQL_OK)
+        return o;
+    PGresult *r = PQexecPrepared(w->db, "claim_staged", 0, NULL, NULL, NULL, 0);
+    o = outcome(w->db, r, PGRES_TUPLES_OK, err, errlen);
+    for (int row = 0; o == SQL_OK && row < PQntuples(r); row++) {
+        unsigned long i = strtoul(PQgetvalue(r, row, 0), NULL, 10);
+        if (i < b->count)
+            w->fresh[i] = 1;
+    }
+    PQclear(r);
+    return o;
+}
+
+/* COPYs the events marked fresh straight into events; the projections'
+ * trigger fills the typed tables from them. */
+static sql_outcome copy_events(warehouse *w, const batch *b, size_t *added, char *err,
+                               size_t errlen)
+{
+    pgcopy *c = &w->copy;
+    pgcopy_begin(c);
+    *added = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        const delivery *d = &b->items[i];
+        if (!w->fresh[i])
+            continue;
+        (*added)++;
         pgcopy_row(c, 6);
         const char *id = batch_str(b, d->msg_id), *src = batch_str(b, d->source);
         const char *rk = batch_str(b, d->routing_key);
@@ -230,64 +318,12 @@ static sql_outcome copy_valid(warehouse *w, const batch *b, size_t *valid, char 
         pgcopy_timestamptz(c, d->received_at_us);
     }
     pgcopy_end(c);
-    if (c->failed) {
-        snprintf(err, errlen, "out of memory building COPY data");
-        return SQL_FAILED;
-    }
-    if (*valid == 0)
+    if (*added == 0)
         return SQL_OK;
-
-    PGresult *r = PQexec(w->db, "COPY events_stage FROM STDIN (FORMAT binary)");
-    sql_outcome o = outcome(w->db, r, PGRES_COPY_IN, err, errlen);
-    PQclear(r);
-    if (o != SQL_OK)
-        return o;
-    if (PQputCopyData(w->db, c->data, (int)c->len) != 1 || PQputCopyEnd(w->db, NULL) != 1) {
-        snprintf(err, errlen, "sending COPY data: %s", PQerrorMessage(w->db));
-        return SQL_FAILED;
-    }
-    o = SQL_OK;
-    while ((r = PQgetResult(w->db)) != NULL) {
-        if (o == SQL_OK)
-            o = outcome(w->db, r, PGRES_COMMAND_OK, err, errlen);
-        PQclear(r);
-    }
-    return o;
-}
-
-/* Index of the first delivery from `source` (to map names to indexes). */
-static int source_index_of(const batch *b, const char *source)
-{
-    for (size_t i = 0; i < b->count; i++) {
-        if (strcmp(batch_str(b, b->items[i].source), source) == 0)
-            return b->items[i].source_index;
-    }
-    return -1;
-}
-
-/* Runs the normalisers on the staged rows, then moves them into events and
- * counts the new ones. Normalising first means the counts are only taken
- * once nothing else can fail for these rows. */
-static sql_outcome move_stage(warehouse *w, const batch *b, store_result *res, size_t *added,
-                              char *err, size_t errlen)
-{
-    *added = 0;
-    if (w->has_normalizers) {
-        sql_outcome o = run_prepared(w->db, "normalize", PGRES_TUPLES_OK, err, errlen);
-        if (o != SQL_OK)
-            return o;
-    }
-    PGresult *r = PQexecPrepared(w->db, "move_stage", 0, NULL, NULL, NULL, 0);
-    sql_outcome o = outcome(w->db, r, PGRES_TUPLES_OK, err, errlen);
-    for (int row = 0; o == SQL_OK && row < PQntuples(r); row++) {
-        size_t n = strtoul(PQgetvalue(r, row, 1), NULL, 10);
-        *added += n;
-        int idx = source_index_of(b, PQgetvalue(r, row, 0));
-        if (res->stored_by_source && idx >= 0 && (size_t)idx < res->nsources)
-            res->stored_by_source[idx] += n;
-    }
-    PQclear(r);
-    return o;
+    return send_copy(w,
+                     "COPY events (msg_id, source, routing_key, payload, produced_at, received_at)"
+                     " FROM STDIN (FORMAT binary)",
+                     err, errlen);
 }
 
 static void clear_counts(store_result *res)
@@ -297,33 +333,55 @@ static void clear_counts(store_result *res)
         memset(res->stored_by_source, 0, res->nsources * sizeof *res->stored_by_source);
 }
 
+static void count_stored(const delivery *d, store_result *res)
+{
+    res->stored++;
+    if (res->stored_by_source && d->source_index >= 0 && (size_t)d->source_index < res->nsources)
+        res->stored_by_source[d->source_index]++;
+}
+
 static sql_outcome store_fast(warehouse *w, batch *b, store_result *res, char *err, size_t errlen)
 {
-    size_t valid = 0, added = 0;
+    size_t valid = b->count - b->invalid, added = 0;
+    for (size_t i = 0; i < b->count; i++)
+        w->fresh[i] = b->items[i].verdict == EVENT_OK;
     sql_outcome o = run(w->db, "BEGIN", err, errlen);
-    if (o == SQL_OK)
-        o = copy_valid(w, b, &valid, err, errlen);
+    if (o == SQL_OK && valid > 0) {
+        o = copy_ids(w, b, 0, err, errlen);
+        if (o == SQL_BAD_DATA && strncmp(err, "23505", 5) == 0) {
+            /* A duplicate: start again, claiming the ids one set at a time. */
+            log_debug("batch holds duplicates, claiming its ids rows=%zu", valid);
+            o = run(w->db, "ROLLBACK", err, errlen);
+            if (o == SQL_OK)
+                o = run(w->db, "BEGIN", err, errlen);
+            if (o == SQL_OK)
+                o = claim_staged(w, b, err, errlen);
+        }
+    }
     if (o == SQL_OK && valid > 0)
-        o = move_stage(w, b, res, &added, err, errlen);
+        o = copy_events(w, b, &added, err, errlen);
     if (o == SQL_OK)
         o = insert_invalid(w, b, res, err, errlen);
     if (o == SQL_OK)
         o = run(w->db, "COMMIT", err, errlen);
     if (o == SQL_OK) {
-        res->stored = added;
-        res->duplicates = valid - added;
-        /* Which of the valid ones were duplicates is not known row by row
-         * here, and does not matter: both are acknowledged. */
         for (size_t i = 0; i < b->count; i++) {
-            if (b->items[i].verdict == EVENT_OK)
-                b->items[i].outcome = OUTCOME_STORED;
+            delivery *d = &b->items[i];
+            if (d->verdict != EVENT_OK)
+                continue;
+            d->outcome = w->fresh[i] ? OUTCOME_STORED : OUTCOME_DUPLICATE;
+            if (w->fresh[i])
+                count_stored(d, res);
+            else
+                res->duplicates++;
         }
     }
     return o;
 }
 
-/* One valid row under a savepoint. A row the database refuses as data
- * becomes an ingest error; one failing otherwise is marked FAILED. */
+/* One valid row under a savepoint: its id claimed, then the event. A
+ * row the database refuses as data becomes an ingest error; one failing
+ * otherwise is marked FAILED. */
 static sql_outcome store_row(warehouse *w, batch *b, size_t i, store_result *res, char *err,
                              size_t errlen)
 {
@@ -337,20 +395,25 @@ static sql_outcome store_row(warehouse *w, batch *b, size_t i, store_result *res
                              batch_str(b, d->body),
                              d->produced_at_us ? produced : NULL,
                              received};
+    const char *claim[2] = {values[0], received};
     sql_outcome o = run(w->db, "SAVEPOINT row", err, errlen);
     if (o != SQL_OK)
         return o;
-    PGresult *r = PQexecPrepared(w->db, "stage_one", 6, values, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(w->db, "claim_one", 2, claim, NULL, NULL, 0);
     o = outcome(w->db, r, PGRES_COMMAND_OK, why, sizeof why);
+    int fresh = o == SQL_OK && strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
-    size_t added = 0;
-    if (o == SQL_OK)
-        o = move_stage(w, b, res, &added, why, sizeof why);
-    if (o == SQL_OK)
-        o = run_prepared(w->db, "clear_stage", PGRES_COMMAND_OK, why, sizeof why);
+    if (o == SQL_OK && fresh) {
+        r = PQexecPrepared(w->db, "insert_one", 6, values, NULL, NULL, 0);
+        o = outcome(w->db, r, PGRES_COMMAND_OK, why, sizeof why);
+        PQclear(r);
+    }
     if (o == SQL_OK) {
-        b->items[i].outcome = added ? OUTCOME_STORED : OUTCOME_DUPLICATE;
-        *(added ? &res->stored : &res->duplicates) += 1;
+        b->items[i].outcome = fresh ? OUTCOME_STORED : OUTCOME_DUPLICATE;
+        if (fresh)
+            count_stored(d, res);
+        else
+            res->duplicates++;
         return run(w->db, "RELEASE SAVEPOINT row", err, errlen);
     }
     if (o == SQL_FAILED) {
@@ -393,6 +456,15 @@ int warehouse_store(warehouse *w, batch *b, store_result *res, char *err, size_t
 {
     char ignored[256];
     clear_counts(res);
+    if (b->count > w->fresh_cap) {
+        unsigned char *grown = realloc(w->fresh, b->count);
+        if (!grown) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        w->fresh = grown;
+        w->fresh_cap = b->count;
+    }
     sql_outcome o = store_fast(w, b, res, err, errlen);
     if (o == SQL_OK)
         return 0;

@@ -3,9 +3,10 @@
  * transaction: valid events into `events` (a redelivered msg_id is a no-op),
  * the rest into `ingest_errors` with their raw bytes and the reason. Rows
  * the database itself refuses are isolated one by one into ingest_errors, so
- * one bad event never blocks or loses the others. Each source may have a
- * normaliser (a SQL function registered in source_normalizers) that turns
- * its new events into typed rows, in the same transaction.
+ * one bad event never blocks or loses the others. A msg_id is taken once
+ * (table event_ids), whichever time partition its first copy went to. The
+ * projections a deployment declares (sluice-setup) fill their typed tables
+ * from the new events in the same transaction, through a trigger.
  */
 #ifndef SLUICE_WAREHOUSE_H
 #define SLUICE_WAREHOUSE_H
@@ -27,9 +28,10 @@ typedef struct store_result {
     size_t nsources;
 } store_result;
 
-/* Connects with `dsn` and prepares the statements. Returns NULL with err
- * (which says to run sluice-setup if the tables are missing). Free with
- * warehouse_close(). */
+/* Connects with `dsn`, creates the time partitions due (partition
+ * maintenance, see sql/004) and prepares the statements. Returns NULL with
+ * err (which says to run sluice-setup if the tables are missing or older
+ * than this worker). Free with warehouse_close(). */
 warehouse *warehouse_open(const char *dsn, char *err, size_t errlen);
 void warehouse_close(warehouse *w);
 
@@ -42,8 +44,8 @@ void warehouse_close(warehouse *w);
  * shutdown, serialisation failure, out of resources): the caller
  * reconnects and the broker redelivers.
  *
- * After the events are inserted, the normalisers registered for their
- * sources in table source_normalizers run in the same transaction.
+ * Each delivery's outcome says exactly whether it was new (STORED) or a
+ * copy of a stored or recorded msg_id (DUPLICATE).
  */
 int warehouse_store(warehouse *w, batch *b, store_result *res, char *err, size_t errlen);
 

@@ -460,7 +460,9 @@ const char *const harness_sources[HARNESS_SOURCES] = {"profiles", "clickstream",
 int harness_group_setup(void **state)
 {
     (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
+    /* The demo's typed tables, declared as a deployment would. */
+    const char *argv[] = {harness_bin("sluice-setup"), "--projections",
+                          SLUICE_SOURCE_DIR "/config/projections.conf", NULL};
     char err[8192];
     if (harness_run(argv, err, sizeof err, 60000) != 0) {
         print_error("sluice-setup failed: %s\n", err);
@@ -472,7 +474,11 @@ int harness_group_setup(void **state)
 void harness_reset(void)
 {
     harness_kill_spawned();
-    pg_exec("TRUNCATE events, ingest_errors, profiles, page_views, orders, sensor_readings");
+    pg_exec("TRUNCATE events, ingest_errors");
+    /* And the typed tables of whatever projections are declared. */
+    pg_exec("DO $$ DECLARE t text; BEGIN"
+            " FOR t IN SELECT name FROM projections WHERE to_regclass(name) IS NOT NULL LOOP"
+            " EXECUTE format('TRUNCATE %I', t); END LOOP; END $$");
     queues_purge(harness_sources, HARNESS_SOURCES);
 }
 

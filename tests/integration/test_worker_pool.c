@@ -247,18 +247,20 @@ static void test_sigterm_during_load(void **state)
     assert_exactly(12000);
 }
 
-/* A message whose storing keeps failing (here a normaliser that raises an
- * error for it) is retried a bounded number of times, then published to
- * sluice.dead with the reason, and acknowledged; the others are stored. */
+/* A message whose storing keeps failing (here a trigger on events that
+ * raises an error for it) is retried a bounded number of times, then
+ * published to sluice.dead with the reason, and acknowledged; the others
+ * are stored. */
 static void test_dead_letter_after_bounded_retries(void **state)
 {
     (void)state;
-    pg_exec("CREATE OR REPLACE FUNCTION test_refuse_explosives(src text) RETURNS void"
+    pg_exec("CREATE OR REPLACE FUNCTION test_refuse_explosives() RETURNS trigger"
             " LANGUAGE plpgsql AS $$ BEGIN"
-            " IF EXISTS (SELECT 1 FROM events_stage WHERE source = src AND payload ? 'explode')"
-            " THEN RAISE EXCEPTION 'explosives refused'; END IF; END $$");
-    pg_exec("UPDATE source_normalizers SET normalizer = 'test_refuse_explosives'"
-            " WHERE source = 'orders'");
+            " IF EXISTS (SELECT 1 FROM new_events WHERE payload ? 'explode')"
+            " THEN RAISE EXCEPTION 'explosives refused'; END IF; RETURN NULL; END $$");
+    pg_exec("CREATE TRIGGER test_refuse_explosives AFTER INSERT ON events"
+            " REFERENCING NEW TABLE AS new_events"
+            " FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_explosives()");
     harness_amqp_publish("src.orders", "{\"fine\":true}");
     harness_amqp_publish("src.orders", "{\"explode\":true}");
     const char *argv[] = {harness_bin("sluice-worker"),
@@ -270,8 +272,7 @@ static void test_dead_letter_after_bounded_retries(void **state)
                           "0",
                           NULL};
     int rc = harness_run(argv, NULL, 0, TIMEOUT_MS);
-    pg_exec("UPDATE source_normalizers SET normalizer = 'normalize_orders'"
-            " WHERE source = 'orders'");
+    pg_exec("DROP TRIGGER test_refuse_explosives ON events");
     assert_int_equal(rc, 0);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload ? 'fine'"), 1);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload ? 'explode'"), 0);
