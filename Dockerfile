@@ -1,5 +1,5 @@
-# sluice's container image: the four binaries (sluice-setup, sluice-producer,
-# sluice-worker, sluice-notifier) and the migrations, on Debian 12, running
+# sluice's container image: the five binaries (sluice-setup, sluice-producer,
+# sluice-worker, sluice-notifier, sluice-ctl) and the migrations, on Debian 12, running
 # as an unprivileged user. Every binary takes its settings from SLUICE_*
 # environment variables (see `<binary> --help`), so one image serves every
 # service of compose.yaml.
@@ -25,7 +25,8 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
  && cmake --build /build -j "$(nproc)" \
  && mkdir -p /out/bin \
  && cp /build/broker-setup/sluice-setup /build/producer/sluice-producer \
-       /build/workers/sluice-worker /build/notifier/sluice-notifier /out/bin/ \
+       /build/workers/sluice-worker /build/notifier/sluice-notifier /build/ctl/sluice-ctl \
+       /out/bin/ \
  && strip /out/bin/*
 
 # ---- runtime: shared libraries, CA certificates (amqps://, sslmode), binaries.

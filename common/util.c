@@ -10,6 +10,7 @@
 #include <time.h>
 
 volatile sig_atomic_t shutdown_requested = 0;
+volatile sig_atomic_t reload_requested = 0;
 
 int64_t now_us(void)
 {
@@ -40,6 +41,22 @@ void shutdown_install(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+static void on_reload_signal(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
+}
+
+void reload_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_reload_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 int sleep_interruptible_ms(long ms)

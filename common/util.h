@@ -22,6 +22,14 @@ extern volatile sig_atomic_t shutdown_requested;
  * SA_RESTART, so blocking calls return EINTR) and ignores SIGPIPE. */
 void shutdown_install(void);
 
+/* Set to 1 by SIGHUP once reload_install() ran; whoever acts on it (re-reads
+ * its files) sets it back to 0 first. */
+extern volatile sig_atomic_t reload_requested;
+
+/* Installs a SIGHUP handler that sets reload_requested (with SA_RESTART:
+ * a reload is never urgent enough to cut a blocking call short). */
+void reload_install(void);
+
 /* Sleeps up to `ms` milliseconds, returning early once shutdown is requested.
  * Returns 0 if it slept the whole time, -1 if shutdown cut it short. */
 int sleep_interruptible_ms(long ms);

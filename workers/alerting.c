@@ -28,6 +28,8 @@ struct alerting {
     publisher *pub;
     json_tokener *tok;
     alerting_stats stats;
+    alerting_count_fn count_fn; /* NULL: nobody to tell */
+    void *count_arg;
 };
 
 static const pg_statement statements[] = {
@@ -38,6 +40,7 @@ static const pg_statement statements[] = {
 typedef struct current {
     alerting *a;
     const char *source, *msg_id;
+    int source_index;
     char *err;
     size_t errlen;
 } current;
@@ -80,6 +83,17 @@ void alerting_free(alerting *a)
         json_tokener_free(a->tok);
     free(a->pg_dsn);
     free(a);
+}
+
+void alerting_set_rules(alerting *a, const rule_set *rules)
+{
+    a->rules = rules;
+}
+
+void alerting_on_count(alerting *a, alerting_count_fn fn, void *arg)
+{
+    a->count_fn = fn;
+    a->count_arg = arg;
 }
 
 const alerting_stats *alerting_get_stats(const alerting *a)
@@ -160,6 +174,8 @@ static int on_fired(rule_match *m, void *arg)
     PQclear(r);
     if (strcmp(state, "suppressed") == 0) {
         a->stats.suppressed++;
+        if (a->count_fn)
+            a->count_fn(a->count_arg, cur->source_index, 1);
         log_debug("alert suppressed by its dedup window rule=%s dedup_key=\"%s\" msg_id=%s",
                   m->rule, m->dedup_key, cur->msg_id);
         rc = 0;
@@ -169,6 +185,8 @@ static int on_fired(rule_match *m, void *arg)
             log_info("alert raised rule=%s severity=%s source=%s msg_id=%s", m->rule, m->severity,
                      cur->source, cur->msg_id);
         a->stats.raised++;
+        if (rc == 0 && a->count_fn)
+            a->count_fn(a->count_arg, cur->source_index, 0);
     } else {
         rc = 0; /* raised before and already in the notifier's hands */
     }
@@ -213,6 +231,7 @@ int alerting_process(alerting *a, const batch *b, char *err, size_t errlen)
         current cur = {.a = a,
                        .source = source,
                        .msg_id = batch_str(b, d->msg_id),
+                       .source_index = d->source_index,
                        .err = err,
                        .errlen = errlen};
         err[0] = '\0';

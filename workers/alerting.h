@@ -36,6 +36,15 @@ alerting *alerting_new(const rule_set *rules, const strlist *amqp_urls, const ch
                        int heartbeat_s);
 void alerting_free(alerting *a);
 
+/* Uses `rules` (borrowed; must outlive it or the next call) from the next
+ * batch on: how the worker applies a rules file re-read on SIGHUP. */
+void alerting_set_rules(alerting *a, const rule_set *rules);
+
+/* Told about each alert raised (suppressed = 0) or suppressed by its dedup
+ * window (suppressed = 1), with the delivery's source_index (batch.h). */
+typedef void (*alerting_count_fn)(void *arg, int source_index, int suppressed);
+void alerting_on_count(alerting *a, alerting_count_fn fn, void *arg);
+
 /*
  * Evaluates the rules on every stored or duplicate event of the committed
  * batch `b`, records and publishes the alerts, and waits for the broker's

@@ -91,6 +91,7 @@ typedef struct pool {
     size_t children;
     metrics *m;
     http_endpoint *http; /* the supervisor's; children close its socket */
+    rule_set *rules;     /* in force for children started now; owned */
     log_level level;
 } pool;
 
@@ -99,9 +100,34 @@ static void serve_http(void *arg, long ms)
     http_endpoint_serve(((pool *)arg)->http, ms);
 }
 
+/* SIGHUP in the supervisor: checks the rules file before any worker
+ * re-reads it, so a refusal is logged once for the pool, and keeps the new
+ * rules for workers started from now on (a restarted one). */
+static int reload_pool(void *arg)
+{
+    pool *p = arg;
+    const char *path = p->settings->rules;
+    if (!path || !*path) {
+        log_info("SIGHUP: no rules file to re-read");
+        return -1;
+    }
+    char err[1024];
+    rule_set *rs = rules_load(path, err, sizeof err);
+    if (!rs) {
+        log_error("rules reload refused, the rules in force stay: %s", err);
+        return -1;
+    }
+    rules_free(p->rules);
+    p->rules = rs;
+    p->config.rules = rs;
+    log_info("rules reloaded file=%s rules=%zu", path, rules_count(rs));
+    return 0;
+}
+
 static int run_child(size_t index, void *arg)
 {
     pool *p = arg;
+    reload_requested = 0; /* a new child has the newest rules already */
     http_endpoint_forget_in_child(p->http);
     static char component[32];
     snprintf(component, sizeof component, "worker.%zu", index);
@@ -144,6 +170,7 @@ static void free_pool(pool *p)
     free(p->child_sources);
     strlist_free(&p->all_sources);
     metrics_free(p->m);
+    rules_free(p->rules);
 }
 
 static int run_pool(pool *p)
@@ -167,7 +194,8 @@ static int run_pool(pool *p)
                             .restart_max_ms = 30000,
                             .shutdown_timeout_ms = s->shutdown_timeout_ms,
                             .wait = serve_http,
-                            .wait_arg = p};
+                            .wait_arg = p,
+                            .reload = reload_pool};
     int rc = supervisor_run(&sc);
     http_endpoint_stop(p->http);
     log_info("pool stopped clean=%s stored=%llu duplicates=%llu rejected=%llu "
@@ -183,7 +211,6 @@ int main(int argc, char **argv)
 {
     worker_settings s = {0};
     strlist urls = {0};
-    rule_set *rules = NULL;
     pool p = {.settings = &s};
     int rc = cli_parse(worker_options, &s, argc, argv, program,
                        "Consumes the source queues and stores the events in the PostgreSQL "
@@ -205,11 +232,11 @@ int main(int argc, char **argv)
     }
     if (rc == CLI_CONTINUE && s.rules && *s.rules) {
         char err[1024];
-        if (!(rules = rules_load(s.rules, err, sizeof err))) {
+        if (!(p.rules = rules_load(s.rules, err, sizeof err))) {
             fprintf(stderr, "%s: %s\n", program, err);
             rc = EXIT_USAGE;
         } else {
-            log_info("rules loaded file=%s rules=%zu", s.rules, rules_count(rules));
+            log_info("rules loaded file=%s rules=%zu", s.rules, rules_count(p.rules));
         }
     }
     if (rc == CLI_CONTINUE) {
@@ -217,7 +244,8 @@ int main(int argc, char **argv)
         p.config = s.worker;
         p.config.amqp_urls = &urls;
         p.config.pg_dsn = s.pg_dsn;
-        p.config.rules = rules;
+        p.config.rules = p.rules;
+        p.config.rules_path = p.rules ? s.rules : NULL;
         if (plan_children(&p) != 0 || !(p.m = metrics_create(p.children, &p.all_sources))) {
             log_error("out of memory planning the pool");
             rc = EXIT_RUNTIME;
@@ -225,10 +253,10 @@ int main(int argc, char **argv)
     }
     if (rc == CLI_CONTINUE) {
         shutdown_install();
+        reload_install();
         rc = run_pool(&p);
     }
     free_pool(&p);
-    rules_free(rules);
     strlist_free(&urls);
     cfg_free(worker_options, &s);
     return rc;

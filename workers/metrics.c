@@ -38,13 +38,19 @@ struct metrics {
 };
 
 static const char *const count_names[COUNT_KINDS] = {
-    "sluice_events_consumed_total", "sluice_events_stored_total", "sluice_events_duplicate_total",
-    "sluice_events_rejected_total", "sluice_events_dead_lettered_total"};
+    "sluice_events_consumed_total",      "sluice_events_stored_total",
+    "sluice_events_duplicate_total",     "sluice_events_rejected_total",
+    "sluice_events_dead_lettered_total", "sluice_alerts_raised_total",
+    "sluice_alerts_suppressed_total"};
 static const char *const count_help[COUNT_KINDS] = {
-    "Deliveries taken from the source queues.", "Events newly stored in the events table.",
+    "Deliveries taken from the source queues.",
+    "Events newly stored in the events table.",
     "Events already stored (redeliveries, republished copies), absorbed by msg_id.",
     "Events recorded in ingest_errors (invalid or refused by the database).",
-    "Messages published to sluice.dead after bounded retries."};
+    "Messages published to sluice.dead after bounded retries.",
+    "Alerts raised by rules on the source's events and published to sluice.alerts (an event "
+    "redelivered before its alert was delivered publishes it again).",
+    "Rule matches on the source's events not alerted: inside their dedup window."};
 
 metrics *metrics_create(size_t children, const strlist *sources)
 {

@@ -16,11 +16,13 @@
 #include "util.h"
 
 typedef enum {
-    COUNT_CONSUMED,      /* deliveries taken from the queue */
-    COUNT_STORED,        /* new rows in events */
-    COUNT_DUPLICATES,    /* already stored: redeliveries, republished copies */
-    COUNT_REJECTED,      /* recorded in ingest_errors */
-    COUNT_DEAD_LETTERED, /* published to sluice.dead after bounded retries */
+    COUNT_CONSUMED,          /* deliveries taken from the queue */
+    COUNT_STORED,            /* new rows in events */
+    COUNT_DUPLICATES,        /* already stored: redeliveries, republished copies */
+    COUNT_REJECTED,          /* recorded in ingest_errors */
+    COUNT_DEAD_LETTERED,     /* published to sluice.dead after bounded retries */
+    COUNT_ALERTS_RAISED,     /* alerts a rule raised on the source's events and published */
+    COUNT_ALERTS_SUPPRESSED, /* rule matches inside their dedup window: no alert */
     COUNT_KINDS
 } count_kind;
 

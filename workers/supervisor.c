@@ -90,12 +90,14 @@ static void reap(const supervisor_config *cfg, child *kids)
     }
 }
 
+/* Sends sig to every running child; for SIGTERM/SIGKILL also stops the
+ * restarts of those waiting for one. */
 static void stop_children(const supervisor_config *cfg, child *kids, int sig)
 {
     for (size_t i = 0; i < cfg->children; i++) {
         if (kids[i].state == CHILD_RUNNING)
             kill(kids[i].pid, sig);
-        else if (kids[i].state == CHILD_WAITING)
+        else if (kids[i].state == CHILD_WAITING && sig != SIGHUP)
             kids[i].state = CHILD_DONE; /* never restarted now */
     }
 }
@@ -120,6 +122,11 @@ int supervisor_run(const supervisor_config *cfg)
             log_info("stopping workers on signal");
             stop_children(cfg, kids, SIGTERM);
             kill_at_us = mono_us() + cfg->shutdown_timeout_ms * 1000LL;
+        }
+        if (reload_requested && !stopping) {
+            reload_requested = 0;
+            if (!cfg->reload || cfg->reload(cfg->arg) == 0)
+                stop_children(cfg, kids, SIGHUP);
         }
         if (stopping && mono_us() >= kill_at_us) {
             log_error("workers still running after shutdown_timeout_ms=%ld: killing them",

@@ -3,6 +3,8 @@
  * one that crashed (killed by a signal or exited non-zero) with backoff,
  * passes SIGTERM/SIGINT on to every child and waits for them. A child that
  * exits 0 by itself (say after --idle-exit-ms) is done and not restarted.
+ * On SIGHUP (reload_install(), util.h) it calls `reload` and, if that
+ * accepts the new files, passes SIGHUP on to every running child.
  */
 #ifndef SLUICE_SUPERVISOR_H
 #define SLUICE_SUPERVISOR_H
@@ -27,6 +29,11 @@ typedef struct supervisor_config {
      * doing other work (serving /metrics); NULL just sleeps. */
     void (*wait)(void *arg, long ms);
     void *wait_arg;
+    /* Called in the supervisor on SIGHUP, before any child hears of it:
+     * re-reads what the children will re-read (so a child started later
+     * gets the new version too) and returns 0 to pass SIGHUP on, -1 to
+     * refuse (the children keep what they have). NULL: always pass on. */
+    int (*reload)(void *arg);
 } supervisor_config;
 
 /* Runs the pool until every child is done or shutdown was requested and

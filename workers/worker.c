@@ -32,7 +32,8 @@ typedef struct worker {
     event_validator *validator;
     retries *failures;
     deadletter *dead;
-    alerting *alerts; /* NULL without rules */
+    alerting *alerts;   /* NULL without rules */
+    rule_set *reloaded; /* rules read on SIGHUP, in force instead of cfg->rules; owned */
     batch pending;
     int unrouted_index; /* of sluice.q.unrouted in `sources`; -1 if not consumed */
     worker_stats stats;
@@ -81,6 +82,32 @@ static void mark_unrouted(incoming *in, event_verdict *v, char *source, size_t c
     }
     in->source = source;
     *v = EVENT_UNKNOWN_SOURCE;
+}
+
+static void count_alert(void *arg, int source, int suppressed)
+{
+    count(arg, source, suppressed ? COUNT_ALERTS_SUPPRESSED : COUNT_ALERTS_RAISED, 1);
+}
+
+/* Re-reads the rules file after SIGHUP; called between batches, so every
+ * batch is evaluated under one set of rules. */
+static void reload_rules(worker *w)
+{
+    reload_requested = 0;
+    if (!w->cfg->rules_path || !w->alerts) {
+        log_info("SIGHUP: no rules file to re-read");
+        return;
+    }
+    char err[1024];
+    rule_set *rs = rules_load(w->cfg->rules_path, err, sizeof err);
+    if (!rs) {
+        log_error("rules reload refused, the rules in force stay: %s", err);
+        return;
+    }
+    alerting_set_rules(w->alerts, rs);
+    rules_free(w->reloaded);
+    w->reloaded = rs;
+    log_info("rules reloaded file=%s rules=%zu", w->cfg->rules_path, rules_count(rs));
 }
 
 /* Per-source counters of a committed batch. */
@@ -195,6 +222,8 @@ static int serve(worker *w, session *s, char *err, size_t errlen)
     for (;;) {
         if (shutdown_requested)
             return flush(w, s, err, errlen);
+        if (reload_requested && b->count == 0)
+            reload_rules(w);
         if (cfg->idle_exit_ms && b->count == 0 &&
             mono_us() - last_delivery_us >= cfg->idle_exit_ms * 1000) {
             log_info("no events for idle_exit_ms=%ld, stopping", cfg->idle_exit_ms);
@@ -280,6 +309,8 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
         log_error("out of memory starting the worker");
         goto done;
     }
+    if (w.alerts)
+        alerting_on_count(w.alerts, count_alert, &w);
     w.metric_index = calloc(sources->count, sizeof *w.metric_index);
     w.stored_by_source = calloc(sources->count, sizeof *w.stored_by_source);
     if (!w.validator || !w.failures || !w.dead || !w.metric_index || !w.stored_by_source) {
@@ -322,6 +353,7 @@ done:
     retries_free(w.failures);
     deadletter_free(w.dead);
     alerting_free(w.alerts);
+    rules_free(w.reloaded);
     free(w.metric_index);
     free(w.stored_by_source);
     batch_free(&w.pending);

@@ -27,7 +27,8 @@ typedef struct worker_config {
     long max_retries;
     long stats_interval_ms;
     long idle_exit_ms;
-    const rule_set *rules; /* NULL: no event detection (nothing parsed) */
+    const rule_set *rules;  /* NULL: no event detection (nothing parsed) */
+    const char *rules_path; /* the file `rules` came from, re-read on SIGHUP; NULL: none */
 } worker_config;
 
 /*
@@ -36,6 +37,12 @@ typedef struct worker_config {
  * that long. `sources` are the queues to consume (sluice.q.<source>);
  * counters go to slot `child` of `m` (which may be NULL). Returns the exit
  * code: 0 after a clean stop, 1 if it could not start.
+ *
+ * On SIGHUP (reload_requested, util.h) it re-reads rules_path between
+ * batches: the batch in hand is stored, alerted and acknowledged under the
+ * rules it was read with, the next one under the new rules. A file that
+ * does not load is refused with the line sluice-worker prints at start and
+ * the rules in force stay.
  */
 int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, size_t child);
 

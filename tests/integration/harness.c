@@ -74,7 +74,8 @@ const char *harness_bin(const char *name)
     } dirs[] = {{"sluice-setup", "broker-setup"},
                 {"sluice-producer", "producer"},
                 {"sluice-worker", "workers"},
-                {"sluice-notifier", "notifier"}};
+                {"sluice-notifier", "notifier"},
+                {"sluice-ctl", "ctl"}};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
         if (strcmp(dirs[i].name, name) == 0) {
             snprintf(path, sizeof paths[0], "%s/%s/%s", SLUICE_BIN_DIR, dirs[i].dir, name);
