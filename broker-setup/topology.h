@@ -10,15 +10,25 @@
 #include "util.h"
 
 #define TOPOLOGY_OK 0
-#define TOPOLOGY_FAILED (-1)   /* connection or broker failure */
-#define TOPOLOGY_CONFLICT (-2) /* something exists with other arguments */
+#define TOPOLOGY_FAILED (-1)       /* connection or broker failure */
+#define TOPOLOGY_CONFLICT (-2)     /* something exists with other arguments */
 #define TOPOLOGY_NO_ALTERNATE (-3) /* sluice.ingest exists without our alternate exchange */
+
+/* The queue types, in the order of topology_queue_types[]. */
+typedef enum {
+    QUEUE_CLASSIC,
+    QUEUE_QUORUM, /* replicated on every node of a cluster */
+} topology_queue_type;
+
+/* The x-queue-type of each topology_queue_type, NULL-terminated (the
+ * choices of sluice-setup's queue_type). Statically allocated. */
+extern const char *const topology_queue_types[];
 
 /* What kind of queues to declare. */
 typedef struct topology_options {
-    const char *queue_type; /* "classic", or "quorum" (replicated, for a cluster) */
-    long delivery_limit;    /* quorum only: deliveries of one message before it is
-                               dead-lettered (x-delivery-limit); 0 = no limit */
+    topology_queue_type queue_type;
+    long delivery_limit;          /* quorum only: deliveries of one message before it is
+                                     dead-lettered (x-delivery-limit); 0 = no limit */
     int ingest_without_alternate; /* declare sluice.ingest as setups before the alternate
                                      exchange did: a policy supplies it (policy.h) */
 } topology_options;

@@ -18,8 +18,6 @@
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary);
 
-/* Starts logging as `component` at the level named by `level_name`. */
-int cli_init_log(const char *program, const char *component, const char *level_name);
 
 /* Hands the amqps:// settings (SETTING_AMQP_TLS rows) to mq_set_tls() (a
  * bad combination or an unreadable file is bad config) and splits

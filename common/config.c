@@ -49,6 +49,16 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
+/* Appends "a, b or c" to the text in buf. */
+static void append_choices(const char *const *choices, char *buf, size_t buflen)
+{
+    for (size_t i = 0; choices[i]; i++) {
+        size_t used = strlen(buf);
+        const char *sep = i == 0 ? "" : choices[i + 1] ? ", " : " or ";
+        snprintf(buf + used, buflen - used, "%s%s", sep, choices[i]);
+    }
+}
+
 static int store_value(const cfg_option *o, void *settings, const char *value, const char *origin,
                        char *err, size_t errlen)
 {
@@ -90,6 +100,17 @@ static int store_value(const cfg_option *o, void *settings, const char *value, c
         *(int *)(void *)field = b;
         return 0;
     }
+    case CFG_ENUM:
+        for (int i = 0; o->choices[i]; i++) {
+            if (strcmp(value, o->choices[i]) == 0) {
+                *(int *)(void *)field = i;
+                return 0;
+            }
+        }
+        snprintf(err, errlen, "%s: %s must be ", origin, o->name);
+        append_choices(o->choices, err, errlen);
+        snprintf(err + strlen(err), errlen - strlen(err), ", got '%s'", value);
+        return -1;
     }
     return -1;
 }
@@ -129,8 +150,25 @@ static char *clean_line(char *line)
     return trim(line);
 }
 
-static int load_file(const cfg_option *table, void *settings, const char *path, char *err,
-                     size_t errlen)
+/* One meaningful line of a config file, as read_lines() hands it on. */
+typedef struct file_line {
+    char *header;       /* "[kind name]" (trimmed), or NULL for a "key = value" line */
+    char *key, *value;  /* trimmed; NULL for a header */
+    const char *origin; /* "file:line", for messages */
+    int lineno;
+} file_line;
+
+/* Called for each line; returns 0 to go on, 1 to stop reading, -1 on an
+ * error (err filled). */
+typedef int (*line_fn)(void *ctx, file_line *l, char *err, size_t errlen);
+
+/*
+ * The one loop over a config file, for the binary's own settings
+ * (cfg_parse) and for its sections (cfg_read_sections): comments and blank
+ * lines dropped, a header or "key = value" passed to `each`, anything else
+ * refused with the file and line. Returns 0, or -1 with err filled.
+ */
+static int read_lines(const char *path, line_fn each, void *ctx, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -142,22 +180,49 @@ static int load_file(const cfg_option *table, void *settings, const char *path, 
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         snprintf(origin, sizeof origin, "%s:%d", path, lineno);
+        file_line l = {.origin = origin, .lineno = lineno};
         char *text = clean_line(line);
         if (*text == '\0')
             continue;
-        if (*text == '[')
-            break; /* sections follow: they are read by cfg_read_sections() */
-        char *eq = strchr(text, '=');
-        if (!eq) {
-            snprintf(err, errlen, "%s: expected 'key = value', got '%s'", origin, text);
-            rc = -1;
-            break;
+        if (*text == '[') {
+            l.header = text;
+        } else {
+            char *eq = strchr(text, '=');
+            if (!eq) {
+                snprintf(err, errlen, "%s: expected 'key = value', got '%s'", origin, text);
+                rc = -1;
+                break;
+            }
+            *eq = '\0';
+            l.key = trim(text);
+            l.value = trim(eq + 1);
         }
-        *eq = '\0';
-        rc = cfg_set(table, settings, trim(text), trim(eq + 1), origin, err, errlen);
+        rc = each(ctx, &l, err, errlen);
     }
     fclose(f);
-    return rc;
+    return rc < 0 ? -1 : 0;
+}
+
+typedef struct settings_reader {
+    const cfg_option *table;
+    void *settings;
+} settings_reader;
+
+/* The binary's settings are the lines before the first section header;
+ * the sections are read by cfg_read_sections(). */
+static int setting_line(void *ctx, file_line *l, char *err, size_t errlen)
+{
+    settings_reader *r = ctx;
+    if (l->header)
+        return 1;
+    return cfg_set(r->table, r->settings, l->key, l->value, l->origin, err, errlen);
+}
+
+static int load_file(const cfg_option *table, void *settings, const char *path, char *err,
+                     size_t errlen)
+{
+    settings_reader r = {table, settings};
+    return read_lines(path, setting_line, &r, err, errlen);
 }
 
 static int load_env(const cfg_option *table, void *settings, char *err, size_t errlen)
@@ -273,6 +338,11 @@ void cfg_print_help(const cfg_option *table, FILE *out, const char *program, con
         flag_name(o->name, fname, sizeof fname);
         env_name(o->name, var, sizeof var);
         fprintf(out, "  --%-22s %s\n  %-24s   env %s", fname, o->help, "", var);
+        if (o->type == CFG_ENUM) {
+            char words[256] = "";
+            append_choices(o->choices, words, sizeof words);
+            fprintf(out, ", one of %s", words);
+        }
         if (o->default_value)
             fprintf(out, ", default %s", *o->default_value ? o->default_value : "\"\"");
         fputc('\n', out);
@@ -365,6 +435,22 @@ static int add_entry(cfg_section *sec, const char *key, const char *value, int l
     return e->key && e->value ? 0 : -1;
 }
 
+/* A header opens a section; a "key = value" line belongs to the last one,
+ * or, before the first header, is a setting of the binary (cfg_parse). */
+static int section_line(void *ctx, file_line *l, char *err, size_t errlen)
+{
+    cfg_sections *out = ctx;
+    if (l->header)
+        return add_section(out, l->header, l->origin, l->lineno, err, errlen);
+    if (out->count == 0)
+        return 0;
+    if (add_entry(&out->items[out->count - 1], l->key, l->value, l->lineno) != 0) {
+        snprintf(err, errlen, "%s: out of memory", l->origin);
+        return -1;
+    }
+    return 0;
+}
+
 int cfg_read_sections(int argc, char **argv, cfg_sections *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -372,41 +458,9 @@ int cfg_read_sections(int argc, char **argv, cfg_sections *out, char *err, size_
     if (!path)
         return 0;
     out->path = strdup(path);
-    FILE *f = fopen(path, "r");
-    if (!out->path || !f) {
-        snprintf(err, errlen, "config file %s: %s", path, f ? "out of memory" : strerror(errno));
-        if (f)
-            fclose(f);
-        cfg_sections_free(out);
-        return -1;
-    }
-    char line[4096], origin[512];
-    int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
-        char *text = clean_line(line);
-        if (*text == '\0')
-            continue;
-        if (*text == '[') {
-            rc = add_section(out, text, origin, lineno, err, errlen);
-            continue;
-        }
-        if (out->count == 0)
-            continue; /* a setting of the binary, read by cfg_parse() */
-        char *eq = strchr(text, '=');
-        if (!eq) {
-            snprintf(err, errlen, "%s: expected 'key = value', got '%s'", origin, text);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        if (add_entry(&out->items[out->count - 1], trim(text), trim(eq + 1), lineno) != 0) {
-            snprintf(err, errlen, "%s: out of memory", origin);
-            rc = -1;
-        }
-    }
-    fclose(f);
+    int rc = out->path ? read_lines(path, section_line, out, err, errlen) : -1;
+    if (!out->path)
+        snprintf(err, errlen, "config file %s: out of memory", path);
     if (rc != 0)
         cfg_sections_free(out);
     return rc;

@@ -24,21 +24,28 @@
 #include <stddef.h>
 #include <stdio.h>
 
-typedef enum { CFG_STRING, CFG_INT, CFG_BOOL } cfg_type;
+/*
+ * CFG_ENUM is a word out of a fixed list (PgBouncer's CF_LOOKUP): the row's
+ * `choices` name the words, and the field holds the index of the one given,
+ * so a caller declares the list once, beside an enum in the same order, and
+ * compares numbers; an unknown word is refused here with the list.
+ */
+typedef enum { CFG_STRING, CFG_INT, CFG_BOOL, CFG_ENUM } cfg_type;
 
 typedef struct cfg_option {
     const char *name;          /* setting name: file key; flag and env derive from it */
-    cfg_type type;             /* storage: char * (malloc'd), long, or int (0/1) */
+    cfg_type type;             /* storage: char * (malloc'd), long, int (0/1), int (index) */
     size_t offset;             /* offsetof() the field in the settings struct */
     const char *default_value; /* text parsed like any other value; NULL = unset */
     long min, max;             /* accepted range for CFG_INT */
     const char *help;
+    const char *const *choices; /* CFG_ENUM: the words, NULL-terminated; statically allocated */
 } cfg_option;
 
 /* Terminates a table. */
 #define CFG_END                                                                                    \
     {                                                                                              \
-        NULL, CFG_STRING, 0, NULL, 0, 0, NULL                                                      \
+        NULL, CFG_STRING, 0, NULL, 0, 0, NULL, NULL                                                \
     }
 
 typedef enum {

@@ -42,7 +42,7 @@ typedef struct notifier_settings {
     long retry_base_ms;
     long retry_max_ms;
     long http_timeout_ms;
-    char *log_level;
+    int log_level; /* log_level (log.h) */
 } notifier_settings;
 
 static const cfg_option notifier_options[] = {
@@ -53,30 +53,32 @@ static const cfg_option notifier_options[] = {
      * the connection idle, and two missed heartbeats would drop it. */
     SETTING_HEARTBEAT_DEFAULT(notifier_settings, heartbeat, "60"),
     {"prefetch", CFG_INT, offsetof(notifier_settings, prefetch), "100", 1, 65535,
-     "unacknowledged alerts held at once"},
+     "unacknowledged alerts held at once", NULL},
     {"routes", CFG_STRING, offsetof(notifier_settings, routes), "*=log", 0, 0,
      "where alerts go: PATTERN=CHANNEL[+CHANNEL];... with PATTERN SEVERITY[.RULE] (* matches "
-     "any) and CHANNEL log, webhook, telegram or telegram:CHAT; first match wins"},
+     "any) and CHANNEL log, webhook, telegram or telegram:CHAT; first match wins",
+     NULL},
     {"telegram_api_url", CFG_STRING, offsetof(notifier_settings, telegram_api_url),
-     "https://api.telegram.org", 0, 0, "Bot API base URL (a self-hosted Bot API server, tests)"},
+     "https://api.telegram.org", 0, 0, "Bot API base URL (a self-hosted Bot API server, tests)",
+     NULL},
     {"telegram_chat_id", CFG_STRING, offsetof(notifier_settings, telegram_chat_id), "", 0, 0,
-     "chat for routes that say just 'telegram' (a chat id or @channel)"},
+     "chat for routes that say just 'telegram' (a chat id or @channel)", NULL},
     {"telegram_token_file", CFG_STRING, offsetof(notifier_settings, telegram_token_file), NULL, 0,
-     0, "file holding the bot token (else env SLUICE_TELEGRAM_TOKEN; never a flag)"},
+     0, "file holding the bot token (else env SLUICE_TELEGRAM_TOKEN; never a flag)", NULL},
     {"telegram_rate_per_chat", CFG_INT, offsetof(notifier_settings, telegram_rate_per_chat), "1", 1,
-     1000, "messages per second to one chat"},
+     1000, "messages per second to one chat", NULL},
     {"telegram_rate_total", CFG_INT, offsetof(notifier_settings, telegram_rate_total), "30", 1,
-     10000, "messages per second to Telegram overall"},
+     10000, "messages per second to Telegram overall", NULL},
     {"webhook_url", CFG_STRING, offsetof(notifier_settings, webhook_url), "", 0, 0,
-     "URL the webhook channel POSTs each alert to (JSON)"},
+     "URL the webhook channel POSTs each alert to (JSON)", NULL},
     {"max_attempts", CFG_INT, offsetof(notifier_settings, max_attempts), "6", 1, 100,
-     "attempts per channel on 5xx or network errors before the alert is dead-lettered"},
+     "attempts per channel on 5xx or network errors before the alert is dead-lettered", NULL},
     {"retry_base_ms", CFG_INT, offsetof(notifier_settings, retry_base_ms), "500", 1, 600000,
-     "first backoff after a 5xx or network error (doubles, with jitter)"},
+     "first backoff after a 5xx or network error (doubles, with jitter)", NULL},
     {"retry_max_ms", CFG_INT, offsetof(notifier_settings, retry_max_ms), "30000", 1, 3600000,
-     "longest backoff between attempts"},
+     "longest backoff between attempts", NULL},
     {"http_timeout_ms", CFG_INT, offsetof(notifier_settings, http_timeout_ms), "10000", 100, 600000,
-     "give up on one HTTP request after this long (then retry)"},
+     "give up on one HTTP request after this long (then retry)", NULL},
     SETTING_LOG_LEVEL(notifier_settings),
     CFG_END,
 };
@@ -184,7 +186,7 @@ int main(int argc, char **argv)
                        "Delivers alerts from sluice.q.notifier to the channels of their route "
                        "(log, webhook, telegram) and records each outcome in PostgreSQL.");
     if (rc == CLI_CONTINUE)
-        rc = cli_init_log(program, "notifier", s.log_level);
+        log_init("notifier", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
     char token_err[600] = "";

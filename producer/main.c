@@ -56,7 +56,7 @@ typedef struct producer_settings {
     long progress_interval_ms;
     long max_message_bytes;
     char *checkpoint_dir;
-    char *log_level;
+    int log_level; /* log_level (log.h) */
 } producer_settings;
 
 static const cfg_option producer_options[] = {
@@ -64,37 +64,39 @@ static const cfg_option producer_options[] = {
     SETTING_AMQP_TLS(producer_settings),
     SETTING_SOURCES(producer_settings),
     {"source", CFG_STRING, offsetof(producer_settings, source), "", 0, 0,
-     "run only this source (distributed mode); empty runs them all (modular mode)"},
+     "run only this source (distributed mode); empty runs them all (modular mode)", NULL},
     {"adapter", CFG_STRING, offsetof(producer_settings, adapter), "generator", 0, 0,
      "adapter of the `sources` list when the config file has no [source NAME] sections "
-     "(generator: the source name is its kind)"},
+     "(generator: the source name is its kind)",
+     NULL},
     {"count", CFG_INT, offsetof(producer_settings, count), "10000", 0, 1L << 40,
-     "generator: events per source; 0 = until stopped"},
+     "generator: events per source; 0 = until stopped", NULL},
     {"rate", CFG_INT, offsetof(producer_settings, rate), "0", 0, 10000000,
-     "events per second per source unless its section sets rate; 0 = no limit"},
+     "events per second per source unless its section sets rate; 0 = no limit", NULL},
     {"duration", CFG_INT, offsetof(producer_settings, duration), "0", 0, 31536000,
-     "stop after this many seconds; 0 = no limit"},
+     "stop after this many seconds; 0 = no limit", NULL},
     {"seed", CFG_INT, offsetof(producer_settings, seed), "1", 0, 1L << 62,
-     "generator: the same seed makes the same events and message ids"},
+     "generator: the same seed makes the same events and message ids", NULL},
     {"window", CFG_INT, offsetof(producer_settings, window), "1024", 1, 1000000,
-     "unconfirmed messages in flight before publishing waits (memory bound)"},
+     "unconfirmed messages in flight before publishing waits (memory bound)", NULL},
     {"window_bytes", CFG_INT, offsetof(producer_settings, window_bytes), "16777216", 65536,
-     1L << 40, "bytes of unconfirmed bodies in flight before publishing waits (memory bound)"},
+     1L << 40, "bytes of unconfirmed bodies in flight before publishing waits (memory bound)",
+     NULL},
     {"buffer", CFG_INT, offsetof(producer_settings, buffer), "1000", 1, 1000000,
-     "events read ahead per source; when full the source is not read (backpressure)"},
-    {"buffer_bytes", CFG_INT, offsetof(producer_settings, buffer_bytes), "4194304", 65536,
-     1L << 40, "bytes of events read ahead per source; when full the source is not read"},
+     "events read ahead per source; when full the source is not read (backpressure)", NULL},
+    {"buffer_bytes", CFG_INT, offsetof(producer_settings, buffer_bytes), "4194304", 65536, 1L << 40,
+     "bytes of events read ahead per source; when full the source is not read", NULL},
     SETTING_HEARTBEAT(producer_settings, heartbeat),
     {"shutdown_timeout_ms", CFG_INT, offsetof(producer_settings, shutdown_timeout_ms), "30000", 0,
-     3600000, "how long to wait for outstanding confirms when stopping"},
+     3600000, "how long to wait for outstanding confirms when stopping", NULL},
     {"checkpoint_interval_ms", CFG_INT, offsetof(producer_settings, checkpoint_interval_ms), "1000",
-     10, 3600000, "how often confirmed positions are saved (file adapter)"},
+     10, 3600000, "how often confirmed positions are saved (file adapter)", NULL},
     {"progress_interval_ms", CFG_INT, offsetof(producer_settings, progress_interval_ms), "1000", 0,
-     3600000, "log a progress line this often; 0 = never"},
+     3600000, "log a progress line this often; 0 = never", NULL},
     SETTING_MAX_MESSAGE_BYTES(producer_settings, max_message_bytes,
                               "largest event body published; larger ones are reported and skipped"),
     {"checkpoint_dir", CFG_STRING, offsetof(producer_settings, checkpoint_dir), ".", 0, 0,
-     "directory of the adapters' checkpoints (file: <checkpoint_dir>/<source>.offset)"},
+     "directory of the adapters' checkpoints (file: <checkpoint_dir>/<source>.offset)", NULL},
     SETTING_LOG_LEVEL(producer_settings),
     CFG_END,
 };
@@ -562,7 +564,7 @@ int main(int argc, char **argv)
                        "Publishes events from source adapters to RabbitMQ with publisher "
                        "confirms.");
     if (rc == CLI_CONTINUE)
-        rc = cli_init_log(program, "producer", s.log_level);
+        log_init("producer", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &p.urls);
     if (rc == CLI_CONTINUE && (cfg_read_sections(argc, argv, &sections, err, sizeof err) != 0 ||

@@ -188,7 +188,7 @@ static void test_flat_reader_skips_sections(void **state)
     typedef struct s {
         char *url;
     } s;
-    static const cfg_option opts[] = {{"url", CFG_STRING, offsetof(s, url), "d", 0, 0, "u"},
+    static const cfg_option opts[] = {{"url", CFG_STRING, offsetof(s, url), "d", 0, 0, "u", NULL},
                                       CFG_END};
     write_config("url = flat\n[source a]\nadapter = stdin\nurl = not-mine\n");
     char *argv[] = {"prog", "--config", config_path, NULL};
