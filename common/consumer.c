@@ -72,60 +72,6 @@ void consumer_free(consumer *c)
     free(c);
 }
 
-static int64_t header_int(const amqp_field_value_t *v, int *ok)
-{
-    *ok = 1;
-    switch (v->kind) {
-    case AMQP_FIELD_KIND_I64:
-        return v->value.i64;
-    case AMQP_FIELD_KIND_U64:
-    case AMQP_FIELD_KIND_TIMESTAMP:
-        return (int64_t)v->value.u64;
-    case AMQP_FIELD_KIND_I32:
-        return v->value.i32;
-    case AMQP_FIELD_KIND_U32:
-        return v->value.u32;
-    case AMQP_FIELD_KIND_UTF8:
-    case AMQP_FIELD_KIND_BYTES: {
-        char text[32];
-        size_t n = v->value.bytes.len < sizeof text - 1 ? v->value.bytes.len : sizeof text - 1;
-        memcpy(text, v->value.bytes.bytes, n);
-        text[n] = '\0';
-        char *end;
-        long long x = strtoll(text, &end, 10);
-        if (end != text && *end == '\0')
-            return x;
-        break;
-    }
-    default:
-        break;
-    }
-    *ok = 0;
-    return 0;
-}
-
-/* x-produced-at-us (SLUICE_HEADER_PRODUCED_AT) if present and sane, else the AMQP timestamp
- * (seconds). */
-static int64_t produced_at(const amqp_basic_properties_t *p)
-{
-    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
-        for (int i = 0; i < p->headers.num_entries; i++) {
-            const amqp_table_entry_t *e = &p->headers.entries[i];
-            if (e->key.len == sizeof SLUICE_HEADER_PRODUCED_AT - 1 &&
-                memcmp(e->key.bytes, SLUICE_HEADER_PRODUCED_AT, e->key.len) == 0) {
-                int ok;
-                int64_t us = header_int(&e->value, &ok);
-                if (ok && us > 0)
-                    return us;
-            }
-        }
-    }
-    if ((p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) && p->timestamp > 0 &&
-        p->timestamp < UINT64_C(100000000000))
-        return (int64_t)p->timestamp * 1000000;
-    return 0;
-}
-
 /* The index in the source list of the consumer a delivery came to, or -1. */
 static int source_of(consumer *c, amqp_bytes_t tag)
 {
@@ -199,7 +145,7 @@ int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t 
     }
     in->body = e->message.body.bytes;
     in->body_len = e->message.body.len;
-    in->produced_at_us = produced_at(p);
+    in->produced_at_us = event_produced_at_us(p);
     in->received_at_us = now_us();
     return 1;
 }

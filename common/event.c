@@ -7,6 +7,7 @@
 #include "event.h"
 
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,8 +103,6 @@ void event_validator_free(event_validator *v)
  * PostgreSQL's jsonb input would take the text. Beyond plain JSON, jsonb
  * refuses \u0000 and unpaired UTF-16 surrogate escapes.
  */
-#define JSON_MAX_DEPTH 1000
-
 typedef struct scanner {
     const unsigned char *p, *end;
     event_verdict failure; /* first hard failure, EVENT_OK while none */
@@ -250,7 +249,7 @@ static int scan_value(scanner *s, int depth);
 static int scan_container(scanner *s, int depth, int is_object)
 {
     char close = is_object ? '}' : ']';
-    if (depth >= JSON_MAX_DEPTH)
+    if (depth >= EVENT_MAX_DEPTH)
         return scan_fail(s, EVENT_BAD_JSON);
     s->p++;
     skip_blanks(s);
@@ -352,4 +351,67 @@ void event_derive_id(const char *source, const void *body, size_t len, char *out
     /* The NUL separates source from body. */
     id_part parts[] = {{source, strlen(source) + 1}, {body, len}};
     event_sha256_id(parts, 2, out);
+}
+
+/* Times from 10^17 us on (the year 5138) are no one's production time, and
+ * PostgreSQL's timestamptz would refuse the largest, failing a whole
+ * batch's COPY over one header. */
+#define PRODUCED_AT_MAX_US INT64_C(100000000000000000)
+
+/* A header's value as an integer: any integer kind, or decimal text (a
+ * foreign publisher's header may be a string). *ok = 0 if it is neither. */
+static int64_t header_int(const amqp_field_value_t *v, int *ok)
+{
+    *ok = 1;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I64:
+        return v->value.i64;
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_TIMESTAMP:
+        return (int64_t)v->value.u64;
+    case AMQP_FIELD_KIND_I32:
+        return v->value.i32;
+    case AMQP_FIELD_KIND_U32:
+        return v->value.u32;
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: {
+        /* The whole text must be the number: not cut to fit, and no NUL
+         * byte ending it early. */
+        char text[32];
+        size_t n = v->value.bytes.len;
+        if (n >= sizeof text)
+            break;
+        memcpy(text, v->value.bytes.bytes, n);
+        text[n] = '\0';
+        char *end;
+        long long x = strtoll(text, &end, 10);
+        if (end != text && end == text + n)
+            return x;
+        break;
+    }
+    default:
+        break;
+    }
+    *ok = 0;
+    return 0;
+}
+
+int64_t event_produced_at_us(const amqp_basic_properties_t *p)
+{
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
+        for (int i = 0; i < p->headers.num_entries; i++) {
+            const amqp_table_entry_t *e = &p->headers.entries[i];
+            if (e->key.len == sizeof SLUICE_HEADER_PRODUCED_AT - 1 &&
+                memcmp(e->key.bytes, SLUICE_HEADER_PRODUCED_AT, e->key.len) == 0) {
+                int ok;
+                int64_t us = header_int(&e->value, &ok);
+                if (ok && us > 0 && us < PRODUCED_AT_MAX_US)
+                    return us;
+            }
+        }
+    }
+    if ((p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) && p->timestamp > 0 &&
+        p->timestamp < (uint64_t)(PRODUCED_AT_MAX_US / 1000000))
+        return (int64_t)p->timestamp * 1000000;
+    return 0;
 }

@@ -6,7 +6,9 @@
 #ifndef SLUICE_EVENT_H
 #define SLUICE_EVENT_H
 
+#include <amqp.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Source names: [a-z0-9_-]{1,64}. Returns 1 if valid, 0 if not. */
 int source_name_valid(const char *name);
@@ -35,6 +37,12 @@ typedef enum {
  * statically allocated. */
 const char *event_verdict_reason(event_verdict v);
 
+/* How deep objects and arrays may nest in an event. A json-c tokener that
+ * reads events must allow one level more, json_tokener_new_ex(
+ * EVENT_MAX_DEPTH + 1), as json-c counts the innermost value as a level
+ * (json_tokener_new() stops at 32). */
+#define EVENT_MAX_DEPTH 1000
+
 typedef struct event_validator event_validator;
 
 /* Creates a validator for bodies of at most max_bytes. Free with
@@ -43,7 +51,8 @@ event_validator *event_validator_new(size_t max_bytes);
 void event_validator_free(event_validator *v);
 
 /* Checks a body against the contract: at most max_bytes, UTF-8, one JSON
- * object (surrounding whitespace allowed), no \u0000 escape. */
+ * object (surrounding whitespace allowed) nested at most EVENT_MAX_DEPTH
+ * deep, no \u0000 escape. */
 event_verdict event_validate(event_validator *v, const void *body, size_t len);
 
 /* Length of a "sha256:<64 hex digits>" id, without the NUL. */
@@ -78,6 +87,14 @@ void event_derive_id(const char *source, const void *body, size_t len, char *out
 #define SLUICE_HEADER_PRODUCED_AT "x-produced-at-us" /* microseconds since the epoch */
 #define SLUICE_HEADER_REASON "x-sluice-reason"       /* why it was dead-lettered */
 #define SLUICE_HEADER_ATTEMPTS "x-sluice-attempts"   /* how often it failed first */
+
+/* When a message was produced, in microseconds since the epoch, read from
+ * its AMQP properties as any publisher may have set them: the header
+ * x-produced-at-us (an integer of any AMQP width, or its decimal text) if
+ * present and plausible (after the epoch, before 10^17 us: the year 5138),
+ * else the timestamp property (seconds) if plausible, else 0 (unknown).
+ * Reads nothing but *p. */
+int64_t event_produced_at_us(const amqp_basic_properties_t *p);
 
 /* Names fixed by the topology of DESIGN.md (exchanges, queues, keys). */
 #define SLUICE_EXCHANGE_INGEST "sluice.ingest"

@@ -94,14 +94,39 @@ static size_t units_of(const char *s)
     return units;
 }
 
-char *telegram_text(const char *severity, const char *rule, const char *source, const char *message,
-                    size_t limit, int *truncated)
+/* s cut to at most max_units UTF-16 units, ending with "…" if cut. Returns
+ * a malloc'd string, or NULL on allocation failure. */
+static char *cut_name(const char *s, size_t max_units)
+{
+    size_t len = strlen(s), keep = len;
+    int cut = utf16_units(s, len) > max_units;
+    if (cut)
+        keep = utf8_prefix_units(s, len, max_units - 1);
+    char *out = malloc(keep + 4);
+    if (!out)
+        return NULL;
+    memcpy(out, s, keep);
+    memcpy(out + keep, cut ? "\xe2\x80\xa6" : "", cut ? 4 : 1);
+    return out;
+}
+
+char *telegram_text(const char *severity, const char *rule_in, const char *source_in,
+                    const char *message, size_t limit, int *truncated)
 {
     char sev[16];
     size_t i = 0;
     for (; severity[i] && i + 1 < sizeof sev; i++)
         sev[i] = (char)toupper((unsigned char)severity[i]);
+    while (i > 0 && severity[i] && ((unsigned char)severity[i] & 0xc0) == 0x80)
+        i--; /* cut before a character, never inside one */
     sev[i] = '\0';
+    char *rule = cut_name(rule_in, TELEGRAM_MAX_NAME),
+         *source = cut_name(source_in, TELEGRAM_MAX_NAME);
+    if (!rule || !source) {
+        free(rule);
+        free(source);
+        return NULL;
+    }
     /* What the reader sees of the header, to count it against the limit. */
     size_t head_units = units_of(sev) + units_of(rule) + units_of(source) + 7; /* "[] ()\n" */
     size_t budget = limit > head_units ? limit - head_units : 0;
@@ -113,8 +138,11 @@ char *telegram_text(const char *severity, const char *rule, const char *source, 
     }
     size_t cap = 6 * (strlen(sev) + strlen(rule) + strlen(source) + keep) + 64;
     char *out = malloc(cap);
-    if (!out)
+    if (!out) {
+        free(rule);
+        free(source);
         return NULL;
+    }
     size_t n = 0;
     memcpy(out + n, "<b>[", 4);
     n += 4;
@@ -133,5 +161,7 @@ char *telegram_text(const char *severity, const char *rule, const char *source, 
         n += 3;
     }
     out[n] = '\0';
+    free(rule);
+    free(source);
     return out;
 }

@@ -16,6 +16,11 @@
 #include <stddef.h>
 
 #define TELEGRAM_MAX_TEXT 4096
+/* Rule and source names are at most 64 characters when sluice raised the
+ * alert; longer ones (anyone may publish to sluice.alerts) are cut to this
+ * many UTF-16 units, "…" included, so the header (at most 150 units) never
+ * crowds the message out of the limit. */
+#define TELEGRAM_MAX_NAME 64
 
 /* Appends s[0..len) to out with &, <, > and " escaped. out must have room
  * for 6 * len + 1 bytes. Returns the bytes written (without the NUL). */
@@ -31,9 +36,10 @@ size_t utf8_prefix_units(const char *s, size_t len, size_t max_units);
 
 /*
  * Builds "<b>[SEVERITY] rule</b> (source)\n" + message, escaped, at most
- * `limit` UTF-16 units once parsed (the message is cut to fit). Returns a
- * malloc'd string (free it), or NULL on allocation failure. *truncated is
- * set to 1 if the message had to be cut.
+ * `limit` UTF-16 units once parsed when limit >= 160 (the message is cut to
+ * fit; SEVERITY is at most 15 bytes, rule and source TELEGRAM_MAX_NAME
+ * units). Returns a malloc'd string (free it), or NULL on allocation
+ * failure. *truncated is set to 1 if the message had to be cut.
  */
 char *telegram_text(const char *severity, const char *rule, const char *source, const char *message,
                     size_t limit, int *truncated);

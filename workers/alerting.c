@@ -56,7 +56,7 @@ alerting *alerting_new(const rule_set *rules, const strlist *amqp_urls, const ch
     a->heartbeat_s = heartbeat_s;
     a->pg_dsn = strdup(pg_dsn);
     a->pub = publisher_new(SLUICE_EXCHANGE_ALERTS, "sluice-worker", ALERT_WINDOW);
-    a->tok = json_tokener_new();
+    a->tok = json_tokener_new_ex(EVENT_MAX_DEPTH + 1); /* every event that passed validation */
     if (!a->pg_dsn || !a->pub || !a->tok) {
         alerting_free(a);
         return NULL;

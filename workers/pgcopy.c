@@ -80,7 +80,9 @@ void pgcopy_jsonb(pgcopy *c, const char *json, size_t len)
 void pgcopy_timestamptz(pgcopy *c, int64_t unix_us)
 {
     put_u32(c, 8);
-    put_u64(c, (uint64_t)(unix_us - PG_EPOCH_OFFSET_US));
+    /* In unsigned arithmetic: the same bits, and no overflow (undefined in
+     * signed) for a time near INT64_MIN. */
+    put_u64(c, (uint64_t)unix_us - (uint64_t)PG_EPOCH_OFFSET_US);
 }
 
 void pgcopy_int4(pgcopy *c, int32_t v)

@@ -87,10 +87,14 @@ static int is_number(json_object *v)
     return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
 }
 
-/* Checks a template's braces: every "{" opens a non-empty path closed by
- * "}", and "{{" / "}}" are literal braces. */
+/* Checks a template: UTF-8, and braces where every "{" opens a non-empty
+ * path closed by "}", and "{{" / "}}" are literal braces. */
 static int check_template(const where *w, const char *field, const char *t)
 {
+    /* What it is filled into must be UTF-8 (alert text, dedup keys in
+     * PostgreSQL); json-c does not check that a file is. */
+    if (!utf8_valid(t, strlen(t)))
+        return bad(w, "%s: not valid UTF-8", field);
     for (const char *p = t; *p; p++) {
         if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
             p++;

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -137,12 +138,54 @@ static void test_derived_id(void **state)
                         "sha256:609f6e36d2405585188d5cfd761f407c7cc46a7d3f314c88270469dde315fcd1");
 }
 
+/* A message whose one header is x-produced-at-us with value v, and whose
+ * timestamp property (seconds) is ts (0: none). */
+static int64_t produced_at_of(amqp_field_value_t v, uint64_t ts)
+{
+    amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-produced-at-us"), .value = v};
+    amqp_basic_properties_t p = {._flags = AMQP_BASIC_HEADERS_FLAG, .headers = {1, &e}};
+    if (ts) {
+        p._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+        p.timestamp = ts;
+    }
+    return event_produced_at_us(&p);
+}
+
+static amqp_field_value_t text_value(const char *s, size_t len)
+{
+    amqp_field_value_t v = {.kind = AMQP_FIELD_KIND_UTF8};
+    v.value.bytes = (amqp_bytes_t){len, (void *)s};
+    return v;
+}
+
+static void test_produced_at(void **state)
+{
+    (void)state;
+    amqp_field_value_t i64 = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = 1764400000123456};
+    assert_int_equal(produced_at_of(i64, 0), 1764400000123456);
+    assert_int_equal(produced_at_of(text_value("1764400000123456", 16), 0), 1764400000123456);
+    /* Not plausible: the timestamp property (seconds) is used instead. */
+    i64.value.i64 = -5;
+    assert_int_equal(produced_at_of(i64, 1764400000), INT64_C(1764400000000000));
+    /* INT64_MAX us is a time PostgreSQL refuses: one such header would
+     * fail its batch's COPY. */
+    i64.value.i64 = INT64_MAX;
+    assert_int_equal(produced_at_of(i64, 1764400000), INT64_C(1764400000000000));
+    /* Text is a number only if all of it is: "17" followed by a NUL byte
+     * and more is not 17 (found by fuzz_amqp_headers). */
+    assert_int_equal(produced_at_of(text_value("17\0garbage", 10), 0), 0);
+    assert_int_equal(produced_at_of(text_value("0000000000000000000000000000000017", 34), 0), 0);
+    assert_int_equal(produced_at_of(text_value("17", 2), 0), 17);
+    amqp_basic_properties_t none = {0};
+    assert_int_equal(event_produced_at_us(&none), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_source_names), cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_verdicts),     cmocka_unit_test(test_deep_nesting_is_valid),
-        cmocka_unit_test(test_derived_id),
+        cmocka_unit_test(test_derived_id),   cmocka_unit_test(test_produced_at),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

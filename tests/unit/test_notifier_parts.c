@@ -176,6 +176,34 @@ static void test_long_message_is_cut_cleanly(void **state)
     free(msg);
 }
 
+/* Anyone may publish to sluice.alerts: a rule name longer than the whole
+ * limit once pushed the text past 4096 units, and a severity cut at 15
+ * bytes could end inside a character (fuzz/corpus/tgtext/regress-*). */
+static void test_foreign_names_are_cut(void **state)
+{
+    (void)state;
+    char *rule = malloc(5001);
+    memset(rule, 'r', 5000);
+    rule[5000] = '\0';
+    int cut;
+    char *text = telegram_text("info", rule, "orders", "hello", 4096, &cut);
+    assert_false(cut);
+    /* 63 r's and "…", then the source and the whole message. */
+    const char *shown = strstr(text, "</b> (orders)\nhello");
+    assert_non_null(shown);
+    assert_memory_equal(shown - 3, "\xe2\x80\xa6", 3);
+    assert_int_equal(shown - 3 - strchr(text, 'r'), 63);
+    free(text);
+    free(rule);
+
+    text = telegram_text("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "r",
+                         "s", "m", 4096, &cut);
+    assert_true(utf8_valid(text, strlen(text)));
+    /* Seven é (14 bytes): the eighth would not fit 15 bytes whole. */
+    assert_non_null(strstr(text, "[\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9] r"));
+    free(text);
+}
+
 static void test_http_outcomes(void **state)
 {
     (void)state;
@@ -216,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_token_bucket),
         cmocka_unit_test(test_escape_and_length),
         cmocka_unit_test(test_long_message_is_cut_cleanly),
+        cmocka_unit_test(test_foreign_names_are_cut),
         cmocka_unit_test(test_http_outcomes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

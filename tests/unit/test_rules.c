@@ -136,6 +136,14 @@ static void test_bad_files_are_named(void **state)
          "\"severity\":\"info\",\"message\":\"m\"},{\"name\":\"a\",\"when\":{\"path\":\"x\","
          "\"exists\":true},\"severity\":\"info\",\"message\":\"m\"}]}",
          "rule 'a' (#2): name used twice (also rule #1)"},
+        /* Found by fuzz_rules: json-c takes any bytes in strings, and the
+         * message would go out as invalid UTF-8. */
+        {"{\"rules\":[{\"name\":\"a\",\"when\":{\"path\":\"x\",\"exists\":true},"
+         "\"severity\":\"info\",\"message\":\"Or\xe4" "er {id}\"}]}",
+         "rule 'a' (#1): message: not valid UTF-8"},
+        {"{\"rules\":[{\"name\":\"a\",\"when\":{\"path\":\"x\",\"exists\":true},"
+         "\"severity\":\"info\",\"message\":\"m\",\"dedup\":{\"key\":\"\xc3\",\"window_s\":9}}]}",
+         "rule 'a' (#1): dedup key: not valid UTF-8"},
         {"{\"rules\":[{\"name\":\"a\",\"sources\":[\"Orders!\"],\"when\":{\"path\":\"x\","
          "\"exists\":true},\"severity\":\"info\",\"message\":\"m\"}]}",
          "rule 'a' (#1): sources[0] is not a source name"},

@@ -1,10 +1,10 @@
 /* Unit tests for the worker's pure parts: binary COPY encoding
  * (workers/pgcopy.c) and batches (workers/batch.c). */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +49,27 @@ static void test_copy_stream_layout(void **state)
     /* begin empties the buffer for reuse. */
     pgcopy_begin(&c);
     assert_int_equal(c.len, 19);
+    pgcopy_free(&c);
+}
+
+/* Times before PostgreSQL's epoch (2000) are negative in the stream; a
+ * time near INT64_MIN (a header any publisher can set) wraps instead of
+ * overflowing (fuzz/corpus/pgcopy/regress-timestamptz-int64-min). */
+static void test_copy_times_before_2000(void **state)
+{
+    (void)state;
+    pgcopy c = {0};
+    pgcopy_begin(&c);
+    pgcopy_row(&c, 2);
+    pgcopy_timestamptz(&c, 0); /* 1970-01-01 */
+    pgcopy_timestamptz(&c, INT64_MIN);
+    static const unsigned char expected[] = {
+        0, 2,                                                       /* 2 fields */
+        0, 0, 0, 8, 0xff, 0xfc, 0xa2, 0xfe, 0xc4, 0xc8, 0x20, 0x00, /* -946684800000000 */
+        0, 0, 0, 8, 0x7f, 0xfc, 0xa2, 0xfe, 0xc4, 0xc8, 0x20, 0x00, /* wrapped */
+    };
+    assert_int_equal(c.len, 19 + sizeof expected);
+    assert_memory_equal(c.data + 19, expected, sizeof expected);
     pgcopy_free(&c);
 }
 
@@ -215,8 +236,7 @@ static int flaky_child(size_t index, void *arg)
 static void test_supervisor_restarts_until_clean(void **state)
 {
     (void)state;
-    runs = mmap(NULL, 2 * sizeof *runs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-                0);
+    runs = mmap(NULL, 2 * sizeof *runs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(runs != MAP_FAILED);
     strlist sources;
     assert_int_equal(strlist_split("orders", &sources), 0);
@@ -247,6 +267,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copy_stream_layout),
+        cmocka_unit_test(test_copy_times_before_2000),
         cmocka_unit_test(test_batch_keeps_copies),
         cmocka_unit_test(test_batch_derives_missing_ids),
         cmocka_unit_test(test_retries_count_and_forget),
