@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include "util.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -100,6 +102,12 @@ static int store_value(const cfg_option *o, void *settings, const char *value, c
         *(int *)(void *)field = b;
         return 0;
     }
+    case CFG_LIST:
+        if (strlist_push((strlist *)(void *)field, value) != 0) {
+            snprintf(err, errlen, "%s: out of memory", origin);
+            return -1;
+        }
+        return 0;
     case CFG_ENUM:
         for (int i = 0; o->choices[i]; i++) {
             if (strcmp(value, o->choices[i]) == 0) {
@@ -237,7 +245,7 @@ static int load_env(const cfg_option *table, void *settings, char *err, size_t e
     return 0;
 }
 
-static int load_defaults(const cfg_option *table, void *settings, char *err, size_t errlen)
+int cfg_defaults(const cfg_option *table, void *settings, char *err, size_t errlen)
 {
     for (const cfg_option *o = table; o->name; o++) {
         if (o->default_value &&
@@ -317,7 +325,7 @@ cfg_result cfg_parse(const cfg_option *table, void *settings, int argc, char **a
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return CFG_HELP;
     }
-    if (load_defaults(table, settings, err, errlen) != 0)
+    if (cfg_defaults(table, settings, err, errlen) != 0)
         return CFG_BAD_USAGE;
     const char *path = cfg_file_path(argc, argv);
     if (path && load_file(table, settings, path, err, errlen) != 0)
@@ -351,13 +359,35 @@ void cfg_print_help(const cfg_option *table, FILE *out, const char *program, con
     fprintf(out, "  --%-22s %s\n", "help", "print this help");
 }
 
+void cfg_print_keys(const cfg_option *table, FILE *out, const char *indent)
+{
+    for (const cfg_option *o = table; o->name; o++) {
+        fprintf(out, "%s%-20s %s", indent, o->name, o->help);
+        if (o->type == CFG_ENUM) {
+            char words[256] = "";
+            append_choices(o->choices, words, sizeof words);
+            fprintf(out, "; one of %s", words);
+        }
+        if (o->type == CFG_INT)
+            fprintf(out, "; %ld to %ld", o->min, o->max);
+        if (o->type == CFG_LIST)
+            fprintf(out, "; repeatable");
+        if (o->default_value)
+            fprintf(out, "; default %s", *o->default_value ? o->default_value : "\"\"");
+        fputc('\n', out);
+    }
+}
+
 void cfg_free(const cfg_option *table, void *settings)
 {
     for (const cfg_option *o = table; o->name; o++) {
+        void *field = (char *)settings + o->offset;
         if (o->type == CFG_STRING) {
-            char **slot = (char **)(void *)((char *)settings + o->offset);
+            char **slot = field;
             free(*slot);
             *slot = NULL;
+        } else if (o->type == CFG_LIST) {
+            strlist_free(field);
         }
     }
 }

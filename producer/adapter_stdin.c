@@ -4,11 +4,12 @@
  * the source ends, so the producer exits once everything read is
  * confirmed. Nothing can be read twice, so there is no checkpoint; the
  * message id derives from the line number and content, so piping the same
- * input again stores nothing new. Settings: max_line_bytes.
+ * input again stores nothing new. Settings: the table below.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,13 +37,22 @@ static void stdin_close(void *state)
     free(s);
 }
 
-static int stdin_open(void **state, const source_spec *spec, char *err, size_t errlen)
+typedef struct stdin_conf {
+    long max_line_bytes;
+} stdin_conf;
+
+static const cfg_option stdin_settings[] = {
+    {"max_line_bytes", CFG_INT, offsetof(stdin_conf, max_line_bytes), "1048576", 2, 134217728,
+     "longer lines are reported and skipped", NULL},
+    CFG_END,
+};
+
+static int stdin_open(void **state, const source_spec *spec, const void *conf_, char *err,
+                      size_t errlen)
 {
-    long max_line;
-    if (spec_get_long(spec, "max_line_bytes", 1048576, 2, 134217728, &max_line, err, errlen) != 0)
-        return -1;
+    const stdin_conf *conf = conf_;
     stdin_state *s = calloc(1, sizeof *s);
-    if (!s || linebuf_init(&s->lb, (size_t)max_line) != 0) {
+    if (!s || linebuf_init(&s->lb, (size_t)conf->max_line_bytes) != 0) {
         stdin_close(s);
         spec_error(spec, NULL, err, errlen, "out of memory");
         return -1;
@@ -116,6 +126,9 @@ static adapter_result stdin_next(void *state, source_event *ev, char *err, size_
 
 const adapter_class stdin_adapter = {
     .name = "stdin",
+    .summary = "NDJSON from standard input, to its end (one stdin source per process)",
+    .settings = stdin_settings,
+    .settings_size = sizeof(stdin_conf),
     .open = stdin_open,
     .next = stdin_next,
     .checkpoint = NULL, /* a pipe cannot be read again */

@@ -516,8 +516,7 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
                                 .checkpoint_dir = s->checkpoint_dir,
                                 .stop = &p->stop};
         char err[1024];
-        if (d->adapter->open(&r->state, &r->spec, err, sizeof err) != 0 ||
-            spec_check_unused(&r->spec, d->adapter->name, err, sizeof err) != 0) {
+        if (adapter_open(d->adapter, &r->spec, &r->state, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s\n", program, err);
             p->nruns = i + 1; /* so the caller closes this one too */
             return EXIT_USAGE;
@@ -563,6 +562,10 @@ int main(int argc, char **argv)
     int rc = cli_parse(producer_options, &s, argc, argv, program,
                        "Publishes events from source adapters to RabbitMQ with publisher "
                        "confirms.");
+    if (rc == 0) { /* --help: the adapters' settings follow the producer's */
+        putchar('\n');
+        adapter_print_help(stdout);
+    }
     if (rc == CLI_CONTINUE)
         log_init("producer", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)

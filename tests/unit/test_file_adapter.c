@@ -37,7 +37,7 @@ static void *open_adapter(void)
                         .stop = &stop};
     void *state = NULL;
     char err[512];
-    if (adapter_find("file")->open(&state, &spec, err, sizeof err) != 0)
+    if (adapter_open(adapter_find("file"), &spec, &state, err, sizeof err) != 0)
         fail_msg("open: %s", err);
     return state;
 }

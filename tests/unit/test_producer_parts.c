@@ -71,23 +71,18 @@ static void test_sections(void **state)
     assert_int_equal(defs.items[0].line, 3);
     assert_int_equal(defs.items[1].rate, 7); /* the producer-wide default */
 
-    /* The adapter reads its settings; repeated keys in turn; unknown ones
-     * are reported with their line. */
+    /* The adapter's table takes the section's other lines, a repeated
+     * header included; adapter and rate are the producer's. */
     source_spec spec = {.name = "orders_api",
                         .settings = defs.items[0].settings,
                         .nsettings = defs.items[0].nsettings,
                         .used = defs.items[0].used,
                         .file = config_path,
                         .line = defs.items[0].line};
-    assert_string_equal(spec_get(&spec, "url"), "http://h/x");
-    size_t iter = 0;
-    assert_string_equal(spec_next(&spec, "header", &iter), "A: 1");
-    assert_string_equal(spec_next(&spec, "header", &iter), "B: 2");
-    assert_null(spec_next(&spec, "header", &iter));
-    assert_int_equal(spec_check_unused(&spec, "http", err, sizeof err), 0);
-    long n;
-    assert_int_equal(spec_get_long(&spec, "missing", 5, 0, 10, &n, err, sizeof err), 0);
-    assert_int_equal(n, 5);
+    void *st = NULL;
+    if (adapter_open(defs.items[0].adapter, &spec, &st, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    defs.items[0].adapter->close(st);
     source_defs_free(&defs);
     cfg_sections_free(&secs);
 
@@ -165,6 +160,86 @@ static void test_section_errors(void **state)
     }
 }
 
+/* Every adapter's settings are read by its table: a key it lacks, a value
+ * out of range or not one of an enum's words is refused naming file, line,
+ * source and setting, before the adapter opens anything. */
+static void test_adapter_settings_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"[source s]\nadapter = http\nurl = http://h/\ncolour = red\n",
+         ":4: source s: adapter http has no setting 'colour'"},
+        {"[source s]\nadapter = http\nurl = http://h/\nformat = xml\n",
+         ":4: source s: format must be auto, array, object or ndjson, got 'xml'"},
+        {"[source s]\nadapter = http\nurl = http://h/\ninterval_ms = 5\n",
+         ":4: source s: interval_ms must be between 10 and 86400000, got 5"},
+        {"[source s]\nadapter = http\nformat = object\nurl = http://h/\n",
+         ":3: source s: format object needs items_pointer"},
+        {"[source s]\nadapter = http\n", ":1: source s: adapter http needs 'url = http://...'"},
+        {"[source s]\nadapter = file\npath = /x\nstart_at = middle\n",
+         ":4: source s: start_at must be beginning or end, got 'middle'"},
+        {"[source s]\nadapter = stdin\nmax_line_bytes = lots\n",
+         ":3: source s: max_line_bytes must be an integer, got 'lots'"},
+        {"[source orders]\nadapter = generator\nkind = weather\n",
+         ":3: source orders: generator has no kind 'weather'"},
+        {"[source s]\nrate = 5\nadapter = generator\nrate = 6\nseed = -1\n",
+         ":5: source s: seed must be between 0 and"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cfg_sections secs;
+        source_defs defs;
+        char err[512] = "";
+        atomic_int stop = 0;
+        if (build(cases[i].text, "", &secs, &defs, err, sizeof err) != 0)
+            fail_msg("case %zu: %s", i, err);
+        source_def *d = &defs.items[0];
+        source_spec spec = {.name = d->name,
+                            .settings = d->settings,
+                            .nsettings = d->nsettings,
+                            .used = d->used,
+                            .file = secs.path,
+                            .line = d->line,
+                            .checkpoint_dir = "/nonexistent",
+                            .stop = &stop};
+        void *st = NULL;
+        int rc = adapter_open(d->adapter, &spec, &st, err, sizeof err);
+        if (rc == 0)
+            d->adapter->close(st);
+        source_defs_free(&defs);
+        cfg_sections_free(&secs);
+        if (rc == 0)
+            fail_msg("case %zu accepted, want '%s'", i, cases[i].want);
+        if (!strstr(err, cases[i].want))
+            fail_msg("case %zu: '%s', want '%s'", i, err, cases[i].want);
+    }
+}
+
+/* --help lists every adapter of the registry with its settings. */
+static void test_adapter_help(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    adapter_print_help(out);
+    fclose(out);
+    char names[256];
+    snprintf(names, sizeof names, "%s", adapter_names());
+    for (char *save = NULL, *n = strtok_r(names, ", ", &save); n; n = strtok_r(NULL, ", ", &save)) {
+        char line[80];
+        snprintf(line, sizeof line, "\n  %s: ", n);
+        if (!strstr(text, line))
+            fail_msg("--help lacks adapter %s:\n%s", n, text);
+    }
+    assert_non_null(strstr(text, "    start_at             "));
+    assert_non_null(strstr(text, "one of beginning or end; default beginning"));
+    assert_non_null(strstr(text, "    header               "));
+    assert_non_null(strstr(text, "; repeatable"));
+    free(text);
+}
+
 /* A `sources` setting naming a source without a section is refused: the
  * sections are the list every binary reads. */
 static void test_flat_list_must_match_sections(void **state)
@@ -173,9 +248,9 @@ static void test_flat_list_must_match_sections(void **state)
     cfg_sections secs;
     source_defs defs;
     char err[512] = "";
-    assert_int_equal(build_with("[source a]\nadapter = stdin\n", "a,newsrc", "", &secs, &defs, err,
-                                sizeof err),
-                     -1);
+    assert_int_equal(
+        build_with("[source a]\nadapter = stdin\n", "a,newsrc", "", &secs, &defs, err, sizeof err),
+        -1);
     cfg_sections_free(&secs);
     if (!strstr(err, "sources: 'newsrc' has no [source newsrc] section in"))
         fail_msg("unexpected error: %s", err);
@@ -423,8 +498,7 @@ static void test_example_config(void **state)
                             .checkpoint_dir = dir,
                             .stop = &stop};
         void *st = NULL;
-        if (d->adapter->open(&st, &spec, err, sizeof err) != 0 ||
-            spec_check_unused(&spec, d->adapter->name, err, sizeof err) != 0)
+        if (adapter_open(d->adapter, &spec, &st, err, sizeof err) != 0)
             fail_msg("%s", err);
         d->adapter->close(st);
     }
@@ -449,6 +523,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sections),
         cmocka_unit_test(test_section_errors),
+        cmocka_unit_test(test_adapter_settings_refused),
+        cmocka_unit_test(test_adapter_help),
         cmocka_unit_test(test_flat_list_must_match_sections),
         cmocka_unit_test(test_flat_reader_skips_sections),
         cmocka_unit_test(test_linebuf),
