@@ -18,14 +18,14 @@
 
 /* Appended to a failure: the same step for an operator to take by hand. */
 #define BY_HAND                                                                                    \
-    "; or by hand: rabbitmqctl set_policy -p '%s' --apply-to exchanges " POLICY_NAME              \
+    "; or by hand: rabbitmqctl set_policy -p '%s' --apply-to exchanges " POLICY_NAME               \
     " '^sluice\\.ingest$' '{\"alternate-exchange\":\"" SLUICE_EXCHANGE_UNROUTED "\"}'"
 
 typedef struct api {
     CURL *curl;
-    char base[512];   /* ends in '/' */
-    char shown[512];  /* base without a password, for messages */
-    char *vhost;      /* URL-escaped */
+    char base[512];  /* ends in '/' */
+    char shown[512]; /* base without a password, for messages */
+    char *vhost;     /* URL-escaped */
     char vhost_name[256];
     char *user, *password;
     const char *ca_file;
@@ -137,17 +137,17 @@ static int put_policy(api *a, char *err, size_t errlen)
 {
     char path[512];
     snprintf(path, sizeof path, "api/policies/%s/" POLICY_NAME, a->vhost);
-    static const char body[] = "{\"pattern\":\"^sluice\\\\.ingest$\",\"apply-to\":\"exchanges\","
-                               "\"priority\":0,\"definition\":{\"alternate-exchange\":\"" SLUICE_EXCHANGE_UNROUTED
-                               "\"}}";
+    static const char body[] =
+        "{\"pattern\":\"^sluice\\\\.ingest$\",\"apply-to\":\"exchanges\","
+        "\"priority\":0,\"definition\":{\"alternate-exchange\":\"" SLUICE_EXCHANGE_UNROUTED "\"}}";
     long status = 0;
     reply r;
     if (request(a, "PUT", path, body, &status, &r, err, errlen) != 0)
         return -1;
     int rc = status == 201 || status == 204 ? 0 : -1;
     if (rc != 0)
-        snprintf(err, errlen, "management API %s%s answered %ld%s%.200s%s", a->shown, path,
-                 status, r.text ? ": " : "", r.text ? r.text : "",
+        snprintf(err, errlen, "management API %s%s answered %ld%s%.200s%s", a->shown, path, status,
+                 r.text ? ": " : "", r.text ? r.text : "",
                  status == 401 ? " (setup needs a user with the policymaker or administrator tag)"
                                : "");
     free(r.text);
@@ -205,7 +205,8 @@ int policy_ensure_alternate(const char *mgmt_url, const char *amqp_url, const ch
     api a = {.ca_file = ca_file};
     exchange_view v;
     int rc = POLICY_FAILED;
-    if (api_init(&a, mgmt_url, amqp_url, err, errlen) != 0 || get_exchange(&a, &v, err, errlen) != 0)
+    if (api_init(&a, mgmt_url, amqp_url, err, errlen) != 0 ||
+        get_exchange(&a, &v, err, errlen) != 0)
         goto done;
     if (strcmp(v.type, "topic") != 0 || !v.durable) {
         snprintf(err, errlen,
@@ -239,7 +240,8 @@ int policy_ensure_alternate(const char *mgmt_url, const char *amqp_url, const ch
             if (*v.policy)
                 snprintf(err, errlen,
                          "policy '%s' applies to exchange " SLUICE_EXCHANGE_INGEST
-                         " instead of " POLICY_NAME ": add \"alternate-exchange\": \"" SLUICE_EXCHANGE_UNROUTED
+                         " instead of " POLICY_NAME
+                         ": add \"alternate-exchange\": \"" SLUICE_EXCHANGE_UNROUTED
                          "\" to its definition, or give it a lower priority",
                          v.policy);
             rc = *v.policy ? POLICY_CONFLICT : POLICY_FAILED;

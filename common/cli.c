@@ -9,10 +9,33 @@
 #include "log.h"
 #include "source_list.h"
 
+/* Every setting of every sluice binary: one config file serves them all,
+ * so a binary skips the others' settings in it (a name in no binary's
+ * table is still refused as unknown). Keep in step with the tables in each
+ * main.c. */
+static const char *const all_settings[] = {
+    /* shared */
+    "amqp_url", "amqp_ca_file", "amqp_cert_file", "amqp_key_file", "amqp_verify_peer",
+    "amqp_verify_hostname", "pg_dsn", "sources", "heartbeat", "max_message_bytes", "log_level",
+    "prefetch", "shutdown_timeout_ms",
+    /* sluice-setup */
+    "mgmt_url", "queue_type", "delivery_limit", "sql_dir",
+    /* sluice-producer */
+    "source", "adapter", "count", "rate", "duration", "seed", "window", "window_bytes", "buffer",
+    "buffer_bytes", "checkpoint_interval_ms", "progress_interval_ms", "checkpoint_dir",
+    /* sluice-worker */
+    "mode", "workers", "batch_size", "batch_max_bytes", "flush_interval_ms", "max_retries",
+    "stats_interval_ms", "idle_exit_ms", "metrics_address", "metrics_port", "rules",
+    /* sluice-notifier */
+    "routes", "telegram_api_url", "telegram_chat_id", "telegram_token_file",
+    "telegram_rate_per_chat", "telegram_rate_total", "webhook_url", "max_attempts", "retry_base_ms",
+    "retry_max_ms", "http_timeout_ms", NULL};
+
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary)
 {
     char err[1024];
+    cfg_tolerate(all_settings);
     switch (cfg_parse(table, settings, argc, argv, err, sizeof err)) {
     case CFG_OK:
         return CLI_CONTINUE;

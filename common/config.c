@@ -11,6 +11,22 @@
 #include <string.h>
 #include <strings.h>
 
+static const char *const *tolerated;
+
+void cfg_tolerate(const char *const *names)
+{
+    tolerated = names;
+}
+
+static int is_tolerated(const char *name)
+{
+    for (const char *const *t = tolerated; t && *t; t++) {
+        if (strcmp(*t, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static const cfg_option *find_option(const cfg_option *table, const char *name, size_t len)
 {
     for (const cfg_option *o = table; o->name; o++) {
@@ -223,6 +239,8 @@ static int setting_line(void *ctx, file_line *l, char *err, size_t errlen)
     settings_reader *r = ctx;
     if (l->header)
         return 1;
+    if (!find_option(r->table, l->key, strlen(l->key)) && is_tolerated(l->key))
+        return 0; /* another program's setting in a shared file */
     return cfg_set(r->table, r->settings, l->key, l->value, l->origin, err, errlen);
 }
 

@@ -67,6 +67,14 @@ typedef enum {
 cfg_result cfg_parse(const cfg_option *table, void *settings, int argc, char **argv, char *err,
                      size_t errlen);
 
+/*
+ * Names (NULL-terminated list, or NULL) that a config file may hold for
+ * other programs sharing it: load_file skips them instead of calling them
+ * unknown. Flags and the environment stay strict. The list is borrowed and
+ * must outlive every cfg_parse call.
+ */
+void cfg_tolerate(const char *const *names);
+
 /* Sets one setting from text; `origin` names where the text came from for
  * the error message. Returns 0 or -1 with err filled. */
 int cfg_set(const cfg_option *table, void *settings, const char *name, const char *value,

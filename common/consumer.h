@@ -41,20 +41,35 @@ typedef struct consumer consumer;
  * most `prefetch` unacknowledged deliveries per queue. `conn` and `names`
  * are borrowed: the caller keeps them until after consumer_free() (and
  * closes conn itself). `program` names the consumers in the broker's
- * management UI (tag "<program>:<name>"). Returns NULL with err on failure
- * (a missing queue is named, with the advice to run sluice-setup). Free
- * with consumer_free(); accepts NULL.
+ * management UI (tag "<program>:<name>"). A queue that does not exist is
+ * logged (with the advice to run sluice-setup) and not consumed until it
+ * does (see consumer_active()); the others are consumed meanwhile. Returns
+ * NULL with err if the connection failed. Free with consumer_free();
+ * accepts NULL.
  */
 consumer *consumer_open(mq_conn *conn, const char *program, const strlist *names, long prefetch,
                         char *err, size_t errlen);
 void consumer_free(consumer *c);
 
 /*
+ * Whether queue `index` of `names` is consumed now: 0 while it does not
+ * exist or after the broker cancelled its consumer (queue deleted, its node
+ * gone). Such a queue is looked for again, on a short connection of its
+ * own, after 1 s doubling to 30 s, and consumed again once it exists; both
+ * the stop and the restart are logged.
+ */
+int consumer_active(const consumer *c, size_t index);
+
+/* How often consumer_active() changed for any queue since consumer_open():
+ * a caller refreshes what it shows (metrics) only when this moved. */
+unsigned consumer_changes(const consumer *c);
+
+/*
  * Waits up to timeout_ms for the next delivery. Returns 1 with *in filled
  * (see incoming for how long its pointers live), 0 on timeout or after a
- * harmless frame, -1 if the connection or channel failed or the broker
- * cancelled a consumer (err says why; the connection is then marked broken
- * and the caller reconnects).
+ * harmless frame (a cancelled consumer is such a frame: see
+ * consumer_active()), -1 if the connection or channel failed (err says
+ * why; the connection is then marked broken and the caller reconnects).
  */
 int consumer_next(consumer *c, incoming *in, long timeout_ms, char *err, size_t errlen);
 

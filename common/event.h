@@ -25,11 +25,11 @@ int utf8_valid(const char *s, size_t len);
  * ingest_errors row). Order matters only for the strings below. */
 typedef enum {
     EVENT_OK = 0,
-    EVENT_TOO_LARGE,  /* over max_message_bytes */
-    EVENT_BAD_UTF8,   /* not valid UTF-8 */
-    EVENT_BAD_JSON,   /* not valid JSON */
-    EVENT_NOT_OBJECT, /* valid JSON but not an object */
-    EVENT_NUL_CHAR,   /* contains \u0000, which jsonb refuses */
+    EVENT_TOO_LARGE,      /* over max_message_bytes */
+    EVENT_BAD_UTF8,       /* not valid UTF-8 */
+    EVENT_BAD_JSON,       /* not valid JSON */
+    EVENT_NOT_OBJECT,     /* valid JSON but not an object */
+    EVENT_NUL_CHAR,       /* contains \u0000, which jsonb refuses */
     EVENT_UNKNOWN_SOURCE, /* came through sluice.unrouted: no source queue took it */
 } event_verdict;
 

@@ -19,6 +19,7 @@ struct mq_conn {
     amqp_connection_state_t state;
     int broken; /* the peer or the socket failed: no polite close */
     char url[512];
+    char *full_url; /* with its password, for mq_connect_again() */
 };
 
 void mq_redact_url(const char *url, char *out, size_t outlen)
@@ -230,6 +231,10 @@ mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err
         goto fail;
     }
     mq_redact_url(url, c->url, sizeof c->url);
+    if (!(c->full_url = strdup(url))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     amqp_default_connection_info(&info);
     if (amqp_parse_url(parsed, &info) != AMQP_STATUS_OK) {
         snprintf(err, errlen, "bad AMQP URL '%s' (expected amqp://user:pass@host:port/vhost)",
@@ -263,8 +268,20 @@ mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err
         describe_open_failure(status, c->url, info.host, err, errlen);
         goto fail;
     }
-    amqp_rpc_reply_t r = amqp_login(c->state, info.vhost, 0, 131072, heartbeat_s,
-                                    AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+    /* consumer_cancel_notify: without it RabbitMQ drops a consumer whose
+     * queue is deleted (or whose node goes away) without a word, and the
+     * queue is then silently not consumed. */
+    amqp_table_entry_t capability = {
+        .key = amqp_cstring_bytes("consumer_cancel_notify"),
+        .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+    amqp_table_entry_t property = {
+        .key = amqp_cstring_bytes("capabilities"),
+        .value = {.kind = AMQP_FIELD_KIND_TABLE,
+                  .value.table = {.num_entries = 1, .entries = &capability}}};
+    amqp_table_t properties = {.num_entries = 1, .entries = &property};
+    amqp_rpc_reply_t r =
+        amqp_login_with_properties(c->state, info.vhost, 0, 131072, heartbeat_s, &properties,
+                                   AMQP_SASL_METHOD_PLAIN, info.user, info.password);
     char what[600];
     snprintf(what, sizeof what, "%s: login", c->url);
     if (info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
@@ -348,23 +365,28 @@ int mq_read_unexpected(mq_conn *c, char *err, size_t errlen)
     int rc = amqp_simple_wait_frame(mq_amqp(c), &frame);
     if (rc != AMQP_STATUS_OK)
         return mq_fail(c, rc, "reading from broker", err, errlen);
-    if (frame.frame_type != AMQP_FRAME_METHOD)
+    return mq_unexpected_frame(c, &frame, err, errlen);
+}
+
+int mq_unexpected_frame(mq_conn *c, const amqp_frame_t *frame, char *err, size_t errlen)
+{
+    if (frame->frame_type != AMQP_FRAME_METHOD)
         return 0;
-    switch (frame.payload.method.id) {
+    switch (frame->payload.method.id) {
     case AMQP_CHANNEL_CLOSE_METHOD: {
-        amqp_channel_close_t *m = frame.payload.method.decoded;
+        amqp_channel_close_t *m = frame->payload.method.decoded;
         snprintf(err, errlen, "broker closed the channel: %u %.*s", m->reply_code,
                  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         break;
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
-        amqp_connection_close_t *m = frame.payload.method.decoded;
+        amqp_connection_close_t *m = frame->payload.method.decoded;
         snprintf(err, errlen, "broker closed the connection: %u %.*s", m->reply_code,
                  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         break;
     }
     case AMQP_BASIC_CANCEL_METHOD: {
-        amqp_basic_cancel_t *m = frame.payload.method.decoded;
+        amqp_basic_cancel_t *m = frame->payload.method.decoded;
         snprintf(err, errlen, "broker cancelled consumer %.*s (queue deleted?)",
                  (int)m->consumer_tag.len, (const char *)m->consumer_tag.bytes);
         break;
@@ -392,5 +414,11 @@ void mq_close(mq_conn *c)
         }
         amqp_destroy_connection(c->state);
     }
+    free(c->full_url);
     free(c);
+}
+
+mq_conn *mq_connect_again(const mq_conn *c, long timeout_ms, char *err, size_t errlen)
+{
+    return mq_connect(c->full_url, 0, timeout_ms, err, errlen);
 }

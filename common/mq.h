@@ -91,6 +91,15 @@ int mq_queues_missing(mq_conn *c, const strlist *queues, int *missing, char *err
  */
 int mq_read_unexpected(mq_conn *c, char *err, size_t errlen);
 
+/* Handles a frame read by the caller the way mq_read_unexpected() does. */
+int mq_unexpected_frame(mq_conn *c, const amqp_frame_t *frame, char *err, size_t errlen);
+
+/* A second connection to the node `c` is connected to, with the same URL
+ * and login (heartbeat off): for a short look at the broker that must not
+ * disturb `c`'s channel, such as whether a queue exists again. Free with
+ * mq_close(). NULL with err if it cannot connect. */
+mq_conn *mq_connect_again(const mq_conn *c, long timeout_ms, char *err, size_t errlen);
+
 /* Records that the channel or connection can no longer be used. */
 void mq_mark_broken(mq_conn *c);
 

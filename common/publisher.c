@@ -34,7 +34,7 @@
 typedef struct slot {
     uint64_t tag; /* delivery tag on the current channel */
     int confirmed;
-    int counted; /* already in stats.confirmed (confirmed once before a reconnect) */
+    int counted;  /* already in stats.confirmed (confirmed once before a reconnect) */
     int returned; /* the broker returned it on this channel: its ack confirms nothing */
     void *owner;
     uint64_t position;
@@ -57,6 +57,7 @@ struct publisher {
     publisher_stats stats;
     publisher_confirm_fn on_confirm;
     void *on_confirm_arg;
+    int hold_returned;        /* publisher_hold_returned() */
     int64_t resend_at_us;     /* when a returned head is sent again; 0 = not scheduled */
     unsigned resend_attempts; /* since a returned message last found a queue */
 };
@@ -102,6 +103,17 @@ void publisher_free(publisher *p)
 static slot *slot_at(publisher *p, size_t pos)
 {
     return &p->slots[(p->head + pos) % p->window];
+}
+
+void publisher_hold_returned(publisher *p)
+{
+    p->hold_returned = 1;
+}
+
+/* A returned message this publisher does not count as confirmed. */
+static int held(const publisher *p, const slot *s)
+{
+    return s->returned && p->hold_returned;
 }
 
 void publisher_set_window_bytes(publisher *p, size_t bytes)
@@ -192,7 +204,7 @@ static int send_slot(publisher *p, slot *s, char *err, size_t errlen)
 
 static void trim_confirmed(publisher *p)
 {
-    while (p->count > 0 && slot_at(p, 0)->confirmed && !slot_at(p, 0)->returned) {
+    while (p->count > 0 && slot_at(p, 0)->confirmed && !held(p, slot_at(p, 0))) {
         slot *s = slot_at(p, 0);
         p->resend_attempts = 0;
         if (p->on_confirm)
@@ -224,7 +236,7 @@ static void on_ack(publisher *p, uint64_t tag, int multiple)
         slot *s = slot_at(p, i);
         if (!s->confirmed) {
             s->confirmed = 1;
-            if (!s->counted && !s->returned) {
+            if (!s->counted && !held(p, s)) {
                 p->stats.confirmed++;
                 s->counted = 1;
             }
@@ -271,8 +283,9 @@ static int on_return(publisher *p, amqp_basic_return_t *ret, char *err, size_t e
      * then at powers of two, with the running total. */
     uint64_t n = p->stats.returned;
     if (n <= 10 || (n & (n - 1)) == 0)
-        log_warn("message returned, held to be published again exchange=%.*s routing_key=%.*s "
+        log_warn("message returned, %s exchange=%.*s routing_key=%.*s "
                  "message_id=%.*s reason=\"%u %.*s\" returned_total=%llu",
+                 p->hold_returned ? "held to be published again" : "no queue took it",
                  (int)ret->exchange.len, (const char *)ret->exchange.bytes,
                  (int)ret->routing_key.len, (const char *)ret->routing_key.bytes,
                  has_id ? (int)id->len : 1, has_id ? (const char *)id->bytes : "-", ret->reply_code,
@@ -299,7 +312,7 @@ static int resend_window(publisher *p, char *err, size_t errlen)
  * the next attempt to publish it. Returns 0 or -1 if the connection failed. */
 static int retry_returned(publisher *p, char *err, size_t errlen)
 {
-    if (p->count == 0 || !slot_at(p, 0)->returned || !slot_at(p, 0)->confirmed) {
+    if (p->count == 0 || !held(p, slot_at(p, 0)) || !slot_at(p, 0)->confirmed) {
         p->resend_at_us = 0;
         return 0;
     }

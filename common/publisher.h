@@ -19,9 +19,11 @@
  *
  * A message the broker returns as unroutable (published with the mandatory
  * flag, it found no queue, not even through sluice.ingest's alternate
- * exchange) is not confirmed: it stays in the window, holding back every
- * position after it, and is published again with backoff (1 s doubling to
- * 30 s) until a queue takes it.
+ * exchange) is counted and logged. With publisher_hold_returned() it is
+ * not confirmed: it stays in the window, holding back every position after
+ * it, and is published again with backoff (1 s doubling to 30 s) until a
+ * queue takes it. Without, its ack confirms it (for messages also kept
+ * elsewhere, as alerts are in the warehouse).
  */
 #ifndef SLUICE_PUBLISHER_H
 #define SLUICE_PUBLISHER_H
@@ -38,9 +40,9 @@ typedef struct pub_message {
     const char *source; /* header x-source */
     const void *body;   /* one JSON object */
     size_t body_len;
-    int64_t produced_at_us;  /* header x-produced-at-us; also sets `timestamp` */
-    void *owner;             /* opaque; handed back to the confirm handler */
-    uint64_t position;       /* opaque; handed back to the confirm handler */
+    int64_t produced_at_us; /* header x-produced-at-us; also sets `timestamp` */
+    void *owner;            /* opaque; handed back to the confirm handler */
+    uint64_t position;      /* opaque; handed back to the confirm handler */
 } pub_message;
 
 /* Called from within publisher_poll/publish/drain for each confirmed
@@ -50,8 +52,7 @@ typedef void (*publisher_confirm_fn)(void *arg, void *owner, uint64_t position);
 typedef struct publisher_stats {
     uint64_t taken;       /* accepted by publisher_publish */
     uint64_t confirmed;   /* acked by the broker */
-    uint64_t returned;    /* unroutable (basic.return): never counted as confirmed, held
-                             and published again until a queue takes them */
+    uint64_t returned;    /* unroutable (basic.return); see publisher_hold_returned() */
     uint64_t republished; /* sent again after a reconnect */
     uint64_t nacked;      /* refused by the broker; republished after reconnect */
 } publisher_stats;
@@ -62,6 +63,11 @@ typedef struct publisher publisher;
  * messages. app_id is set on every message. Free with publisher_free(). */
 publisher *publisher_new(const char *exchange, const char *app_id, size_t window);
 void publisher_free(publisher *p);
+
+/* Returned messages are never confirmed: held and published again (see
+ * the top of this file). The producer's choice: its events exist nowhere
+ * else. */
+void publisher_hold_returned(publisher *p);
 
 /* Bounds the window in bytes too: at most `bytes` of bodies unconfirmed
  * (0: no byte bound, the default). A message bigger than the bound still

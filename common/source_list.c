@@ -18,7 +18,8 @@ static int check_name(const char *name, const char *where, char *err, size_t err
     }
     if (source_name_reserved(name)) {
         snprintf(err, errlen,
-                 "%s: source name '%s' is reserved (queue " SLUICE_QUEUE_PREFIX "%s is sluice's own)",
+                 "%s: source name '%s' is reserved (queue " SLUICE_QUEUE_PREFIX
+                 "%s is sluice's own)",
                  where, name, name);
         return -1;
     }
@@ -58,6 +59,10 @@ int source_list_resolve(const cfg_sections *secs, const char *flat, strlist *out
     }
     if (strlist_split(flat && *flat ? flat : (nsections ? "" : SOURCE_LIST_DEFAULT), &picked) != 0)
         goto oom;
+    if (flat && *flat && picked.count == 0) {
+        snprintf(err, errlen, "sources is empty: name at least one source");
+        goto fail;
+    }
     for (size_t i = 0; i < picked.count; i++) {
         const char *name = picked.items[i];
         if (check_name(name, "sources", err, errlen) != 0)
@@ -85,7 +90,8 @@ int source_list_resolve(const cfg_sections *secs, const char *flat, strlist *out
         goto fail;
     }
     for (size_t i = 0; i < secs->count; i++) {
-        if (strcmp(secs->items[i].kind, "source") == 0 && strlist_push(out, secs->items[i].name) != 0)
+        if (strcmp(secs->items[i].kind, "source") == 0 &&
+            strlist_push(out, secs->items[i].name) != 0)
             goto oom;
     }
     return 0;

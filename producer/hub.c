@@ -115,8 +115,7 @@ int hub_put(hub *h, size_t source, const char *body, size_t len, const char *msg
      * reader may use the one spare slot (and go over the byte bound by
      * that event): it reads nothing more after it. */
     for (;;) {
-        int room = q->count < h->capacity &&
-                   (q->count == 0 || q->bytes + len <= h->capacity_bytes);
+        int room = q->count < h->capacity && (q->count == 0 || q->bytes + len <= h->capacity_bytes);
         if (room || (atomic_load(stop) && q->count < h->capacity + 1))
             break;
         struct timespec ts;

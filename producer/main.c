@@ -598,6 +598,7 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE) {
         publisher_on_confirm(p.pub, on_confirmed, &p);
         publisher_set_window_bytes(p.pub, (size_t)s.window_bytes);
+        publisher_hold_returned(p.pub);
         shutdown_install();
         p.started_us = mono_us();
         log_info("starting sources=%zu mode=%s window=%ld window_bytes=%ld buffer=%ld "

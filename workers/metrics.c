@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "event.h"
+
 static const uint64_t batch_bounds[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
 static const int64_t commit_bounds_us[] = {1000,   2500,   5000,   10000,   25000,  50000,
                                            100000, 250000, 500000, 1000000, 2500000};
@@ -27,6 +29,7 @@ typedef struct child_slot {
 
 typedef struct source_row {
     atomic_uint_fast64_t counts[COUNT_KINDS];
+    atomic_int consuming; /* this child consumes this source's queue now */
 } source_row;
 
 struct metrics {
@@ -131,6 +134,25 @@ void metrics_set_connected(metrics *m, size_t child, int amqp_up, int pg_up)
         return;
     atomic_store(&m->slots[child].amqp_up, amqp_up);
     atomic_store(&m->slots[child].pg_up, pg_up);
+    for (size_t s = 0; !amqp_up && s < m->sources.count; s++)
+        atomic_store(&m->rows[child * m->sources.count + s].consuming, 0);
+}
+
+void metrics_set_consuming(metrics *m, size_t child, int source, int on)
+{
+    if (!m || child >= m->nchildren || source < 0 || (size_t)source >= m->sources.count)
+        return;
+    atomic_store(&m->rows[child * m->sources.count + (size_t)source].consuming, on);
+}
+
+/* Running children that consume source s now. */
+static size_t consumers_of(const metrics *m, size_t s)
+{
+    size_t n = 0;
+    for (size_t c = 0; c < m->nchildren; c++)
+        n += atomic_load(&m->slots[c].pid) != 0 &&
+             atomic_load(&m->rows[c * m->sources.count + s].consuming) != 0;
+    return n;
 }
 
 void metrics_set_pid(metrics *m, size_t child, int pid)
@@ -162,6 +184,16 @@ int metrics_ready(const metrics *m, char *why, size_t cap)
         if (problem) {
             if (why)
                 snprintf(why, cap, "worker %zu: %s", i, problem);
+            return 0;
+        }
+    }
+    for (size_t s = 0; s < m->sources.count; s++) {
+        if (consumers_of(m, s) == 0) {
+            if (why)
+                snprintf(why, cap,
+                         "source %s: not consumed (queue " SLUICE_QUEUE_PREFIX
+                         "%s missing or its consumer cancelled)",
+                         m->sources.items[s], m->sources.items[s]);
             return 0;
         }
     }
@@ -214,6 +246,12 @@ void metrics_render(const metrics *m, FILE *out)
                     (unsigned long long)total);
         }
     }
+    fprintf(out, "# HELP sluice_source_consumers Worker processes consuming the source's queue "
+                 "now (0: missing queue or cancelled consumer).\n"
+                 "# TYPE sluice_source_consumers gauge\n");
+    for (size_t s = 0; s < ns; s++)
+        fprintf(out, "sluice_source_consumers{source=\"%s\"} %zu\n", m->sources.items[s],
+                consumers_of(m, s));
     fprintf(out, "# HELP sluice_worker_up Whether the worker process runs with both connections "
                  "up.\n# TYPE sluice_worker_up gauge\n");
     for (size_t c = 0; c < m->nchildren; c++) {

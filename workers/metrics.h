@@ -41,13 +41,17 @@ int metrics_source_index(const metrics *m, const char *source);
 void metrics_count(metrics *m, size_t child, int source, count_kind kind, uint64_t n);
 void metrics_observe_batch(metrics *m, size_t child, size_t rows, int64_t commit_us);
 void metrics_set_connected(metrics *m, size_t child, int amqp_up, int pg_up);
+/* Whether child `child` consumes `source` now (its queue exists and its
+ * consumer was not cancelled); cleared for all sources when AMQP is down. */
+void metrics_set_consuming(metrics *m, size_t child, int source, int on);
 
 /* Called by the supervisor. */
 void metrics_set_pid(metrics *m, size_t child, int pid); /* 0 = not running */
 void metrics_count_restart(metrics *m, size_t child);
 
 /* 1 while every child runs with both its AMQP and PostgreSQL connections
- * up, else 0; `why` (may be NULL) gets a short reason when not ready. */
+ * up and every source is consumed by at least one of them, else 0; `why`
+ * (may be NULL) gets a short reason when not ready. */
 int metrics_ready(const metrics *m, char *why, size_t cap);
 
 /* Writes the Prometheus text exposition of every counter to out. */

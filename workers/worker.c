@@ -45,7 +45,16 @@ typedef struct session {
     warehouse *wh;
     mq_conn *conn;
     consumer *c;
+    unsigned consumer_changes; /* as last shown in the metrics */
 } session;
+
+/* Shows in the metrics (/healthz, /metrics) which queues are consumed. */
+static void show_consuming(worker *w, session *s)
+{
+    for (size_t i = 0; i < w->sources->count; i++)
+        metrics_set_consuming(w->m, w->child, w->metric_index[i], consumer_active(s->c, i));
+    s->consumer_changes = consumer_changes(s->c);
+}
 
 static void log_stats(worker *w, const char *what)
 {
@@ -240,6 +249,8 @@ static int serve(worker *w, session *s, char *err, size_t errlen)
         int got = consumer_next(s->c, &in, timeout_ms, err, errlen);
         if (got < 0)
             return -1;
+        if (consumer_changes(s->c) != s->consumer_changes)
+            show_consuming(w, s);
         if (got > 0) {
             char intended[80];
             event_verdict v = event_validate(w->validator, in.body, in.body_len);
@@ -255,8 +266,8 @@ static int serve(worker *w, session *s, char *err, size_t errlen)
         }
         /* The arena holds the batch's bodies and ids: its length is what the
          * batch costs in memory (and again in the COPY stream). */
-        int full = b->count >= (size_t)cfg->batch_size ||
-                   b->arena_len >= (size_t)cfg->batch_max_bytes;
+        int full =
+            b->count >= (size_t)cfg->batch_size || b->arena_len >= (size_t)cfg->batch_max_bytes;
         int due = b->count > 0 && mono_us() >= b->opened_us + cfg->flush_interval_ms * 1000;
         if ((full || due) && flush(w, s, err, errlen) != 0)
             return -1;
@@ -290,6 +301,7 @@ static int connect_both(worker *w, session *s, char *err, size_t errlen)
     if (!s->c)
         return -1;
     metrics_set_connected(w->m, w->child, 1, 1);
+    show_consuming(w, s);
     log_info("consuming queues=%zu url=%s prefetch=%ld batch_size=%ld batch_max_bytes=%ld",
              w->sources->count, mq_url(s->conn), cfg->prefetch, cfg->batch_size,
              cfg->batch_max_bytes);

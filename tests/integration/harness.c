@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,12 +141,15 @@ void harness_kill_spawned(void)
     }
 }
 
-int harness_wait(pid_t pid, long timeout_ms)
+/* harness_wait, also filling *ru (may be NULL) with the child's resource
+ * use, which on Linux covers the children it waited for too. */
+static int wait_usage(pid_t pid, long timeout_ms, struct rusage *ru)
 {
     int64_t deadline = mono_ms() + timeout_ms;
+    struct rusage ignored;
     for (;;) {
         int status;
-        pid_t r = waitpid(pid, &status, WNOHANG);
+        pid_t r = wait4(pid, &status, WNOHANG, ru ? ru : &ignored);
         if (r == pid) {
             forget_spawned(pid);
             return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -163,20 +167,41 @@ int harness_wait(pid_t pid, long timeout_ms)
     }
 }
 
-int harness_run(const char *const argv[], char *err, size_t cap, long timeout_ms)
+int harness_wait(pid_t pid, long timeout_ms)
+{
+    return wait_usage(pid, timeout_ms, NULL);
+}
+
+static int run_usage(const char *const argv[], char *err, size_t cap, long timeout_ms,
+                     struct rusage *ru)
 {
     char path[] = "/tmp/sluice-test-stderr-XXXXXX";
     int fd = mkstemp(path);
     if (fd < 0)
         fail_msg("mkstemp: %s", strerror(errno));
     pid_t pid = start(argv, fd);
-    int rc = harness_wait(pid, timeout_ms);
+    int rc = wait_usage(pid, timeout_ms, ru);
     if (err && cap) {
         ssize_t n = pread(fd, err, cap - 1, 0);
         err[n > 0 ? n : 0] = '\0';
     }
     close(fd);
     unlink(path);
+    return rc;
+}
+
+int harness_run(const char *const argv[], char *err, size_t cap, long timeout_ms)
+{
+    return run_usage(argv, err, cap, timeout_ms, NULL);
+}
+
+int harness_run_peak_rss(const char *const argv[], char *err, size_t cap, long timeout_ms,
+                         long *peak_kb)
+{
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    int rc = run_usage(argv, err, cap, timeout_ms, &ru);
+    *peak_kb = ru.ru_maxrss;
     return rc;
 }
 
@@ -481,6 +506,8 @@ void harness_reset(void)
             " FOR t IN SELECT name FROM projections WHERE to_regclass(name) IS NOT NULL LOOP"
             " EXECUTE format('TRUNCATE %I', t); END LOOP; END $$");
     queues_purge(harness_sources, HARNESS_SOURCES);
+    static const char *const unrouted[] = {"unrouted"};
+    queues_purge(unrouted, 1);
 }
 
 long harness_backlog(void)

@@ -24,7 +24,8 @@ extern const char *const harness_sources[HARNESS_SOURCES];
 int harness_group_setup(void **state);
 
 /* Starts a test from scratch: kills what an earlier failed test left
- * running, empties the warehouse's tables and the source queues. */
+ * running, empties the warehouse's tables, the source queues and
+ * sluice.q.unrouted. */
 void harness_reset(void);
 
 /* Ready messages over all source queues. */
@@ -47,6 +48,12 @@ const char *harness_bin(const char *name);
  * terminated; may be NULL). Returns the exit code, or -1 if it died of a
  * signal or ran longer than timeout_ms. */
 int harness_run(const char *const argv[], char *err, size_t cap, long timeout_ms);
+
+/* harness_run, also giving the peak resident set (kB) of the process or of
+ * any child it waited for, whichever was largest (wait4's ru_maxrss): for
+ * sluice-worker, its largest worker process. */
+int harness_run_peak_rss(const char *const argv[], char *err, size_t cap, long timeout_ms,
+                         long *peak_kb);
 
 /* Starts argv in the background with stdout and stderr appended to
  * log_path. Returns its pid. */

@@ -93,12 +93,9 @@ static void test_clocks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strlist_split),
-        cmocka_unit_test(test_log_escape),
-        cmocka_unit_test(test_strlist_push),
-        cmocka_unit_test(test_backoff_grows_and_is_bounded),
-        cmocka_unit_test(test_redact_url),
-        cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_strlist_split), cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_strlist_push),  cmocka_unit_test(test_backoff_grows_and_is_bounded),
+        cmocka_unit_test(test_redact_url),    cmocka_unit_test(test_clocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
