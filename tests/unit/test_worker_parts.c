@@ -211,6 +211,11 @@ static void test_metrics_render(void **state)
     assert_int_equal(metrics_ready(m, why, sizeof why), 0);
     assert_string_equal(why, "worker 1: PostgreSQL not connected");
     metrics_set_connected(m, 1, 1, 1);
+    assert_int_equal(metrics_ready(m, why, sizeof why), 0);
+    assert_string_equal(why, "source orders: not consumed (queue sluice.q.orders missing or its "
+                             "consumer cancelled)");
+    metrics_set_consuming(m, 0, 0, 1);
+    metrics_set_consuming(m, 1, 1, 1);
     assert_int_equal(metrics_ready(m, why, sizeof why), 1);
     free(text);
     metrics_free(m);
