@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "adapter.h"
+#include "buf.h"
 #include "json_scan.h"
 #include "log.h"
 #include "mq.h"
@@ -46,8 +47,7 @@ typedef struct http_state {
     struct curl_slist *headers;
 
     /* Response being handed out. */
-    char *body;
-    size_t body_len, body_cap;
+    buf body;
     int too_large;
     http_format shape; /* of the current response */
     json_array_iter items;
@@ -70,23 +70,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
     http_state *h = arg;
     size_t len = size * n;
-    if (h->body_len + len > h->max_response) {
+    if (h->body.len + len > h->max_response) {
         h->too_large = 1;
         return 0; /* aborts the transfer */
     }
-    if (h->body_len + len + 1 > h->body_cap) {
-        size_t cap = h->body_cap ? h->body_cap : 65536;
-        while (cap < h->body_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(h->body, cap);
-        if (!grown)
-            return 0;
-        h->body = grown;
-        h->body_cap = cap;
-    }
-    memcpy(h->body + h->body_len, data, len);
-    h->body_len += len;
-    return len;
+    return buf_append(&h->body, data, len) == 0 ? len : 0;
 }
 
 /* Copies the value of header `name` from a header line, if it is that one. */
@@ -131,7 +119,7 @@ static void http_close(void *state)
     free(h->url);
     free(h->items_pointer);
     free(h->id_pointer);
-    free(h->body);
+    buf_free(&h->body);
     free(h);
 }
 
@@ -317,7 +305,7 @@ static long request(http_state *h, char *err, size_t errlen)
         snprintf(cond, sizeof cond, "If-Modified-Since: %s", h->last_modified);
         headers = curl_slist_append(headers, cond);
     }
-    h->body_len = 0;
+    buf_clear(&h->body);
     h->too_large = 0;
     h->new_etag[0] = h->new_last_modified[0] = '\0';
     CURL *c = h->curl;
@@ -356,12 +344,12 @@ static int start_items(http_state *h, source_event *ev)
     h->response_no++;
     h->item_no = 0;
     h->have_items = 0;
-    size_t first = json_skip_ws(h->body, h->body_len, 0);
+    size_t first = json_skip_ws(h->body.data, h->body.len, 0);
     http_format shape = h->format;
     if (shape == FMT_AUTO) {
-        if (first < h->body_len && h->body[first] == '[')
+        if (first < h->body.len && h->body.data[first] == '[')
             shape = FMT_ARRAY;
-        else if (first < h->body_len && h->body[first] == '{' && h->items_pointer)
+        else if (first < h->body.len && h->body.data[first] == '{' && h->items_pointer)
             shape = FMT_OBJECT;
         else
             shape = FMT_NDJSON; /* also a single object */
@@ -371,20 +359,20 @@ static int start_items(http_state *h, source_event *ev)
     snprintf(h->where, sizeof h->where, "response %" PRIu64, h->response_no);
     ev->where = h->where;
     ev->position = ++h->position;
-    const char *arr = h->body;
-    size_t arr_len = h->body_len;
+    const char *arr = h->body.data;
+    size_t arr_len = h->body.len;
     if (shape == FMT_OBJECT) {
-        int rc = json_pointer_find(h->body, h->body_len, h->items_pointer, &arr, &arr_len);
+        int rc = json_pointer_find(h->body.data, h->body.len, h->items_pointer, &arr, &arr_len);
         if (rc != 0) {
             ev->skip_reason = rc == -1 ? "items_pointer_not_found" : "malformed_response";
-            ev->len = h->body_len;
+            ev->len = h->body.len;
             return 1;
         }
     }
     if (shape == FMT_ARRAY || shape == FMT_OBJECT) {
         if (json_array_begin(&h->items, arr, arr_len) != 0) {
             ev->skip_reason = shape == FMT_OBJECT ? "items_not_an_array" : "malformed_response";
-            ev->len = h->body_len;
+            ev->len = h->body.len;
             return 1;
         }
     } else {
@@ -421,11 +409,11 @@ static int next_item(http_state *h, source_event *ev)
     memset(ev, 0, sizeof *ev);
     for (;;) {
         if (h->shape == FMT_NDJSON) {
-            if (h->line_pos >= h->body_len)
+            if (h->line_pos >= h->body.len)
                 return h->have_items = 0;
-            const char *start = h->body + h->line_pos;
-            const char *nl = memchr(start, '\n', h->body_len - h->line_pos);
-            len = nl ? (size_t)(nl - start) : h->body_len - h->line_pos;
+            const char *start = h->body.data + h->line_pos;
+            const char *nl = memchr(start, '\n', h->body.len - h->line_pos);
+            len = nl ? (size_t)(nl - start) : h->body.len - h->line_pos;
             h->line_pos += len + (nl ? 1 : 0);
             item = start;
             size_t lead = json_skip_ws(item, len, 0);
@@ -510,7 +498,7 @@ static adapter_result http_next(void *state, source_event *ev, char *err, size_t
         snprintf(h->etag, sizeof h->etag, "%s", h->new_etag);
     if (h->new_last_modified[0])
         snprintf(h->last_modified, sizeof h->last_modified, "%s", h->new_last_modified);
-    log_debug("http poll source=%s status=%ld bytes=%zu", h->name, status, h->body_len);
+    log_debug("http poll source=%s status=%ld bytes=%zu", h->name, status, h->body.len);
     if (start_items(h, ev))
         return ADAPTER_EVENT; /* a skip: the response has the wrong shape */
     if (next_item(h, ev))
