@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "line_event.h"
 #include "linebuf.h"
 #include "log.h"
 #include "util.h"
@@ -334,21 +335,7 @@ static int make_event(file_state *f, line_result r, const char *line, size_t len
              current(f)->serial);
     ev->where = f->where;
     ev->position = current(f)->base + f->line_off;
-    if (r == LINE_TOO_LONG) {
-        ev->skip_reason = "line_too_long";
-        ev->len = len;
-        return 1;
-    }
-    size_t i = 0;
-    while (i < len && (line[i] == ' ' || line[i] == '\t'))
-        i++;
-    if (i == len)
-        return 0;
-    source_event_id(f->name, f->scope, start, line, len, f->msg_id);
-    ev->body = line;
-    ev->len = len;
-    ev->msg_id = f->msg_id;
-    return 1;
+    return line_event(ev, r, line, len, f->name, f->scope, start, f->msg_id);
 }
 
 static int switch_file(file_state *f, int fd, const struct stat *st, const char *why, char *err,

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "line_event.h"
 #include "linebuf.h"
 
 typedef struct stdin_state {
@@ -72,21 +73,7 @@ static int make_event(stdin_state *s, line_result r, const char *line, size_t le
     memset(ev, 0, sizeof *ev);
     ev->where = s->where;
     ev->position = s->lineno;
-    if (r == LINE_TOO_LONG) {
-        ev->skip_reason = "line_too_long";
-        ev->len = len;
-        return 1;
-    }
-    size_t i = 0;
-    while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
-        i++;
-    if (i == len)
-        return 0;
-    source_event_id(s->name, "stdin", s->lineno, line, len, s->msg_id);
-    ev->body = line;
-    ev->len = len;
-    ev->msg_id = s->msg_id;
-    return 1;
+    return line_event(ev, r, line, len, s->name, "stdin", s->lineno, s->msg_id);
 }
 
 static adapter_result stdin_next(void *state, source_event *ev, char *err, size_t errlen)
