@@ -4,24 +4,24 @@
  *
  * Modular mode runs every source of the configuration in one process;
  * distributed mode (--source NAME) runs just one. Either way each source
- * has a reader thread of its own that pulls events from its adapter,
- * checks them and puts them into its bounded queue in the hub; a slow or
- * failing source therefore stalls nobody else. The main thread takes
- * events from the queues in turn and publishes them with a window of
- * unconfirmed messages. When the broker is unreachable the main thread
- * reconnects with backoff round the URL list and republishes what was not
- * confirmed, while the queues fill and the readers wait: backpressure
- * instead of growing or dropping.
+ * has a reader thread of its own (reader.h) that pulls events from its
+ * adapter, checks them and puts them into its bounded queue in the hub; a
+ * slow or failing source therefore stalls nobody else. This file is the
+ * process: settings, sources, and the main thread, which takes events from
+ * the queues in turn and publishes them with a window of unconfirmed
+ * messages. When the broker is unreachable the main thread reconnects with
+ * backoff round the URL list and republishes what was not confirmed, while
+ * the queues fill and the readers wait: backpressure instead of growing or
+ * dropping.
  *
  * Checkpoints: the publisher tells the main thread, in order, which
- * positions are confirmed; each reader hands the latest to its adapter's
- * checkpoint() now and then, and once more at the end. A checkpoint thus
- * never covers an event the broker has not confirmed.
+ * positions are confirmed (reader_confirmed); each reader hands the latest
+ * to its adapter's checkpoint() now and then, and once more at the end. A
+ * checkpoint thus never covers an event the broker has not confirmed.
  */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +33,7 @@
 #include "hub.h"
 #include "log.h"
 #include "publisher.h"
+#include "reader.h"
 #include "settings.h"
 #include "sources.h"
 
@@ -103,39 +104,13 @@ static const cfg_option producer_options[] = {
 
 static const char program[] = "sluice-producer";
 
-typedef struct producer producer;
-
-typedef struct source_run {
-    producer *p;
-    size_t index;
-    const source_def *def;
-    char routing_key[80];
-    source_spec spec;
-    void *state;
-    pthread_t thread;
-    int started;
-    /* Written by the main thread (confirm handler), read by the reader. */
-    _Atomic uint64_t confirmed_pos;
-    atomic_int has_confirmed;
-    _Atomic uint64_t confirmed;
-    /* Counters for the logs. */
-    _Atomic uint64_t read, skipped;
-    atomic_int failed;
-    /* Owned by whoever calls the adapter (reader thread, then main). */
-    uint64_t saved_pos;
-    int saved;
-    int64_t next_checkpoint_us;
-    uint64_t last_put_pos; /* position of the last event put in the hub */
-    int has_put;
-    /* The latest skipped input, and the last event put before it: once
-     * that event is confirmed, everything up to the skip is done with, so
-     * a restart does not report the skipped input again. */
-    uint64_t skip_pos, skip_after;
-    int skip_pending, skip_after_any;
-} source_run;
-
-struct producer {
+/* The process: its settings and sources, the connection and publisher, and
+ * the hub its reader threads (reader.h) fill. */
+typedef struct producer {
     const producer_settings *settings;
+    cfg_sections sections; /* of the config file: the defs point into them */
+    source_defs defs;
+    int curl_ready;
     strlist urls;
     size_t next_url;
     mq_conn *conn;
@@ -148,123 +123,9 @@ struct producer {
     int64_t started_us;
     hub_item pending; /* taken from the hub, not yet by the publisher */
     int has_pending;
-};
-
-/* ---------------------------------------------------------------- readers */
-
-/* Hands the latest confirmed position to the adapter, if it moved (and,
- * unless forced, if the interval passed). Called by the adapter's owner. */
-static void save_checkpoint(source_run *r, int force)
-{
-    if (!r->def->adapter->checkpoint)
-        return;
-    int64_t now = mono_us();
-    if (!force && now < r->next_checkpoint_us)
-        return;
-    int known = atomic_load(&r->has_confirmed);
-    uint64_t pos = atomic_load(&r->confirmed_pos);
-    int skip_done = r->skip_pending && (!r->skip_after_any || (known && pos >= r->skip_after));
-    if (skip_done && (!known || r->skip_pos > pos)) {
-        pos = r->skip_pos;
-        known = 1;
-    }
-    if (!known || (r->saved && pos <= r->saved_pos))
-        return;
-    char err[1024];
-    r->next_checkpoint_us = now + r->p->settings->checkpoint_interval_ms * 1000;
-    if (r->def->adapter->checkpoint(r->state, pos, err, sizeof err) != 0) {
-        log_error("checkpoint failed source=%s error=\"%s\"", r->def->name, err);
-        return;
-    }
-    r->saved = 1;
-    r->saved_pos = pos;
-    if (skip_done)
-        r->skip_pending = 0;
-}
-
-static void report_skip(source_run *r, const source_event *ev, const char *reason)
-{
-    uint64_t total = atomic_fetch_add(&r->skipped, 1) + 1;
-    log_warn("input skipped source=%s at=\"%s\" reason=%s bytes=%zu skipped_total=%" PRIu64,
-             r->def->name, ev->where ? ev->where : "?", reason, ev->len, total);
-    r->skip_pos = ev->position;
-    r->skip_after = r->last_put_pos;
-    r->skip_after_any = r->has_put;
-    r->skip_pending = 1;
-}
-
-static void *reader_main(void *arg)
-{
-    source_run *r = arg;
-    producer *p = r->p;
-    const adapter_class *a = r->def->adapter;
-    int64_t started = mono_us();
-    uint64_t taken = 0;
-    char err[1024];
-    while (!atomic_load(&p->stop)) {
-        save_checkpoint(r, 0);
-        if (r->def->rate > 0) {
-            int64_t due = started + (int64_t)(taken * 1000000 / (uint64_t)r->def->rate);
-            int64_t wait = due - mono_us();
-            if (wait < -1000000) {
-                /* Held back (backpressure, an outage): go on at the rate
-                 * from now rather than in a burst that catches up. */
-                started -= wait + 1000000;
-                wait = -1000000;
-            }
-            if (wait > 0) {
-                source_sleep_ms(&p->stop, wait > 100000 ? 100 : (long)(wait / 1000) + 1);
-                continue;
-            }
-        }
-        source_event ev = {0}; /* adapters fill what applies; the rest stays NULL */
-        adapter_result res = a->next(r->state, &ev, err, sizeof err);
-        if (res == ADAPTER_END) {
-            log_info("source finished source=%s read=%" PRIu64 " skipped=%" PRIu64, r->def->name,
-                     atomic_load(&r->read), atomic_load(&r->skipped));
-            break;
-        }
-        if (res == ADAPTER_ERROR) {
-            atomic_store(&r->failed, 1);
-            log_error("source failed source=%s error=\"%s\"", r->def->name, err);
-            break;
-        }
-        if (res != ADAPTER_EVENT)
-            continue;
-        if (ev.skip_reason) {
-            report_skip(r, &ev, ev.skip_reason);
-            continue;
-        }
-        event_verdict v = event_validate(p->validator, ev.body, ev.len);
-        if (v != EVENT_OK) {
-            report_skip(r, &ev, event_verdict_reason(v));
-            continue;
-        }
-        if (hub_put(p->hub, r->index, ev.body, ev.len, ev.msg_id, ev.position, &p->stop) != 0) {
-            atomic_store(&r->failed, 1);
-            log_error("source failed source=%s error=\"out of memory buffering an event\"",
-                      r->def->name);
-            break;
-        }
-        taken++;
-        r->last_put_pos = ev.position;
-        r->has_put = 1;
-        atomic_fetch_add(&r->read, 1);
-    }
-    hub_finish(p->hub, r->index);
-    return NULL;
-}
+} producer;
 
 /* ------------------------------------------------------------- publishing */
-
-static void on_confirmed(void *arg, void *owner, uint64_t position)
-{
-    (void)arg;
-    source_run *r = owner;
-    atomic_store(&r->confirmed_pos, position);
-    atomic_store(&r->has_confirmed, 1);
-    atomic_fetch_add(&r->confirmed, 1);
-}
 
 /* Connects (round the URL list, with backoff) and attaches the publisher,
  * which republishes anything unconfirmed. Returns 0, or -1 on shutdown or
@@ -486,7 +347,7 @@ static int drain(producer *p)
         rc = -1;
     }
     for (size_t i = 0; i < p->nruns; i++)
-        save_checkpoint(&p->runs[i], 1);
+        reader_save_checkpoint(&p->runs[i], 1);
     return rc;
 }
 
@@ -501,8 +362,9 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
     for (size_t i = 0; i < defs->count; i++) {
         const source_def *d = &defs->items[i];
         source_run *r = &p->runs[i];
-        r->p = p;
         r->index = i;
+        r->stop = &p->stop;
+        r->checkpoint_interval_ms = s->checkpoint_interval_ms;
         r->def = d;
         snprintf(r->routing_key, sizeof r->routing_key, SLUICE_ROUTING_PREFIX "%s", d->name);
         r->spec = (source_spec){.name = d->name,
@@ -526,39 +388,110 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
     return CLI_CONTINUE;
 }
 
-/* Starts a reader thread per source. They block SIGTERM and SIGINT (the
- * mask is inherited), so the signal flag is set and read by the main thread
- * alone, which stops the readers through p->stop. */
-static int start_readers(producer *p)
+/* Everything that can be bad usage or config (exit 2), and what must be
+ * ready before the reader threads start. */
+static int set_up(producer *p, int argc, char **argv)
 {
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    int rc = 0;
-    for (size_t i = 0; i < p->nruns && rc == 0; i++) {
-        source_run *r = &p->runs[i];
-        r->next_checkpoint_us = mono_us() + p->settings->checkpoint_interval_ms * 1000;
-        if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
-            log_error("cannot start a thread for source=%s", r->def->name);
-            rc = -1;
-        } else {
-            r->started = 1;
+    const producer_settings *s = p->settings;
+    char err[1024];
+    log_init("producer", (log_level)s->log_level);
+    int rc = cli_amqp(program, s->amqp_url, &s->amqp_tls, &p->urls);
+    if (rc == CLI_CONTINUE && (cfg_read_sections(argc, argv, &p->sections, err, sizeof err) != 0 ||
+                               source_defs_build(&p->sections, s->sources, s->adapter, s->rate,
+                                                 s->source, &p->defs, err, sizeof err) != 0)) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        rc = EXIT_USAGE;
+    }
+    if (rc == CLI_CONTINUE) {
+        /* libcurl's global set-up is not thread-safe: once, before threads. */
+        p->curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+        if (!p->curl_ready) {
+            fprintf(stderr, "%s: libcurl initialisation failed\n", program);
+            rc = EXIT_RUNTIME;
         }
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == CLI_CONTINUE)
+        rc = open_sources(p, &p->defs, p->sections.path);
+    if (rc == CLI_CONTINUE) {
+        p->pub = publisher_new(SLUICE_EXCHANGE_INGEST, "sluice-producer", (size_t)s->window);
+        p->hub = hub_new(p->nruns, (size_t)s->buffer, (size_t)s->buffer_bytes);
+        p->validator = event_validator_new((size_t)s->max_message_bytes);
+        if (!p->pub || !p->hub || !p->validator) {
+            fprintf(stderr, "%s: out of memory\n", program);
+            rc = EXIT_RUNTIME;
+        }
+    }
+    for (size_t i = 0; rc == CLI_CONTINUE && i < p->nruns; i++) {
+        p->runs[i].hub = p->hub;
+        p->runs[i].validator = p->validator;
+    }
     return rc;
+}
+
+/* Reads and publishes until every source ended, the duration passed or a
+ * signal came, then drains. Returns the exit code. */
+static int run(producer *p)
+{
+    const producer_settings *s = p->settings;
+    int failed = 0;
+    publisher_on_confirm(p->pub, reader_confirmed, p);
+    publisher_set_window_bytes(p->pub, (size_t)s->window_bytes);
+    publisher_hold_returned(p->pub);
+    shutdown_install();
+    p->started_us = mono_us();
+    log_info("starting sources=%zu mode=%s window=%ld window_bytes=%ld buffer=%ld "
+             "buffer_bytes=%ld",
+             p->nruns, *s->source ? "distributed" : "modular", s->window, s->window_bytes,
+             s->buffer, s->buffer_bytes);
+    if (readers_start(p->runs, p->nruns) != 0)
+        failed = 1;
+    else if (reconnect_until(p, INT64_MAX) == 0) {
+        report_missing_queues(p);
+        run_sources(p);
+    }
+    if (shutdown_requested)
+        log_info("stopping on signal: no new events, waiting for confirms");
+    if (drain(p) != 0)
+        failed = 1;
+    for (size_t i = 0; i < p->nruns; i++) {
+        source_run *r = &p->runs[i];
+        failed |= atomic_load(&r->failed);
+        log_info("source summary source=%s read=%" PRIu64 " confirmed=%" PRIu64 " skipped=%" PRIu64
+                 " failed=%s",
+                 r->def->name, atomic_load(&r->read), atomic_load(&r->confirmed),
+                 atomic_load(&r->skipped), atomic_load(&r->failed) ? "yes" : "no");
+    }
+    log_progress(p, "done");
+    return failed ? EXIT_RUNTIME : 0;
+}
+
+/* Frees what set_up() and run() made; accepts a half-built producer. */
+static void tear_down(producer *p)
+{
+    for (size_t i = 0; i < p->nruns; i++) {
+        if (p->runs[i].started)
+            pthread_join(p->runs[i].thread, NULL);
+        p->runs[i].def->adapter->close(p->runs[i].state);
+    }
+    if (p->has_pending)
+        hub_item_free(&p->pending);
+    free(p->runs);
+    hub_free(p->hub);
+    event_validator_free(p->validator);
+    publisher_detach(p->pub);
+    publisher_free(p->pub);
+    mq_close(p->conn);
+    if (p->curl_ready)
+        curl_global_cleanup();
+    strlist_free(&p->urls);
+    source_defs_free(&p->defs);
+    cfg_sections_free(&p->sections);
 }
 
 int main(int argc, char **argv)
 {
     producer_settings s = {0};
-    cfg_sections sections = {0};
-    source_defs defs = {0};
     producer p = {.settings = &s};
-    int failed = 0, curl_ready = 0;
-    char err[1024];
     int rc = cli_parse(producer_options, &s, argc, argv, program,
                        "Publishes events from source adapters to RabbitMQ with publisher "
                        "confirms.");
@@ -567,83 +500,10 @@ int main(int argc, char **argv)
         adapter_print_help(stdout);
     }
     if (rc == CLI_CONTINUE)
-        log_init("producer", (log_level)s.log_level);
+        rc = set_up(&p, argc, argv);
     if (rc == CLI_CONTINUE)
-        rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &p.urls);
-    if (rc == CLI_CONTINUE && (cfg_read_sections(argc, argv, &sections, err, sizeof err) != 0 ||
-                               source_defs_build(&sections, s.sources, s.adapter, s.rate, s.source,
-                                                 &defs, err, sizeof err) != 0)) {
-        fprintf(stderr, "%s: %s\n", program, err);
-        rc = EXIT_USAGE;
-    }
-    if (rc == CLI_CONTINUE) {
-        /* libcurl's global set-up is not thread-safe: once, before threads. */
-        curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-        if (!curl_ready) {
-            fprintf(stderr, "%s: libcurl initialisation failed\n", program);
-            rc = EXIT_RUNTIME;
-        }
-    }
-    if (rc == CLI_CONTINUE)
-        rc = open_sources(&p, &defs, sections.path);
-    if (rc == CLI_CONTINUE) {
-        p.pub = publisher_new(SLUICE_EXCHANGE_INGEST, "sluice-producer", (size_t)s.window);
-        p.hub = hub_new(p.nruns, (size_t)s.buffer, (size_t)s.buffer_bytes);
-        p.validator = event_validator_new((size_t)s.max_message_bytes);
-        if (!p.pub || !p.hub || !p.validator) {
-            fprintf(stderr, "%s: out of memory\n", program);
-            rc = EXIT_RUNTIME;
-        }
-    }
-    if (rc == CLI_CONTINUE) {
-        publisher_on_confirm(p.pub, on_confirmed, &p);
-        publisher_set_window_bytes(p.pub, (size_t)s.window_bytes);
-        publisher_hold_returned(p.pub);
-        shutdown_install();
-        p.started_us = mono_us();
-        log_info("starting sources=%zu mode=%s window=%ld window_bytes=%ld buffer=%ld "
-                 "buffer_bytes=%ld",
-                 p.nruns, *s.source ? "distributed" : "modular", s.window, s.window_bytes, s.buffer,
-                 s.buffer_bytes);
-        if (start_readers(&p) != 0)
-            failed = 1;
-        else if (reconnect_until(&p, INT64_MAX) == 0) {
-            report_missing_queues(&p);
-            run_sources(&p);
-        }
-        if (shutdown_requested)
-            log_info("stopping on signal: no new events, waiting for confirms");
-        if (drain(&p) != 0)
-            failed = 1;
-        for (size_t i = 0; i < p.nruns; i++) {
-            source_run *r = &p.runs[i];
-            failed |= atomic_load(&r->failed);
-            log_info("source summary source=%s read=%" PRIu64 " confirmed=%" PRIu64
-                     " skipped=%" PRIu64 " failed=%s",
-                     r->def->name, atomic_load(&r->read), atomic_load(&r->confirmed),
-                     atomic_load(&r->skipped), atomic_load(&r->failed) ? "yes" : "no");
-        }
-        log_progress(&p, "done");
-        rc = failed ? EXIT_RUNTIME : 0;
-    }
-    for (size_t i = 0; i < p.nruns; i++) {
-        if (p.runs[i].started)
-            pthread_join(p.runs[i].thread, NULL);
-        p.runs[i].def->adapter->close(p.runs[i].state);
-    }
-    if (p.has_pending)
-        hub_item_free(&p.pending);
-    free(p.runs);
-    hub_free(p.hub);
-    event_validator_free(p.validator);
-    publisher_detach(p.pub);
-    publisher_free(p.pub);
-    mq_close(p.conn);
-    if (curl_ready)
-        curl_global_cleanup();
-    strlist_free(&p.urls);
-    source_defs_free(&defs);
-    cfg_sections_free(&sections);
+        rc = run(&p);
+    tear_down(&p);
     cfg_free(producer_options, &s);
     return rc;
 }
