@@ -211,12 +211,33 @@ static void test_metrics_render(void **state)
     assert_int_equal(metrics_ready(m, why, sizeof why), 0);
     assert_string_equal(why, "worker 1: PostgreSQL not connected");
     metrics_set_connected(m, 1, 1, 1);
+    /* Both connected, but a source nobody consumes (its queue missing or
+     * its consumer cancelled) is not ready either. */
     assert_int_equal(metrics_ready(m, why, sizeof why), 0);
-    assert_string_equal(why, "source orders: not consumed (queue sluice.q.orders missing or its "
-                             "consumer cancelled)");
-    metrics_set_consuming(m, 0, 0, 1);
-    metrics_set_consuming(m, 1, 1, 1);
+    assert_non_null(strstr(why, "not consumed"));
+    for (int s = 0; s < (int)sources.count; s++)
+        metrics_set_consuming(m, 0, s, 1);
     assert_int_equal(metrics_ready(m, why, sizeof why), 1);
+    metrics_set_consuming(m, 0, 1, 0);
+    metrics_set_consuming(m, 1, 1, 1);
+    assert_int_equal(metrics_ready(m, why, sizeof why), 1); /* worker 1 consumes it */
+    metrics_set_connected(m, 1, 0, 1);                      /* ... until AMQP drops */
+    metrics_set_connected(m, 1, 1, 1);
+    assert_int_equal(metrics_ready(m, why, sizeof why), 0);
+    char expected[256];
+    snprintf(expected, sizeof expected,
+             "source %s: not consumed (queue sluice.q.%s missing or its consumer cancelled)",
+             sources.items[1], sources.items[1]);
+    assert_string_equal(why, expected);
+    free(text);
+    out = open_memstream(&text, &len);
+    metrics_render(m, out);
+    fclose(out);
+    char line[128];
+    snprintf(line, sizeof line, "sluice_source_consumers{source=\"%s\"} 0\n", sources.items[1]);
+    find_line(text, line);
+    snprintf(line, sizeof line, "sluice_source_consumers{source=\"%s\"} 1\n", sources.items[0]);
+    find_line(text, line);
     free(text);
     metrics_free(m);
     strlist_free(&sources);
