@@ -68,7 +68,7 @@ void dead_info_read(amqp_bytes_t routing_key, const amqp_basic_properties_t *pro
         if (!source_name_valid(out->source))
             out->source[0] = '\0';
     }
-    if (!dead_header_text(props, "x-sluice-reason", out->reason, sizeof out->reason) &&
+    if (!dead_header_text(props, SLUICE_HEADER_REASON, out->reason, sizeof out->reason) &&
         !dead_header_text(props, "x-first-death-reason", out->reason, sizeof out->reason))
         snprintf(out->reason, sizeof out->reason, "unknown");
 }

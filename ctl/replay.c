@@ -100,7 +100,7 @@ static int republish(replay *r, const amqp_message_t *msg, const dead_info *info
     char queue[128], id[512];
     snprintf(queue, sizeof queue, SLUICE_QUEUE_PREFIX "%s", info->source);
     message_id(msg, info->source, id, sizeof id);
-    int64_t produced = dead_header_int(&msg->properties, "x-produced-at-us", 0);
+    int64_t produced = dead_header_int(&msg->properties, SLUICE_HEADER_PRODUCED_AT, 0);
     if (!produced && (msg->properties._flags & AMQP_BASIC_TIMESTAMP_FLAG))
         produced = (int64_t)msg->properties.timestamp * 1000000;
     pub_message m = {.routing_key = queue,

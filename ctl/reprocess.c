@@ -135,7 +135,7 @@ static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, int 
             failed = 1;
             const char *sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
             snprintf(why, sizeof why, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(db));
-            why[strcspn(why, "\n")] = '\0';
+            pg_flatten(why);
             record = PQstatus(db) == CONNECTION_OK && !transient(sqlstate);
             if (!record)
                 snprintf(err, errlen, "row %s: %s: %s", id, steps[k].what, why);
@@ -168,7 +168,7 @@ int ctl_reprocess_errors(const ctl_env *env)
     counts n = {0};
     int rc = 1;
     event_validator *v = event_validator_new((size_t)s->max_message_bytes);
-    PGconn *db = db_connect(s->pg_dsn, err, sizeof err);
+    PGconn *db = pg_connect(s->pg_dsn, err, sizeof err);
     PGresult *r = NULL;
     if (!v || !db)
         goto done;

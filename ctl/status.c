@@ -131,7 +131,7 @@ static const char per_source_sql[] =
 static void read_warehouse(const ctl_env *env, status *st)
 {
     char err[1024];
-    PGconn *db = db_connect(env->s->pg_dsn, err, sizeof err);
+    PGconn *db = pg_connect(env->s->pg_dsn, err, sizeof err);
     if (!db) {
         part_failed(st, "warehouse", err);
         return;

@@ -2,7 +2,8 @@
 # demo.sh BUILD_DIR - the demo pipeline: four simulated sources publish to
 # RabbitMQ, one unified worker stores them in PostgreSQL and evaluates the
 # example rules (config/rules.example.json), a notifier delivers the alerts
-# through its log channel, then a few SQL queries show what arrived.
+# through its log channel, then a few SQL queries and sluice-ctl status
+# show what arrived.
 # Expects the stack's SLUICE_AMQP_URL and SLUICE_PG_DSN in the environment
 # (./run demo sets them).
 set -euo pipefail
@@ -88,6 +89,9 @@ SELECT rule, severity, count(*) AS alerts, count(*) FILTER (WHERE state = 'sent'
 FROM alerts a WHERE msg_id LIKE '%-$SEED-%' GROUP BY rule, severity ORDER BY rule;"
 say "a few alerts as the notifier's log channel delivered them ($LOGS/notifier.log)"
 grep " alert rule=.*-$SEED-" "$LOGS/notifier.log" | head -3 | sed 's/^/    /' || true
+
+say "the pipeline at a glance: sluice-ctl status"
+"$BUILD/ctl/sluice-ctl" status --log-level warn | sed 's/^/    /' || true
 
 say "all rows in the warehouse: $(q -At -c 'SELECT count(*) FROM events') events, $(q -At -c 'SELECT count(*) FROM ingest_errors') ingest errors"
 echo "    query it yourself:  psql $SLUICE_PG_DSN"
