@@ -128,8 +128,12 @@ static int setup_partitions(PGconn *db, const setup_settings *s)
     char days[32];
     snprintf(days, sizeof days, "%ld", s->retention_days);
     const char *params[] = {days};
-    PGresult *r =
-        PQexecParams(db,
+    PGresult *r = PQexec(db, "SELECT to_regclass('sluice_partitioning') IS NULL");
+    int unpartitioned = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (unpartitioned)
+        return 0; /* a --sql-dir without migration 004: nothing to maintain */
+    r = PQexecParams(db,
                      "UPDATE sluice_partitioning SET retention ="
                      " CASE WHEN $1::integer > 0 THEN make_interval(days => $1::integer) END",
                      1, NULL, params, NULL, NULL, 0);

@@ -95,8 +95,9 @@ static int check_key(const cfg_section *sec, const char *list, const char *where
             found = c && strcmp(c, k) == 0;
         }
         if (!found) {
-            snprintf(err, errlen, "%s: projection '%s': upsert_key names '%s', not a declared column",
-                     where, sec->name, k);
+            snprintf(err, errlen,
+                     "%s: projection '%s': upsert_key names '%s', not a declared column", where,
+                     sec->name, k);
             return -1;
         }
     }
@@ -113,9 +114,8 @@ int projections_check(const cfg_sections *sections, char *err, size_t errlen)
         char where[1100];
         snprintf(where, sizeof where, "%s:%d", path, sec->line);
         if (!valid_name(sec->name)) {
-            snprintf(err, errlen,
-                     "%s: projection '%s': a table name is [a-z_][a-z0-9_]{0,62}", where,
-                     sec->name);
+            snprintf(err, errlen, "%s: projection '%s': a table name is [a-z_][a-z0-9_]{0,62}",
+                     where, sec->name);
             return -1;
         }
         for (size_t o = 0; o < s; o++) {
@@ -151,9 +151,10 @@ int projections_check(const cfg_sections *sections, char *err, size_t errlen)
                     return -1;
                 }
                 if (split_column(e->value, type, sizeof type, pointer, sizeof pointer) != 0) {
-                    snprintf(err, errlen,
-                             "%s: projection '%s': column %s: expected 'TYPE /json/pointer', got '%s'",
-                             where, sec->name, col, e->value);
+                    snprintf(
+                        err, errlen,
+                        "%s: projection '%s': column %s: expected 'TYPE /json/pointer', got '%s'",
+                        where, sec->name, col, e->value);
                     return -1;
                 }
                 if (!known_type(type)) {

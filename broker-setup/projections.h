@@ -10,7 +10,8 @@
  *   column total = numeric /total
  *   column item_count = length /items   # length of an array
  *
- * Types: text, integer, bigint, numeric, boolean, timestamptz (ISO 8601
+ * Types: text (a string; any other value as its JSON text), integer,
+ * bigint, numeric, boolean, timestamptz (ISO 8601
  * strings), jsonb (any value), length (of an array). A value of another
  * JSON type, or out of range, becomes NULL: it never fails its batch.
  * Every table also has msg_id and produced_at. Fields not declared stay in

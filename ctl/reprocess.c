@@ -41,12 +41,12 @@ static const char stage_sql[] =
     "INSERT INTO events_stage (msg_id, source, routing_key, payload, produced_at, received_at)"
     " VALUES ($1, $2, $3, $4::jsonb, NULL, $5::timestamptz)";
 
-/* No conflict target: whichever unique index makes msg_id the idempotency
- * key (sql/001: the primary key) absorbs an event stored since. */
+/* The msg_id is taken in event_ids (sql/004) unless an event holds it
+ * already: an event stored since is not stored twice. */
 static const char move_sql[] =
     "INSERT INTO events (msg_id, source, routing_key, payload, produced_at, received_at)"
     " SELECT msg_id, source, routing_key, payload, produced_at, received_at FROM events_stage"
-    " ON CONFLICT DO NOTHING";
+    " WHERE sluice_claim_event_id(msg_id, received_at)";
 
 static const char still_failing_sql[] =
     "UPDATE ingest_errors SET reason = $2, detail = $3 WHERE id = $1";

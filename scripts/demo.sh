@@ -81,6 +81,12 @@ SELECT payload->'shipping'->>'country' AS country, count(*) AS orders,
 FROM events WHERE source = 'orders' AND msg_id LIKE '%-$SEED-%'
 GROUP BY 1 ORDER BY revenue DESC LIMIT 5;"
 
+say "the same from a typed table declared in config/projections.conf (orders of this run)"
+q -c "
+SELECT country, count(*) AS orders, sum(item_count) AS items, round(sum(total), 2) AS revenue
+FROM orders WHERE msg_id LIKE '%-$SEED-%'
+GROUP BY 1 ORDER BY revenue DESC LIMIT 5;"
+
 say "event detection: rules of $(basename "$RULES") that fired on this run (dedup windows suppress repeats)"
 q -c "
 SELECT rule, severity, count(*) AS alerts, count(*) FILTER (WHERE state = 'sent') AS delivered,

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pg.h"
 #include "pgcopy.h"
 
 struct warehouse {
@@ -60,7 +61,8 @@ static const char insert_one_sql[] =
 /* An ingest error is recorded once per msg_id, like an event. */
 static const char insert_error_sql[] =
     "WITH claimed AS ("
-    " INSERT INTO event_ids (msg_id, received_at) VALUES ($1, to_timestamp($7::bigint / 1e6))"
+    " INSERT INTO event_ids (msg_id, received_at, is_error)"
+    " VALUES ($1, to_timestamp($7::bigint / 1e6), true)"
     " ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id)"
     " INSERT INTO ingest_errors (msg_id, source, routing_key, reason, detail, raw, received_at)"
     " SELECT msg_id, $2, $3, $4, $5, $6, to_timestamp($7::bigint / 1e6) FROM claimed";
@@ -94,6 +96,7 @@ static sql_outcome outcome(PGconn *db, PGresult *r, ExecStatusType want, char *e
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     snprintf(err, errlen, "%s%s%s", state ? state : "", state ? " " : "",
              msg ? msg : PQerrorMessage(db));
+    pg_flatten(err);
     if (PQstatus(db) != CONNECTION_OK || !state || transient_class(state))
         return SQL_FAILED;
     /* No partition for the time: not the row's fault. Reconnecting runs
@@ -120,11 +123,8 @@ warehouse *warehouse_open(const char *dsn, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    w->db = PQconnectdb(dsn);
-    if (PQstatus(w->db) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(w->db));
+    if (!(w->db = pg_connect(dsn, err, errlen)))
         goto fail;
-    }
     /* Fail fast on a missing schema, with advice, rather than per batch. */
     PGresult *r = PQexec(w->db, "SELECT to_regclass('events') IS NOT NULL"
                                 " AND to_regclass('ingest_errors') IS NOT NULL"
@@ -149,22 +149,12 @@ warehouse *warehouse_open(const char *dsn, char *err, size_t errlen)
         snprintf(err, errlen, "creating staging table: %s", why);
         goto fail;
     }
-    struct {
-        const char *name, *sql;
-        int nparams;
-    } prepared[] = {{"claim_staged", claim_staged_sql, 0},
-                    {"claim_one", claim_one_sql, 2},
-                    {"insert_one", insert_one_sql, 6},
-                    {"insert_error", insert_error_sql, 7}};
-    for (size_t i = 0; i < sizeof prepared / sizeof *prepared; i++) {
-        r = PQprepare(w->db, prepared[i].name, prepared[i].sql, prepared[i].nparams, NULL);
-        o = outcome(w->db, r, PGRES_COMMAND_OK, why, sizeof why);
-        PQclear(r);
-        if (o != SQL_OK) {
-            snprintf(err, errlen, "preparing %s: %s", prepared[i].name, why);
-            goto fail;
-        }
-    }
+    static const pg_statement statements[] = {{"claim_staged", claim_staged_sql, 0},
+                                              {"claim_one", claim_one_sql, 2},
+                                              {"insert_one", insert_one_sql, 6},
+                                              {"insert_error", insert_error_sql, 7}};
+    if (pg_prepare(w->db, statements, sizeof statements / sizeof *statements, err, errlen) != 0)
+        goto fail;
     return w;
 fail:
     warehouse_close(w);
@@ -291,19 +281,20 @@ static sql_outcome claim_staged(warehouse *w, const batch *b, char *err, size_t 
     return o;
 }
 
-/* COPYs the events marked fresh straight into events; the projections'
- * trigger fills the typed tables from them. */
-static sql_outcome copy_events(warehouse *w, const batch *b, size_t *added, char *err,
+/* COPYs the fresh events of one source straight into events; the
+ * projections' trigger fills the typed tables from them. One statement per
+ * source lets the trigger run only that source's projections. */
+static sql_outcome copy_source(warehouse *w, const batch *b, int source, size_t *added, char *err,
                                size_t errlen)
 {
     pgcopy *c = &w->copy;
     pgcopy_begin(c);
-    *added = 0;
+    size_t rows = 0;
     for (size_t i = 0; i < b->count; i++) {
         const delivery *d = &b->items[i];
-        if (!w->fresh[i])
+        if (!w->fresh[i] || d->source_index != source)
             continue;
-        (*added)++;
+        rows++;
         pgcopy_row(c, 6);
         const char *id = batch_str(b, d->msg_id), *src = batch_str(b, d->source);
         const char *rk = batch_str(b, d->routing_key);
@@ -318,12 +309,29 @@ static sql_outcome copy_events(warehouse *w, const batch *b, size_t *added, char
         pgcopy_timestamptz(c, d->received_at_us);
     }
     pgcopy_end(c);
-    if (*added == 0)
+    if (rows == 0)
         return SQL_OK;
+    *added += rows;
     return send_copy(w,
                      "COPY events (msg_id, source, routing_key, payload, produced_at, received_at)"
                      " FROM STDIN (FORMAT binary)",
                      err, errlen);
+}
+
+/* COPYs the events marked fresh, source by source. */
+static sql_outcome copy_events(warehouse *w, const batch *b, size_t *added, char *err,
+                               size_t errlen)
+{
+    *added = 0;
+    int max_source = -1;
+    for (size_t i = 0; i < b->count; i++) {
+        if (b->items[i].source_index > max_source)
+            max_source = b->items[i].source_index;
+    }
+    sql_outcome o = SQL_OK;
+    for (int s = -1; s <= max_source && o == SQL_OK; s++)
+        o = copy_source(w, b, s, added, err, errlen);
+    return o;
 }
 
 static void clear_counts(store_result *res)

@@ -299,28 +299,29 @@ static void test_replay_stopped_by_sigint_moves_each_once(void **state)
     harness_wait_log(log_path, "replay interrupted by a signal", 1, 10000);
 }
 
-/* A normaliser for sensors that refuses values at or above a limit, so
- * events fail in the database until the limit is raised. */
+/* A projection of sensors, filled by a trigger of the test's own, that
+ * refuses values at or above a limit, so events fail in the database
+ * until the limit is raised. */
 static void install_strict_normalizer(void)
 {
     pg_exec("DROP TABLE IF EXISTS ctl_test_readings");
     pg_exec("CREATE TABLE ctl_test_readings (msg_id text PRIMARY KEY, value numeric,"
             " CONSTRAINT ctl_test_value_lt_100 CHECK (value < 100))");
-    pg_exec("CREATE OR REPLACE FUNCTION ctl_test_normalize(src text) RETURNS void"
+    pg_exec("CREATE OR REPLACE FUNCTION ctl_test_normalize() RETURNS trigger"
             " LANGUAGE plpgsql AS $$ BEGIN"
-            " INSERT INTO ctl_test_readings SELECT msg_id, sluice_number(payload->'value')"
-            " FROM events_stage WHERE source = src ON CONFLICT (msg_id) DO NOTHING; END $$");
-    pg_exec("UPDATE source_normalizers SET normalizer = 'ctl_test_normalize'"
-            " WHERE source = 'sensors'");
+            " INSERT INTO ctl_test_readings SELECT msg_id, (payload->>'value')::numeric"
+            " FROM new_events WHERE source = 'sensors'; RETURN NULL; END $$");
+    pg_exec("CREATE TRIGGER ctl_test_normalize AFTER INSERT ON events"
+            " REFERENCING NEW TABLE AS new_events"
+            " FOR EACH STATEMENT EXECUTE FUNCTION ctl_test_normalize()");
 }
 
 static int restore_normalizer(void **state)
 {
     harness_kill_spawned();
-    pg_exec("UPDATE source_normalizers SET normalizer = 'normalize_sensor_readings'"
-            " WHERE source = 'sensors'");
+    pg_exec("DROP TRIGGER IF EXISTS ctl_test_normalize ON events");
     pg_exec("DROP TABLE IF EXISTS ctl_test_readings");
-    pg_exec("DROP FUNCTION IF EXISTS ctl_test_normalize(text)");
+    pg_exec("DROP FUNCTION IF EXISTS ctl_test_normalize()");
     return cleanup(state);
 }
 

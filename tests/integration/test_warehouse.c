@@ -1,0 +1,374 @@
+/* Integration tests of the warehouse at volume, against the real servers:
+ * time partitions (created ahead, pruned by a time range, dropped after
+ * the retention), idempotency across a partition boundary, the upgrade of
+ * a warehouse made by migrations 001-003 with its rows, and projections a
+ * deployment declares (created, filled, extended, refused when wrong). */
+#include <libpq-fe.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "event.h"
+#include "harness.h"
+
+#define TIMEOUT_MS 120000
+
+static int reset(void **state)
+{
+    (void)state;
+    harness_reset();
+    return 0;
+}
+
+/* Puts the demo's declarations back, whatever a test declared. */
+static int restore_projections(void **state)
+{
+    harness_kill_spawned();
+    return harness_group_setup(state);
+}
+
+static void drain_with_worker(void)
+{
+    const char *argv[] = {
+        harness_bin("sluice-worker"), "--idle-exit-ms", "1500", "--metrics-port", "0", NULL};
+    char err[16384];
+    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
+        fail_msg("worker failed: %s", err);
+    assert_int_equal(queue_ready("sluice.q.orders"), 0);
+}
+
+/* sluice-setup with extra arguments; returns its exit code, stderr in err. */
+static int setup(const char *a1, const char *a2, const char *a3, const char *a4, char *err,
+                 size_t cap)
+{
+    const char *argv[] = {harness_bin("sluice-setup"), a1, a2, a3, a4, NULL};
+    return harness_run(argv, err, cap, 60000);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The partitions exist ahead of time, and a query over a time range reads
+ * only the partitions of that range. */
+static void test_partitions_ahead_and_pruned(void **state)
+{
+    (void)state;
+    for (int day = 0; day <= 7; day++) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
+                 " AND inhrelid::regclass::text = 'events_' ||"
+                 " to_char((now() + interval '%d days') AT TIME ZONE 'UTC', 'YYYYMMDD')",
+                 day);
+        assert_int_equal(pg_scalar(sql), 1);
+    }
+    assert_int_equal(
+        pg_scalar("SELECT count(*) FROM pg_partitioned_table"
+                  " WHERE partrelid IN ('events'::regclass, 'ingest_errors'::regclass)"),
+        2);
+    char plan[8192];
+    /* EXPLAIN through a function, as pg_text runs a query. */
+    pg_exec("CREATE OR REPLACE FUNCTION test_plan(q text) RETURNS text LANGUAGE plpgsql AS $$"
+            " DECLARE r text; out text := ''; BEGIN"
+            " FOR r IN EXECUTE 'EXPLAIN ' || q LOOP out := out || r || E'\\n'; END LOOP;"
+            " RETURN out; END $$");
+    pg_text("SELECT test_plan(format('SELECT count(*) FROM events WHERE received_at >= %L"
+            " AND received_at < %L', date_trunc('day', now(), 'UTC') + interval '1 day',"
+            " date_trunc('day', now(), 'UTC') + interval '2 days'))",
+            plan, sizeof plan);
+    char tomorrow[64];
+    pg_text(
+        "SELECT 'events_' || to_char((now() + interval '1 day') AT TIME ZONE 'UTC', 'YYYYMMDD')",
+        tomorrow, sizeof tomorrow);
+    if (!strstr(plan, tomorrow) || strstr(plan, "events_2") != strstr(plan, tomorrow) ||
+        strstr(strstr(plan, tomorrow) + 1, "events_2"))
+        fail_msg("a query over one day should read one partition (%s):\n%s", tomorrow, plan);
+    pg_exec("DROP FUNCTION test_plan(text)");
+}
+
+/* An event stored in one partition and received again the next day (a
+ * redelivery or a republished copy) is not stored again in the other. */
+static void test_copy_across_partition_boundary_stored_once(void **state)
+{
+    (void)state;
+    const char body[] = "{\"order_id\":\"pb-1\",\"total\":3}";
+    harness_amqp_publish("src.orders", body);
+    drain_with_worker();
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 1);
+    /* Make it yesterday's: the row moves to yesterday's partition. */
+    pg_exec("SELECT sluice_create_partition('events', 'day', now() - interval '1 day')");
+    pg_exec("UPDATE events SET received_at = received_at - interval '1 day'");
+    pg_exec("UPDATE event_ids SET received_at = received_at - interval '1 day'");
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE tableoid::regclass::text ="
+                               " 'events_' || to_char((now() - interval '1 day') AT TIME ZONE"
+                               " 'UTC', 'YYYYMMDD')"),
+                     1);
+
+    harness_amqp_publish("src.orders", body); /* same content: same derived msg_id */
+    harness_amqp_publish("src.orders", "{\"order_id\":\"pb-2\",\"total\":4}");
+    drain_with_worker();
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 2);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload->>'order_id' = 'pb-1'"),
+                     1);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM orders WHERE order_id = 'pb-1'"), 1);
+}
+
+/* Partitions entirely older than retention_days go, with their ids; the
+ * current ones stay. */
+static void test_retention_drops_old_partitions(void **state)
+{
+    (void)state;
+    harness_amqp_publish("src.orders", "{\"order_id\":\"old-1\"}");
+    harness_amqp_publish("src.orders", "{\"order_id\":\"new-1\"}");
+    drain_with_worker();
+    pg_exec("SELECT sluice_create_partition('events', 'day', now() - interval '5 days')");
+    pg_exec("UPDATE events SET received_at = received_at - interval '5 days'"
+            " WHERE payload->>'order_id' = 'old-1'");
+    pg_exec("UPDATE event_ids SET received_at = e.received_at FROM events e"
+            " WHERE e.msg_id = event_ids.msg_id");
+    char err[4096];
+    int rc = setup("--retention-days", "3", "--projections",
+                   SLUICE_SOURCE_DIR "/config/projections.conf", err, sizeof err);
+    if (rc != 0)
+        fail_msg("sluice-setup --retention-days 3 exit %d: %s", rc, err);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 1);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload->>'order_id' = 'new-1'"),
+                     1);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM event_ids"), 1);
+    assert_int_equal(
+        pg_scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
+                  " AND sluice_partition_upper(inhrelid) <= now() - interval '3 days'"),
+        0);
+    assert_true(pg_scalar("SELECT count(*) FROM pg_inherits"
+                          " WHERE inhparent = 'events'::regclass") >= 8);
+    /* Back to keeping everything, as the other tests expect. */
+    rc = setup("--retention-days", "0", NULL, NULL, err, sizeof err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(
+        pg_scalar("SELECT count(*) FROM sluice_partitioning WHERE retention IS NOT NULL"), 0);
+}
+
+/* Queries another database (the upgrade test's). */
+static long long scalar_in(const char *dsn, const char *sql)
+{
+    PGconn *db = PQconnectdb(dsn);
+    if (PQstatus(db) != CONNECTION_OK)
+        fail_msg("connect %s: %s", dsn, PQerrorMessage(db));
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(db));
+    long long v = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    PQfinish(db);
+    return v;
+}
+
+/* A warehouse made by migrations 001-003, with rows, upgrades in place:
+ * its events (old and recent), ingest errors and typed rows are kept, and
+ * an event it holds is still a duplicate afterwards. */
+static void test_upgrade_in_place_keeps_rows(void **state)
+{
+    (void)state;
+    pg_exec("DROP DATABASE IF EXISTS sluice_upgrade_test WITH (FORCE)");
+    pg_exec("CREATE DATABASE sluice_upgrade_test");
+    char dsn[512];
+    snprintf(dsn, sizeof dsn, "%s", harness_pg_dsn());
+    char *slash = strrchr(dsn, '/');
+    assert_non_null(slash);
+    snprintf(slash, sizeof dsn - (size_t)(slash - dsn), "/sluice_upgrade_test");
+
+    /* Yesterday's schema: the first three migrations only. */
+    char old_sql[] = "/tmp/sluice-sql-XXXXXX";
+    assert_non_null(mkdtemp(old_sql));
+    const char *first[] = {"001_warehouse.sql", "002_source_normalizers.sql",
+                           "003_alert_delivery.sql"};
+    for (size_t i = 0; i < 3; i++) {
+        char from[1024], to[1024];
+        snprintf(from, sizeof from, "%s/%s", SLUICE_SQL_DIR, first[i]);
+        snprintf(to, sizeof to, "%s/%s", old_sql, first[i]);
+        char *text = harness_slurp(from);
+        assert_non_null(text);
+        write_file(to, text);
+        free(text);
+    }
+    char err[4096];
+    int rc = setup("--pg-dsn", dsn, "--sql-dir", old_sql, err, sizeof err);
+    if (rc != 0)
+        fail_msg("setup with migrations 001-003: exit %d: %s", rc, err);
+    /* Two events as a foreign client's would be stored: derived ids. */
+    const char old_body[] = "{\"order_id\":\"u1\",\"total\":7}";
+    const char new_body[] = "{\"order_id\":\"u2\",\"total\":8}";
+    char old_id[EVENT_DERIVED_ID_LEN + 1], new_id[EVENT_DERIVED_ID_LEN + 1], sql[1024];
+    event_derive_id("orders", old_body, strlen(old_body), old_id);
+    event_derive_id("orders", new_body, strlen(new_body), new_id);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO events (msg_id, source, routing_key, payload, produced_at, received_at)"
+             " VALUES ('%s', 'orders', 'src.orders', '%s', now() - interval '40 days',"
+             " now() - interval '40 days'), ('%s', 'orders', 'src.orders', '%s', now(), now())",
+             old_id, old_body, new_id, new_body);
+    scalar_in(dsn, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO orders (msg_id, order_id, total) VALUES ('%s', 'u1', 7), ('%s', 'u2', 8)",
+             old_id, new_id);
+    scalar_in(dsn, sql);
+    scalar_in(dsn, "INSERT INTO ingest_errors (msg_id, source, routing_key, reason, raw,"
+                   " received_at) VALUES ('bad-1', 'orders', 'src.orders', 'invalid_json',"
+                   " '\\x7b', now() - interval '3 days')");
+
+    /* Today's setup, with the demo's declarations, on that warehouse. */
+    rc = setup("--pg-dsn", dsn, "--projections", SLUICE_SOURCE_DIR "/config/projections.conf", err,
+               sizeof err);
+    if (rc != 0)
+        fail_msg("upgrade: exit %d: %s", rc, err);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM schema_migrations"), 4);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM pg_partitioned_table"
+                                    " WHERE partrelid = 'events'::regclass"),
+                     1);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events"), 2);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events_history"), 1);
+    assert_int_equal(scalar_in(dsn, "SELECT sum((payload->>'total')::int) FROM events"), 15);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM ingest_errors WHERE msg_id = 'bad-1'"),
+                     1);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM orders"), 2);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM event_ids"), 3);
+    /* Both old events delivered again are duplicates, whichever partition
+     * holds them; a new one is stored and projected by the declaration
+     * that adopted the old table. */
+    harness_amqp_publish("src.orders", old_body);
+    harness_amqp_publish("src.orders", new_body);
+    harness_amqp_publish("src.orders", "{\"order_id\":\"u3\",\"total\":9}");
+    const char *worker[] = {harness_bin("sluice-worker"),
+                            "--pg-dsn",
+                            dsn,
+                            "--idle-exit-ms",
+                            "1500",
+                            "--metrics-port",
+                            "0",
+                            NULL};
+    char werr[16384];
+    if (harness_run(worker, werr, sizeof werr, TIMEOUT_MS) != 0)
+        fail_msg("worker on the upgraded warehouse failed: %s", werr);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events"), 3);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM orders"), 3);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM orders WHERE order_id = 'u3'"), 1);
+    /* Running it again changes nothing. */
+    rc = setup("--pg-dsn", dsn, "--projections", SLUICE_SOURCE_DIR "/config/projections.conf", err,
+               sizeof err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events"), 3);
+    pg_exec("DROP DATABASE sluice_upgrade_test WITH (FORCE)");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", old_sql);
+    assert_int_equal(system(cmd), 0);
+}
+
+static const char customers_v1[] = "[projection test_customers]\n"
+                                   "source = orders\n"
+                                   "upsert_key = customer_id\n"
+                                   "column customer_id = text /customer_id\n"
+                                   "column last_total = numeric /total\n";
+
+/* A declared projection: created by setup, filled by the worker (latest
+ * state per key), a wrong-typed value NULL without failing its batch; a
+ * column added to the declaration is added to the table. */
+static void test_declared_projection(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-projections-XXXXXX";
+    close(mkstemp(path));
+    write_file(path, customers_v1);
+    char err[4096];
+    int rc = setup("--projections", path, NULL, NULL, err, sizeof err);
+    if (rc != 0)
+        fail_msg("setup: exit %d: %s", rc, err);
+    rc = setup("--projections", path, NULL, NULL, err, sizeof err); /* idempotent */
+    assert_int_equal(rc, 0);
+    pg_exec("TRUNCATE test_customers");
+
+    harness_amqp_publish("src.orders", "{\"customer_id\":\"c1\",\"total\":10}");
+    harness_amqp_publish("src.orders", "{\"customer_id\":\"c2\",\"total\":\"lots\"}");
+    harness_amqp_publish("src.orders", "{\"customer_id\":\"c1\",\"total\":12}");
+    drain_with_worker();
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 3);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM test_customers"), 2);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM test_customers"
+                               " WHERE customer_id = 'c2' AND last_total IS NULL"),
+                     1);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM ingest_errors"), 0);
+
+    /* A column added to the declaration: the table gains it. */
+    char v2[1024];
+    snprintf(v2, sizeof v2, "%scolumn country = text /shipping/country\n", customers_v1);
+    write_file(path, v2);
+    rc = setup("--projections", path, NULL, NULL, err, sizeof err);
+    if (rc != 0)
+        fail_msg("setup with a new column: exit %d: %s", rc, err);
+    harness_amqp_publish("src.orders",
+                         "{\"customer_id\":\"c2\",\"total\":5,\"shipping\":{\"country\":\"PT\"}}");
+    drain_with_worker();
+    assert_int_equal(pg_scalar("SELECT count(*) FROM test_customers"), 2);
+    assert_int_equal(pg_scalar("SELECT last_total FROM test_customers WHERE customer_id = 'c2'"
+                               " AND country = 'PT'"),
+                     5);
+
+    /* Declared with another type than the table has: exit 2, one line. */
+    snprintf(v2, sizeof v2, "%scolumn country = numeric /shipping/country\n", customers_v1);
+    write_file(path, v2);
+    rc = setup("--projections", path, NULL, NULL, err, sizeof err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "column country is text in the table but declared numeric"));
+    unlink(path);
+    pg_exec("DROP TABLE test_customers");
+}
+
+/* Bad declarations exit 2 with one line naming file, line and problem. */
+static void test_bad_declarations(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *message;
+    } cases[] = {
+        {"[projection t1]\nsource = orders\ncolumn a = float /a\n",
+         ":3: projection 't1': column a: unknown type 'float'"},
+        {"[projection t1]\nsource = orders\ncolumn a = text a\n", "'a' is not a JSON pointer"},
+        {"[projection t1]\ncolumn a = text /a\n", ":1: projection 't1' needs a source"},
+        {"[projection T1]\nsource = orders\ncolumn a = text /a\n", "a table name is"},
+        {"[projection t1]\nsource = orders\nupsert_key = b\ncolumn a = text /a\n",
+         "upsert_key names 'b', not a declared column"},
+        {"[projection t1]\nsource = orders\ncolour a = text /a\n", "unknown setting 'colour a'"},
+    };
+    char path[] = "/tmp/sluice-projections-XXXXXX";
+    close(mkstemp(path));
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_file(path, cases[i].text);
+        char err[4096];
+        int rc = setup("--projections", path, NULL, NULL, err, sizeof err);
+        if (rc != 2 || !strstr(err, cases[i].message))
+            fail_msg("case %zu: exit %d, expected 2 and '%s' in: %s", i, rc, cases[i].message, err);
+    }
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_partitions_ahead_and_pruned, reset),
+        cmocka_unit_test_setup(test_copy_across_partition_boundary_stored_once, reset),
+        cmocka_unit_test_setup(test_retention_drops_old_partitions, reset),
+        cmocka_unit_test_setup(test_upgrade_in_place_keeps_rows, reset),
+        cmocka_unit_test_setup_teardown(test_declared_projection, reset, restore_projections),
+        cmocka_unit_test_setup(test_bad_declarations, reset),
+    };
+    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
+}
