@@ -84,11 +84,11 @@ redacted() { sed -E 's#://([^:]*):[^@]*@#://\1@#' <<<"$1"; }
 "$BIN/broker-setup/sluice-setup" --queue-type quorum >"$WORK/setup.log" 2>&1 ||
     fail "sluice-setup --queue-type quorum failed"
 queues=$("$CLUSTER" queues)
-[[ $(grep -c $'^sluice\\.[a-z.]*\tquorum\t' <<<"$queues") == 6 ]] ||
-    fail "expected 6 quorum queues, got: $queues"
-# The source and notifier queues dead-letter after the delivery limit.
+[[ $(grep -c $'^sluice\\.[a-z.]*\tquorum\t' <<<"$queues") == 7 ]] ||
+    fail "expected 7 quorum queues (four sources, unrouted, notifier, dead), got: $queues"
+# The source, unrouted and notifier queues dead-letter after the delivery limit.
 limited=$(grep -c 'x-delivery-limit",20}' <<<"$queues" || true)
-(( limited == 5 )) || fail "expected 5 queues with x-delivery-limit 20, got: $queues"
+(( limited == 6 )) || fail "expected 6 queues with x-delivery-limit 20, got: $queues"
 # Another queue type or delivery limit is a configuration conflict: exit 2,
 # one line naming the argument.
 expect_conflict() {
