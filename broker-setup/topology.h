@@ -1,7 +1,9 @@
 /*
- * topology: declares sluice's exchanges, queues and bindings (see the design
- * brief) on an AMQP connection. Every declaration is idempotent: running it
- * again against the same broker changes nothing.
+ * topology: declares sluice's exchanges, queues and bindings on an AMQP
+ * connection: the names of event.h, as the README's sluice-setup section
+ * lists them, which every producer, worker and notifier relies on. Every
+ * declaration is idempotent: running it again against the same broker
+ * changes nothing.
  */
 #ifndef SLUICE_TOPOLOGY_H
 #define SLUICE_TOPOLOGY_H

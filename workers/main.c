@@ -22,7 +22,8 @@
 #include "supervisor.h"
 #include "worker.h"
 
-/* The pool's two shapes (DESIGN.md: parallel and unified consumers). */
+/* The pool's two shapes: unified (each worker consumes every source queue)
+ * and parallel (each worker is bound to one source queue). */
 enum { MODE_UNIFIED, MODE_PARALLEL };
 static const char *const mode_names[] = {"unified", "parallel", NULL};
 
