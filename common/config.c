@@ -150,16 +150,6 @@ int cfg_set(const cfg_option *table, void *settings, const char *name, const cha
     return store_value(o, settings, value, origin, err, errlen);
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return s;
-}
-
 /* A config file line without its comment and surrounding blanks. '#'
  * starts a comment at the start of a line or after a blank, so values such
  * as passwords may still contain it. */
@@ -171,7 +161,7 @@ static char *clean_line(char *line)
             break;
         }
     }
-    return trim(line);
+    return str_trim(line);
 }
 
 /* One meaningful line of a config file, as read_lines() hands it on. */
@@ -218,8 +208,8 @@ static int read_lines(const char *path, line_fn each, void *ctx, char *err, size
                 break;
             }
             *eq = '\0';
-            l.key = trim(text);
-            l.value = trim(eq + 1);
+            l.key = str_trim(text);
+            l.value = str_trim(eq + 1);
         }
         rc = each(ctx, &l, err, errlen);
     }
@@ -439,13 +429,13 @@ static int add_section(cfg_sections *out, char *text, const char *origin, int li
         return -1;
     }
     text[len - 1] = '\0';
-    char *kind = trim(text + 1);
+    char *kind = str_trim(text + 1);
     char *name = kind;
     while (*name && !isspace((unsigned char)*name))
         name++;
     if (*name)
         *name++ = '\0';
-    name = trim(name);
+    name = str_trim(name);
     if (*kind == '\0' || *name == '\0' || strpbrk(name, " \t")) {
         snprintf(err, errlen, "%s: a section header is '[kind name]', e.g. '[source orders]'",
                  origin);

@@ -273,8 +273,7 @@ static const cfg_option file_settings[] = {
      "where to start in a file without a checkpoint", start_words},
     {"poll_ms", CFG_INT, offsetof(file_conf, poll_ms), "200", 10, 60000,
      "how often to look for new data at the end of the file", NULL},
-    {"max_line_bytes", CFG_INT, offsetof(file_conf, max_line_bytes), "1048576", 2, 134217728,
-     "longer lines are reported and skipped", NULL},
+    LINE_SETTING_MAX_LINE_BYTES(file_conf),
     CFG_END,
 };
 

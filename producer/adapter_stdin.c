@@ -43,8 +43,7 @@ typedef struct stdin_conf {
 } stdin_conf;
 
 static const cfg_option stdin_settings[] = {
-    {"max_line_bytes", CFG_INT, offsetof(stdin_conf, max_line_bytes), "1048576", 2, 134217728,
-     "longer lines are reported and skipped", NULL},
+    LINE_SETTING_MAX_LINE_BYTES(stdin_conf),
     CFG_END,
 };
 

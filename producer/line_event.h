@@ -17,6 +17,14 @@
 #include "adapter.h"
 #include "linebuf.h"
 
+/* The max_line_bytes row of an NDJSON adapter's settings table (adapter.h),
+ * into a long named max_line_bytes of the adapter's settings struct. */
+#define LINE_SETTING_MAX_LINE_BYTES(type)                                                          \
+    {                                                                                              \
+        "max_line_bytes", CFG_INT, offsetof(type, max_line_bytes), "1048576", 2, 134217728,        \
+            "longer lines are reported and skipped", NULL                                          \
+    }
+
 /*
  * Fills ev (whose where and position the caller has set) from the line
  * linebuf returned as r, line, len. The message id is written to msg_id
