@@ -132,7 +132,7 @@ static int setup_partitions(PGconn *db, const setup_settings *s)
     int unpartitioned = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (unpartitioned)
-        return 0; /* a --sql-dir without migration 004: nothing to maintain */
+        return 0; /* a --sql-dir without migration 005: nothing to maintain */
     r = PQexecParams(db,
                      "UPDATE sluice_partitioning SET retention ="
                      " CASE WHEN $1::integer > 0 THEN make_interval(days => $1::integer) END",

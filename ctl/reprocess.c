@@ -41,7 +41,7 @@ static const char stage_sql[] =
     "INSERT INTO events_stage (msg_id, source, routing_key, payload, produced_at, received_at)"
     " VALUES ($1, $2, $3, $4::jsonb, NULL, $5::timestamptz)";
 
-/* The msg_id is taken in event_ids (sql/004) unless an event holds it
+/* The msg_id is taken in event_ids (sql/005) unless an event holds it
  * already: an event stored since is not stored twice. */
 static const char move_sql[] =
     "INSERT INTO events (msg_id, source, routing_key, payload, produced_at, received_at)"

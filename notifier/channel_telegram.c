@@ -1,6 +1,6 @@
 /*
  * channel_telegram: Bot API sendMessage in HTML parse mode (text from
- * tgtext.h), to the chat a route names (telegram:CHAT) or telegram_chat_id.
+ * grouptext.h, one part at a time), to the chat a route names (telegram:CHAT) or telegram_chat_id.
  * The token goes only into the request URL: it never appears in a reason
  * or a log line.
  */
@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "channels.h"
-#include "log.h"
 #include "tgtext.h"
 
 static const char *telegram_default_chat(const channel_settings *s)
@@ -54,17 +53,14 @@ static void telegram_reply(const http_reply *r, send_result *out)
     json_object_put(doc);
 }
 
-static void telegram_send(const channel_env *env, const char *chat, const alert *a,
-                          send_result *out)
+static void telegram_send_text(const channel_env *env, const char *chat, const char *text,
+                               send_result *out)
 {
     const char *api_base = env->settings->telegram_api, *token = env->settings->telegram_token;
-    int truncated = 0;
-    char *text =
-        telegram_text(a->severity, a->rule, a->source, a->message, TELEGRAM_MAX_TEXT, &truncated);
     json_object *req = json_object_new_object();
     char *url = NULL;
     size_t url_len = strlen(api_base) + strlen(token) + 32;
-    if (!text || !req || !(url = malloc(url_len))) {
+    if (!req || !(url = malloc(url_len))) {
         send_out_of_memory(out);
         goto done;
     }
@@ -73,9 +69,6 @@ static void telegram_send(const channel_env *env, const char *chat, const alert 
     json_object_object_add(req, "text", json_object_new_string(text));
     json_object_object_add(req, "parse_mode", json_object_new_string("HTML"));
     json_object_object_add(req, "disable_web_page_preview", json_object_new_boolean(1));
-    if (truncated)
-        log_warn("alert text cut to Telegram's limit alert_id=%s limit=%d", a->alert_id,
-                 TELEGRAM_MAX_TEXT);
     http_reply r;
     if (http_post_json(env->http, url, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
                        NULL, &r) != 0) {
@@ -90,7 +83,6 @@ done:
         free(url);
     }
     json_object_put(req);
-    free(text);
 }
 
 const channel_class telegram_channel = {
@@ -98,6 +90,7 @@ const channel_class telegram_channel = {
     .target = "CHAT",
     .default_target = telegram_default_chat,
     .check = telegram_check,
-    .send = telegram_send,
+    .send_text = telegram_send_text,
+    .text_limit = TELEGRAM_MAX_TEXT,
     .paced = 1,
 };

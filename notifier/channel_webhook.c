@@ -1,6 +1,6 @@
 /*
- * channel_webhook: a POST of the alert's JSON, as the worker published
- * it, to webhook_url, with header X-Sluice-Alert-Id for receivers that
+ * channel_webhook: a POST of the alert's JSON (alert.h's encoding, as the
+ * worker publishes it) to webhook_url, with header X-Sluice-Alert-Id for receivers that
  * deduplicate.
  */
 #include <stdio.h>
@@ -24,7 +24,10 @@ static void webhook_send(const channel_env *env, const char *target, const alert
     (void)target;
     char header[512];
     snprintf(header, sizeof header, "X-Sluice-Alert-Id: %s", a->alert_id);
-    char *body = strndup(a->body, a->body_len);
+    /* The alert as the contract encodes it (alert.h): the outbox keeps its
+     * fields, not the bytes it arrived as. */
+    size_t len;
+    char *body = alert_encode(a, &len);
     http_reply r;
     if (!body || http_post_json(env->http, env->settings->webhook_url, body, header, &r) != 0) {
         free(body);
@@ -40,4 +43,5 @@ const channel_class webhook_channel = {
     .name = "webhook",
     .check = webhook_check,
     .send = webhook_send,
+    .deduplicated = 1,
 };

@@ -3,7 +3,7 @@
  * producer's source adapters (producer/adapter.h). A channel is one file
  * (channel_<name>.c) defining a channel_class and one line in the registry
  * of channels.c; routes name it, the deliverer calls it. Retries, rate
- * limits and recording the outcome are the caller's (delivery.c); a send
+ * limits, grouping and recording the outcome are the caller's (destination.c); a send
  * says what one attempt came to (http_post.h's rule).
  */
 #ifndef SLUICE_CHANNELS_H
@@ -24,9 +24,9 @@ typedef struct channel_settings {
     const char *webhook_url;
 } channel_settings;
 
-/* What a send may use; owned by the deliverer. */
+/* What a send may use; owned by the destination that sends. */
 typedef struct channel_env {
-    http_client *http; /* one reused connection, with the request timeout */
+    http_client *http; /* the destination's own connection, with the request timeout */
     const channel_settings *settings;
 } channel_env;
 
@@ -42,9 +42,20 @@ typedef struct channel_class {
      * (NULL if it takes none). Returns 0, or -1 with err naming the missing
      * setting. NULL: nothing to check. */
     int (*check)(const channel_settings *s, const char *target, char *err, size_t errlen);
-    /* One attempt to deliver alert a to target; fills *out. */
+    /* One attempt to deliver alert a to target; fills *out. Channels that
+     * take alerts one by one (log, webhook) have it. */
     void (*send)(const channel_env *env, const char *target, const alert *a, send_result *out);
-    int paced;       /* 1: spaced per target and overall by the telegram_rate_* settings */
+    /* Chat channels instead send a text (grouptext.h: one alert or a group,
+     * split into parts of at most text_limit UTF-16 units): one attempt to
+     * send one part. Their alerts are grouped (the group_* settings). */
+    void (*send_text)(const channel_env *env, const char *target, const char *text,
+                      send_result *out);
+    size_t text_limit;
+    int paced; /* 1: spaced per target and overall by the telegram_rate_* settings */
+    /* 1: each request names the alert so the receiver can drop a copy (the
+     * webhook's X-Sluice-Alert-Id): one under way when a notifier died is
+     * sent again. 0: it is recorded as interrupted, never sent twice. */
+    int deduplicated;
     int logs_itself; /* 1: its send is a log line, so no "alert sent" line besides */
 } channel_class;
 

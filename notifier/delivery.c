@@ -1,25 +1,24 @@
 /*
- * delivery: see delivery.h.
+ * delivery: see delivery.h. The destinations live in a growing array (a
+ * handful: one per chat, webhook and log the routes name); the array is
+ * guarded by `lock` because /metrics reads it from the HTTP thread.
  */
 #include "delivery.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "channels.h"
-#include "event.h"
 #include "log.h"
 #include "util.h"
 
 struct deliverer {
     const delivery_config *cfg;
-    http_client *http;
-    channel_env env; /* what each send gets */
-    deadletter *dead;
-    bucket_map chats;
-    token_bucket total;
-    delivery_stats stats;
+    dest_shared shared;
+    pthread_mutex_t lock; /* guards dests and ndests */
+    destination **dests;
+    size_t ndests, cap;
+    delivery_stats stats; /* written by the consuming thread only */
 };
 
 deliverer *deliverer_new(const delivery_config *cfg, const strlist *urls, int heartbeat_s)
@@ -28,28 +27,178 @@ deliverer *deliverer_new(const delivery_config *cfg, const strlist *urls, int he
     if (!d)
         return NULL;
     d->cfg = cfg;
-    d->http = http_client_new(cfg->http_timeout_ms);
-    d->env = (channel_env){.http = d->http, .settings = &cfg->channels};
-    d->dead = deadletter_new(urls, heartbeat_s);
-    /* Bursts of 1: messages are spaced evenly, so no second ever holds
-     * more than the rate (a full bucket of 30 would allow 60 in the first). */
-    int ok = bucket_map_init(&d->chats, 1024, (double)cfg->rate_per_chat, 1) == 0;
-    bucket_init(&d->total, (double)cfg->rate_total, 1, mono_us());
-    if (!ok || !d->http || !d->dead) {
+    d->shared.cfg = &cfg->dest;
+    d->shared.group = cfg->group;
+    pthread_mutex_init(&d->shared.lock, NULL);
+    pthread_mutex_init(&d->lock, NULL);
+    bucket_init(&d->shared.total, (double)cfg->rate_total, 1, mono_us());
+    if (!(d->shared.dead = deadletter_new(urls, heartbeat_s))) {
         deliverer_free(d);
         return NULL;
     }
     return d;
 }
 
+void deliverer_stop(deliverer *d)
+{
+    if (!d)
+        return;
+    __atomic_store_n(&d->shared.stopping, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->ndests; i++)
+        destination_stop(d->dests[i]);
+    pthread_mutex_unlock(&d->lock);
+}
+
 void deliverer_free(deliverer *d)
 {
     if (!d)
         return;
-    http_client_free(d->http);
-    deadletter_free(d->dead);
-    bucket_map_free(&d->chats);
+    deliverer_stop(d);
+    for (size_t i = 0; i < d->ndests; i++)
+        destination_free(d->dests[i]);
+    free(d->dests);
+    deadletter_free(d->shared.dead);
+    pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->shared.lock);
     free(d);
+}
+
+/* The destination called name, started if it is not yet. Consuming thread
+ * only (the one that adds). Returns 0, or -1 with err. */
+static int serve(deliverer *d, const char *name, const channel_class *cls, const char *target,
+                 char *err, size_t errlen)
+{
+    for (size_t i = 0; i < d->ndests; i++) {
+        if (strcmp(destination_name(d->dests[i]), name) == 0)
+            return 0;
+    }
+    if (d->ndests == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 8;
+        destination **grown = realloc(d->dests, cap * sizeof *grown);
+        if (!grown) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        pthread_mutex_lock(&d->lock);
+        d->dests = grown;
+        d->cap = cap;
+        pthread_mutex_unlock(&d->lock);
+    }
+    destination *t = destination_start(&d->shared, name, cls, target, err, errlen);
+    if (!t)
+        return -1;
+    pthread_mutex_lock(&d->lock);
+    d->dests[d->ndests++] = t;
+    pthread_mutex_unlock(&d->lock);
+    log_info("destination started channel=%s", name);
+    return 0;
+}
+
+int deliverer_resume(deliverer *d, ledger *l, char *err, size_t errlen)
+{
+    strlist open;
+    if (ledger_open_channels(l, &open, err, errlen) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < open.count && rc == 0; i++) {
+        char cls_name[64];
+        const char *name = open.items[i], *colon = strchr(name, ':');
+        size_t n = colon ? (size_t)(colon - name) : strlen(name);
+        snprintf(cls_name, sizeof cls_name, "%.*s", (int)n, name);
+        const channel_class *cls = channel_find(cls_name);
+        char why[512];
+        if (!cls || (cls->check && cls->check(d->cfg->dest.channels, colon ? colon + 1 : NULL, why,
+                                              sizeof why) != 0)) {
+            log_warn("alerts wait for a destination this notifier cannot serve channel=%s "
+                     "reason=\"%s\"",
+                     name, cls ? why : "no such channel");
+            continue;
+        }
+        rc = serve(d, name, cls, colon ? colon + 1 : NULL, err, errlen);
+    }
+    strlist_free(&open);
+    return rc;
+}
+
+void deliverer_wake_all(deliverer *d)
+{
+    for (size_t i = 0; i < d->ndests; i++)
+        destination_wake(d->dests[i]);
+}
+
+void deliverer_set_grouping(deliverer *d, const grouping *g)
+{
+    pthread_mutex_lock(&d->shared.lock);
+    d->shared.group = *g;
+    pthread_mutex_unlock(&d->shared.lock);
+    deliverer_wake_all(d);
+}
+
+static void bump(uint64_t *field)
+{
+    __atomic_add_fetch(field, 1, __ATOMIC_RELAXED);
+}
+
+delivery_result deliver(deliverer *d, ledger *l, const routes *rt, const char *rk, const char *body,
+                        size_t len, char *err, size_t errlen)
+{
+    delivery_result res = DELIVERY_DONE;
+    alert a;
+    alert_doc *doc = NULL;
+    bump(&d->stats.alerts);
+    if (alert_decode(body, len, &a, &doc) != 0) {
+        /* What the database would refuse must not come back forever: such a
+         * message is dead-lettered, not retried. */
+        dead_letter dl = {.routing_key = rk,
+                          .message_id = "-",
+                          .body = body,
+                          .len = len,
+                          .reason = ALERT_DECODE_ERROR};
+        pthread_mutex_lock(&d->shared.lock);
+        int rc = deadletter_publish(d->shared.dead, &dl, err, errlen);
+        pthread_mutex_unlock(&d->shared.lock);
+        if (rc != 0) {
+            res = DELIVERY_ERROR;
+        } else {
+            bump(&d->stats.dead_lettered);
+            log_warn("message dead-lettered to sluice.dead reason=\"%s\"", ALERT_DECODE_ERROR);
+        }
+        alert_doc_free(doc);
+        return res;
+    }
+    const route *r = routes_match(rt, a.severity, a.rule);
+    static const route log_only = {
+        .severity = "*", .rule = "*", .channels = {{.cls = &log_channel}}, .nchannels = 1};
+    if (!r)
+        r = &log_only;
+    pthread_mutex_lock(&d->shared.lock);
+    grouping g = d->shared.group;
+    pthread_mutex_unlock(&d->shared.lock);
+    char names[ROUTES_MAX_CHANNELS * 160] = "", grouped[ROUTES_MAX_CHANNELS * 2 + 1] = "";
+    char name[160], key[256];
+    grouping_key(&g, &a, key, sizeof key);
+    for (size_t i = 0; i < r->nchannels && res == DELIVERY_DONE; i++) {
+        const channel *c = &r->channels[i];
+        channel_name(c, d->cfg->dest.channels, name, sizeof name);
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? "," : "", name);
+        snprintf(grouped + strlen(grouped), sizeof grouped - strlen(grouped), "%s%c", i ? "," : "",
+                 c->cls->send_text && grouping_on(&g) ? '1' : '0');
+        if (serve(d, name, c->cls, channel_target(c, d->cfg->dest.channels), err, errlen) != 0)
+            res = DELIVERY_ERROR;
+    }
+    int fresh = 0;
+    if (res == DELIVERY_DONE && ledger_plan(l, &a, names, grouped, key, &fresh, err, errlen) != 0)
+        res = DELIVERY_ERROR;
+    if (res == DELIVERY_DONE && fresh == 0) {
+        bump(&d->stats.copies);
+        log_info("alert already delivered or under way, not sent again alert_id=%s", a.alert_id);
+    } else if (res == DELIVERY_DONE) {
+        bump(&d->stats.planned);
+        log_debug("alert planned alert_id=%s channels=%s group=\"%s\"", a.alert_id, names, key);
+    }
+    alert_doc_free(doc);
+    return res;
 }
 
 const delivery_stats *deliverer_stats(const deliverer *d)
@@ -57,157 +206,77 @@ const delivery_stats *deliverer_stats(const deliverer *d)
     return &d->stats;
 }
 
-/* Waits for a token in the target's (chat's) bucket and the overall one.
- * Returns 0, or -1 if shutdown came first. */
-static int wait_for_rate(deliverer *d, const char *target)
+/* Prometheus label values escape \ " and newlines. */
+static void label(FILE *out, const char *v)
 {
-    for (;;) {
-        int64_t now = mono_us();
-        token_bucket *b = bucket_map_get(&d->chats, target, now);
-        int64_t wait = bucket_wait_us(b, now), wait_total = bucket_wait_us(&d->total, now);
-        if (wait_total > wait)
-            wait = wait_total;
-        if (wait == 0) {
-            bucket_take(b, now);
-            bucket_take(&d->total, now);
-            return 0;
-        }
-        if (sleep_interruptible_ms((long)((wait + 999) / 1000)) != 0)
-            return -1;
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', out);
+        if (*v == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*v, out);
     }
 }
 
-/* One channel, until its outcome is final or shutdown. *failed gets the
- * reason if it failed in this call. */
-static delivery_result deliver_channel(deliverer *d, ledger *l, const channel *c, const alert *a,
-                                       char *failed, size_t failed_len, char *err, size_t errlen)
+void deliverer_render_metrics(deliverer *d, FILE *out)
 {
-    char name[160];
-    const char *target = channel_target(c, &d->cfg->channels);
-    channel_name(c, &d->cfg->channels, name, sizeof name);
-    unsigned attempt = 0;
-    for (;;) {
-        if (c->cls->paced && wait_for_rate(d, target) != 0)
-            return DELIVERY_STOPPED;
-        claim_result claim;
-        for (;;) {
-            if (ledger_claim(l, a, name, &claim, err, errlen) != 0)
-                return DELIVERY_ERROR;
-            if (claim != CLAIM_BUSY)
-                break;
-            /* Another live notifier is in the middle of a request for it
-             * (a republished copy): wait for its outcome rather than guess. */
-            log_debug("alert is being sent by another notifier, waiting alert_id=%s channel=%s",
-                      a->alert_id, name);
-            if (sleep_interruptible_ms(200) != 0)
-                return DELIVERY_STOPPED;
-        }
-        if (claim == CLAIM_DONE) {
-            d->stats.skipped++;
-            log_info("alert already delivered, not sent again alert_id=%s channel=%s", a->alert_id,
-                     name);
-            return DELIVERY_DONE;
-        }
-        if (claim == CLAIM_INTERRUPTED) {
-            d->stats.failed++;
-            log_warn("alert was being sent when a notifier stopped; not sent again "
-                     "alert_id=%s channel=%s",
-                     a->alert_id, name);
-            return DELIVERY_DONE;
-        }
-        send_result r;
-        c->cls->send(&d->env, target, a, &r);
-        const char *state = "sent";
-        long wait_ms = 0;
-        if (r.status == SEND_RETRY && r.retry_after_ms >= 0) {
-            state = "retrying";
-            wait_ms = r.retry_after_ms;
-        } else if (r.status == SEND_RETRY && ++attempt < (unsigned)d->cfg->max_attempts) {
-            state = "retrying";
-            wait_ms = backoff_ms(attempt - 1, d->cfg->backoff_base_ms, d->cfg->backoff_max_ms);
-        } else if (r.status != SEND_OK) {
-            state = "failed";
-            if (r.status == SEND_RETRY) {
-                char why[sizeof r.reason];
-                snprintf(why, sizeof why, "%s", r.reason);
-                snprintf(r.reason, sizeof r.reason, "gave up after %u attempts: %.400s", attempt,
-                         why);
-            }
-        }
-        if (ledger_record(l, a->alert_id, name, state, r.status == SEND_OK ? NULL : r.reason, err,
-                          errlen) != 0)
-            return DELIVERY_ERROR;
-        if (r.status == SEND_OK) {
-            d->stats.sent++;
-            if (!c->cls->logs_itself)
-                log_info("alert sent alert_id=%s channel=%s", a->alert_id, name);
-            return DELIVERY_DONE;
-        }
-        if (strcmp(state, "failed") == 0) {
-            d->stats.failed++;
-            log_error("alert not delivered alert_id=%s channel=%s reason=\"%s\"", a->alert_id, name,
-                      r.reason);
-            snprintf(failed, failed_len, "%.100s: %.400s", name, r.reason);
-            return DELIVERY_DONE;
-        }
-        d->stats.retried++;
-        log_warn("alert delivery failed, retrying alert_id=%s channel=%s reason=\"%s\" "
-                 "retry_in_ms=%ld",
-                 a->alert_id, name, r.reason, wait_ms);
-        if (sleep_interruptible_ms(wait_ms) != 0)
-            return DELIVERY_STOPPED;
-    }
-}
-
-delivery_result deliver(deliverer *d, ledger *l, const char *rk, const char *body, size_t len,
-                        char *err, size_t errlen)
-{
-    delivery_result res = DELIVERY_DONE;
-    char failed[1024] = "";
-    alert a;
-    alert_doc *doc = NULL;
-    d->stats.alerts++;
-    /* What the database would refuse must not come back forever: such a
-     * message is dead-lettered, not retried. */
-    if (alert_decode(body, len, &a, &doc) != 0) {
-        snprintf(failed, sizeof failed, "%s", ALERT_DECODE_ERROR);
-        a.alert_id = "-";
-    } else {
-        const route *r = routes_match(d->cfg->routes, a.severity, a.rule);
-        static const route log_only = {
-            .severity = "*", .rule = "*", .channels = {{.cls = &log_channel}}, .nchannels = 1};
-        if (!r)
-            r = &log_only;
-        char names[ROUTES_MAX_CHANNELS * 160] = "", name[160];
-        for (size_t i = 0; i < r->nchannels; i++) {
-            channel_name(&r->channels[i], &d->cfg->channels, name, sizeof name);
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? "," : "",
-                     name);
-        }
-        if (ledger_plan(l, &a, names, err, errlen) != 0)
-            res = DELIVERY_ERROR;
-        for (size_t i = 0; i < r->nchannels && res == DELIVERY_DONE; i++) {
-            char why[600] = "";
-            res = deliver_channel(d, l, &r->channels[i], &a, why, sizeof why, err, errlen);
-            size_t used = strlen(failed);
-            if (why[0])
-                snprintf(failed + used, sizeof failed - used, "%s%s", used ? "; " : "", why);
+    static const struct {
+        const char *name, *type, *help;
+    } per_dest[] = {
+        {"sluice_notifier_alerts_delivered_total", "counter",
+         "Alerts delivered, by channel and destination (a grouped message counts each alert)"},
+        {"sluice_notifier_alerts_failed_total", "counter",
+         "Alerts not delivered (refused, attempts exhausted or interrupted), by destination"},
+        {"sluice_notifier_messages_sent_total", "counter",
+         "Messages sent (one per group, or per alert where not grouped), by destination"},
+        {"sluice_notifier_requests_total", "counter",
+         "Requests that succeeded (a long message is split into several), by destination"},
+        {"sluice_notifier_retries_total", "counter",
+         "Attempts that failed and are retried (429, 5xx, network), by destination"},
+        {"sluice_notifier_backlog", "gauge",
+         "Deliveries waiting in the outbox (pending, sending or retrying), by destination"},
+    };
+    uint64_t alerts = __atomic_load_n(&d->stats.alerts, __ATOMIC_RELAXED);
+    uint64_t copies = __atomic_load_n(&d->stats.copies, __ATOMIC_RELAXED);
+    uint64_t dead = __atomic_load_n(&d->stats.dead_lettered, __ATOMIC_RELAXED);
+    fprintf(out,
+            "# HELP sluice_notifier_alerts_received_total Messages taken from sluice.q.notifier\n"
+            "# TYPE sluice_notifier_alerts_received_total counter\n"
+            "sluice_notifier_alerts_received_total %llu\n"
+            "# HELP sluice_notifier_alerts_copies_total Alerts received again that were already "
+            "planned (not sent again)\n"
+            "# TYPE sluice_notifier_alerts_copies_total counter\n"
+            "sluice_notifier_alerts_copies_total %llu\n"
+            "# HELP sluice_notifier_undecodable_total Messages that were no alert, dead-lettered\n"
+            "# TYPE sluice_notifier_undecodable_total counter\n"
+            "sluice_notifier_undecodable_total %llu\n",
+            (unsigned long long)alerts, (unsigned long long)copies, (unsigned long long)dead);
+    pthread_mutex_lock(&d->lock);
+    size_t n = d->ndests;
+    dest_counts *counts = calloc(n ? n : 1, sizeof *counts);
+    for (size_t i = 0; counts && i < n; i++)
+        destination_counts(d->dests[i], &counts[i]);
+    for (size_t m = 0; counts && m < sizeof per_dest / sizeof *per_dest; m++) {
+        fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", per_dest[m].name, per_dest[m].help,
+                per_dest[m].name, per_dest[m].type);
+        for (size_t i = 0; i < n; i++) {
+            const dest_counts *c = &counts[i];
+            long long v = m == 0   ? (long long)c->delivered
+                          : m == 1 ? (long long)c->failed
+                          : m == 2 ? (long long)c->messages
+                          : m == 3 ? (long long)c->parts
+                          : m == 4 ? (long long)c->retries
+                                   : c->backlog;
+            if (m == 5 && v < 0)
+                continue;
+            fprintf(out, "%s{channel=\"", per_dest[m].name);
+            label(out, destination_class(d->dests[i])->name);
+            fputs("\",destination=\"", out);
+            label(out, destination_name(d->dests[i]));
+            fprintf(out, "\"} %lld\n", v);
         }
     }
-    if (res == DELIVERY_DONE && failed[0]) {
-        dead_letter dl = {.routing_key = rk,
-                          .message_id = a.alert_id,
-                          .body = body,
-                          .len = len,
-                          .reason = failed};
-        if (deadletter_publish(d->dead, &dl, err, errlen) != 0) {
-            res = DELIVERY_ERROR;
-        } else {
-            d->stats.dead_lettered++;
-            log_warn("alert dead-lettered to sluice.dead alert_id=%s reason=\"%s\"", a.alert_id,
-                     failed);
-        }
-    }
-    alert_doc_free(doc);
-    return res;
+    pthread_mutex_unlock(&d->lock);
+    free(counts);
 }

@@ -1,54 +1,67 @@
 /*
- * delivery: what the notifier does with one alert: sends it to each
- * channel its route names, within the rate limits, retrying as
- * http_post.h says (429: wait retry_after; 5xx and network errors:
- * exponential backoff with jitter, at most max_attempts; other errors: no
- * retry), and records every claim and outcome in the ledger before going
- * on, so the caller can acknowledge the message once this returns
- * DELIVERY_DONE. An alert that failed on some channel is dead-lettered
- * with the reason.
+ * delivery: what the notifier does with the alerts it consumes. Taking an
+ * alert (deliver()) only plans it: its route's destinations each get a
+ * 'pending' delivery in the outbox (ledger.h), in the alert's group, in the
+ * caller's transaction; once that commits, the caller acknowledges the
+ * message and wakes the destinations (deliverer_wake_all()). Each
+ * destination is served by its own thread (destination.h), so a slow or
+ * blocked one holds back no other. A message that is no alert is
+ * dead-lettered with the reason.
  */
 #ifndef SLUICE_DELIVERY_H
 #define SLUICE_DELIVERY_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#include "channels.h"
-#include "deadletter.h"
-#include "http_post.h"
+#include "destination.h"
+#include "grouping.h"
 #include "ledger.h"
-#include "ratelimit.h"
 #include "routes.h"
 
 typedef struct delivery_config {
-    const routes *routes;
-    channel_settings channels; /* what the channels of channels.h are given */
-    long max_attempts; /* per channel, for 5xx and network errors */
-    long backoff_base_ms, backoff_max_ms;
-    long rate_per_chat, rate_total; /* Telegram messages per second */
-    long http_timeout_ms;
+    dest_config dest; /* what every destination reads */
+    long rate_total;  /* Telegram messages per second, across chats */
+    grouping group;   /* at start; deliverer_set_grouping() changes it */
 } delivery_config;
 
 typedef struct delivery_stats {
-    uint64_t alerts, sent, retried, failed, skipped, dead_lettered;
+    uint64_t alerts, planned, copies, dead_lettered;
 } delivery_stats;
 
 typedef struct deliverer deliverer;
 
-/* Borrows cfg, and urls for dead letters. Free with deliverer_free(). */
+/* Borrows cfg, and urls for dead letters. Free with deliverer_free(), which
+ * stops and joins every destination first. */
 deliverer *deliverer_new(const delivery_config *cfg, const strlist *urls, int heartbeat_s);
 void deliverer_free(deliverer *d);
 
+/* Starts a destination for each channel the outbox still has work for
+ * (what a notifier that stopped left behind). Returns 0, or -1 with err. */
+int deliverer_resume(deliverer *d, ledger *l, char *err, size_t errlen);
+
 typedef enum {
-    DELIVERY_DONE,    /* every channel's outcome is recorded: acknowledge */
-    DELIVERY_STOPPED, /* shutdown came while waiting: hand the message back */
-    DELIVERY_ERROR    /* the ledger or the broker failed (err): reconnect */
+    DELIVERY_DONE, /* planned (or dead-lettered): acknowledge once committed */
+    DELIVERY_ERROR /* the ledger or the broker failed (err): reconnect */
 } delivery_result;
 
-/* Delivers one message of sluice.q.notifier (routing key rk). */
-delivery_result deliver(deliverer *d, ledger *l, const char *rk, const char *body, size_t len,
-                        char *err, size_t errlen);
+/* Plans one message of sluice.q.notifier (routing key rk) by routes r. */
+delivery_result deliver(deliverer *d, ledger *l, const routes *r, const char *rk, const char *body,
+                        size_t len, char *err, size_t errlen);
+
+/* After the commit: the destinations look for their new alerts. */
+void deliverer_wake_all(deliverer *d);
+
+/* A reload's new grouping; messages already claimed keep theirs. */
+void deliverer_set_grouping(deliverer *d, const grouping *g);
+
+/* Asks every destination to stop: a message under way is finished, one
+ * waiting is handed back ('retrying'). deliverer_free() joins them. */
+void deliverer_stop(deliverer *d);
+
+/* Writes the counters in Prometheus' text format. Thread-safe. */
+void deliverer_render_metrics(deliverer *d, FILE *out);
 
 const delivery_stats *deliverer_stats(const deliverer *d);
 

@@ -1,9 +1,17 @@
 /*
  * sluice-notifier: consumes alerts from sluice.q.notifier and delivers each
- * to the channels its route names (log, webhook, telegram), recording every
- * outcome in PostgreSQL before acknowledging it (delivery.h). A crash
- * redelivers the alert; the recorded state keeps a channel that already
- * has it from getting it twice.
+ * to the destinations its route names (log, webhook, telegram chats). The
+ * consuming thread only plans: a batch of alerts becomes 'pending'
+ * deliveries in PostgreSQL (the outbox, ledger.h) in one transaction, and
+ * the batch is acknowledged once that commits. Each destination is served
+ * by a thread of its own (destination.h), grouping chat alerts
+ * (grouping.h), so one that is blocked holds back no other. A crash loses
+ * nothing (what is acknowledged is committed) and sends nothing twice (the
+ * outbox records every claim and outcome).
+ *
+ * SIGHUP re-reads the settings and applies the routes and the group_*
+ * settings; a file with a mistake is refused with the line it would give at
+ * start, and the routes in force stay.
  *
  * The Telegram bot token comes from SLUICE_TELEGRAM_TOKEN or the file named
  * by telegram_token_file: never from a flag, and it is never logged.
@@ -18,7 +26,9 @@
 #include "cli.h"
 #include "consumer.h"
 #include "delivery.h"
+#include "endpoint.h"
 #include "event.h"
+#include "grouping.h"
 #include "ledger.h"
 #include "log.h"
 #include "mq.h"
@@ -42,6 +52,13 @@ typedef struct notifier_settings {
     long retry_base_ms;
     long retry_max_ms;
     long http_timeout_ms;
+    char *group_by;
+    long group_wait_ms;
+    long group_interval_ms;
+    long group_show;
+    long group_max;
+    char *metrics_address;
+    long metrics_port;
     int log_level; /* log_level (log.h) */
 } notifier_settings;
 
@@ -53,7 +70,7 @@ static const cfg_option notifier_options[] = {
      * the connection idle, and two missed heartbeats would drop it. */
     SETTING_HEARTBEAT_DEFAULT(notifier_settings, heartbeat, "60"),
     {"prefetch", CFG_INT, offsetof(notifier_settings, prefetch), "100", 1, 65535,
-     "unacknowledged alerts held at once", NULL},
+     "unacknowledged alerts held at once; also the most planned in one transaction", NULL},
     {"routes", CFG_STRING, offsetof(notifier_settings, routes), "*=log", 0, 0,
      "where alerts go: PATTERN=CHANNEL[+CHANNEL];... with PATTERN SEVERITY[.RULE] (* matches "
      "any) and CHANNEL log, webhook, telegram or telegram:CHAT; first match wins",
@@ -79,6 +96,21 @@ static const cfg_option notifier_options[] = {
      "longest backoff between attempts", NULL},
     {"http_timeout_ms", CFG_INT, offsetof(notifier_settings, http_timeout_ms), "10000", 100, 600000,
      "give up on one HTTP request after this long (then retry)", NULL},
+    {"group_by", CFG_STRING, offsetof(notifier_settings, group_by), "rule", 0, 0,
+     "chat channels: alerts of one destination and the same rule (and/or severity, source; "
+     "comma-separated) share a message; 'alert': one message per alert", NULL},
+    {"group_wait_ms", CFG_INT, offsetof(notifier_settings, group_wait_ms), "30000", 0, 86400000,
+     "a group's first message waits this long after its first alert, to gather the burst", NULL},
+    {"group_interval_ms", CFG_INT, offsetof(notifier_settings, group_interval_ms), "300000", 0,
+     86400000, "then at most one message per group this often", NULL},
+    {"group_show", CFG_INT, offsetof(notifier_settings, group_show), "5", 1, 1000,
+     "alerts of a group listed in full in its message; the rest are counted", NULL},
+    {"group_max", CFG_INT, offsetof(notifier_settings, group_max), "10000", 1, 1000000,
+     "most alerts one message carries", NULL},
+    {"metrics_address", CFG_STRING, offsetof(notifier_settings, metrics_address), "127.0.0.1", 0, 0,
+     "address of the /metrics endpoint", NULL},
+    {"metrics_port", CFG_INT, offsetof(notifier_settings, metrics_port), "9651", 0, 65535,
+     "port of the /metrics endpoint; 0 = none", NULL},
     SETTING_LOG_LEVEL(notifier_settings),
     CFG_END,
 };
@@ -123,6 +155,11 @@ static char notifier_name[] = "notifier";
 static char *notifier_names[] = {notifier_name};
 static const strlist notifier_queue = {.items = notifier_names, .count = 1};
 
+static const char summary[] =
+    "Delivers alerts from sluice.q.notifier to the destinations of their route (log, webhook, "
+    "telegram chats), each destination on its own, chat alerts grouped, and records each outcome "
+    "in PostgreSQL.";
+
 static int open_session(session *s, const strlist *urls, size_t *next, const notifier_settings *cfg,
                         char *err, size_t errlen)
 {
@@ -144,31 +181,99 @@ static void close_session(session *s)
     s->l = NULL;
 }
 
-/* Delivers until shutdown (0) or a failure of a server (-1). */
-static int serve(session *s, deliverer *d, char *err, size_t errlen)
+/* The grouping the settings ask for; -1 with err if group_by is bad. */
+static int grouping_of(const notifier_settings *s, grouping *g, char *err, size_t errlen)
+{
+    *g = (grouping){.wait_ms = s->group_wait_ms,
+                    .interval_ms = s->group_interval_ms,
+                    .show = s->group_show,
+                    .max = s->group_max};
+    return grouping_parse(s->group_by, g, err, errlen);
+}
+
+/* What a reload may change. */
+typedef struct reloadable {
+    routes *routes; /* in force; the consuming thread's */
+    int argc;
+    char **argv;
+    const channel_settings *channels;
+} reloadable;
+
+/* Re-reads the settings (file, environment, flags) as at start. A mistake
+ * gets the same one line as at start and changes nothing. */
+static void reload(reloadable *rl, deliverer *d)
+{
+    notifier_settings fresh = {0};
+    routes r = {0};
+    grouping g;
+    char err[1024];
+    int rc = cli_parse(notifier_options, &fresh, rl->argc, rl->argv, program, summary);
+    if (rc == CLI_CONTINUE && (routes_parse(fresh.routes, &r, err, sizeof err) != 0 ||
+                               routes_check(&r, rl->channels, err, sizeof err) != 0 ||
+                               grouping_of(&fresh, &g, err, sizeof err) != 0)) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        rc = EXIT_USAGE;
+    }
+    if (rc != CLI_CONTINUE) {
+        log_warn("reload refused: the settings in force stay");
+        routes_free(&r);
+    } else {
+        routes_free(rl->routes);
+        *rl->routes = r;
+        deliverer_set_grouping(d, &g);
+        log_info("reloaded routes=\"%s\" group_by=%s group_wait_ms=%ld group_interval_ms=%ld",
+                 fresh.routes, fresh.group_by, fresh.group_wait_ms, fresh.group_interval_ms);
+    }
+    cfg_free(notifier_options, &fresh);
+}
+
+/* Plans the delivery in hand and whatever else has arrived (up to
+ * `batch`) in one transaction, then acknowledges them all. Returns 0, or -1
+ * with err: the caller reconnects, the broker redelivers what is not
+ * acknowledged, and nothing of the transaction stays. */
+static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, long batch,
+                      char *err, size_t errlen)
+{
+    if (ledger_begin(s->l, err, errlen) != 0)
+        return -1;
+    uint64_t last = 0;
+    int got = 1;
+    for (long n = 0; got == 1 && n < batch; n++) {
+        char rk[256];
+        snprintf(rk, sizeof rk, "%.*s", (int)in->routing_key_len, in->routing_key);
+        /* json-c reads at most len bytes; the dead letter wants a copy too. */
+        char *body = strndup(in->body, in->body_len);
+        if (!body) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        delivery_result res = deliver(d, s->l, r, rk, body, in->body_len, err, errlen);
+        free(body);
+        if (res == DELIVERY_ERROR)
+            return -1;
+        last = in->delivery_tag;
+        if (n + 1 < batch && (got = consumer_next(s->c, in, 0, err, errlen)) < 0)
+            return -1;
+    }
+    if (ledger_commit(s->l, err, errlen) != 0 || consumer_ack_through(s->c, last, err, errlen) != 0)
+        return -1;
+    deliverer_wake_all(d);
+    return 0;
+}
+
+/* Plans until shutdown (0) or a failure of a server (-1). */
+static int serve(session *s, deliverer *d, reloadable *rl, long batch, char *err, size_t errlen)
 {
     while (!shutdown_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            reload(rl, d);
+        }
         incoming in;
         int got = consumer_next(s->c, &in, 500, err, errlen);
         if (got < 0)
             return -1;
-        if (got == 0)
-            continue;
-        char rk[256];
-        snprintf(rk, sizeof rk, "%.*s", (int)in.routing_key_len, in.routing_key);
-        /* json-c reads at most len bytes, but the webhook sends the body
-         * as a string: give it a terminated copy. */
-        char *body = strndup(in.body, in.body_len);
-        delivery_result res =
-            body ? deliver(d, s->l, rk, body, in.body_len, err, errlen) : DELIVERY_ERROR;
-        if (!body)
-            snprintf(err, errlen, "out of memory");
-        free(body);
-        if (res == DELIVERY_ERROR)
-            return -1;
-        int rc = res == DELIVERY_DONE ? consumer_ack(s->c, in.delivery_tag, err, errlen)
-                                      : consumer_requeue(s->c, in.delivery_tag, err, errlen);
-        if (rc != 0)
+        if (got == 1 && plan_batch(s, d, rl->routes, &in, batch, err, errlen) != 0)
             return -1;
     }
     return 0;
@@ -181,10 +286,9 @@ int main(int argc, char **argv)
     routes r = {0};
     char *token = NULL;
     deliverer *d = NULL;
+    endpoint *metrics = NULL;
     char err[1024] = "";
-    int rc = cli_parse(notifier_options, &s, argc, argv, program,
-                       "Delivers alerts from sluice.q.notifier to the channels of their route "
-                       "(log, webhook, telegram) and records each outcome in PostgreSQL.");
+    int rc = cli_parse(notifier_options, &s, argc, argv, program, summary);
     if (rc == CLI_CONTINUE)
         log_init("notifier", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
@@ -192,21 +296,23 @@ int main(int argc, char **argv)
     char token_err[600] = "";
     if (rc == CLI_CONTINUE)
         token = read_token(s.telegram_token_file, token_err, sizeof token_err);
-    delivery_config dc = {.routes = &r,
-                          .channels = {.telegram_api = s.telegram_api_url,
-                                       .telegram_token = token,
-                                       .telegram_token_error = token_err[0] ? token_err : NULL,
-                                       .telegram_chat = s.telegram_chat_id,
-                                       .webhook_url = s.webhook_url},
-                          .max_attempts = s.max_attempts,
-                          .backoff_base_ms = s.retry_base_ms,
-                          .backoff_max_ms = s.retry_max_ms,
-                          .rate_per_chat = s.telegram_rate_per_chat,
-                          .rate_total = s.telegram_rate_total,
-                          .http_timeout_ms = s.http_timeout_ms};
+    channel_settings channels = {.telegram_api = s.telegram_api_url,
+                                 .telegram_token = token,
+                                 .telegram_token_error = token_err[0] ? token_err : NULL,
+                                 .telegram_chat = s.telegram_chat_id,
+                                 .webhook_url = s.webhook_url};
+    delivery_config dc = {.dest = {.pg_dsn = s.pg_dsn,
+                                   .channels = &channels,
+                                   .max_attempts = s.max_attempts,
+                                   .backoff_base_ms = s.retry_base_ms,
+                                   .backoff_max_ms = s.retry_max_ms,
+                                   .rate_per_chat = s.telegram_rate_per_chat,
+                                   .http_timeout_ms = s.http_timeout_ms},
+                          .rate_total = s.telegram_rate_total};
     /* Every channel the routes use must be reachable with the settings. */
     if (rc == CLI_CONTINUE && (routes_parse(s.routes, &r, err, sizeof err) != 0 ||
-                               routes_check(&r, &dc.channels, err, sizeof err) != 0)) {
+                               routes_check(&r, &channels, err, sizeof err) != 0 ||
+                               grouping_of(&s, &dc.group, err, sizeof err) != 0)) {
         fprintf(stderr, "%s: %s\n", program, err);
         rc = EXIT_USAGE;
     }
@@ -217,18 +323,29 @@ int main(int argc, char **argv)
             rc = EXIT_RUNTIME;
         }
     }
+    if (rc == CLI_CONTINUE && s.metrics_port &&
+        !(metrics = endpoint_start(s.metrics_address, s.metrics_port, d, err, sizeof err))) {
+        log_error("%s", err);
+        rc = EXIT_RUNTIME;
+    }
     if (rc == CLI_CONTINUE) {
         shutdown_install();
-        log_info("starting routes=\"%s\" telegram_rate_per_chat=%ld telegram_rate_total=%ld",
-                 s.routes, s.telegram_rate_per_chat, s.telegram_rate_total);
+        reload_install();
+        log_info("starting routes=\"%s\" group_by=%s group_wait_ms=%ld group_interval_ms=%ld "
+                 "telegram_rate_per_chat=%ld telegram_rate_total=%ld metrics_port=%ld",
+                 s.routes, s.group_by, s.group_wait_ms, s.group_interval_ms,
+                 s.telegram_rate_per_chat, s.telegram_rate_total, s.metrics_port);
+        reloadable rl = {.routes = &r, .argc = argc, .argv = argv, .channels = &channels};
         size_t next = 0;
         unsigned attempt = 0;
+        int resumed = 0;
         while (!shutdown_requested) {
             session ss = {0};
-            if (open_session(&ss, &urls, &next, &s, err, sizeof err) == 0) {
+            if (open_session(&ss, &urls, &next, &s, err, sizeof err) == 0 &&
+                (resumed || (resumed = deliverer_resume(d, ss.l, err, sizeof err) == 0))) {
                 log_info("consuming queue=%s url=%s", SLUICE_QUEUE_NOTIFIER, mq_url(ss.conn));
                 attempt = 0;
-                if (serve(&ss, d, err, sizeof err) == 0) {
+                if (serve(&ss, d, &rl, s.prefetch, err, sizeof err) == 0) {
                     close_session(&ss);
                     break;
                 }
@@ -238,12 +355,20 @@ int main(int argc, char **argv)
             log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
             sleep_interruptible_ms(delay);
         }
+        /* Nothing unplanned is held any more (the channel is closed): let
+         * the destinations finish or hand back what they have in hand. */
+        deliverer_stop(d);
+        endpoint_stop(metrics);
+        metrics = NULL;
         const delivery_stats *st = deliverer_stats(d);
-        log_info("stopped alerts=%" PRIu64 " sent=%" PRIu64 " retried=%" PRIu64 " failed=%" PRIu64
-                 " skipped=%" PRIu64 " dead_lettered=%" PRIu64,
-                 st->alerts, st->sent, st->retried, st->failed, st->skipped, st->dead_lettered);
+        log_info("stopped alerts=%" PRIu64 " planned=%" PRIu64 " copies=%" PRIu64
+                 " dead_lettered=%" PRIu64,
+                 st->alerts, st->planned, st->copies, st->dead_lettered);
+        deliverer_free(d); /* joins the destinations */
+        d = NULL;
         rc = 0;
     }
+    endpoint_stop(metrics);
     deliverer_free(d);
     if (token) {
         memset(token, 0, strlen(token));

@@ -138,7 +138,7 @@ static void test_rule_fires_and_dedup_window_holds(void **state)
     assert_int_equal(pg_scalar("SELECT suppressed FROM alert_windows WHERE dedup_key = 'c-1'"), 2);
 
     /* The notifier's log channel delivers both and records it. */
-    const char *argv[] = {harness_bin("sluice-notifier"), NULL};
+    const char *argv[] = {harness_bin("sluice-notifier"), "--metrics-port", "0", NULL};
     pid_t pid = harness_spawn(argv, log_path);
     assert_true(harness_wait_for(log_has_two_alerts, NULL, TIMEOUT_MS));
     kill(pid, SIGTERM);

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "tgtext.h"
 #include "event.h"
+#include "tgtext.h"
 
 static void test_escape_and_length(void **state)
 {
