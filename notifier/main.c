@@ -98,7 +98,8 @@ static const cfg_option notifier_options[] = {
      "give up on one HTTP request after this long (then retry)", NULL},
     {"group_by", CFG_STRING, offsetof(notifier_settings, group_by), "rule", 0, 0,
      "chat channels: alerts of one destination and the same rule (and/or severity, source; "
-     "comma-separated) share a message; 'alert': one message per alert", NULL},
+     "comma-separated) share a message; 'alert': one message per alert",
+     NULL},
     {"group_wait_ms", CFG_INT, offsetof(notifier_settings, group_wait_ms), "30000", 0, 86400000,
      "a group's first message waits this long after its first alert, to gather the burst", NULL},
     {"group_interval_ms", CFG_INT, offsetof(notifier_settings, group_interval_ms), "300000", 0,
@@ -279,6 +280,47 @@ static int serve(session *s, deliverer *d, reloadable *rl, long batch, char *err
     return 0;
 }
 
+/* Consumes sluice.q.notifier until a signal, connecting again with backoff
+ * whenever the broker or the database goes away; the destinations go on
+ * delivering meanwhile. */
+static void consume(const notifier_settings *s, deliverer *d, reloadable *rl, const strlist *urls,
+                    char *err, size_t errlen)
+{
+    size_t next = 0;
+    unsigned attempt = 0;
+    int resumed = 0;
+    while (!shutdown_requested) {
+        session ss = {0};
+        if (open_session(&ss, urls, &next, s, err, errlen) == 0 &&
+            (resumed || (resumed = deliverer_resume(d, ss.l, err, errlen) == 0))) {
+            log_info("consuming queue=%s url=%s", SLUICE_QUEUE_NOTIFIER, mq_url(ss.conn));
+            attempt = 0;
+            if (serve(&ss, d, rl, s->prefetch, err, errlen) == 0) {
+                close_session(&ss);
+                break;
+            }
+        }
+        close_session(&ss);
+        long delay = backoff_ms(attempt++, 200, 10000);
+        log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
+        sleep_interruptible_ms(delay);
+    }
+}
+
+/* Nothing unplanned is held any more (the channel is closed): lets the
+ * destinations finish or hand back what they have in hand, logs the
+ * totals and frees the deliverer (joining the destinations). */
+static void finish(deliverer *d, endpoint *metrics)
+{
+    deliverer_stop(d);
+    endpoint_stop(metrics);
+    const delivery_stats *st = deliverer_stats(d);
+    log_info("stopped alerts=%" PRIu64 " planned=%" PRIu64 " copies=%" PRIu64
+             " dead_lettered=%" PRIu64,
+             st->alerts, st->planned, st->copies, st->dead_lettered);
+    deliverer_free(d);
+}
+
 int main(int argc, char **argv)
 {
     notifier_settings s = {0};
@@ -336,36 +378,10 @@ int main(int argc, char **argv)
                  s.routes, s.group_by, s.group_wait_ms, s.group_interval_ms,
                  s.telegram_rate_per_chat, s.telegram_rate_total, s.metrics_port);
         reloadable rl = {.routes = &r, .argc = argc, .argv = argv, .channels = &channels};
-        size_t next = 0;
-        unsigned attempt = 0;
-        int resumed = 0;
-        while (!shutdown_requested) {
-            session ss = {0};
-            if (open_session(&ss, &urls, &next, &s, err, sizeof err) == 0 &&
-                (resumed || (resumed = deliverer_resume(d, ss.l, err, sizeof err) == 0))) {
-                log_info("consuming queue=%s url=%s", SLUICE_QUEUE_NOTIFIER, mq_url(ss.conn));
-                attempt = 0;
-                if (serve(&ss, d, &rl, s.prefetch, err, sizeof err) == 0) {
-                    close_session(&ss);
-                    break;
-                }
-            }
-            close_session(&ss);
-            long delay = backoff_ms(attempt++, 200, 10000);
-            log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
-            sleep_interruptible_ms(delay);
-        }
-        /* Nothing unplanned is held any more (the channel is closed): let
-         * the destinations finish or hand back what they have in hand. */
-        deliverer_stop(d);
-        endpoint_stop(metrics);
-        metrics = NULL;
-        const delivery_stats *st = deliverer_stats(d);
-        log_info("stopped alerts=%" PRIu64 " planned=%" PRIu64 " copies=%" PRIu64
-                 " dead_lettered=%" PRIu64,
-                 st->alerts, st->planned, st->copies, st->dead_lettered);
-        deliverer_free(d); /* joins the destinations */
+        consume(&s, d, &rl, &urls, err, sizeof err);
+        finish(d, metrics);
         d = NULL;
+        metrics = NULL;
         rc = 0;
     }
     endpoint_stop(metrics);
