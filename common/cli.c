@@ -29,7 +29,10 @@ static const char *const all_settings[] = {
     /* sluice-notifier */
     "routes", "telegram_api_url", "telegram_chat_id", "telegram_token_file",
     "telegram_rate_per_chat", "telegram_rate_total", "webhook_url", "max_attempts", "retry_base_ms",
-    "retry_max_ms", "http_timeout_ms", NULL};
+    "retry_max_ms", "http_timeout_ms", "group_by", "group_interval_ms", "group_max", "group_show",
+    "group_wait_ms",
+    /* sluice-ctl */
+    "mgmt_user", "mgmt_password", "json", "reason", "min_id", "max_id", "dead_scan_max", NULL};
 
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary)

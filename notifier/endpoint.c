@@ -15,6 +15,7 @@
 struct endpoint {
     struct MHD_Daemon *daemon;
     deliverer *d;
+    const atomic_int *consumed;
 };
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
@@ -52,18 +53,29 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (!out)
             return MHD_NO;
         deliverer_render_metrics(e->d, out);
+        fprintf(out,
+                "# HELP sluice_notifier_queue_consumed Whether sluice.q.notifier is consumed now "
+                "(0: queue missing or consumer cancelled).\n"
+                "# TYPE sluice_notifier_queue_consumed gauge\n"
+                "sluice_notifier_queue_consumed %d\n",
+                atomic_load(e->consumed) ? 1 : 0);
         fclose(out);
         return respond(conn, MHD_HTTP_OK, body, len, "text/plain; version=0.0.4");
     }
     if (strcmp(url, "/healthz") == 0) {
-        body = strdup("ok\n");
-        return respond(conn, MHD_HTTP_OK, body, body ? strlen(body) : 0, "text/plain");
+        int ok = atomic_load(e->consumed);
+        body = strdup(ok ? "ok\n"
+                         : "sluice.q.notifier not consumed (queue missing or its consumer "
+                           "cancelled)\n");
+        return respond(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body,
+                       body ? strlen(body) : 0, "text/plain");
     }
     body = strdup("not found: try /metrics or /healthz\n");
     return respond(conn, MHD_HTTP_NOT_FOUND, body, body ? strlen(body) : 0, "text/plain");
 }
 
-endpoint *endpoint_start(const char *address, long port, deliverer *d, char *err, size_t errlen)
+endpoint *endpoint_start(const char *address, long port, deliverer *d, const atomic_int *consumed,
+                         char *err, size_t errlen)
 {
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
@@ -79,6 +91,7 @@ endpoint *endpoint_start(const char *address, long port, deliverer *d, char *err
         return NULL;
     }
     e->d = d;
+    e->consumed = consumed;
     /* Its thread starts with every signal blocked: they are the consuming
      * thread's. */
     sigset_t all, old;

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,9 @@ static const char summary[] =
     "telegram chats), each destination on its own, chat alerts grouped, and records each outcome "
     "in PostgreSQL.";
 
+/* Whether sluice.q.notifier is consumed now, for /healthz and /metrics. */
+static atomic_int queue_consumed;
+
 static int open_session(session *s, const strlist *urls, size_t *next, const notifier_settings *cfg,
                         char *err, size_t errlen)
 {
@@ -169,11 +173,13 @@ static int open_session(session *s, const strlist *urls, size_t *next, const not
     if (!(s->conn = mq_connect_any(urls, next, (int)cfg->heartbeat, 5000, err, errlen)))
         return -1;
     s->c = consumer_open(s->conn, program, &notifier_queue, cfg->prefetch, err, errlen);
+    atomic_store(&queue_consumed, s->c && consumer_active(s->c, 0));
     return s->c ? 0 : -1;
 }
 
 static void close_session(session *s)
 {
+    atomic_store(&queue_consumed, 0);
     consumer_free(s->c);
     mq_close(s->conn);
     ledger_close(s->l);
@@ -274,6 +280,7 @@ static int serve(session *s, deliverer *d, reloadable *rl, long batch, char *err
         int got = consumer_next(s->c, &in, 500, err, errlen);
         if (got < 0)
             return -1;
+        atomic_store(&queue_consumed, consumer_active(s->c, 0));
         if (got == 1 && plan_batch(s, d, rl->routes, &in, batch, err, errlen) != 0)
             return -1;
     }
@@ -366,7 +373,8 @@ int main(int argc, char **argv)
         }
     }
     if (rc == CLI_CONTINUE && s.metrics_port &&
-        !(metrics = endpoint_start(s.metrics_address, s.metrics_port, d, err, sizeof err))) {
+        !(metrics = endpoint_start(s.metrics_address, s.metrics_port, d, &queue_consumed, err,
+                                   sizeof err))) {
         log_error("%s", err);
         rc = EXIT_RUNTIME;
     }

@@ -342,6 +342,72 @@ static void test_one_config_drives_every_binary(void **state)
     queue_delete("sluice.q.cfg_sim");
 }
 
+/* Appends to `out` a "name = 1" line for each setting `binary --help`
+ * lists that is not in `skip` (a NUL-separated list, may be empty). */
+static void settings_of(const char *binary, const char *skip, size_t skip_len, char *out,
+                        size_t cap, char *names, size_t names_cap, size_t *names_len)
+{
+    char help[65536];
+    const char *argv[] = {harness_bin(binary), "--help", NULL};
+    assert_int_equal(harness_run(argv, help, sizeof help, TIMEOUT_MS), 0);
+    for (const char *line = help; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "  --", 4) != 0)
+            continue;
+        char name[64];
+        size_t n = 0;
+        for (const char *p = line + 4;
+             n + 1 < sizeof name &&
+             ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-');
+             p++)
+            name[n++] = *p == '-' ? '_' : *p;
+        name[n] = '\0';
+        if (n == 0 || strcmp(name, "config") == 0 || strcmp(name, "help") == 0)
+            continue;
+        int known = 0;
+        for (size_t k = 0; k < skip_len && !known; k += strlen(skip + k) + 1)
+            known = strcmp(skip + k, name) == 0;
+        if (names && *names_len + n + 1 < names_cap) {
+            memcpy(names + *names_len, name, n + 1);
+            *names_len += n + 1;
+        }
+        char line_text[80], needle[82];
+        snprintf(line_text, sizeof line_text, "%s = 1\n", name);
+        snprintf(needle, sizeof needle, "\n%s", line_text);
+        int written =
+            out && (strncmp(out, line_text, strlen(line_text)) == 0 || strstr(out, needle));
+        if (out && !known && !written && strlen(out) + strlen(line_text) < cap)
+            strcat(out, line_text);
+    }
+}
+
+/* The shared file may hold every other binary's settings: sluice-setup
+ * skips them all (so the list of them in common/cli.c has not drifted
+ * from the binaries' tables), and still refuses a setting no binary has. */
+static void test_shared_file_skips_other_binaries_settings(void **state)
+{
+    (void)state;
+    char own[4096], text[16384] = "", config[600], err[65536];
+    size_t own_len = 0;
+    settings_of("sluice-setup", "", 0, NULL, 0, own, sizeof own, &own_len);
+    static const char *const others[] = {"sluice-producer", "sluice-worker", "sluice-notifier",
+                                         "sluice-ctl"};
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++)
+        settings_of(others[i], own, own_len, text, sizeof text, NULL, 0, NULL);
+    assert_non_null(strstr(text, "window_bytes = 1\n"));
+    assert_non_null(strstr(text, "telegram_chat_id = 1\n"));
+    snprintf(config, sizeof config, "%s/shared.conf", workdir);
+    write_file(config, text);
+    const char *setup[] = {harness_bin("sluice-setup"), "--config", config, NULL};
+    int rc = harness_run(setup, err, sizeof err, TIMEOUT_MS);
+    if (rc != 0)
+        fail_msg("setup exited %d with every other binary's settings in its file: %s", rc, err);
+    strncat(text, "no_such_setting = 1\n", sizeof text - strlen(text) - 1);
+    write_file(config, text);
+    assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 2);
+    assert_non_null(strstr(err, "unknown setting 'no_such_setting'"));
+}
+
 /* ------------------------------------------------------- memory */
 
 #define BIG_EVENTS 100
@@ -530,20 +596,44 @@ static void test_cancelled_consumer_is_resubscribed(void **state)
     assert_int_equal(harness_log_count(log, "worker started"), 1); /* never restarted */
 }
 
-/* The same for the notifier's queue. */
+static int notifier_healthz_is(void *arg)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", harness_port(9));
+    return http_get(url, pool_body, sizeof pool_body) == *(const long *)arg;
+}
+
+/* The same for the notifier's queue, on the notifier's own /healthz and
+ * /metrics. */
 static void test_cancelled_notifier_is_resubscribed(void **state)
 {
-    char log[600];
+    char log[600], url[128], metrics[65536];
     snprintf(log, sizeof log, "%s/cancel-notifier.log", workdir);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", harness_port(9));
     unlink(log);
-    const char *argv[] = {harness_bin("sluice-notifier"), NULL};
+    const char *argv[] = {harness_bin("sluice-notifier"), "--metrics-port", harness_port_text(9),
+                          NULL};
     pid_t pid = harness_spawn(argv, log);
+    long ok = 200, unavailable = 503;
     assert_true(harness_wait_for(consumed_by_one, "sluice.q.notifier", 30000));
+    if (!harness_wait_for(notifier_healthz_is, &ok, 30000))
+        fail_msg("the notifier's /healthz never answered 200: %s", pool_body);
+
     queue_delete("sluice.q.notifier");
     wait_log(log, "consumer cancelled by the broker queue=sluice.q.notifier");
+    if (!harness_wait_for(notifier_healthz_is, &unavailable, 30000))
+        fail_msg("the notifier's /healthz did not turn 503: %s", pool_body);
+    assert_non_null(strstr(pool_body, "sluice.q.notifier not consumed"));
+    assert_int_equal(http_get(url, metrics, sizeof metrics), 200);
+    assert_non_null(strstr(metrics, "\nsluice_notifier_queue_consumed 0\n"));
+
     assert_int_equal(harness_group_setup(state), 0);
     wait_log(log, "consuming again queue=sluice.q.notifier");
     assert_true(harness_wait_for(consumed_by_one, "sluice.q.notifier", 30000));
+    if (!harness_wait_for(notifier_healthz_is, &ok, 30000))
+        fail_msg("the notifier's /healthz did not turn 200 again: %s", pool_body);
+    assert_int_equal(http_get(url, metrics, sizeof metrics), 200);
+    assert_non_null(strstr(metrics, "\nsluice_notifier_queue_consumed 1\n"));
     kill(pid, SIGTERM);
     assert_int_equal(harness_wait(pid, 30000), 0);
 }
@@ -602,6 +692,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_returned_is_never_confirmed, reset, restore),
         cmocka_unit_test_teardown(test_setup_upgrades_older_topology, drop_vhost),
         cmocka_unit_test_setup_teardown(test_one_config_drives_every_binary, reset, restore),
+        cmocka_unit_test(test_shared_file_skips_other_binaries_settings),
         cmocka_unit_test_setup(test_memory_bounded_in_bytes, reset),
         cmocka_unit_test(test_every_log_entry_is_one_line),
         cmocka_unit_test_setup_teardown(test_cancelled_consumer_is_resubscribed, reset, restore),
