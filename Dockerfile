@@ -32,15 +32,16 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
 # ---- runtime: shared libraries, CA certificates (amqps://, sslmode), binaries.
 # libmicrohttpd: the worker pool's /metrics and /healthz; libcurl: HTTP
 # notification channels. scripts/check-compose.sh checks this list against
-# what the binaries link.
+# what the binaries link. curl: the worker's healthcheck (GET /healthz).
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librabbitmq4 libpq5 libjson-c5 libssl3 libcurl4 libmicrohttpd12 ca-certificates \
+      librabbitmq4 libpq5 libjson-c5 libssl3 libcurl4 libmicrohttpd12 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin sluice
 COPY --from=build /out/bin/ /usr/local/bin/
+COPY scripts/sluice-healthcheck /usr/local/bin/
 COPY sql/ /usr/share/sluice/sql/
 USER sluice:sluice
 WORKDIR /tmp

@@ -58,8 +58,8 @@ static const cfg_option setup_options[] = {
      "whole set; unset: the warehouse's declarations are left as they are)",
      NULL},
     {"retention_days", CFG_INT, offsetof(setup_settings, retention_days), "0", 0, 1000000,
-     "drop partitions of events and ingest_errors once entirely older than this many days "
-     "(0 = keep for ever)",
+     "drop partitions of events, ingest_errors and alerts once entirely older than this many "
+     "days (0 = keep for ever)",
      NULL},
     SETTING_LOG_LEVEL(setup_settings),
     CFG_END,

@@ -5,9 +5,11 @@
  * Each row is tried in a transaction of its own, on the warehouse's own
  * terms rather than the worker's code: the body is checked against the
  * message contract (event.h, with this run's max_message_bytes), staged in
- * the session's events_stage table, moved into events (a msg_id already
- * stored is a no-op), the source's normaliser runs
- * (sluice_apply_normalizers(), sql/002), and the ingest_errors row is
+ * the session's events_stage table, moved into events if its msg_id can be
+ * claimed in event_ids (a msg_id already stored is a no-op; the declared
+ * projections are filled by the trigger on events, as for the worker's
+ * batches; a warehouse older than migration 005 runs its normalisers,
+ * sluice_apply_normalizers() of sql/002, instead), and the ingest_errors row is
  * deleted, all in one commit: a row leaves ingest_errors only once its
  * event is stored. A row that fails again stays, with the new reason and
  * detail. What this relies on in the schema is listed in the README

@@ -33,6 +33,10 @@ typedef struct child {
 
 static int spawn(const supervisor_config *cfg, child *c, size_t index)
 {
+    /* Taken before fork: the child compares it with getppid() below. A
+     * fixed "parent is 1" test would be wrong when the supervisor itself is
+     * PID 1 (a container's entry point, unshare --pid). */
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         log_error("cannot fork worker=%zu error=\"%s\"", index, strerror(errno));
@@ -41,9 +45,19 @@ static int spawn(const supervisor_config *cfg, child *c, size_t index)
     if (pid == 0) {
         /* If the supervisor dies, its workers should not live on unseen. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() == 1)
+        /* The supervisor may have died between fork and prctl, so the
+         * death signal would never come: stop now, saying why. */
+        if (getppid() != parent) {
+            log_error("supervisor gone before worker started worker=%zu supervisor_pid=%d",
+                      index, (int)parent);
             _exit(1);
-        _exit(cfg->run(index, cfg->arg));
+        }
+        int rc = cfg->run(index, cfg->arg);
+        /* Whatever path made the body fail, one line says so here, in the
+         * worker's own log, before the supervisor's "worker failed". */
+        if (rc != 0)
+            log_error("worker exiting worker=%zu exit=%d", index, rc);
+        _exit(rc);
     }
     c->pid = pid;
     c->state = CHILD_RUNNING;

@@ -4,7 +4,6 @@
  * a warehouse made by migrations 001-003 with its rows, and projections a
  * deployment declares (created, filled, extended, refused when wrong). */
 #include <libpq-fe.h>
-#include <glob.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <glob.h>
 
 #include "event.h"
 #include "harness.h"
@@ -75,9 +75,9 @@ static void test_partitions_ahead_and_pruned(void **state)
         assert_int_equal(pg_scalar(sql), 1);
     }
     assert_int_equal(
-        pg_scalar("SELECT count(*) FROM pg_partitioned_table"
-                  " WHERE partrelid IN ('events'::regclass, 'ingest_errors'::regclass)"),
-        2);
+        pg_scalar("SELECT count(*) FROM pg_partitioned_table WHERE partrelid IN"
+                  " ('events'::regclass, 'ingest_errors'::regclass, 'alerts'::regclass)"),
+        3);
     char plan[8192];
     /* EXPLAIN through a function, as pg_text runs a query. */
     pg_exec("CREATE OR REPLACE FUNCTION test_plan(q text) RETURNS text LANGUAGE plpgsql AS $$"
@@ -175,6 +175,17 @@ static long long scalar_in(const char *dsn, const char *sql)
     return v;
 }
 
+/* How many numbered migrations sql/ holds: an upgrade applies every one. */
+static long migration_files(void)
+{
+    glob_t g;
+    if (glob(SLUICE_SQL_DIR "/[0-9]*.sql", 0, NULL, &g) != 0)
+        fail_msg("no migrations in %s", SLUICE_SQL_DIR);
+    long n = (long)g.gl_pathc;
+    globfree(&g);
+    return n;
+}
+
 /* A warehouse made by migrations 001-003, with rows, upgrades in place:
  * its events (old and recent), ingest errors and typed rows are kept, and
  * an event it holds is still a duplicate afterwards. */
@@ -223,6 +234,10 @@ static void test_upgrade_in_place_keeps_rows(void **state)
              "INSERT INTO orders (msg_id, order_id, total) VALUES ('%s', 'u1', 7), ('%s', 'u2', 8)",
              old_id, new_id);
     scalar_in(dsn, sql);
+    scalar_in(dsn, "SELECT sluice_raise_alert('big:o1', 'big', 'warning', 'orders', 'o1', 'hi',"
+                   " '', 0, 'alert.warning.big')");
+    scalar_in(dsn,
+              "SELECT sluice_plan_deliveries('big:o1', 'big', 'warning', 'orders', 'hi', 'log')");
     scalar_in(dsn, "INSERT INTO ingest_errors (msg_id, source, routing_key, reason, raw,"
                    " received_at) VALUES ('bad-1', 'orders', 'src.orders', 'invalid_json',"
                    " '\\x7b', now() - interval '3 days')");
@@ -232,14 +247,10 @@ static void test_upgrade_in_place_keeps_rows(void **state)
                sizeof err);
     if (rc != 0)
         fail_msg("upgrade: exit %d: %s", rc, err);
-    glob_t migrations; /* every migration of sql/ */
-    assert_int_equal(glob(SLUICE_SQL_DIR "/[0-9][0-9][0-9]_*.sql", 0, NULL, &migrations), 0);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM schema_migrations"),
-                     (long long)migrations.gl_pathc);
-    globfree(&migrations);
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM schema_migrations"), migration_files());
     assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM pg_partitioned_table"
-                                    " WHERE partrelid = 'events'::regclass"),
-                     1);
+                                    " WHERE partrelid IN ('events'::regclass, 'alerts'::regclass)"),
+                     2);
     assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events"), 2);
     assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events_history"), 1);
     assert_int_equal(scalar_in(dsn, "SELECT sum((payload->>'total')::int) FROM events"), 15);
@@ -247,6 +258,13 @@ static void test_upgrade_in_place_keeps_rows(void **state)
                      1);
     assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM orders"), 2);
     assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM event_ids"), 3);
+    /* The alert kept its row and delivery, and is still raised once. */
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM alerts a JOIN alert_deliveries d"
+                                    " USING (alert_id) WHERE a.alert_id = 'big:o1'"),
+                     1);
+    scalar_in(dsn, "SELECT sluice_raise_alert('big:o1', 'big', 'warning', 'orders', 'o1', 'hi',"
+                   " '', 0, 'alert.warning.big')");
+    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM alerts"), 1);
     /* Both old events delivered again are duplicates, whichever partition
      * holds them; a new one is stored and projected by the declaration
      * that adopted the old table. */

@@ -18,20 +18,22 @@ static void test_copy_stream_layout(void **state)
     pgcopy_text(&c, "ab", 2);
     pgcopy_jsonb(&c, "{}", 2);
     pgcopy_null(&c);
-    pgcopy_row(&c, 1);
+    pgcopy_row(&c, 2);
     pgcopy_timestamptz(&c, INT64_C(946684800000001)); /* 2000-01-01 00:00:00.000001 UTC */
+    pgcopy_int4(&c, -2);
     pgcopy_end(&c);
 
     static const unsigned char expected[] = {
-        'P',  'G',  'C',  'O',  'P', 'Y', '\n', 0xff, '\r', '\n', 0,    /* signature */
-        0,    0,    0,    0,    0,   0,   0,    0,                      /* flags, extension */
-        0,    3,                                                        /* 3 fields */
-        0,    0,    0,    2,    'a', 'b',                               /* text */
-        0,    0,    0,    3,    1,   '{', '}',                          /* jsonb v1 */
-        0xff, 0xff, 0xff, 0xff,                                         /* NULL */
-        0,    1,                                                        /* 1 field */
-        0,    0,    0,    8,    0,   0,   0,    0,    0,    0,    0, 1, /* 1 us after PG epoch */
-        0xff, 0xff,                                                     /* trailer */
+        'P',  'G',  'C',  'O',  'P',  'Y',  '\n', 0xff, '\r', '\n', 0,    /* signature */
+        0,    0,    0,    0,    0,    0,    0,    0,                      /* flags, extension */
+        0,    3,                                                          /* 3 fields */
+        0,    0,    0,    2,    'a',  'b',                                /* text */
+        0,    0,    0,    3,    1,    '{',  '}',                          /* jsonb v1 */
+        0xff, 0xff, 0xff, 0xff,                                           /* NULL */
+        0,    2,                                                          /* 2 fields */
+        0,    0,    0,    8,    0,    0,    0,    0,    0,    0,    0, 1, /* 1 us after PG epoch */
+        0,    0,    0,    4,    0xff, 0xff, 0xff, 0xfe,                   /* int4 -2 */
+        0xff, 0xff,                                                       /* trailer */
     };
     assert_false(c.failed);
     assert_int_equal(c.len, sizeof expected);

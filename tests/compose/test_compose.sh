@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# test_compose.sh GEN - runs compose.yaml for real, the way the README says,
+# on one generation of the servers: GEN bookworm (RabbitMQ 3.10 +
+# PostgreSQL 15, classic queues) or trixie (RabbitMQ 4.0 + PostgreSQL 17,
+# quorum queues; SLUICE_COMPOSE_QUEUE_TYPE overrides), as stand-in images
+# built from Debian packages (scripts/images.sh; no registry here).
+#
+# From a clean build context (the checkout's files, nothing built), with
+# .env made from .env.example:
+#   1. up --build: setup exits 0, every sluice service becomes healthy,
+#      events of every source land in the warehouse, and the orders in the
+#      typed table its projection declares;
+#   2. alerts raised by the example rules are delivered by the notifier's
+#      log channel;
+#   3. --scale worker=3: three consumers on every source queue;
+#   4. a worker container SIGKILLed mid-stream and started again: once the
+#      producer has stopped and the queues are drained, the warehouse holds
+#      every confirmed event, each once;
+#   5. SLUICE_WORKER_MODE=parallel SLUICE_WORKERS=2: two consumers per
+#      queue, the next producer run stored in full;
+#   6. down (volumes kept) with events still queued, then up: the warehouse
+#      keeps its rows and the queued events are stored;
+#   7. down -v leaves no container, network or volume of the project.
+#
+# Needs root (it starts dockerd if none answers), docker.io, docker-compose
+# (or the compose v2 plugin) and mmdebstrap. Its own compose project name
+# (sluicect-GEN-<SLUICE_AMQP_PORT>) and no fixed host port: the published
+# ports are 0, so the engine picks free ones.
+set -euo pipefail
+
+GEN=${1:?usage: test_compose.sh bookworm|trixie}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+PROJECT=sluicect-$GEN-${SLUICE_AMQP_PORT:-5672}
+STEP_TIMEOUT=${SLUICE_COMPOSE_TIMEOUT:-240} # seconds for each awaited condition
+# Classic queues on RabbitMQ 3.10 (.env.example's choice), quorum queues
+# (delivery limit, dead-lettering) on RabbitMQ 4.0.
+case $GEN in
+trixie) QUEUE_TYPE=${SLUICE_COMPOSE_QUEUE_TYPE:-quorum} ;;
+*) QUEUE_TYPE=${SLUICE_COMPOSE_QUEUE_TYPE:-classic} ;;
+esac
+T0=$SECONDS
+
+log() { printf '[%4ds] compose %s: %s\n' $((SECONDS - T0)) "$GEN" "$*"; }
+fail() {
+    printf 'FAIL compose %s: %s\n' "$GEN" "$*" >&2
+    exit 1
+}
+# Any other command that fails ends the test (set -e): say which.
+set -E
+trap 'printf "FAIL compose %s: line %d: %s (exit %d)\n" "$GEN" "$LINENO" "$BASH_COMMAND" "$?" >&2' ERR
+
+"$ROOT/scripts/images.sh" engine
+"$ROOT/scripts/images.sh" standins "$GEN"
+
+if docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+elif command -v docker-compose >/dev/null; then
+    COMPOSE=(docker-compose)
+else
+    fail "neither 'docker compose' nor docker-compose is installed"
+fi
+
+# The clean build context: the checkout's tracked and new files as they are
+# now, without build trees, .env or anything git ignores.
+CTX=$(mktemp -d "${TMPDIR:-/tmp}/sluice-compose.XXXXXX")
+dc() { (cd "$CTX" && "${COMPOSE[@]}" -p "$PROJECT" "$@"); }
+cleanup() {
+    local rc=$?
+    if ((rc != 0)); then
+        echo "---- state at failure" >&2
+        dc ps >&2 || true
+        dc logs --no-color --tail 40 >&2 || true
+    fi
+    dc down -v --remove-orphans >/dev/null 2>&1 || true
+    rm -rf "$CTX"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+(cd "$ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -C "$CTX" -xf -
+
+# .env as the README says: .env.example with the passwords changed. The
+# stand-in images replace the official ones; host ports 0 = any free port.
+pw() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+sed -e "s/^RABBITMQ_PASSWORD=.*/RABBITMQ_PASSWORD=$(pw)/" \
+    -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(pw)/" \
+    -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\)=.*/\1=0/" \
+    -e "s/^SLUICE_QUEUE_TYPE=.*/SLUICE_QUEUE_TYPE=$QUEUE_TYPE/" \
+    -e "/^\(RABBITMQ_IMAGE\|POSTGRES_IMAGE\)=/d" \
+    "$CTX/.env.example" >"$CTX/.env"
+"$ROOT/scripts/images.sh" env "$GEN" >>"$CTX/.env"
+dc down -v --remove-orphans >/dev/null 2>&1 || true # a previous run's leftovers
+
+# ---- helpers
+SOURCES=(profiles clickstream orders sensors)
+sql() { dc exec -T postgres psql -U sluice -d sluice -XtAq -c "$1"; }
+# "name consumers messages" for every sluice source queue.
+queues() {
+    dc exec -T rabbitmq rabbitmqctl -q list_queues --no-table-headers name consumers messages |
+        awk '$1 ~ /^sluice\.q\./ && $1 != "sluice.q.notifier"'
+}
+rows() { sql "SELECT count(*) FROM events" | tr -d '[:space:]'; }
+queued() { queues | awk '{ n += $3 } END { print n + 0 }'; }
+# await DESCRIPTION COMMAND...: polls COMMAND every 2 s until it succeeds.
+await() {
+    local what=$1 deadline=$((SECONDS + STEP_TIMEOUT))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || fail "not within ${STEP_TIMEOUT}s: $what"
+        sleep 2
+    done
+    log "$what"
+}
+health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1"; }
+all_healthy() {
+    local ids
+    ids=$(dc ps -q "$@")
+    [[ -n $ids ]] || return 1
+    for id in $ids; do
+        [[ $(health "$id") == healthy ]] || return 1
+    done
+}
+setup_done() {
+    local id
+    id=$(dc ps -a -q setup) # -a: v2 lists only running containers without it
+    [[ -n $id ]] && [[ $(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$id") == "exited 0" ]]
+}
+every_source_stored() {
+    local s
+    for s in "${SOURCES[@]}"; do
+        (($(sql "SELECT count(*) FROM events WHERE source = '$s'") > 0)) || return 1
+    done
+}
+# consumers_each N: every source queue has exactly N consumers.
+consumers_each() {
+    local got
+    got=$(queues)
+    [[ $(wc -l <<<"$got") -eq ${#SOURCES[@]} ]] && awk -v n="$1" '$2 != n { bad = 1 } END { exit bad }' <<<"$got"
+}
+# Sums the producer's "source summary" lines: prints "confirmed read".
+producer_totals() {
+    docker logs "$1" 2>&1 | awk '/source summary/ {
+        for (i = 1; i <= NF; i++) {
+            if ($i ~ /^confirmed=/) { sub(/confirmed=/, "", $i); c += $i }
+            if ($i ~ /^read=/) { sub(/read=/, "", $i); r += $i }
+        }
+        n++
+    } END { if (n) print c, r }'
+}
+# stop_producer: stops it (SIGTERM: it waits for its confirms) and adds
+# its totals to CONFIRMED and READ.
+CONFIRMED=0
+READ=0
+stop_producer() {
+    local id totals
+    id=$(dc ps -q producer)
+    dc stop producer >"$CTX/stop.log" 2>&1 || { cat "$CTX/stop.log" >&2; fail "stop producer failed"; }
+    totals=$(producer_totals "$id")
+    [[ -n $totals ]] || fail "the producer printed no source summary when stopped"
+    [[ $(docker inspect -f '{{.State.ExitCode}}' "$id") == 0 ]] || fail "the producer exited non-zero"
+    CONFIRMED=$((CONFIRMED + ${totals% *}))
+    READ=$((READ + ${totals#* }))
+    log "producer stopped: confirmed=${totals% *} (all runs: confirmed=$CONFIRMED read=$READ)"
+}
+drained() { (($(queued) == 0)) && (($(rows) >= CONFIRMED)); }
+# The warehouse holds every confirmed event once: at least every confirmed
+# one, at most every one read (an unconfirmed publish may have landed),
+# each msg_id once, none rejected.
+check_complete() {
+    local n distinct errors
+    n=$(rows)
+    distinct=$(sql "SELECT count(DISTINCT msg_id) FROM events" | tr -d '[:space:]')
+    errors=$(sql "SELECT count(*) FROM ingest_errors" | tr -d '[:space:]')
+    ((n >= CONFIRMED)) || fail "$1: $n rows, but $CONFIRMED events were confirmed"
+    ((n <= READ)) || fail "$1: $n rows, more than the $READ events produced"
+    ((n == distinct)) || fail "$1: $n rows for $distinct message ids"
+    ((errors == 0)) || fail "$1: $errors rows in ingest_errors"
+    log "$1: $n rows, every confirmed event once"
+}
+
+# ---- 1. up --build
+log "up --build (project $PROJECT, compose $("${COMPOSE[@]}" version --short 2>/dev/null || echo '?'), $QUEUE_TYPE queues)"
+dc up -d --build >"$CTX/up.log" 2>&1 || { cat "$CTX/up.log" >&2; fail "up --build failed"; }
+await "setup exited 0" setup_done
+await "worker, producer and notifier healthy" all_healthy worker producer notifier
+await "events of every source in the warehouse" every_source_stored
+# The declared projections (config/projections.conf, mounted into setup).
+typed_rows() { [[ $(sql "SELECT count(*) FROM orders") -gt 0 ]]; }
+await "orders projected into their typed table" typed_rows
+
+# ---- 2. alerts through the notifier's log channel
+# (grep reads everything: a grep -q quitting early would fail the pipe.)
+notifier_logged() { dc logs --no-color notifier | grep -c ' notifier: alert rule=.* alert_id='; }
+await "an alert delivered on the notifier's log channel" notifier_logged
+alert_id=$(dc logs --no-color notifier | sed -n 's/.* notifier: alert rule=.* alert_id=\([^ ]*\) .*/\1/p' | sed -n 1p)
+state=$(sql "SELECT state FROM alert_deliveries WHERE alert_id = '$alert_id' AND channel = 'log'" | tr -d '[:space:]')
+[[ $state == sent ]] || fail "alert $alert_id is in the notifier's log but its log delivery is '$state'"
+log "alert $alert_id logged and recorded as sent"
+
+# ---- 3. three worker containers
+dc up -d --no-recreate --scale worker=3 >/dev/null 2>&1 || fail "up --scale worker=3 failed"
+await "--scale worker=3: 3 consumers on every source queue" consumers_each 3
+await "3 worker containers healthy" all_healthy worker
+
+# ---- 4. SIGKILL one worker mid-stream, start it again
+victim=$(dc ps -q worker | sed -n 1p)
+before=$(rows)
+docker kill -s KILL "$victim" >/dev/null
+log "worker ${victim:0:12} killed with SIGKILL at $before rows"
+docker start "$victim" >/dev/null
+await "the killed worker healthy again" all_healthy worker
+await "3 consumers on every source queue again" consumers_each 3
+stop_producer
+await "queues drained" drained
+check_complete "after SIGKILL"
+
+# ---- 5. parallel mode, two processes per queue
+SLUICE_WORKER_MODE=parallel SLUICE_WORKERS=2 dc up -d --no-deps --scale worker=1 worker >/dev/null 2>&1 ||
+    fail "parallel worker failed to start"
+await "parallel, 2 workers: 2 consumers on every source queue" consumers_each 2
+await "parallel worker healthy" all_healthy worker
+start_rows=$(rows)
+SLUICE_PRODUCER_SEED=2 dc up -d --no-deps producer >/dev/null 2>&1 || fail "producer (seed 2) did not start"
+grew() { (($(rows) >= start_rows + 2000)); }
+await "parallel workers store the new events" grew
+stop_producer
+await "queues drained" drained
+check_complete "parallel mode"
+
+# ---- 6. down with events queued, then up
+dc stop worker >/dev/null 2>&1
+SLUICE_PRODUCER_SEED=3 dc up -d --no-deps producer >/dev/null 2>&1 || fail "producer (seed 3) did not start"
+some_queued() { (($(queued) >= 2000)); }
+await "events queued with no worker" some_queued
+stop_producer
+kept_rows=$(rows)
+kept_queued=$(queued)
+dc down >/dev/null 2>&1 || fail "down failed"
+[[ -z $(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT") ]] ||
+    fail "containers left after down"
+log "down with $kept_rows rows stored and $kept_queued events queued"
+dc up -d --scale producer=0 >/dev/null 2>&1 || fail "up after down failed"
+await "setup exited 0 again" setup_done
+kept() { (($(rows) >= kept_rows)); }
+await "the warehouse kept its rows" kept
+await "queued events stored after up" drained
+check_complete "after down and up"
+
+# What RabbitMQ says is deprecated in how sluice uses it (notes, not failures).
+dc logs --no-color rabbitmq | grep -i 'deprecated' | sed 's/^/note: /' || true
+
+# ---- 7. down -v
+dc down -v >/dev/null 2>&1 || fail "down -v failed"
+label="label=com.docker.compose.project=$PROJECT"
+[[ -z $(docker ps -aq --filter "$label") ]] || fail "down -v left containers"
+[[ -z $(docker volume ls -q --filter "$label") ]] || fail "down -v left volumes"
+[[ -z $(docker network ls -q --filter "$label") ]] || fail "down -v left networks"
+
+log "down -v: no container, volume or network left"
+log "passed in $((SECONDS - T0))s"
