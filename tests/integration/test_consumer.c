@@ -134,7 +134,10 @@ static void test_missing_queue(void **state)
 
     queue_declare_transient("sluice.q.nosuchsource");
     incoming in;
-    for (int i = 0; i < 100 && !consumer_active(c, 1); i++)
+    /* Looked for again 0.5-1 s after it went missing, then with backoff:
+     * consumed well within 15 s. */
+    int64_t deadline = mono_us() + 15000000;
+    while (!consumer_active(c, 1) && mono_us() < deadline)
         assert_true(consumer_next(c, &in, 100, err, sizeof err) >= 0);
     assert_int_equal(consumer_active(c, 1), 1);
     assert_true(consumer_changes(c) != changes);
