@@ -92,6 +92,38 @@ static uint64_t read_confirms(amqp_connection_state_t st, uint64_t confirmed, lo
     }
 }
 
+/* Publishes one event as sluice's producer would (the message contract's
+ * properties and headers), persistent, to sluice.ingest. */
+static void publish_one(amqp_connection_state_t st, const char *source, const char *id,
+                        const char *body, size_t len)
+{
+    char rk[64];
+    int64_t now = clock_us(CLOCK_REALTIME);
+    snprintf(rk, sizeof rk, "src.%s", source);
+    amqp_table_entry_t h[2] = {
+        {.key = amqp_cstring_bytes("x-source"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(source)}},
+        {.key = amqp_cstring_bytes("x-produced-at-us"),
+         .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = now}},
+    };
+    amqp_basic_properties_t p = {
+        ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                  AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG |
+                  AMQP_BASIC_HEADERS_FLAG,
+        .content_type = amqp_cstring_bytes("application/json"),
+        .delivery_mode = 2,
+        .message_id = amqp_cstring_bytes(id),
+        .timestamp = (uint64_t)(now / 1000000),
+        .app_id = amqp_cstring_bytes("bench-raw-publish"),
+        .headers = {.num_entries = 2, .entries = h},
+    };
+    amqp_bytes_t b = {.len = len, .bytes = (void *)body};
+    int rc = amqp_basic_publish(st, 1, amqp_cstring_bytes("sluice.ingest"), amqp_cstring_bytes(rk),
+                                0, 0, &p, b);
+    if (rc != AMQP_STATUS_OK)
+        die("publishing", amqp_error_string2(rc));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -124,7 +156,7 @@ int main(int argc, char **argv)
     acked = calloc(count * NSOURCES + 2, 1);
     if (!acked)
         die("out of memory", NULL);
-    char body[2048], id[128], rk[64];
+    char body[2048], id[128];
     uint64_t published = 0, confirmed = 0;
     int64_t t0 = clock_us(CLOCK_MONOTONIC);
     for (uint64_t n = 0; n < count; n++) {
@@ -135,31 +167,7 @@ int main(int argc, char **argv)
                 die("generator buffer too small", NULL);
             while (published - confirmed >= window)
                 confirmed = read_confirms(st, confirmed, 200000);
-            int64_t now = clock_us(CLOCK_REALTIME);
-            snprintf(rk, sizeof rk, "src.%s", sources[s]);
-            amqp_table_entry_t h[2] = {
-                {.key = amqp_cstring_bytes("x-source"),
-                 .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                           .value.bytes = amqp_cstring_bytes(sources[s])}},
-                {.key = amqp_cstring_bytes("x-produced-at-us"),
-                 .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = now}},
-            };
-            amqp_basic_properties_t p = {
-                ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                          AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
-                          AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG,
-                .content_type = amqp_cstring_bytes("application/json"),
-                .delivery_mode = 2,
-                .message_id = amqp_cstring_bytes(id),
-                .timestamp = (uint64_t)(now / 1000000),
-                .app_id = amqp_cstring_bytes("bench-raw-publish"),
-                .headers = {.num_entries = 2, .entries = h},
-            };
-            amqp_bytes_t b = {.len = (size_t)len, .bytes = body};
-            int rc = amqp_basic_publish(st, 1, amqp_cstring_bytes("sluice.ingest"),
-                                        amqp_cstring_bytes(rk), 0, 0, &p, b);
-            if (rc != AMQP_STATUS_OK)
-                die("publishing", amqp_error_string2(rc));
+            publish_one(st, sources[s], id, body, (size_t)len);
             published++;
         }
         /* Take confirms as they come so the window rarely fills. */

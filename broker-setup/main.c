@@ -27,12 +27,12 @@ typedef struct setup_settings {
     char *pg_dsn;
     char *sources;
     char *mgmt_url;
-    char *queue_type;
+    int queue_type; /* topology_queue_type */
     long delivery_limit;
     char *sql_dir;
     char *projections;
     long retention_days;
-    char *log_level;
+    int log_level; /* log_level (log.h) */
 } setup_settings;
 
 static const cfg_option setup_options[] = {
@@ -42,21 +42,25 @@ static const cfg_option setup_options[] = {
     SETTING_SOURCES(setup_settings),
     {"mgmt_url", CFG_STRING, offsetof(setup_settings, mgmt_url), "", 0, 0,
      "RabbitMQ management API (http://host:15672/), used only to give an sluice.ingest declared "
-     "by an older setup its alternate exchange by a policy; empty: amqp_url's host and login"},
-    {"queue_type", CFG_STRING, offsetof(setup_settings, queue_type), "classic", 0, 0,
-     "classic, or quorum for a RabbitMQ cluster (replicated on every node)"},
+     "by an older setup its alternate exchange by a policy; empty: amqp_url's host and login",
+     NULL},
+    {"queue_type", CFG_ENUM, offsetof(setup_settings, queue_type), "classic", 0, 0,
+     "classic, or quorum for a RabbitMQ cluster (replicated on every node)", topology_queue_types},
     {"delivery_limit", CFG_INT, offsetof(setup_settings, delivery_limit), "20", 0, 1000000,
      "quorum queues: deliveries of one message before it goes to sluice.dead "
      "(x-delivery-limit; every connection lost with the message unacknowledged counts); "
-     "0 = no limit"},
+     "0 = no limit",
+     NULL},
     {"sql_dir", CFG_STRING, offsetof(setup_settings, sql_dir), SLUICE_SQL_DIR, 0, 0,
-     "folder of numbered migrations (NNN_name.sql)"},
+     "folder of numbered migrations (NNN_name.sql)", NULL},
     {"projections", CFG_STRING, offsetof(setup_settings, projections), "", 0, 0,
      "file of [projection NAME] sections: the typed tables to create and fill (the file is the "
-     "whole set; unset: the warehouse's declarations are left as they are)"},
+     "whole set; unset: the warehouse's declarations are left as they are)",
+     NULL},
     {"retention_days", CFG_INT, offsetof(setup_settings, retention_days), "0", 0, 1000000,
-     "drop partitions of events, ingest_errors and alerts once entirely older than this many days "
-     "(0 = keep for ever)"},
+     "drop partitions of events, ingest_errors and alerts once entirely older than this many "
+     "days (0 = keep for ever)",
+     NULL},
     SETTING_LOG_LEVEL(setup_settings),
     CFG_END,
 };
@@ -74,7 +78,7 @@ static int declare_once(const setup_settings *s, const strlist *urls, const strl
     mq_conn *c = mq_connect_any(urls, &next, 0, 10000, err, errlen);
     if (!c)
         return UNREACHABLE;
-    topology_options opt = {.queue_type = s->queue_type,
+    topology_options opt = {.queue_type = (topology_queue_type)s->queue_type,
                             .delivery_limit = s->delivery_limit,
                             .ingest_without_alternate = ingest_without_alternate};
     int rc = topology_declare(c, sources, &opt, err, errlen);
@@ -208,15 +212,9 @@ int main(int argc, char **argv)
                        "Declares sluice's RabbitMQ topology and applies the warehouse migrations; "
                        "idempotent.");
     if (rc == CLI_CONTINUE)
-        rc = cli_init_log(program, "setup", s.log_level);
+        log_init("setup", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
-    if (rc == CLI_CONTINUE && strcmp(s.queue_type, "classic") != 0 &&
-        strcmp(s.queue_type, "quorum") != 0) {
-        fprintf(stderr, "%s: queue_type must be classic or quorum, got '%s'\n", program,
-                s.queue_type);
-        rc = EXIT_USAGE;
-    }
     if (rc == CLI_CONTINUE)
         rc = cli_sources(program, argc, argv, s.sources, &sources);
     if (rc == CLI_CONTINUE) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "event.h"
 #include "log.h"
 #include "mq.h"
@@ -31,10 +32,8 @@ typedef struct api {
     const char *ca_file;
 } api;
 
-typedef struct reply {
-    char *text;
-    size_t len;
-} reply;
+/* The answer's body (text: a buf ends in a NUL). */
+typedef buf reply;
 
 static size_t collect(char *data, size_t size, size_t n, void *arg)
 {
@@ -42,14 +41,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
     size_t add = size * n;
     if (r->len + add > 1 << 20)
         return 0; /* an exchange's description is small: stop a runaway answer */
-    char *grown = realloc(r->text, r->len + add + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + r->len, data, add);
-    r->text = grown;
-    r->len += add;
-    r->text[r->len] = '\0';
-    return add;
+    return buf_append(r, data, add) == 0 ? add : 0;
 }
 
 /* One request; fills *status and *out (free it). Returns 0, or -1 with err
@@ -85,8 +77,7 @@ static int request(api *a, const char *method, const char *path, const char *bod
     curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
         snprintf(err, errlen, "management API %s%s: %s", a->shown, path, curl_easy_strerror(rc));
-        free(out->text);
-        out->text = NULL;
+        buf_free(out);
         return -1;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -109,10 +100,10 @@ static int get_exchange(api *a, exchange_view *v, char *err, size_t errlen)
     if (request(a, "GET", path, NULL, &status, &r, err, errlen) != 0)
         return -1;
     int rc = -1;
-    json_object *doc = r.text ? json_tokener_parse(r.text) : NULL, *x;
+    json_object *doc = r.data ? json_tokener_parse(r.data) : NULL, *x;
     if (status != 200 || !doc) {
         snprintf(err, errlen, "management API %s%s answered %ld%s%.200s", a->shown, path, status,
-                 r.text ? ": " : "", r.text ? r.text : "");
+                 r.data ? ": " : "", r.data ? r.data : "");
         goto done;
     }
     memset(v, 0, sizeof *v);
@@ -129,7 +120,7 @@ static int get_exchange(api *a, exchange_view *v, char *err, size_t errlen)
     rc = 0;
 done:
     json_object_put(doc);
-    free(r.text);
+    buf_free(&r);
     return rc;
 }
 
@@ -147,10 +138,10 @@ static int put_policy(api *a, char *err, size_t errlen)
     int rc = status == 201 || status == 204 ? 0 : -1;
     if (rc != 0)
         snprintf(err, errlen, "management API %s%s answered %ld%s%.200s%s", a->shown, path, status,
-                 r.text ? ": " : "", r.text ? r.text : "",
+                 r.data ? ": " : "", r.data ? r.data : "",
                  status == 401 ? " (setup needs a user with the policymaker or administrator tag)"
                                : "");
-    free(r.text);
+    buf_free(&r);
     return rc;
 }
 

@@ -104,6 +104,51 @@ static int check_key(const cfg_section *sec, const char *list, const char *where
     return 0;
 }
 
+/* A "column NAME = TYPE /pointer" line, the i-th of its section: a good
+ * name, a known type, a JSON pointer, and not declared before. */
+static int check_column(const cfg_section *sec, size_t i, const char *col, const char *where,
+                        char *err, size_t errlen)
+{
+    const cfg_entry *e = &sec->entries[i];
+    char type[64], pointer[1024];
+    if (!valid_name(col) || strcmp(col, "msg_id") == 0 || strcmp(col, "produced_at") == 0) {
+        snprintf(err, errlen,
+                 "%s: projection '%s': bad column name '%s' ([a-z_][a-z0-9_]{0,62}; "
+                 "msg_id and produced_at are always there)",
+                 where, sec->name, col);
+        return -1;
+    }
+    if (split_column(e->value, type, sizeof type, pointer, sizeof pointer) != 0) {
+        snprintf(err, errlen,
+                 "%s: projection '%s': column %s: expected 'TYPE /json/pointer', got '%s'", where,
+                 sec->name, col, e->value);
+        return -1;
+    }
+    if (!known_type(type)) {
+        snprintf(err, errlen,
+                 "%s: projection '%s': column %s: unknown type '%s' (text, integer, "
+                 "bigint, numeric, boolean, timestamptz, jsonb, length)",
+                 where, sec->name, col, type);
+        return -1;
+    }
+    if (pointer[0] != '/') {
+        snprintf(err, errlen,
+                 "%s: projection '%s': column %s: '%s' is not a JSON pointer "
+                 "(e.g. /shipping/country)",
+                 where, sec->name, col, pointer);
+        return -1;
+    }
+    for (size_t o = 0; o < i; o++) {
+        const char *prev = column_name(sec->entries[o].key);
+        if (prev && strcmp(prev, col) == 0) {
+            snprintf(err, errlen, "%s: projection '%s': column %s is declared twice", where,
+                     sec->name, col);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int projections_check(const cfg_sections *sections, char *err, size_t errlen)
 {
     const char *path = sections->path ? sections->path : "(projections)";
@@ -141,44 +186,8 @@ int projections_check(const cfg_sections *sections, char *err, size_t errlen)
                 if (check_key(sec, e->value, where, err, errlen) != 0)
                     return -1;
             } else if (col) {
-                char type[64], pointer[1024];
-                if (!valid_name(col) || strcmp(col, "msg_id") == 0 ||
-                    strcmp(col, "produced_at") == 0) {
-                    snprintf(err, errlen,
-                             "%s: projection '%s': bad column name '%s' ([a-z_][a-z0-9_]{0,62}; "
-                             "msg_id and produced_at are always there)",
-                             where, sec->name, col);
+                if (check_column(sec, i, col, where, err, errlen) != 0)
                     return -1;
-                }
-                if (split_column(e->value, type, sizeof type, pointer, sizeof pointer) != 0) {
-                    snprintf(
-                        err, errlen,
-                        "%s: projection '%s': column %s: expected 'TYPE /json/pointer', got '%s'",
-                        where, sec->name, col, e->value);
-                    return -1;
-                }
-                if (!known_type(type)) {
-                    snprintf(err, errlen,
-                             "%s: projection '%s': column %s: unknown type '%s' (text, integer, "
-                             "bigint, numeric, boolean, timestamptz, jsonb, length)",
-                             where, sec->name, col, type);
-                    return -1;
-                }
-                if (pointer[0] != '/') {
-                    snprintf(err, errlen,
-                             "%s: projection '%s': column %s: '%s' is not a JSON pointer "
-                             "(e.g. /shipping/country)",
-                             where, sec->name, col, pointer);
-                    return -1;
-                }
-                for (size_t o = 0; o < i; o++) {
-                    const char *prev = column_name(sec->entries[o].key);
-                    if (prev && strcmp(prev, col) == 0) {
-                        snprintf(err, errlen, "%s: projection '%s': column %s is declared twice",
-                                 where, sec->name, col);
-                        return -1;
-                    }
-                }
                 columns++;
             } else {
                 snprintf(err, errlen,

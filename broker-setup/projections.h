@@ -1,7 +1,7 @@
 /*
  * projections: the typed tables a deployment declares per source, read
  * from "[projection NAME]" sections of a file and turned into tables and
- * the trigger that fills them (sql/004: sluice_build_projections).
+ * the trigger that fills them (sql/005: sluice_build_projections).
  *
  *   [projection orders]                 # the table's name
  *   source = orders                     # the source whose events fill it

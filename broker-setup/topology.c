@@ -9,11 +9,12 @@
 #include "event.h"
 #include "log.h"
 
+const char *const topology_queue_types[] = {"classic", "quorum", NULL};
+
 /* A declare that the broker refused with 406 PRECONDITION_FAILED means the
  * object exists with other arguments: a configuration conflict, not an
  * outage, so the caller reports it as bad config. */
-static int check_declare(mq_conn *c, const char *kind, const char *name, char *err,
-                         size_t errlen)
+static int check_declare(mq_conn *c, const char *kind, const char *name, char *err, size_t errlen)
 {
     amqp_rpc_reply_t r = amqp_get_rpc_reply(mq_amqp(c));
     if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
@@ -50,10 +51,10 @@ static int declare_exchange(mq_conn *c, const char *name, const char *type, int 
     return rc;
 }
 
-static int declare_queue(mq_conn *c, const char *name, const topology_options *opt,
-                         int dead_letter, char *err, size_t errlen)
+static int declare_queue(mq_conn *c, const char *name, const topology_options *opt, int dead_letter,
+                         char *err, size_t errlen)
 {
-    const char *queue_type = opt->queue_type;
+    const char *queue_type = topology_queue_types[opt->queue_type];
     amqp_table_entry_t args[3];
     int nargs = 0;
     args[nargs].key = amqp_cstring_bytes("x-queue-type");
@@ -66,14 +67,14 @@ static int declare_queue(mq_conn *c, const char *name, const topology_options *o
     }
     /* Classic queues in RabbitMQ 3.10 have no delivery limit; on quorum
      * queues it keeps a message that crashes every worker from looping. */
-    if (dead_letter && strcmp(queue_type, "quorum") == 0 && opt->delivery_limit > 0) {
+    if (dead_letter && opt->queue_type == QUEUE_QUORUM && opt->delivery_limit > 0) {
         args[nargs].key = amqp_cstring_bytes("x-delivery-limit");
         args[nargs].value.kind = AMQP_FIELD_KIND_I64;
         args[nargs++].value.value.i64 = opt->delivery_limit;
     }
     amqp_table_t table = {.num_entries = nargs, .entries = args};
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
-        mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, table);
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, table);
     int rc = check_declare(c, "queue", name, err, errlen);
     if (rc == TOPOLOGY_OK)
         log_info("queue ready name=%s type=%s messages=%u consumers=%u", name, queue_type,
@@ -84,8 +85,8 @@ static int declare_queue(mq_conn *c, const char *name, const topology_options *o
 static int bind_queue(mq_conn *c, const char *queue, const char *exchange, const char *key,
                       char *err, size_t errlen)
 {
-    amqp_queue_bind(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue),
-                    amqp_cstring_bytes(exchange), amqp_cstring_bytes(key), amqp_empty_table);
+    amqp_queue_bind(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(key), amqp_empty_table);
     char what[400];
     snprintf(what, sizeof what, "binding %s to %s with %s", queue, exchange, key);
     return mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), what, err, errlen) == 0 ? TOPOLOGY_OK
@@ -126,8 +127,7 @@ int topology_declare(mq_conn *c, const strlist *sources, const topology_options 
         (rc = bind_queue(c, SLUICE_QUEUE_DEAD, SLUICE_EXCHANGE_DLX, "#", err, errlen)) !=
             TOPOLOGY_OK)
         return rc;
-    if ((rc = declare_queue(c, SLUICE_QUEUE_NOTIFIER, opt, 1, err, errlen)) !=
-            TOPOLOGY_OK ||
+    if ((rc = declare_queue(c, SLUICE_QUEUE_NOTIFIER, opt, 1, err, errlen)) != TOPOLOGY_OK ||
         (rc = bind_queue(c, SLUICE_QUEUE_NOTIFIER, SLUICE_EXCHANGE_ALERTS, "alert.#", err,
                          errlen)) != TOPOLOGY_OK)
         return rc;

@@ -1,7 +1,9 @@
 /*
- * topology: declares sluice's exchanges, queues and bindings (see the design
- * brief) on an AMQP connection. Every declaration is idempotent: running it
- * again against the same broker changes nothing.
+ * topology: declares sluice's exchanges, queues and bindings on an AMQP
+ * connection: the names of event.h, as the README's sluice-setup section
+ * lists them, which every producer, worker and notifier relies on. Every
+ * declaration is idempotent: running it again against the same broker
+ * changes nothing.
  */
 #ifndef SLUICE_TOPOLOGY_H
 #define SLUICE_TOPOLOGY_H
@@ -14,9 +16,19 @@
 #define TOPOLOGY_CONFLICT (-2)     /* something exists with other arguments */
 #define TOPOLOGY_NO_ALTERNATE (-3) /* sluice.ingest exists without our alternate exchange */
 
+/* The queue types, in the order of topology_queue_types[]. */
+typedef enum {
+    QUEUE_CLASSIC,
+    QUEUE_QUORUM, /* replicated on every node of a cluster */
+} topology_queue_type;
+
+/* The x-queue-type of each topology_queue_type, NULL-terminated (the
+ * choices of sluice-setup's queue_type). Statically allocated. */
+extern const char *const topology_queue_types[];
+
 /* What kind of queues to declare. */
 typedef struct topology_options {
-    const char *queue_type;       /* "classic", or "quorum" (replicated, for a cluster) */
+    topology_queue_type queue_type;
     long delivery_limit;          /* quorum only: deliveries of one message before it is
                                      dead-lettered (x-delivery-limit); 0 = no limit */
     int ingest_without_alternate; /* declare sluice.ingest as setups before the alternate

@@ -52,18 +52,6 @@ int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, co
     return EXIT_USAGE;
 }
 
-int cli_init_log(const char *program, const char *component, const char *level_name)
-{
-    log_level level;
-    if (log_level_parse(level_name, &level) != 0) {
-        fprintf(stderr, "%s: log_level must be debug, info, warn, error or off, got '%s'\n",
-                program, level_name);
-        return EXIT_USAGE;
-    }
-    log_init(component, level);
-    return CLI_CONTINUE;
-}
-
 int cli_amqp(const char *program, const char *amqp_url, const mq_tls *tls, strlist *urls)
 {
     char err[1024];

@@ -1,7 +1,7 @@
 /*
  * cli: the start-up steps every sluice binary takes the same way: read its
- * settings (printing --help or a one-line usage error), set up logging and
- * check the source list. Each returns CLI_CONTINUE or the exit code main()
+ * settings (printing --help or a one-line usage error), check the AMQP
+ * URLs and the source list. Each returns CLI_CONTINUE or the exit code main()
  * should return (0 after --help, 2 for bad usage or config).
  */
 #ifndef SLUICE_CLI_H
@@ -17,9 +17,6 @@
 
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary);
-
-/* Starts logging as `component` at the level named by `level_name`. */
-int cli_init_log(const char *program, const char *component, const char *level_name);
 
 /* Hands the amqps:// settings (SETTING_AMQP_TLS rows) to mq_set_tls() (a
  * bad combination or an unreadable file is bad config) and splits

@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include "util.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -65,6 +67,16 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
+/* Appends "a, b or c" to the text in buf. */
+static void append_choices(const char *const *choices, char *buf, size_t buflen)
+{
+    for (size_t i = 0; choices[i]; i++) {
+        size_t used = strlen(buf);
+        const char *sep = i == 0 ? "" : choices[i + 1] ? ", " : " or ";
+        snprintf(buf + used, buflen - used, "%s%s", sep, choices[i]);
+    }
+}
+
 static int store_value(const cfg_option *o, void *settings, const char *value, const char *origin,
                        char *err, size_t errlen)
 {
@@ -106,6 +118,23 @@ static int store_value(const cfg_option *o, void *settings, const char *value, c
         *(int *)(void *)field = b;
         return 0;
     }
+    case CFG_LIST:
+        if (strlist_push((strlist *)(void *)field, value) != 0) {
+            snprintf(err, errlen, "%s: out of memory", origin);
+            return -1;
+        }
+        return 0;
+    case CFG_ENUM:
+        for (int i = 0; o->choices[i]; i++) {
+            if (strcmp(value, o->choices[i]) == 0) {
+                *(int *)(void *)field = i;
+                return 0;
+            }
+        }
+        snprintf(err, errlen, "%s: %s must be ", origin, o->name);
+        append_choices(o->choices, err, errlen);
+        snprintf(err + strlen(err), errlen - strlen(err), ", got '%s'", value);
+        return -1;
     }
     return -1;
 }
@@ -121,16 +150,6 @@ int cfg_set(const cfg_option *table, void *settings, const char *name, const cha
     return store_value(o, settings, value, origin, err, errlen);
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return s;
-}
-
 /* A config file line without its comment and surrounding blanks. '#'
  * starts a comment at the start of a line or after a blank, so values such
  * as passwords may still contain it. */
@@ -142,11 +161,28 @@ static char *clean_line(char *line)
             break;
         }
     }
-    return trim(line);
+    return str_trim(line);
 }
 
-static int load_file(const cfg_option *table, void *settings, const char *path, char *err,
-                     size_t errlen)
+/* One meaningful line of a config file, as read_lines() hands it on. */
+typedef struct file_line {
+    char *header;       /* "[kind name]" (trimmed), or NULL for a "key = value" line */
+    char *key, *value;  /* trimmed; NULL for a header */
+    const char *origin; /* "file:line", for messages */
+    int lineno;
+} file_line;
+
+/* Called for each line; returns 0 to go on, 1 to stop reading, -1 on an
+ * error (err filled). */
+typedef int (*line_fn)(void *ctx, file_line *l, char *err, size_t errlen);
+
+/*
+ * The one loop over a config file, for the binary's own settings
+ * (cfg_parse) and for its sections (cfg_read_sections): comments and blank
+ * lines dropped, a header or "key = value" passed to `each`, anything else
+ * refused with the file and line. Returns 0, or -1 with err filled.
+ */
+static int read_lines(const char *path, line_fn each, void *ctx, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -158,25 +194,51 @@ static int load_file(const cfg_option *table, void *settings, const char *path, 
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         snprintf(origin, sizeof origin, "%s:%d", path, lineno);
+        file_line l = {.origin = origin, .lineno = lineno};
         char *text = clean_line(line);
         if (*text == '\0')
             continue;
-        if (*text == '[')
-            break; /* sections follow: they are read by cfg_read_sections() */
-        char *eq = strchr(text, '=');
-        if (!eq) {
-            snprintf(err, errlen, "%s: expected 'key = value', got '%s'", origin, text);
-            rc = -1;
-            break;
+        if (*text == '[') {
+            l.header = text;
+        } else {
+            char *eq = strchr(text, '=');
+            if (!eq) {
+                snprintf(err, errlen, "%s: expected 'key = value', got '%s'", origin, text);
+                rc = -1;
+                break;
+            }
+            *eq = '\0';
+            l.key = str_trim(text);
+            l.value = str_trim(eq + 1);
         }
-        *eq = '\0';
-        char *key = trim(text);
-        if (!find_option(table, key, strlen(key)) && is_tolerated(key))
-            continue; /* another program's setting in a shared file */
-        rc = cfg_set(table, settings, key, trim(eq + 1), origin, err, errlen);
+        rc = each(ctx, &l, err, errlen);
     }
     fclose(f);
-    return rc;
+    return rc < 0 ? -1 : 0;
+}
+
+typedef struct settings_reader {
+    const cfg_option *table;
+    void *settings;
+} settings_reader;
+
+/* The binary's settings are the lines before the first section header;
+ * the sections are read by cfg_read_sections(). */
+static int setting_line(void *ctx, file_line *l, char *err, size_t errlen)
+{
+    settings_reader *r = ctx;
+    if (l->header)
+        return 1;
+    if (!find_option(r->table, l->key, strlen(l->key)) && is_tolerated(l->key))
+        return 0; /* another program's setting in a shared file */
+    return cfg_set(r->table, r->settings, l->key, l->value, l->origin, err, errlen);
+}
+
+static int load_file(const cfg_option *table, void *settings, const char *path, char *err,
+                     size_t errlen)
+{
+    settings_reader r = {table, settings};
+    return read_lines(path, setting_line, &r, err, errlen);
 }
 
 static int load_env(const cfg_option *table, void *settings, char *err, size_t errlen)
@@ -191,7 +253,7 @@ static int load_env(const cfg_option *table, void *settings, char *err, size_t e
     return 0;
 }
 
-static int load_defaults(const cfg_option *table, void *settings, char *err, size_t errlen)
+int cfg_defaults(const cfg_option *table, void *settings, char *err, size_t errlen)
 {
     for (const cfg_option *o = table; o->name; o++) {
         if (o->default_value &&
@@ -271,7 +333,7 @@ cfg_result cfg_parse(const cfg_option *table, void *settings, int argc, char **a
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return CFG_HELP;
     }
-    if (load_defaults(table, settings, err, errlen) != 0)
+    if (cfg_defaults(table, settings, err, errlen) != 0)
         return CFG_BAD_USAGE;
     const char *path = cfg_file_path(argc, argv);
     if (path && load_file(table, settings, path, err, errlen) != 0)
@@ -292,6 +354,11 @@ void cfg_print_help(const cfg_option *table, FILE *out, const char *program, con
         flag_name(o->name, fname, sizeof fname);
         env_name(o->name, var, sizeof var);
         fprintf(out, "  --%-22s %s\n  %-24s   env %s", fname, o->help, "", var);
+        if (o->type == CFG_ENUM) {
+            char words[256] = "";
+            append_choices(o->choices, words, sizeof words);
+            fprintf(out, ", one of %s", words);
+        }
         if (o->default_value)
             fprintf(out, ", default %s", *o->default_value ? o->default_value : "\"\"");
         fputc('\n', out);
@@ -300,13 +367,35 @@ void cfg_print_help(const cfg_option *table, FILE *out, const char *program, con
     fprintf(out, "  --%-22s %s\n", "help", "print this help");
 }
 
+void cfg_print_keys(const cfg_option *table, FILE *out, const char *indent)
+{
+    for (const cfg_option *o = table; o->name; o++) {
+        fprintf(out, "%s%-20s %s", indent, o->name, o->help);
+        if (o->type == CFG_ENUM) {
+            char words[256] = "";
+            append_choices(o->choices, words, sizeof words);
+            fprintf(out, "; one of %s", words);
+        }
+        if (o->type == CFG_INT)
+            fprintf(out, "; %ld to %ld", o->min, o->max);
+        if (o->type == CFG_LIST)
+            fprintf(out, "; repeatable");
+        if (o->default_value)
+            fprintf(out, "; default %s", *o->default_value ? o->default_value : "\"\"");
+        fputc('\n', out);
+    }
+}
+
 void cfg_free(const cfg_option *table, void *settings)
 {
     for (const cfg_option *o = table; o->name; o++) {
+        void *field = (char *)settings + o->offset;
         if (o->type == CFG_STRING) {
-            char **slot = (char **)(void *)((char *)settings + o->offset);
+            char **slot = field;
             free(*slot);
             *slot = NULL;
+        } else if (o->type == CFG_LIST) {
+            strlist_free(field);
         }
     }
 }
@@ -340,13 +429,13 @@ static int add_section(cfg_sections *out, char *text, const char *origin, int li
         return -1;
     }
     text[len - 1] = '\0';
-    char *kind = trim(text + 1);
+    char *kind = str_trim(text + 1);
     char *name = kind;
     while (*name && !isspace((unsigned char)*name))
         name++;
     if (*name)
         *name++ = '\0';
-    name = trim(name);
+    name = str_trim(name);
     if (*kind == '\0' || *name == '\0' || strpbrk(name, " \t")) {
         snprintf(err, errlen, "%s: a section header is '[kind name]', e.g. '[source orders]'",
                  origin);
@@ -384,6 +473,22 @@ static int add_entry(cfg_section *sec, const char *key, const char *value, int l
     return e->key && e->value ? 0 : -1;
 }
 
+/* A header opens a section; a "key = value" line belongs to the last one,
+ * or, before the first header, is a setting of the binary (cfg_parse). */
+static int section_line(void *ctx, file_line *l, char *err, size_t errlen)
+{
+    cfg_sections *out = ctx;
+    if (l->header)
+        return add_section(out, l->header, l->origin, l->lineno, err, errlen);
+    if (out->count == 0)
+        return 0;
+    if (add_entry(&out->items[out->count - 1], l->key, l->value, l->lineno) != 0) {
+        snprintf(err, errlen, "%s: out of memory", l->origin);
+        return -1;
+    }
+    return 0;
+}
+
 int cfg_read_sections(int argc, char **argv, cfg_sections *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -391,41 +496,9 @@ int cfg_read_sections(int argc, char **argv, cfg_sections *out, char *err, size_
     if (!path)
         return 0;
     out->path = strdup(path);
-    FILE *f = fopen(path, "r");
-    if (!out->path || !f) {
-        snprintf(err, errlen, "config file %s: %s", path, f ? "out of memory" : strerror(errno));
-        if (f)
-            fclose(f);
-        cfg_sections_free(out);
-        return -1;
-    }
-    char line[4096], origin[512];
-    int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
-        char *text = clean_line(line);
-        if (*text == '\0')
-            continue;
-        if (*text == '[') {
-            rc = add_section(out, text, origin, lineno, err, errlen);
-            continue;
-        }
-        if (out->count == 0)
-            continue; /* a setting of the binary, read by cfg_parse() */
-        char *eq = strchr(text, '=');
-        if (!eq) {
-            snprintf(err, errlen, "%s: expected 'key = value', got '%s'", origin, text);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        if (add_entry(&out->items[out->count - 1], trim(text), trim(eq + 1), lineno) != 0) {
-            snprintf(err, errlen, "%s: out of memory", origin);
-            rc = -1;
-        }
-    }
-    fclose(f);
+    int rc = out->path ? read_lines(path, section_line, out, err, errlen) : -1;
+    if (!out->path)
+        snprintf(err, errlen, "config file %s: out of memory", path);
     if (rc != 0)
         cfg_sections_free(out);
     return rc;

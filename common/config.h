@@ -24,21 +24,31 @@
 #include <stddef.h>
 #include <stdio.h>
 
-typedef enum { CFG_STRING, CFG_INT, CFG_BOOL } cfg_type;
+/*
+ * CFG_ENUM is a word out of a fixed list (PgBouncer's CF_LOOKUP): the row's
+ * `choices` name the words, and the field holds the index of the one given,
+ * so a caller declares the list once, beside an enum in the same order, and
+ * compares numbers; an unknown word is refused here with the list.
+ */
+/* CFG_LIST is a setting that may be given several times, each adding one
+ * value to a strlist (util.h), e.g. an HTTP header. */
+typedef enum { CFG_STRING, CFG_INT, CFG_BOOL, CFG_ENUM, CFG_LIST } cfg_type;
 
 typedef struct cfg_option {
     const char *name;          /* setting name: file key; flag and env derive from it */
-    cfg_type type;             /* storage: char * (malloc'd), long, or int (0/1) */
+    cfg_type type;             /* storage: char * (malloc'd), long, int (0/1), int (index),
+                                  strlist (its strings malloc'd) */
     size_t offset;             /* offsetof() the field in the settings struct */
     const char *default_value; /* text parsed like any other value; NULL = unset */
     long min, max;             /* accepted range for CFG_INT */
     const char *help;
+    const char *const *choices; /* CFG_ENUM: the words, NULL-terminated; statically allocated */
 } cfg_option;
 
 /* Terminates a table. */
 #define CFG_END                                                                                    \
     {                                                                                              \
-        NULL, CFG_STRING, 0, NULL, 0, 0, NULL                                                      \
+        NULL, CFG_STRING, 0, NULL, 0, 0, NULL, NULL                                                \
     }
 
 typedef enum {
@@ -73,6 +83,17 @@ int cfg_set(const cfg_option *table, void *settings, const char *name, const cha
 /* Prints "usage" and one line per setting with its flag, variable, default
  * and help. */
 void cfg_print_help(const cfg_option *table, FILE *out, const char *program, const char *summary);
+
+/*
+ * Prints one line per setting of a table that is read from a config file
+ * section rather than from flags (an adapter's settings): key, help, the
+ * words of an enum and the default, each line starting with `indent`.
+ */
+void cfg_print_keys(const cfg_option *table, FILE *out, const char *indent);
+
+/* Stores each row's default into `settings` (zero-initialised), as
+ * cfg_parse() does first. Returns 0, or -1 with err filled. */
+int cfg_defaults(const cfg_option *table, void *settings, char *err, size_t errlen);
 
 /* Frees the strings cfg_parse stored in `settings`. Accepts a settings
  * struct that was never parsed if it was zero-initialised. */

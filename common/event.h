@@ -96,7 +96,8 @@ void event_derive_id(const char *source, const void *body, size_t len, char *out
  * Reads nothing but *p. */
 int64_t event_produced_at_us(const amqp_basic_properties_t *p);
 
-/* Names fixed by the topology of DESIGN.md (exchanges, queues, keys). */
+/* The topology every component agrees on (declared by sluice-setup,
+ * broker-setup/topology.c): exchanges, queues and routing keys. */
 #define SLUICE_EXCHANGE_INGEST "sluice.ingest"
 #define SLUICE_EXCHANGE_DLX "sluice.dlx"
 #define SLUICE_EXCHANGE_ALERTS "sluice.alerts"

@@ -21,23 +21,12 @@
 log_level log_min_level = LOG_INFO;
 static const char *log_component = "sluice";
 
-static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+const char *const log_level_names[] = {"debug", "info", "warn", "error", "off", NULL};
 
 void log_init(const char *component, log_level min_level)
 {
     log_component = component;
     log_min_level = min_level;
-}
-
-int log_level_parse(const char *name, log_level *level)
-{
-    for (int i = LOG_DEBUG; i <= LOG_OFF; i++) {
-        if (strcmp(name, level_names[i]) == 0) {
-            *level = (log_level)i;
-            return 0;
-        }
-    }
-    return -1;
 }
 
 size_t log_escape(const char *in, size_t len, char *out, size_t cap)
@@ -83,7 +72,7 @@ void log_write(log_level level, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
     int w = snprintf(line + n, sizeof line - n, ".%03dZ %s %s: ", (int)(tv.tv_usec / 1000),
-                     level_names[level], log_component);
+                     log_level_names[level], log_component);
     if (w > 0)
         n += (size_t)w;
 

@@ -18,9 +18,9 @@ extern log_level log_min_level;
  * The string must outlive all logging (a literal is the usual argument). */
 void log_init(const char *component, log_level min_level);
 
-/* Parses "debug", "info", "warn", "error" or "off". Returns 0, or -1 if the
- * name is unknown (level untouched). */
-int log_level_parse(const char *name, log_level *level);
+/* The levels' names in the order of log_level, NULL-terminated: the
+ * choices of the log_level setting (settings.h). Statically allocated. */
+extern const char *const log_level_names[];
 
 /*
  * Copies len bytes of `in` to `out` (cap bytes, NUL-terminated, cut at a

@@ -221,6 +221,44 @@ int mq_check(mq_conn *c, amqp_rpc_reply_t reply, const char *what, char *err, si
     return -1;
 }
 
+/* Logs in (announcing that consumers may be cancelled) and opens the
+ * channel. Returns 0, or -1 with err. */
+static int login(mq_conn *c, const struct amqp_connection_info *info, int heartbeat_s, char *err,
+                 size_t errlen)
+{
+    /* consumer_cancel_notify: without it RabbitMQ drops a consumer whose
+     * queue is deleted (or whose node goes away) without a word, and the
+     * queue is then silently not consumed. */
+    amqp_table_entry_t capability = {
+        .key = amqp_cstring_bytes("consumer_cancel_notify"),
+        .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+    amqp_table_entry_t property = {
+        .key = amqp_cstring_bytes("capabilities"),
+        .value = {.kind = AMQP_FIELD_KIND_TABLE,
+                  .value.table = {.num_entries = 1, .entries = &capability}}};
+    amqp_table_t properties = {.num_entries = 1, .entries = &property};
+    amqp_rpc_reply_t r =
+        amqp_login_with_properties(c->state, info->vhost, 0, 131072, heartbeat_s, &properties,
+                                   AMQP_SASL_METHOD_PLAIN, info->user, info->password);
+    char what[600];
+    snprintf(what, sizeof what, "%s: login", c->url);
+    if (info->ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        is_tls_status(r.library_error)) {
+        /* Under TLS 1.3 a broker that refuses our certificate (or its
+         * absence) says so only after the handshake, at the first read. */
+        describe_tls_refusal(c->url, err, errlen);
+        mq_mark_broken(c);
+        return -1;
+    }
+    if (mq_check(c, r, what, err, errlen) != 0)
+        return -1;
+    amqp_channel_open(c->state, MQ_CHANNEL);
+    snprintf(what, sizeof what, "%s: channel open", c->url);
+    if (mq_check(c, amqp_get_rpc_reply(c->state), what, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
 mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err, size_t errlen)
 {
     struct amqp_connection_info info;
@@ -268,35 +306,7 @@ mq_conn *mq_connect(const char *url, int heartbeat_s, long timeout_ms, char *err
         describe_open_failure(status, c->url, info.host, err, errlen);
         goto fail;
     }
-    /* consumer_cancel_notify: without it RabbitMQ drops a consumer whose
-     * queue is deleted (or whose node goes away) without a word, and the
-     * queue is then silently not consumed. */
-    amqp_table_entry_t capability = {
-        .key = amqp_cstring_bytes("consumer_cancel_notify"),
-        .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
-    amqp_table_entry_t property = {
-        .key = amqp_cstring_bytes("capabilities"),
-        .value = {.kind = AMQP_FIELD_KIND_TABLE,
-                  .value.table = {.num_entries = 1, .entries = &capability}}};
-    amqp_table_t properties = {.num_entries = 1, .entries = &property};
-    amqp_rpc_reply_t r =
-        amqp_login_with_properties(c->state, info.vhost, 0, 131072, heartbeat_s, &properties,
-                                   AMQP_SASL_METHOD_PLAIN, info.user, info.password);
-    char what[600];
-    snprintf(what, sizeof what, "%s: login", c->url);
-    if (info.ssl && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-        is_tls_status(r.library_error)) {
-        /* Under TLS 1.3 a broker that refuses our certificate (or its
-         * absence) says so only after the handshake, at the first read. */
-        describe_tls_refusal(c->url, err, errlen);
-        mq_mark_broken(c);
-        goto fail;
-    }
-    if (mq_check(c, r, what, err, errlen) != 0)
-        goto fail;
-    amqp_channel_open(c->state, MQ_CHANNEL);
-    snprintf(what, sizeof what, "%s: channel open", c->url);
-    if (mq_check(c, amqp_get_rpc_reply(c->state), what, err, errlen) != 0)
+    if (login(c, &info, heartbeat_s, err, errlen) != 0)
         goto fail;
     free(parsed);
     return c;

@@ -85,6 +85,10 @@ int source_list_resolve(const cfg_sections *secs, const char *flat, strlist *out
         *out = picked;
         return 0;
     }
+    if (nsections == 0) { /* `sources` named only blanks and commas */
+        snprintf(err, errlen, "sources is empty: name at least one source");
+        goto fail;
+    }
     for (size_t i = 0; i < secs->count; i++) {
         if (strcmp(secs->items[i].kind, "source") == 0 &&
             strlist_push(out, secs->items[i].name) != 0)

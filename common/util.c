@@ -135,3 +135,13 @@ void strlist_free(strlist *list)
     list->items = NULL;
     list->count = 0;
 }
+
+char *str_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}

@@ -39,6 +39,10 @@ int sleep_interruptible_ms(long ms);
  * so that many clients reconnecting at once spread out. */
 long backoff_ms(unsigned attempt, long base_ms, long max_ms);
 
+/* Cuts the blanks off both ends of s, in place: returns the first
+ * non-blank character, with a NUL written after the last. */
+char *str_trim(char *s);
+
 /* A list of strings split from "a,b, c". Free with strlist_free(). */
 typedef struct strlist {
     char **items;

@@ -23,7 +23,7 @@ typedef struct ctl_settings {
     char *mgmt_password;
     long heartbeat;
     long max_message_bytes;
-    char *log_level;
+    int log_level; /* log_level (log.h) */
     int json;
     char *source; /* filter: one source; "" = all */
     char *reason; /* filter: one reason; "" = all */

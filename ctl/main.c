@@ -24,27 +24,27 @@ static const cfg_option ctl_options[] = {
     SETTING_PG_DSN(ctl_settings),
     SETTING_SOURCES(ctl_settings),
     {"mgmt_url", CFG_STRING, offsetof(ctl_settings, mgmt_url), "http://127.0.0.1:15672/", 0, 0,
-     "status: root of RabbitMQ's management HTTP API"},
+     "status: root of RabbitMQ's management HTTP API", NULL},
     {"mgmt_user", CFG_STRING, offsetof(ctl_settings, mgmt_user), "guest", 0, 0,
-     "status: management API user"},
+     "status: management API user", NULL},
     {"mgmt_password", CFG_STRING, offsetof(ctl_settings, mgmt_password), "guest", 0, 0,
-     "status: management API password (set it in the config file or the environment)"},
+     "status: management API password (set it in the config file or the environment)", NULL},
     SETTING_HEARTBEAT(ctl_settings, heartbeat),
     SETTING_MAX_MESSAGE_BYTES(ctl_settings, max_message_bytes,
                               "reprocess-errors: larger bodies stay in ingest_errors as too_large"),
     SETTING_LOG_LEVEL(ctl_settings),
     {"json", CFG_BOOL, offsetof(ctl_settings, json), "false", 0, 0,
-     "status: one JSON object on stdout instead of the table"},
+     "status: one JSON object on stdout instead of the table", NULL},
     {"source", CFG_STRING, offsetof(ctl_settings, source), "", 0, 0,
-     "replay-dead, reprocess-errors: only this source (empty = all)"},
+     "replay-dead, reprocess-errors: only this source (empty = all)", NULL},
     {"reason", CFG_STRING, offsetof(ctl_settings, reason), "", 0, 0,
-     "replay-dead, reprocess-errors: only this reason (empty = all)"},
+     "replay-dead, reprocess-errors: only this reason (empty = all)", NULL},
     {"min_id", CFG_INT, offsetof(ctl_settings, min_id), "0", 0, 9223372036854775807L,
-     "reprocess-errors: lowest ingest_errors id (0 = no bound)"},
+     "reprocess-errors: lowest ingest_errors id (0 = no bound)", NULL},
     {"max_id", CFG_INT, offsetof(ctl_settings, max_id), "0", 0, 9223372036854775807L,
-     "reprocess-errors: highest ingest_errors id (0 = no bound)"},
+     "reprocess-errors: highest ingest_errors id (0 = no bound)", NULL},
     {"dead_scan_max", CFG_INT, offsetof(ctl_settings, dead_scan_max), "10000", 0, 10000000,
-     "status: dead letters read to count them by reason"},
+     "status: dead letters read to count them by reason", NULL},
     CFG_END,
 };
 
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     /* The command takes argv[0]'s place: the flags follow it. */
     int rc = cli_parse(ctl_options, &s, argc - 1, argv + 1, program, summary);
     if (rc == CLI_CONTINUE)
-        rc = cli_init_log(program, "ctl", s.log_level);
+        log_init("ctl", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &env.urls);
     if (rc == CLI_CONTINUE)

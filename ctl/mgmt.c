@@ -8,16 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+
 #define MAX_REPLY (4 << 20) /* a queue's JSON is a few kB */
 
 struct mgmt {
     char *base, *user, *password, *vhost;
 };
 
-typedef struct reply {
-    char *data;
-    size_t len;
-} reply;
+typedef buf reply; /* the answer's body, a NUL after it */
 
 mgmt *mgmt_new(const char *base_url, const char *user, const char *password, const char *vhost)
 {
@@ -52,14 +51,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     if (r->len + n > MAX_REPLY)
         return 0; /* makes curl fail: no queue answers that much */
-    char *grown = realloc(r->data, r->len + n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + r->len, ptr, n);
-    r->data = grown;
-    r->len += n;
-    r->data[r->len] = '\0';
-    return n;
+    return buf_append(r, ptr, n) == 0 ? n : 0;
 }
 
 static double rate(json_object *q, const char *stat)
@@ -138,7 +130,7 @@ done:
     json_object_put(doc);
     curl_free(vhost);
     curl_free(queue);
-    free(body.data);
+    buf_free(&body);
     curl_easy_cleanup(curl);
     return rc;
 }

@@ -144,6 +144,144 @@ static int dead_letter_all(destination *t, ledger *l, const message_info *m, con
     return 0;
 }
 
+/* What one attempt at a message came to, for record_outcome(). */
+typedef struct send_attempt {
+    send_result r;
+    size_t nparts, sent; /* parts (or alerts) in all, and sent by now */
+    int stopped;         /* stopping before a request: nothing under way */
+} send_attempt;
+
+/* Sends what is left of message m: the parts of its text, or its alerts
+ * one by one, from the first not sent yet, until one fails. Returns 0, or
+ * -1 with err if the ledger failed. */
+static int send_parts(destination *t, ledger *l, int64_t id, const message_info *m,
+                      const grouping *g, send_attempt *a, char *err, size_t errlen)
+{
+    char **parts = NULL;
+    if (m->nshown == 0)
+        return 0; /* nothing to send (its alerts were deleted meanwhile) */
+    if (!t->cls->send_text) {
+        a->nparts = m->nshown;
+        for (size_t k = a->sent; k < m->nshown; k++) {
+            if (t->cls->paced && pace(t) != 0) {
+                a->stopped = 1;
+                break;
+            }
+            t->cls->send(&t->env, t->target, &m->shown[k], &a->r);
+            if (a->r.status != SEND_OK)
+                break;
+            a->sent = k + 1;
+            count(t, &t->counts.parts, 1);
+        }
+        return 0;
+    }
+    char *text = group_text(m->shown, m->nshown, m->alerts, m->span_s, m->group_key, !g->by_rule);
+    a->nparts = text ? group_split(text, t->cls->text_limit, &parts) : 0;
+    free(text);
+    if (a->nparts == 0)
+        send_out_of_memory(&a->r);
+    for (size_t p = a->sent; p < a->nparts; p++) {
+        if (t->cls->paced && pace(t) != 0) {
+            a->stopped = 1;
+            break;
+        }
+        t->cls->send_text(&t->env, t->target, parts[p], &a->r);
+        if (a->r.status != SEND_OK)
+            break;
+        a->sent = p + 1;
+        count(t, &t->counts.parts, 1);
+        /* Progress, so a retry resumes with the next part. */
+        if (a->sent < a->nparts && ledger_record_message(l, id, "sending", NULL, (long)a->nparts,
+                                                         (long)a->sent, err, errlen) != 0) {
+            group_parts_free(parts, a->nparts);
+            return -1;
+        }
+    }
+    if (a->nparts > 1 && a->sent == a->nparts)
+        log_info("message split into parts channel=%s parts=%zu", t->name, a->nparts);
+    group_parts_free(parts, a->nparts);
+    return 0;
+}
+
+/* A message that failed for good: kept 'retrying' until its alerts are in
+ * sluice.dead, so a crash in between tries again rather than losing them;
+ * then 'failed'. Returns 0, or -1 with err if the ledger failed. */
+static int record_failure(destination *t, ledger *l, int64_t id, const message_info *m,
+                          const send_attempt *a, const char *error, char *err, size_t errlen)
+{
+    int rc = ledger_record_message(l, id, "retrying", error, (long)a->nparts, (long)a->sent, err,
+                                   errlen);
+    int dl = rc == 0 ? dead_letter_all(t, l, m, a->r.reason, err, errlen) : -1;
+    if (dl == 1) {
+        log_error("cannot dead-letter, retrying later channel=%s error=\"%s\"", t->name, err);
+        t->blocked_until = mono_us() + 5000000;
+        return 0;
+    }
+    if (dl != 0)
+        return -1;
+    rc = ledger_record_message(l, id, "failed", error, (long)a->nparts, (long)a->sent, err, errlen);
+    if (rc == 0) {
+        count(t, &t->counts.failed, (uint64_t)m->alerts);
+        log_error("alerts not delivered channel=%s alerts=%ld first_alert_id=%s "
+                  "reason=\"%s\"",
+                  t->name, m->alerts, m->nshown ? m->shown[0].alert_id : "-", a->r.reason);
+    }
+    return rc;
+}
+
+/* Records what the attempt came to: sent, retrying after a wait, or
+ * failed (then dead-lettered). Returns 0, or -1 with err if the ledger
+ * failed. */
+static int record_outcome(destination *t, ledger *l, int64_t id, const message_info *m,
+                          send_attempt *a, char *err, size_t errlen)
+{
+    const dest_config *cfg = t->sh->cfg;
+    send_result *r = &a->r;
+    const char *state = "sent";
+    long wait_ms_ = 0;
+    if (a->stopped) {
+        state = "retrying"; /* no request was under way: the next notifier resumes */
+    } else if (r->status == SEND_RETRY && r->retry_after_ms >= 0) {
+        state = "retrying";
+        wait_ms_ = r->retry_after_ms;
+    } else if (r->status == SEND_RETRY && ++t->failures < (unsigned)cfg->max_attempts) {
+        state = "retrying";
+        wait_ms_ = backoff_ms(t->failures - 1, cfg->backoff_base_ms, cfg->backoff_max_ms);
+    } else if (r->status != SEND_OK) {
+        state = "failed";
+        if (r->status == SEND_RETRY) {
+            char why[sizeof r->reason];
+            snprintf(why, sizeof why, "%s", r->reason);
+            snprintf(r->reason, sizeof r->reason, "gave up after %u attempts: %.400s", t->failures,
+                     why);
+        }
+    }
+    const char *error = r->status == SEND_OK ? NULL : r->reason;
+    if (strcmp(state, "failed") == 0)
+        return record_failure(t, l, id, m, a, error, err, errlen);
+    int rc =
+        ledger_record_message(l, id, state, error, (long)a->nparts, (long)a->sent, err, errlen);
+    if (rc == 0 && strcmp(state, "sent") == 0) {
+        t->failures = 0;
+        count(t, &t->counts.delivered, (uint64_t)m->alerts);
+        count(t, &t->counts.messages, 1);
+        if (m->alerts == 1 && m->nshown == 1) {
+            if (!t->cls->logs_itself)
+                log_info("alert sent alert_id=%s channel=%s", m->shown[0].alert_id, t->name);
+        } else {
+            log_info("alerts sent as one message channel=%s group=\"%s\" alerts=%ld parts=%zu",
+                     t->name, m->group_key, m->alerts, a->nparts);
+        }
+    } else if (rc == 0 && strcmp(state, "retrying") == 0 && !a->stopped) {
+        count(t, &t->counts.retries, 1);
+        t->blocked_until = mono_us() + (int64_t)wait_ms_ * 1000;
+        log_warn("delivery failed, destination waits channel=%s alerts=%ld first_alert_id=%s "
+                 "reason=\"%s\" retry_in_ms=%ld",
+                 t->name, m->alerts, m->nshown ? m->shown[0].alert_id : "-", r->reason, wait_ms_);
+    }
+    return rc;
+}
+
 /* Sends message id (claimed: 'sending') and records the outcome. Returns 0,
  * or -1 with err if the ledger failed. */
 static int send_message(destination *t, ledger *l, int64_t id, char *err, size_t errlen)
@@ -151,7 +289,6 @@ static int send_message(destination *t, ledger *l, int64_t id, char *err, size_t
     pthread_mutex_lock(&t->sh->lock);
     grouping g = t->sh->group;
     pthread_mutex_unlock(&t->sh->lock);
-    const dest_config *cfg = t->sh->cfg;
     message_info m;
     long show = t->cls->send_text ? (g.show > 0 ? g.show : 1) : 100;
     if (ledger_message(l, id, show, 0, &m, err, errlen) != 0)
@@ -160,116 +297,10 @@ static int send_message(destination *t, ledger *l, int64_t id, char *err, size_t
         t->failing_id = id;
         t->failures = 0;
     }
-    send_result r = {.status = SEND_OK, .retry_after_ms = -1};
-    char **parts = NULL;
-    size_t nparts = 0, sent = (size_t)m.parts_sent;
-    int stopped = 0;
-    if (m.nshown == 0) {
-        /* Nothing to send (its alerts were deleted meanwhile). */
-    } else if (t->cls->send_text) {
-        char *text = group_text(m.shown, m.nshown, m.alerts, m.span_s, m.group_key, !g.by_rule);
-        nparts = text ? group_split(text, t->cls->text_limit, &parts) : 0;
-        free(text);
-        if (nparts == 0)
-            send_out_of_memory(&r);
-        for (size_t p = sent; p < nparts; p++) {
-            if (t->cls->paced && pace(t) != 0) {
-                stopped = 1;
-                break;
-            }
-            t->cls->send_text(&t->env, t->target, parts[p], &r);
-            if (r.status != SEND_OK)
-                break;
-            sent = p + 1;
-            count(t, &t->counts.parts, 1);
-            /* Progress, so a retry resumes with the next part. */
-            if (sent < nparts && ledger_record_message(l, id, "sending", NULL, (long)nparts,
-                                                       (long)sent, err, errlen) != 0) {
-                group_parts_free(parts, nparts);
-                message_info_free(&m);
-                return -1;
-            }
-        }
-        if (nparts > 1 && sent == nparts)
-            log_info("message split into parts channel=%s parts=%zu", t->name, nparts);
-    } else {
-        nparts = m.nshown;
-        for (size_t k = sent; k < m.nshown; k++) {
-            if (t->cls->paced && pace(t) != 0) {
-                stopped = 1;
-                break;
-            }
-            t->cls->send(&t->env, t->target, &m.shown[k], &r);
-            if (r.status != SEND_OK)
-                break;
-            sent = k + 1;
-            count(t, &t->counts.parts, 1);
-        }
-    }
-    group_parts_free(parts, nparts);
-
-    const char *state = "sent";
-    long wait_ms_ = 0;
-    if (stopped) {
-        state = "retrying"; /* no request was under way: the next notifier resumes */
-    } else if (r.status == SEND_RETRY && r.retry_after_ms >= 0) {
-        state = "retrying";
-        wait_ms_ = r.retry_after_ms;
-    } else if (r.status == SEND_RETRY && ++t->failures < (unsigned)cfg->max_attempts) {
-        state = "retrying";
-        wait_ms_ = backoff_ms(t->failures - 1, cfg->backoff_base_ms, cfg->backoff_max_ms);
-    } else if (r.status != SEND_OK) {
-        state = "failed";
-        if (r.status == SEND_RETRY) {
-            char why[sizeof r.reason];
-            snprintf(why, sizeof why, "%s", r.reason);
-            snprintf(r.reason, sizeof r.reason, "gave up after %u attempts: %.400s", t->failures,
-                     why);
-        }
-    }
-    const char *error = r.status == SEND_OK ? NULL : r.reason;
-    int rc = 0;
-    if (strcmp(state, "failed") == 0) {
-        /* Kept 'retrying' until its alerts are in sluice.dead: a crash in
-         * between tries again rather than losing them. */
-        rc = ledger_record_message(l, id, "retrying", error, (long)nparts, (long)sent, err, errlen);
-        int dl = rc == 0 ? dead_letter_all(t, l, &m, r.reason, err, errlen) : -1;
-        if (dl == 1) {
-            log_error("cannot dead-letter, retrying later channel=%s error=\"%s\"", t->name, err);
-            t->blocked_until = mono_us() + 5000000;
-        } else if (dl == 0) {
-            rc = ledger_record_message(l, id, "failed", error, (long)nparts, (long)sent, err,
-                                       errlen);
-            if (rc == 0) {
-                count(t, &t->counts.failed, (uint64_t)m.alerts);
-                log_error("alerts not delivered channel=%s alerts=%ld first_alert_id=%s "
-                          "reason=\"%s\"",
-                          t->name, m.alerts, m.nshown ? m.shown[0].alert_id : "-", r.reason);
-            }
-        } else {
-            rc = -1;
-        }
-    } else {
-        rc = ledger_record_message(l, id, state, error, (long)nparts, (long)sent, err, errlen);
-    }
-    if (rc == 0 && strcmp(state, "sent") == 0) {
-        t->failures = 0;
-        count(t, &t->counts.delivered, (uint64_t)m.alerts);
-        count(t, &t->counts.messages, 1);
-        if (m.alerts == 1 && m.nshown == 1) {
-            if (!t->cls->logs_itself)
-                log_info("alert sent alert_id=%s channel=%s", m.shown[0].alert_id, t->name);
-        } else {
-            log_info("alerts sent as one message channel=%s group=\"%s\" alerts=%ld parts=%zu",
-                     t->name, m.group_key, m.alerts, nparts);
-        }
-    } else if (rc == 0 && strcmp(state, "retrying") == 0 && !stopped) {
-        count(t, &t->counts.retries, 1);
-        t->blocked_until = mono_us() + (int64_t)wait_ms_ * 1000;
-        log_warn("delivery failed, destination waits channel=%s alerts=%ld first_alert_id=%s "
-                 "reason=\"%s\" retry_in_ms=%ld",
-                 t->name, m.alerts, m.nshown ? m.shown[0].alert_id : "-", r.reason, wait_ms_);
-    }
+    send_attempt a = {.r = {.status = SEND_OK, .retry_after_ms = -1}, .sent = (size_t)m.parts_sent};
+    int rc = send_parts(t, l, id, &m, &g, &a, err, errlen);
+    if (rc == 0)
+        rc = record_outcome(t, l, id, &m, &a, err, errlen);
     message_info_free(&m);
     return rc;
 }

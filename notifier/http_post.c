@@ -9,16 +9,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
+
 struct http_client {
     CURL *curl;
     long timeout_ms;
 };
 
-typedef struct buffer {
-    char *data;
-    size_t len;
-    int failed;
-} buffer;
+typedef buf buffer; /* the answer's body, a NUL after it */
 
 http_client *http_client_new(long timeout_ms)
 {
@@ -48,16 +46,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     size_t take = size * n;
     if (b->len + take > 1024 * 1024)
         return take; /* enough to read an error description */
-    char *grown = realloc(b->data, b->len + take + 1);
-    if (!grown) {
-        b->failed = 1;
-        return 0;
-    }
-    memcpy(grown + b->len, data, take);
-    b->data = grown;
-    b->len += take;
-    b->data[b->len] = '\0';
-    return take;
+    return buf_append(b, data, take) == 0 ? take : 0;
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *arg)
@@ -109,7 +98,7 @@ int http_post_json(http_client *c, const char *url, const char *body, const char
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(headers);
     if (b.failed) {
-        free(b.data);
+        buf_free(&b);
         return -1;
     }
     if (rc == CURLE_OK) {

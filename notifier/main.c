@@ -60,7 +60,7 @@ typedef struct notifier_settings {
     long group_max;
     char *metrics_address;
     long metrics_port;
-    char *log_level;
+    int log_level; /* log_level (log.h) */
 } notifier_settings;
 
 static const cfg_option notifier_options[] = {
@@ -71,45 +71,48 @@ static const cfg_option notifier_options[] = {
      * the connection idle, and two missed heartbeats would drop it. */
     SETTING_HEARTBEAT_DEFAULT(notifier_settings, heartbeat, "60"),
     {"prefetch", CFG_INT, offsetof(notifier_settings, prefetch), "100", 1, 65535,
-     "unacknowledged alerts held at once; also the most planned in one transaction"},
+     "unacknowledged alerts held at once; also the most planned in one transaction", NULL},
     {"routes", CFG_STRING, offsetof(notifier_settings, routes), "*=log", 0, 0,
      "where alerts go: PATTERN=CHANNEL[+CHANNEL];... with PATTERN SEVERITY[.RULE] (* matches "
-     "any) and CHANNEL log, webhook, telegram or telegram:CHAT; first match wins"},
+     "any) and CHANNEL log, webhook, telegram or telegram:CHAT; first match wins",
+     NULL},
     {"telegram_api_url", CFG_STRING, offsetof(notifier_settings, telegram_api_url),
-     "https://api.telegram.org", 0, 0, "Bot API base URL (a self-hosted Bot API server, tests)"},
+     "https://api.telegram.org", 0, 0, "Bot API base URL (a self-hosted Bot API server, tests)",
+     NULL},
     {"telegram_chat_id", CFG_STRING, offsetof(notifier_settings, telegram_chat_id), "", 0, 0,
-     "chat for routes that say just 'telegram' (a chat id or @channel)"},
+     "chat for routes that say just 'telegram' (a chat id or @channel)", NULL},
     {"telegram_token_file", CFG_STRING, offsetof(notifier_settings, telegram_token_file), NULL, 0,
-     0, "file holding the bot token (else env SLUICE_TELEGRAM_TOKEN; never a flag)"},
+     0, "file holding the bot token (else env SLUICE_TELEGRAM_TOKEN; never a flag)", NULL},
     {"telegram_rate_per_chat", CFG_INT, offsetof(notifier_settings, telegram_rate_per_chat), "1", 1,
-     1000, "messages per second to one chat"},
+     1000, "messages per second to one chat", NULL},
     {"telegram_rate_total", CFG_INT, offsetof(notifier_settings, telegram_rate_total), "30", 1,
-     10000, "messages per second to Telegram overall"},
+     10000, "messages per second to Telegram overall", NULL},
     {"webhook_url", CFG_STRING, offsetof(notifier_settings, webhook_url), "", 0, 0,
-     "URL the webhook channel POSTs each alert to (JSON)"},
+     "URL the webhook channel POSTs each alert to (JSON)", NULL},
     {"max_attempts", CFG_INT, offsetof(notifier_settings, max_attempts), "6", 1, 100,
-     "attempts per channel on 5xx or network errors before the alert is dead-lettered"},
+     "attempts per channel on 5xx or network errors before the alert is dead-lettered", NULL},
     {"retry_base_ms", CFG_INT, offsetof(notifier_settings, retry_base_ms), "500", 1, 600000,
-     "first backoff after a 5xx or network error (doubles, with jitter)"},
+     "first backoff after a 5xx or network error (doubles, with jitter)", NULL},
     {"retry_max_ms", CFG_INT, offsetof(notifier_settings, retry_max_ms), "30000", 1, 3600000,
-     "longest backoff between attempts"},
+     "longest backoff between attempts", NULL},
     {"http_timeout_ms", CFG_INT, offsetof(notifier_settings, http_timeout_ms), "10000", 100, 600000,
-     "give up on one HTTP request after this long (then retry)"},
+     "give up on one HTTP request after this long (then retry)", NULL},
     {"group_by", CFG_STRING, offsetof(notifier_settings, group_by), "rule", 0, 0,
      "chat channels: alerts of one destination and the same rule (and/or severity, source; "
-     "comma-separated) share a message; 'alert': one message per alert"},
+     "comma-separated) share a message; 'alert': one message per alert",
+     NULL},
     {"group_wait_ms", CFG_INT, offsetof(notifier_settings, group_wait_ms), "30000", 0, 86400000,
-     "a group's first message waits this long after its first alert, to gather the burst"},
+     "a group's first message waits this long after its first alert, to gather the burst", NULL},
     {"group_interval_ms", CFG_INT, offsetof(notifier_settings, group_interval_ms), "300000", 0,
-     86400000, "then at most one message per group this often"},
+     86400000, "then at most one message per group this often", NULL},
     {"group_show", CFG_INT, offsetof(notifier_settings, group_show), "5", 1, 1000,
-     "alerts of a group listed in full in its message; the rest are counted"},
+     "alerts of a group listed in full in its message; the rest are counted", NULL},
     {"group_max", CFG_INT, offsetof(notifier_settings, group_max), "10000", 1, 1000000,
-     "most alerts one message carries"},
+     "most alerts one message carries", NULL},
     {"metrics_address", CFG_STRING, offsetof(notifier_settings, metrics_address), "127.0.0.1", 0, 0,
-     "address of the /metrics endpoint"},
+     "address of the /metrics endpoint", NULL},
     {"metrics_port", CFG_INT, offsetof(notifier_settings, metrics_port), "9651", 0, 65535,
-     "port of the /metrics endpoint; 0 = none"},
+     "port of the /metrics endpoint; 0 = none", NULL},
     SETTING_LOG_LEVEL(notifier_settings),
     CFG_END,
 };
@@ -284,6 +287,47 @@ static int serve(session *s, deliverer *d, reloadable *rl, long batch, char *err
     return 0;
 }
 
+/* Consumes sluice.q.notifier until a signal, connecting again with backoff
+ * whenever the broker or the database goes away; the destinations go on
+ * delivering meanwhile. */
+static void consume(const notifier_settings *s, deliverer *d, reloadable *rl, const strlist *urls,
+                    char *err, size_t errlen)
+{
+    size_t next = 0;
+    unsigned attempt = 0;
+    int resumed = 0;
+    while (!shutdown_requested) {
+        session ss = {0};
+        if (open_session(&ss, urls, &next, s, err, errlen) == 0 &&
+            (resumed || (resumed = deliverer_resume(d, ss.l, err, errlen) == 0))) {
+            log_info("consuming queue=%s url=%s", SLUICE_QUEUE_NOTIFIER, mq_url(ss.conn));
+            attempt = 0;
+            if (serve(&ss, d, rl, s->prefetch, err, errlen) == 0) {
+                close_session(&ss);
+                break;
+            }
+        }
+        close_session(&ss);
+        long delay = backoff_ms(attempt++, 200, 10000);
+        log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
+        sleep_interruptible_ms(delay);
+    }
+}
+
+/* Nothing unplanned is held any more (the channel is closed): lets the
+ * destinations finish or hand back what they have in hand, logs the
+ * totals and frees the deliverer (joining the destinations). */
+static void finish(deliverer *d, endpoint *metrics)
+{
+    deliverer_stop(d);
+    endpoint_stop(metrics);
+    const delivery_stats *st = deliverer_stats(d);
+    log_info("stopped alerts=%" PRIu64 " planned=%" PRIu64 " copies=%" PRIu64
+             " dead_lettered=%" PRIu64,
+             st->alerts, st->planned, st->copies, st->dead_lettered);
+    deliverer_free(d);
+}
+
 int main(int argc, char **argv)
 {
     notifier_settings s = {0};
@@ -295,7 +339,7 @@ int main(int argc, char **argv)
     char err[1024] = "";
     int rc = cli_parse(notifier_options, &s, argc, argv, program, summary);
     if (rc == CLI_CONTINUE)
-        rc = cli_init_log(program, "notifier", s.log_level);
+        log_init("notifier", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
     char token_err[600] = "";
@@ -342,36 +386,10 @@ int main(int argc, char **argv)
                  s.routes, s.group_by, s.group_wait_ms, s.group_interval_ms,
                  s.telegram_rate_per_chat, s.telegram_rate_total, s.metrics_port);
         reloadable rl = {.routes = &r, .argc = argc, .argv = argv, .channels = &channels};
-        size_t next = 0;
-        unsigned attempt = 0;
-        int resumed = 0;
-        while (!shutdown_requested) {
-            session ss = {0};
-            if (open_session(&ss, &urls, &next, &s, err, sizeof err) == 0 &&
-                (resumed || (resumed = deliverer_resume(d, ss.l, err, sizeof err) == 0))) {
-                log_info("consuming queue=%s url=%s", SLUICE_QUEUE_NOTIFIER, mq_url(ss.conn));
-                attempt = 0;
-                if (serve(&ss, d, &rl, s.prefetch, err, sizeof err) == 0) {
-                    close_session(&ss);
-                    break;
-                }
-            }
-            close_session(&ss);
-            long delay = backoff_ms(attempt++, 200, 10000);
-            log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
-            sleep_interruptible_ms(delay);
-        }
-        /* Nothing unplanned is held any more (the channel is closed): let
-         * the destinations finish or hand back what they have in hand. */
-        deliverer_stop(d);
-        endpoint_stop(metrics);
-        metrics = NULL;
-        const delivery_stats *st = deliverer_stats(d);
-        log_info("stopped alerts=%" PRIu64 " planned=%" PRIu64 " copies=%" PRIu64
-                 " dead_lettered=%" PRIu64,
-                 st->alerts, st->planned, st->copies, st->dead_lettered);
-        deliverer_free(d); /* joins the destinations */
+        consume(&s, d, &rl, &urls, err, sizeof err);
+        finish(d, metrics);
         d = NULL;
+        metrics = NULL;
         rc = 0;
     }
     endpoint_stop(metrics);

@@ -9,16 +9,7 @@
 #include <string.h>
 
 #include "alert.h"
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return s;
-}
+#include "util.h"
 
 static int parse_channel(const char *text, channel *c, const char *entry, char *err, size_t errlen)
 {
@@ -57,15 +48,15 @@ static int parse_entry(char *entry, route *r, char *err, size_t errlen)
         return -1;
     }
     *eq = '\0';
-    char *pattern = trim(entry), *dot = strchr(pattern, '.');
+    char *pattern = str_trim(entry), *dot = strchr(pattern, '.');
     if (dot)
         *dot = '\0';
     const char *rule = dot ? dot + 1 : "*";
     int known = strcmp(pattern, "*") == 0 || alert_severity(pattern);
     if (!known || !*rule || strlen(rule) >= sizeof r->rule) {
         snprintf(err, errlen,
-                 "routes: entry '%s': pattern must be SEVERITY or SEVERITY.RULE (severity *, "
-                 ALERT_SEVERITIES ")",
+                 "routes: entry '%s': pattern must be SEVERITY or SEVERITY.RULE (severity "
+                 "*, " ALERT_SEVERITIES ")",
                  shown);
         return -1;
     }
@@ -73,7 +64,7 @@ static int parse_entry(char *entry, route *r, char *err, size_t errlen)
     snprintf(r->rule, sizeof r->rule, "%s", rule);
     char *save = NULL;
     for (char *tok = strtok_r(eq + 1, "+", &save); tok; tok = strtok_r(NULL, "+", &save)) {
-        char *name = trim(tok);
+        char *name = str_trim(tok);
         if (r->nchannels == ROUTES_MAX_CHANNELS) {
             snprintf(err, errlen, "routes: entry '%s': more than %d channels", shown,
                      ROUTES_MAX_CHANNELS);
@@ -105,7 +96,7 @@ int routes_parse(const char *text, routes *out, char *err, size_t errlen)
     }
     char *save = NULL;
     for (char *e = rc ? NULL : strtok_r(copy, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
-        char *entry = trim(e);
+        char *entry = str_trim(e);
         if (!*entry)
             continue;
         if (parse_entry(entry, &out->items[out->count], err, errlen) != 0) {

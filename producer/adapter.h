@@ -12,22 +12,24 @@
 #ifndef SLUICE_ADAPTER_H
 #define SLUICE_ADAPTER_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "event.h"
 
 /* What an adapter instance is told about its source: its name, its own
- * settings (the lines of its "[source NAME]" section) and the producer-wide
- * values an adapter may use as defaults. Read settings with the spec_*
- * functions, which also report mistakes with file and line. */
+ * settings (the lines of its "[source NAME]" section, read through the
+ * class's table by adapter_open()) and the producer-wide values an adapter
+ * may use as defaults. */
 typedef struct source_spec {
     const char *name;          /* source name: routing key src.<name> */
     const cfg_entry *settings; /* the section's lines; owned by the producer */
     size_t nsettings;
-    unsigned char *used;        /* one flag per setting, set by spec_get* */
+    unsigned char *used;        /* one flag per setting: read by the producer (adapter, rate) */
     const char *file;           /* config file, for messages; NULL if none */
     int line;                   /* of the section header; 0 if none */
     uint64_t default_seed;      /* --seed */
@@ -56,11 +58,24 @@ typedef enum {
     ADAPTER_ERROR = -1 /* err says why; the source stops */
 } adapter_result;
 
+/* What an integer setting without a default holds when its section does
+ * not set it (so an adapter can fall back on a producer-wide value). */
+#define SPEC_UNSET LONG_MIN
+
 typedef struct adapter_class {
     const char *name;
-    /* Creates an instance in *state. Returns 0, or -1 with err naming the
-     * source and the problem (a configuration error: the producer exits 2). */
-    int (*open)(void **state, const source_spec *spec, char *err, size_t errlen);
+    const char *summary; /* one line for --help and the README */
+    /* Its settings, as a config table (config.h) whose offsets are those of
+     * a struct of settings_size bytes: adapter_open() fills one from the
+     * section (defaults, types, ranges, the words of an enum, unknown keys
+     * refused) and hands it to open(). sluice-producer --help prints it. */
+    const cfg_option *settings;
+    size_t settings_size;
+    /* Creates an instance in *state from `conf`, the struct the table
+     * filled (owned by the caller, valid during the call only: copy what
+     * is kept). Returns 0, or -1 with err naming the source and the
+     * problem (a configuration error: the producer exits 2). */
+    int (*open)(void **state, const source_spec *spec, const void *conf, char *err, size_t errlen);
     /* Hands out the next event. Must not block for long (at most a few
      * hundred ms, or until spec->stop is set) so that stopping is prompt. */
     adapter_result (*next)(void *state, source_event *ev, char *err, size_t errlen);
@@ -77,29 +92,25 @@ const adapter_class *adapter_find(const char *name);
  * allocated (built on the first call, from the main thread). */
 const char *adapter_names(void);
 
-/* ---- reading settings (source_spec.c) ---- */
+/* Prints every adapter with its summary and settings (for --help). */
+void adapter_print_help(FILE *out);
 
-/* The value of setting `key` (the last one if repeated), or NULL. Marks it
- * used. Points into the spec's settings. */
-const char *spec_get(const source_spec *spec, const char *key);
+/* ---- opening an instance (source_spec.c) ---- */
 
-/* Each value of a repeatable setting in turn: start *iter at 0; returns
- * NULL after the last. Marks them used. */
-const char *spec_next(const source_spec *spec, const char *key, size_t *iter);
-
-/* An integer setting in [min, max], `def` if absent. Returns 0, or -1 with
- * err naming file:line, source and setting. */
-int spec_get_long(const source_spec *spec, const char *key, long def, long min, long max, long *out,
-                  char *err, size_t errlen);
+/*
+ * The one place an adapter's settings are read: fills a struct of
+ * a->settings_size bytes from a->settings and the section's lines not read
+ * by the producer, then calls a->open(). A setting the table lacks, or a
+ * value it refuses, is an error naming file:line, source and setting.
+ * Returns 0 with *state set (free with a->close()), or -1 with err.
+ */
+int adapter_open(const adapter_class *a, const source_spec *spec, void **state, char *err,
+                 size_t errlen);
 
 /* Writes "file:line: source NAME: " for setting `key` (or the section
  * when key is NULL or absent) followed by the formatted text into err. */
 void spec_error(const source_spec *spec, const char *key, char *err, size_t errlen, const char *fmt,
                 ...) __attribute__((format(printf, 5, 6)));
-
-/* Returns 0 if every setting was read by the adapter, else -1 with err
- * naming the first unknown one. */
-int spec_check_unused(const source_spec *spec, const char *adapter, char *err, size_t errlen);
 
 /* Sleeps up to ms milliseconds, returning early once *stop is set. For
  * adapters and reader threads, which must not read the signal flag of

@@ -3,10 +3,7 @@
  * `tail -F`, one event per non-blank line, across appends, rotation (the
  * file renamed away and a new one created at the path) and truncation.
  *
- * Settings: path (required), checkpoint (default <checkpoint_dir>/<source>.offset),
- * poll_ms (how often to look for new data at end of file, default 200),
- * start_at (beginning or end, used when there is no checkpoint yet),
- * max_line_bytes.
+ * Settings: the table file_settings below.
  *
  * Generations: each file followed at the path, and each truncation of it,
  * is a new generation with a serial number that only grows (kept in the
@@ -35,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +40,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "line_event.h"
 #include "linebuf.h"
 #include "log.h"
 #include "util.h"
@@ -256,24 +255,37 @@ static int resume(file_state *f, const saved *sv, int start_at_end, char *err, s
     return write_checkpoint(f, err, errlen);
 }
 
-static int file_open(void **state, const source_spec *spec, char *err, size_t errlen)
+typedef struct file_conf {
+    char *path, *checkpoint;
+    int start_at; /* START_BEGINNING or START_END */
+    long poll_ms, max_line_bytes;
+} file_conf;
+
+enum { START_BEGINNING, START_END };
+static const char *const start_words[] = {"beginning", "end", NULL};
+
+static const cfg_option file_settings[] = {
+    {"path", CFG_STRING, offsetof(file_conf, path), NULL, 0, 0, "the file to follow (required)",
+     NULL},
+    {"checkpoint", CFG_STRING, offsetof(file_conf, checkpoint), NULL, 0, 0,
+     "where confirmed positions are kept, by default <checkpoint_dir>/<source>.offset", NULL},
+    {"start_at", CFG_ENUM, offsetof(file_conf, start_at), "beginning", 0, 0,
+     "where to start in a file without a checkpoint", start_words},
+    {"poll_ms", CFG_INT, offsetof(file_conf, poll_ms), "200", 10, 60000,
+     "how often to look for new data at the end of the file", NULL},
+    LINE_SETTING_MAX_LINE_BYTES(file_conf),
+    CFG_END,
+};
+
+static int file_open(void **state, const source_spec *spec, const void *conf_, char *err,
+                     size_t errlen)
 {
-    const char *path = spec_get(spec, "path");
-    const char *checkpoint = spec_get(spec, "checkpoint");
-    const char *start_at = spec_get(spec, "start_at");
-    long poll_ms, max_line;
+    const file_conf *conf = conf_;
+    const char *path = conf->path, *checkpoint = conf->checkpoint;
     if (!path || !*path) {
         spec_error(spec, NULL, err, errlen, "adapter file needs 'path = FILE'");
         return -1;
     }
-    if (start_at && strcmp(start_at, "beginning") != 0 && strcmp(start_at, "end") != 0) {
-        spec_error(spec, "start_at", err, errlen, "start_at must be beginning or end, got '%s'",
-                   start_at);
-        return -1;
-    }
-    if (spec_get_long(spec, "poll_ms", 200, 10, 60000, &poll_ms, err, errlen) != 0 ||
-        spec_get_long(spec, "max_line_bytes", 1048576, 2, 134217728, &max_line, err, errlen) != 0)
-        return -1;
     file_state *f = calloc(1, sizeof *f);
     if (!f) {
         spec_error(spec, NULL, err, errlen, "out of memory");
@@ -281,7 +293,7 @@ static int file_open(void **state, const source_spec *spec, char *err, size_t er
     }
     f->fd = -1;
     snprintf(f->name, sizeof f->name, "%s", spec->name);
-    f->poll_ms = poll_ms;
+    f->poll_ms = conf->poll_ms;
     f->stop = spec->stop;
     f->path = strdup(path);
     char cp[4096];
@@ -291,12 +303,13 @@ static int file_open(void **state, const source_spec *spec, char *err, size_t er
         snprintf(cp, sizeof cp, "%s/%s.offset", spec->checkpoint_dir, spec->name);
     f->checkpoint_path = strdup(cp);
     saved sv;
-    if (!f->path || !f->checkpoint_path || linebuf_init(&f->lb, (size_t)max_line) != 0) {
+    if (!f->path || !f->checkpoint_path ||
+        linebuf_init(&f->lb, (size_t)conf->max_line_bytes) != 0) {
         spec_error(spec, NULL, err, errlen, "out of memory");
         goto fail;
     }
     if (read_checkpoint(f, &sv, err, errlen) != 0 ||
-        resume(f, &sv, start_at && strcmp(start_at, "end") == 0, err, errlen) != 0)
+        resume(f, &sv, conf->start_at == START_END, err, errlen) != 0)
         goto fail;
     log_info("following file source=%s path=%s generation=%" PRIu64 " offset=%" PRIu64
              " checkpoint=%s",
@@ -321,21 +334,7 @@ static int make_event(file_state *f, line_result r, const char *line, size_t len
              current(f)->serial);
     ev->where = f->where;
     ev->position = current(f)->base + f->line_off;
-    if (r == LINE_TOO_LONG) {
-        ev->skip_reason = "line_too_long";
-        ev->len = len;
-        return 1;
-    }
-    size_t i = 0;
-    while (i < len && (line[i] == ' ' || line[i] == '\t'))
-        i++;
-    if (i == len)
-        return 0;
-    source_event_id(f->name, f->scope, start, line, len, f->msg_id);
-    ev->body = line;
-    ev->len = len;
-    ev->msg_id = f->msg_id;
-    return 1;
+    return line_event(ev, r, line, len, f->name, f->scope, start, f->msg_id);
 }
 
 static int switch_file(file_state *f, int fd, const struct stat *st, const char *why, char *err,
@@ -481,6 +480,9 @@ static int file_checkpoint(void *state, uint64_t position, char *err, size_t err
 
 const adapter_class file_adapter = {
     .name = "file",
+    .summary = "follows an NDJSON file like tail -F, across rotation and truncation",
+    .settings = file_settings,
+    .settings_size = sizeof(file_conf),
     .open = file_open,
     .next = file_next,
     .checkpoint = file_checkpoint,

@@ -1,9 +1,9 @@
 /*
  * adapter_generator: the "generator" source adapter: simulated sources of
- * the kinds in generator.h, reproducible from a seed. Settings: kind (default:
- * the source name), count (0 = no end; default --count), seed (default
- * --seed).
+ * the kinds in generator.h, reproducible from a seed. Settings: the table
+ * below.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,23 +19,35 @@ typedef struct generator_state {
     char where[48];
 } generator_state;
 
-static int gen_open(void **state, const source_spec *spec, char *err, size_t errlen)
+typedef struct generator_conf {
+    char *kind;
+    long count, seed;
+} generator_conf;
+
+static const cfg_option generator_settings[] = {
+    {"kind", CFG_STRING, offsetof(generator_conf, kind), NULL, 0, 0,
+     "profiles, clickstream, orders or sensors, by default the source name", NULL},
+    {"count", CFG_INT, offsetof(generator_conf, count), NULL, 0, 1L << 40,
+     "events to make (0 = no end), by default --count", NULL},
+    {"seed", CFG_INT, offsetof(generator_conf, seed), NULL, 0, 1L << 62,
+     "the same seed makes the same events and ids, by default --seed", NULL},
+    CFG_END,
+};
+
+static int gen_open(void **state, const source_spec *spec, const void *conf_, char *err,
+                    size_t errlen)
 {
+    const generator_conf *conf = conf_;
     generator_kind kind;
-    const char *kind_name = spec_get(spec, "kind");
-    if (!kind_name)
-        kind_name = spec->name; /* the flat configuration: the source name is the kind */
+    /* The flat configuration: the source name is the kind. */
+    const char *kind_name = conf->kind ? conf->kind : spec->name;
     if (generator_kind_parse(kind_name, &kind) != 0) {
         spec_error(spec, "kind", err, errlen, "generator has no kind '%s' (known: %s)", kind_name,
                    generator_kind_list());
         return -1;
     }
-    long count, seed;
-    if (spec_get_long(spec, "count", (long)spec->default_count, 0, 1L << 40, &count, err,
-                      errlen) != 0 ||
-        spec_get_long(spec, "seed", (long)spec->default_seed, 0, 1L << 62, &seed, err, errlen) !=
-            0)
-        return -1;
+    long count = conf->count == SPEC_UNSET ? (long)spec->default_count : conf->count;
+    long seed = conf->seed == SPEC_UNSET ? (long)spec->default_seed : conf->seed;
     generator_state *g = calloc(1, sizeof *g);
     if (!g) {
         spec_error(spec, NULL, err, errlen, "out of memory");
@@ -78,6 +90,9 @@ static void gen_close(void *state)
 
 const adapter_class generator_adapter = {
     .name = "generator",
+    .summary = "the paper's simulated sources, reproducible from a seed",
+    .settings = generator_settings,
+    .settings_size = sizeof(generator_conf),
     .open = gen_open,
     .next = gen_next,
     .checkpoint = NULL, /* a seeded generator can always make the same events again */

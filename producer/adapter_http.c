@@ -2,28 +2,11 @@
  * adapter_http: the "http" source adapter: polls a JSON endpoint with
  * libcurl every interval_ms and hands out the objects it returns.
  *
- * Settings:
- *   url                 the endpoint (required)
- *   interval_ms         time between polls (default 5000)
- *   format              auto (default), array, object or ndjson: a JSON
- *                       array of objects; an object holding the array at
- *                       items_pointer; one object per line
- *   items_pointer       JSON pointer to the array in an object ("/data/items")
- *   header              "Name: value", repeatable; ${VAR} is replaced by the
- *                       environment variable VAR (so a token never sits in
- *                       the config file or on the command line); an unset
- *                       variable is a configuration error
- *   timeout_ms          whole request (default 10000)
- *   connect_timeout_ms  TCP/TLS connect (default 5000)
- *   retry_base_ms, retry_max_ms
- *                       backoff after a network error, a 5xx, 408 or 429
- *                       (default 500 doubling to 30000), instead of the
- *                       interval
- *   max_response_bytes  larger responses are an error (default 67108864)
- *   id_pointer          JSON pointer to a field of each item that identifies
- *                       it ("/id"); its text makes the message id. Without
- *                       it the id derives from the item's bytes, so an item
- *                       served again by a later poll is stored once.
+ * Settings: the table http_settings below. A header's ${VAR} is replaced
+ * by the environment variable VAR, so a token never sits in the config file
+ * or on the command line; an unset variable is a configuration error.
+ * Without id_pointer an item's id derives from its bytes, so an item served
+ * again by a later poll is stored once.
  *
  * Conditional requests: the ETag and Last-Modified of the last 200 go back
  * as If-None-Match / If-Modified-Since; a 304 means nothing new. Any other
@@ -35,12 +18,14 @@
  */
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "adapter.h"
+#include "buf.h"
 #include "json_scan.h"
 #include "log.h"
 #include "mq.h"
@@ -62,8 +47,7 @@ typedef struct http_state {
     struct curl_slist *headers;
 
     /* Response being handed out. */
-    char *body;
-    size_t body_len, body_cap;
+    buf body;
     int too_large;
     http_format shape; /* of the current response */
     json_array_iter items;
@@ -86,23 +70,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
     http_state *h = arg;
     size_t len = size * n;
-    if (h->body_len + len > h->max_response) {
+    if (h->body.len + len > h->max_response) {
         h->too_large = 1;
         return 0; /* aborts the transfer */
     }
-    if (h->body_len + len + 1 > h->body_cap) {
-        size_t cap = h->body_cap ? h->body_cap : 65536;
-        while (cap < h->body_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(h->body, cap);
-        if (!grown)
-            return 0;
-        h->body = grown;
-        h->body_cap = cap;
-    }
-    memcpy(h->body + h->body_len, data, len);
-    h->body_len += len;
-    return len;
+    return buf_append(&h->body, data, len) == 0 ? len : 0;
 }
 
 /* Copies the value of header `name` from a header line, if it is that one. */
@@ -147,7 +119,7 @@ static void http_close(void *state)
     free(h->url);
     free(h->items_pointer);
     free(h->id_pointer);
-    free(h->body);
+    buf_free(&h->body);
     free(h);
 }
 
@@ -190,94 +162,125 @@ too_long:
     return -1;
 }
 
-static int parse_format(const char *v, http_format *out)
-{
-    static const char *const names[] = {"auto", "array", "object", "ndjson"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(v, names[i]) == 0) {
-            *out = (http_format)i;
-            return 0;
-        }
-    }
-    return -1;
-}
+typedef struct http_conf {
+    char *url, *items_pointer, *id_pointer;
+    int format; /* http_format */
+    strlist headers;
+    long interval_ms, timeout_ms, connect_timeout_ms, retry_base_ms, retry_max_ms;
+    long max_response_bytes;
+} http_conf;
 
-static int http_open(void **state, const source_spec *spec, char *err, size_t errlen)
+static const char *const format_words[] = {"auto", "array", "object", "ndjson", NULL};
+
+static const cfg_option http_settings[] = {
+    {"url", CFG_STRING, offsetof(http_conf, url), NULL, 0, 0, "the endpoint (required)", NULL},
+    {"interval_ms", CFG_INT, offsetof(http_conf, interval_ms), "5000", 10, 86400000,
+     "time between polls", NULL},
+    {"format", CFG_ENUM, offsetof(http_conf, format), "auto", 0, 0,
+     "a JSON array of objects, an object holding the array at items_pointer, or one object per "
+     "line",
+     format_words},
+    {"items_pointer", CFG_STRING, offsetof(http_conf, items_pointer), NULL, 0, 0,
+     "JSON pointer to the array in an object, e.g. /data/items", NULL},
+    {"header", CFG_LIST, offsetof(http_conf, headers), NULL, 0, 0,
+     "'Name: value' sent with each request; ${VAR} is the environment's VAR", NULL},
+    {"timeout_ms", CFG_INT, offsetof(http_conf, timeout_ms), "10000", 100, 3600000, "whole request",
+     NULL},
+    {"connect_timeout_ms", CFG_INT, offsetof(http_conf, connect_timeout_ms), "5000", 100, 3600000,
+     "TCP and TLS connect", NULL},
+    {"retry_base_ms", CFG_INT, offsetof(http_conf, retry_base_ms), "500", 1, 3600000,
+     "first wait after a network error, 5xx, 408 or 429, doubling", NULL},
+    {"retry_max_ms", CFG_INT, offsetof(http_conf, retry_max_ms), "30000", 1, 86400000,
+     "longest wait between retries", NULL},
+    {"max_response_bytes", CFG_INT, offsetof(http_conf, max_response_bytes), "67108864", 1024,
+     1L << 34, "larger responses are an error", NULL},
+    {"id_pointer", CFG_STRING, offsetof(http_conf, id_pointer), NULL, 0, 0,
+     "JSON pointer to an item's identifying field, e.g. /id; without it ids come from the "
+     "item's bytes",
+     NULL},
+    CFG_END,
+};
+
+/* What the table cannot check: the url is there, the pointers are JSON
+ * pointers, and an object response says where its items are. */
+static int check_conf(const source_spec *spec, const http_conf *conf, char *err, size_t errlen)
 {
-    const char *url = spec_get(spec, "url");
-    const char *format = spec_get(spec, "format");
-    const char *items_pointer = spec_get(spec, "items_pointer");
-    const char *id_pointer = spec_get(spec, "id_pointer");
-    http_state *h = NULL;
-    long max_response;
-    if (!url || !*url) {
+    if (!conf->url || !*conf->url) {
         spec_error(spec, NULL, err, errlen, "adapter http needs 'url = http://...'");
         return -1;
     }
-    h = calloc(1, sizeof *h);
-    if (!h) {
-        spec_error(spec, NULL, err, errlen, "out of memory");
-        return -1;
-    }
-    h->format = FMT_AUTO;
-    if (format && parse_format(format, &h->format) != 0) {
-        spec_error(spec, "format", err, errlen,
-                   "format must be auto, array, object or ndjson, got '%s'", format);
-        goto fail;
-    }
-    if (items_pointer && !json_pointer_valid(items_pointer)) {
+    if (conf->items_pointer && !json_pointer_valid(conf->items_pointer)) {
         spec_error(spec, "items_pointer", err, errlen,
                    "items_pointer must be a JSON pointer like /data/items, got '%s'",
-                   items_pointer);
-        goto fail;
+                   conf->items_pointer);
+        return -1;
     }
-    if (h->format == FMT_OBJECT && !items_pointer) {
+    if (conf->format == FMT_OBJECT && !conf->items_pointer) {
         spec_error(spec, "format", err, errlen, "format object needs items_pointer");
-        goto fail;
+        return -1;
     }
-    if (id_pointer && (!*id_pointer || !json_pointer_valid(id_pointer))) {
+    if (conf->id_pointer && (!*conf->id_pointer || !json_pointer_valid(conf->id_pointer))) {
         spec_error(spec, "id_pointer", err, errlen,
-                   "id_pointer must be a JSON pointer like /id, got '%s'", id_pointer);
-        goto fail;
+                   "id_pointer must be a JSON pointer like /id, got '%s'", conf->id_pointer);
+        return -1;
     }
-    if (spec_get_long(spec, "interval_ms", 5000, 10, 86400000, &h->interval_ms, err, errlen) ||
-        spec_get_long(spec, "timeout_ms", 10000, 100, 3600000, &h->timeout_ms, err, errlen) ||
-        spec_get_long(spec, "connect_timeout_ms", 5000, 100, 3600000, &h->connect_timeout_ms, err,
-                      errlen) ||
-        spec_get_long(spec, "retry_base_ms", 500, 1, 3600000, &h->retry_base_ms, err, errlen) ||
-        spec_get_long(spec, "retry_max_ms", 30000, 1, 86400000, &h->retry_max_ms, err, errlen) ||
-        spec_get_long(spec, "max_response_bytes", 67108864, 1024, 1L << 34, &max_response, err,
-                      errlen))
-        goto fail;
-    h->max_response = (size_t)max_response;
-    snprintf(h->name, sizeof h->name, "%s", spec->name);
-    mq_redact_url(url, h->safe_url, sizeof h->safe_url);
-    h->stop = spec->stop;
-    h->url = strdup(url);
-    h->items_pointer = items_pointer ? strdup(items_pointer) : NULL;
-    h->id_pointer = id_pointer ? strdup(id_pointer) : NULL;
-    h->curl = curl_easy_init();
-    if (!h->url || !h->curl || (items_pointer && !h->items_pointer) ||
-        (id_pointer && !h->id_pointer)) {
-        spec_error(spec, NULL, err, errlen, "out of memory");
-        goto fail;
-    }
-    size_t iter = 0;
-    for (const char *v; (v = spec_next(spec, "header", &iter)) != NULL;) {
+    return 0;
+}
+
+/* Appends the configured headers, ${VAR} expanded, to h->headers. */
+static int add_headers(http_state *h, const source_spec *spec, const strlist *headers, char *err,
+                       size_t errlen)
+{
+    for (size_t i = 0; i < headers->count; i++) {
         char line[8192];
-        if (expand_env(spec, v, line, sizeof line, err, errlen) != 0)
-            goto fail;
+        if (expand_env(spec, headers->items[i], line, sizeof line, err, errlen) != 0)
+            return -1;
         if (!strchr(line, ':')) {
             spec_error(spec, "header", err, errlen, "header must be 'Name: value'");
-            goto fail;
+            return -1;
         }
         struct curl_slist *grown = curl_slist_append(h->headers, line);
         if (!grown) {
             spec_error(spec, NULL, err, errlen, "out of memory");
-            goto fail;
+            return -1;
         }
         h->headers = grown;
     }
+    return 0;
+}
+
+static int http_open(void **state, const source_spec *spec, const void *conf_, char *err,
+                     size_t errlen)
+{
+    const http_conf *conf = conf_;
+    if (check_conf(spec, conf, err, errlen) != 0)
+        return -1;
+    http_state *h = calloc(1, sizeof *h);
+    if (!h) {
+        spec_error(spec, NULL, err, errlen, "out of memory");
+        return -1;
+    }
+    h->format = (http_format)conf->format;
+    h->interval_ms = conf->interval_ms;
+    h->timeout_ms = conf->timeout_ms;
+    h->connect_timeout_ms = conf->connect_timeout_ms;
+    h->retry_base_ms = conf->retry_base_ms;
+    h->retry_max_ms = conf->retry_max_ms;
+    h->max_response = (size_t)conf->max_response_bytes;
+    snprintf(h->name, sizeof h->name, "%s", spec->name);
+    mq_redact_url(conf->url, h->safe_url, sizeof h->safe_url);
+    h->stop = spec->stop;
+    h->url = strdup(conf->url);
+    h->items_pointer = conf->items_pointer ? strdup(conf->items_pointer) : NULL;
+    h->id_pointer = conf->id_pointer ? strdup(conf->id_pointer) : NULL;
+    h->curl = curl_easy_init();
+    if (!h->url || !h->curl || (conf->items_pointer && !h->items_pointer) ||
+        (conf->id_pointer && !h->id_pointer)) {
+        spec_error(spec, NULL, err, errlen, "out of memory");
+        goto fail;
+    }
+    if (add_headers(h, spec, &conf->headers, err, errlen) != 0)
+        goto fail;
     *state = h;
     return 0;
 fail:
@@ -302,7 +305,7 @@ static long request(http_state *h, char *err, size_t errlen)
         snprintf(cond, sizeof cond, "If-Modified-Since: %s", h->last_modified);
         headers = curl_slist_append(headers, cond);
     }
-    h->body_len = 0;
+    buf_clear(&h->body);
     h->too_large = 0;
     h->new_etag[0] = h->new_last_modified[0] = '\0';
     CURL *c = h->curl;
@@ -341,12 +344,12 @@ static int start_items(http_state *h, source_event *ev)
     h->response_no++;
     h->item_no = 0;
     h->have_items = 0;
-    size_t first = json_skip_ws(h->body, h->body_len, 0);
+    size_t first = json_skip_ws(h->body.data, h->body.len, 0);
     http_format shape = h->format;
     if (shape == FMT_AUTO) {
-        if (first < h->body_len && h->body[first] == '[')
+        if (first < h->body.len && h->body.data[first] == '[')
             shape = FMT_ARRAY;
-        else if (first < h->body_len && h->body[first] == '{' && h->items_pointer)
+        else if (first < h->body.len && h->body.data[first] == '{' && h->items_pointer)
             shape = FMT_OBJECT;
         else
             shape = FMT_NDJSON; /* also a single object */
@@ -356,20 +359,20 @@ static int start_items(http_state *h, source_event *ev)
     snprintf(h->where, sizeof h->where, "response %" PRIu64, h->response_no);
     ev->where = h->where;
     ev->position = ++h->position;
-    const char *arr = h->body;
-    size_t arr_len = h->body_len;
+    const char *arr = h->body.data;
+    size_t arr_len = h->body.len;
     if (shape == FMT_OBJECT) {
-        int rc = json_pointer_find(h->body, h->body_len, h->items_pointer, &arr, &arr_len);
+        int rc = json_pointer_find(h->body.data, h->body.len, h->items_pointer, &arr, &arr_len);
         if (rc != 0) {
             ev->skip_reason = rc == -1 ? "items_pointer_not_found" : "malformed_response";
-            ev->len = h->body_len;
+            ev->len = h->body.len;
             return 1;
         }
     }
     if (shape == FMT_ARRAY || shape == FMT_OBJECT) {
         if (json_array_begin(&h->items, arr, arr_len) != 0) {
             ev->skip_reason = shape == FMT_OBJECT ? "items_not_an_array" : "malformed_response";
-            ev->len = h->body_len;
+            ev->len = h->body.len;
             return 1;
         }
     } else {
@@ -406,11 +409,11 @@ static int next_item(http_state *h, source_event *ev)
     memset(ev, 0, sizeof *ev);
     for (;;) {
         if (h->shape == FMT_NDJSON) {
-            if (h->line_pos >= h->body_len)
+            if (h->line_pos >= h->body.len)
                 return h->have_items = 0;
-            const char *start = h->body + h->line_pos;
-            const char *nl = memchr(start, '\n', h->body_len - h->line_pos);
-            len = nl ? (size_t)(nl - start) : h->body_len - h->line_pos;
+            const char *start = h->body.data + h->line_pos;
+            const char *nl = memchr(start, '\n', h->body.len - h->line_pos);
+            len = nl ? (size_t)(nl - start) : h->body.len - h->line_pos;
             h->line_pos += len + (nl ? 1 : 0);
             item = start;
             size_t lead = json_skip_ws(item, len, 0);
@@ -495,7 +498,7 @@ static adapter_result http_next(void *state, source_event *ev, char *err, size_t
         snprintf(h->etag, sizeof h->etag, "%s", h->new_etag);
     if (h->new_last_modified[0])
         snprintf(h->last_modified, sizeof h->last_modified, "%s", h->new_last_modified);
-    log_debug("http poll source=%s status=%ld bytes=%zu", h->name, status, h->body_len);
+    log_debug("http poll source=%s status=%ld bytes=%zu", h->name, status, h->body.len);
     if (start_items(h, ev))
         return ADAPTER_EVENT; /* a skip: the response has the wrong shape */
     if (next_item(h, ev))
@@ -505,6 +508,9 @@ static adapter_result http_next(void *state, source_event *ev, char *err, size_t
 
 const adapter_class http_adapter = {
     .name = "http",
+    .summary = "polls a JSON endpoint with libcurl (conditional requests, retries with backoff)",
+    .settings = http_settings,
+    .settings_size = sizeof(http_conf),
     .open = http_open,
     .next = http_next,
     .checkpoint = NULL, /* items carry their own ids; a re-poll after a restart is absorbed */

@@ -4,17 +4,19 @@
  * the source ends, so the producer exits once everything read is
  * confirmed. Nothing can be read twice, so there is no checkpoint; the
  * message id derives from the line number and content, so piping the same
- * input again stores nothing new. Settings: max_line_bytes.
+ * input again stores nothing new. Settings: the table below.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "adapter.h"
+#include "line_event.h"
 #include "linebuf.h"
 
 typedef struct stdin_state {
@@ -36,13 +38,21 @@ static void stdin_close(void *state)
     free(s);
 }
 
-static int stdin_open(void **state, const source_spec *spec, char *err, size_t errlen)
+typedef struct stdin_conf {
+    long max_line_bytes;
+} stdin_conf;
+
+static const cfg_option stdin_settings[] = {
+    LINE_SETTING_MAX_LINE_BYTES(stdin_conf),
+    CFG_END,
+};
+
+static int stdin_open(void **state, const source_spec *spec, const void *conf_, char *err,
+                      size_t errlen)
 {
-    long max_line;
-    if (spec_get_long(spec, "max_line_bytes", 1048576, 2, 134217728, &max_line, err, errlen) != 0)
-        return -1;
+    const stdin_conf *conf = conf_;
     stdin_state *s = calloc(1, sizeof *s);
-    if (!s || linebuf_init(&s->lb, (size_t)max_line) != 0) {
+    if (!s || linebuf_init(&s->lb, (size_t)conf->max_line_bytes) != 0) {
         stdin_close(s);
         spec_error(spec, NULL, err, errlen, "out of memory");
         return -1;
@@ -62,21 +72,7 @@ static int make_event(stdin_state *s, line_result r, const char *line, size_t le
     memset(ev, 0, sizeof *ev);
     ev->where = s->where;
     ev->position = s->lineno;
-    if (r == LINE_TOO_LONG) {
-        ev->skip_reason = "line_too_long";
-        ev->len = len;
-        return 1;
-    }
-    size_t i = 0;
-    while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
-        i++;
-    if (i == len)
-        return 0;
-    source_event_id(s->name, "stdin", s->lineno, line, len, s->msg_id);
-    ev->body = line;
-    ev->len = len;
-    ev->msg_id = s->msg_id;
-    return 1;
+    return line_event(ev, r, line, len, s->name, "stdin", s->lineno, s->msg_id);
 }
 
 static adapter_result stdin_next(void *state, source_event *ev, char *err, size_t errlen)
@@ -116,6 +112,9 @@ static adapter_result stdin_next(void *state, source_event *ev, char *err, size_
 
 const adapter_class stdin_adapter = {
     .name = "stdin",
+    .summary = "NDJSON from standard input, to its end (one stdin source per process)",
+    .settings = stdin_settings,
+    .settings_size = sizeof(stdin_conf),
     .open = stdin_open,
     .next = stdin_next,
     .checkpoint = NULL, /* a pipe cannot be read again */

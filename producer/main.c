@@ -4,24 +4,24 @@
  *
  * Modular mode runs every source of the configuration in one process;
  * distributed mode (--source NAME) runs just one. Either way each source
- * has a reader thread of its own that pulls events from its adapter,
- * checks them and puts them into its bounded queue in the hub; a slow or
- * failing source therefore stalls nobody else. The main thread takes
- * events from the queues in turn and publishes them with a window of
- * unconfirmed messages. When the broker is unreachable the main thread
- * reconnects with backoff round the URL list and republishes what was not
- * confirmed, while the queues fill and the readers wait: backpressure
- * instead of growing or dropping.
+ * has a reader thread of its own (reader.h) that pulls events from its
+ * adapter, checks them and puts them into its bounded queue in the hub; a
+ * slow or failing source therefore stalls nobody else. This file is the
+ * process: settings, sources, and the main thread, which takes events from
+ * the queues in turn and publishes them with a window of unconfirmed
+ * messages. When the broker is unreachable the main thread reconnects with
+ * backoff round the URL list and republishes what was not confirmed, while
+ * the queues fill and the readers wait: backpressure instead of growing or
+ * dropping.
  *
  * Checkpoints: the publisher tells the main thread, in order, which
- * positions are confirmed; each reader hands the latest to its adapter's
- * checkpoint() now and then, and once more at the end. A checkpoint thus
- * never covers an event the broker has not confirmed.
+ * positions are confirmed (reader_confirmed); each reader hands the latest
+ * to its adapter's checkpoint() now and then, and once more at the end. A
+ * checkpoint thus never covers an event the broker has not confirmed.
  */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +33,7 @@
 #include "hub.h"
 #include "log.h"
 #include "publisher.h"
+#include "reader.h"
 #include "settings.h"
 #include "sources.h"
 
@@ -56,7 +57,7 @@ typedef struct producer_settings {
     long progress_interval_ms;
     long max_message_bytes;
     char *checkpoint_dir;
-    char *log_level;
+    int log_level; /* log_level (log.h) */
 } producer_settings;
 
 static const cfg_option producer_options[] = {
@@ -64,76 +65,52 @@ static const cfg_option producer_options[] = {
     SETTING_AMQP_TLS(producer_settings),
     SETTING_SOURCES(producer_settings),
     {"source", CFG_STRING, offsetof(producer_settings, source), "", 0, 0,
-     "run only this source (distributed mode); empty runs them all (modular mode)"},
+     "run only this source (distributed mode); empty runs them all (modular mode)", NULL},
     {"adapter", CFG_STRING, offsetof(producer_settings, adapter), "generator", 0, 0,
      "adapter of the `sources` list when the config file has no [source NAME] sections "
-     "(generator: the source name is its kind)"},
+     "(generator: the source name is its kind)",
+     NULL},
     {"count", CFG_INT, offsetof(producer_settings, count), "10000", 0, 1L << 40,
-     "generator: events per source; 0 = until stopped"},
+     "generator: events per source; 0 = until stopped", NULL},
     {"rate", CFG_INT, offsetof(producer_settings, rate), "0", 0, 10000000,
-     "events per second per source unless its section sets rate; 0 = no limit"},
+     "events per second per source unless its section sets rate; 0 = no limit", NULL},
     {"duration", CFG_INT, offsetof(producer_settings, duration), "0", 0, 31536000,
-     "stop after this many seconds; 0 = no limit"},
+     "stop after this many seconds; 0 = no limit", NULL},
     {"seed", CFG_INT, offsetof(producer_settings, seed), "1", 0, 1L << 62,
-     "generator: the same seed makes the same events and message ids"},
+     "generator: the same seed makes the same events and message ids", NULL},
     {"window", CFG_INT, offsetof(producer_settings, window), "1024", 1, 1000000,
-     "unconfirmed messages in flight before publishing waits (memory bound)"},
+     "unconfirmed messages in flight before publishing waits (memory bound)", NULL},
     {"window_bytes", CFG_INT, offsetof(producer_settings, window_bytes), "16777216", 65536,
-     1L << 40, "bytes of unconfirmed bodies in flight before publishing waits (memory bound)"},
+     1L << 40, "bytes of unconfirmed bodies in flight before publishing waits (memory bound)",
+     NULL},
     {"buffer", CFG_INT, offsetof(producer_settings, buffer), "1000", 1, 1000000,
-     "events read ahead per source; when full the source is not read (backpressure)"},
+     "events read ahead per source; when full the source is not read (backpressure)", NULL},
     {"buffer_bytes", CFG_INT, offsetof(producer_settings, buffer_bytes), "4194304", 65536, 1L << 40,
-     "bytes of events read ahead per source; when full the source is not read"},
+     "bytes of events read ahead per source; when full the source is not read", NULL},
     SETTING_HEARTBEAT(producer_settings, heartbeat),
     {"shutdown_timeout_ms", CFG_INT, offsetof(producer_settings, shutdown_timeout_ms), "30000", 0,
-     3600000, "how long to wait for outstanding confirms when stopping"},
+     3600000, "how long to wait for outstanding confirms when stopping", NULL},
     {"checkpoint_interval_ms", CFG_INT, offsetof(producer_settings, checkpoint_interval_ms), "1000",
-     10, 3600000, "how often confirmed positions are saved (file adapter)"},
+     10, 3600000, "how often confirmed positions are saved (file adapter)", NULL},
     {"progress_interval_ms", CFG_INT, offsetof(producer_settings, progress_interval_ms), "1000", 0,
-     3600000, "log a progress line this often; 0 = never"},
+     3600000, "log a progress line this often; 0 = never", NULL},
     SETTING_MAX_MESSAGE_BYTES(producer_settings, max_message_bytes,
                               "largest event body published; larger ones are reported and skipped"),
     {"checkpoint_dir", CFG_STRING, offsetof(producer_settings, checkpoint_dir), ".", 0, 0,
-     "directory of the adapters' checkpoints (file: <checkpoint_dir>/<source>.offset)"},
+     "directory of the adapters' checkpoints (file: <checkpoint_dir>/<source>.offset)", NULL},
     SETTING_LOG_LEVEL(producer_settings),
     CFG_END,
 };
 
 static const char program[] = "sluice-producer";
 
-typedef struct producer producer;
-
-typedef struct source_run {
-    producer *p;
-    size_t index;
-    const source_def *def;
-    char routing_key[80];
-    source_spec spec;
-    void *state;
-    pthread_t thread;
-    int started;
-    /* Written by the main thread (confirm handler), read by the reader. */
-    _Atomic uint64_t confirmed_pos;
-    atomic_int has_confirmed;
-    _Atomic uint64_t confirmed;
-    /* Counters for the logs. */
-    _Atomic uint64_t read, skipped;
-    atomic_int failed;
-    /* Owned by whoever calls the adapter (reader thread, then main). */
-    uint64_t saved_pos;
-    int saved;
-    int64_t next_checkpoint_us;
-    uint64_t last_put_pos; /* position of the last event put in the hub */
-    int has_put;
-    /* The latest skipped input, and the last event put before it: once
-     * that event is confirmed, everything up to the skip is done with, so
-     * a restart does not report the skipped input again. */
-    uint64_t skip_pos, skip_after;
-    int skip_pending, skip_after_any;
-} source_run;
-
-struct producer {
+/* The process: its settings and sources, the connection and publisher, and
+ * the hub its reader threads (reader.h) fill. */
+typedef struct producer {
     const producer_settings *settings;
+    cfg_sections sections; /* of the config file: the defs point into them */
+    source_defs defs;
+    int curl_ready;
     strlist urls;
     size_t next_url;
     mq_conn *conn;
@@ -146,123 +123,9 @@ struct producer {
     int64_t started_us;
     hub_item pending; /* taken from the hub, not yet by the publisher */
     int has_pending;
-};
-
-/* ---------------------------------------------------------------- readers */
-
-/* Hands the latest confirmed position to the adapter, if it moved (and,
- * unless forced, if the interval passed). Called by the adapter's owner. */
-static void save_checkpoint(source_run *r, int force)
-{
-    if (!r->def->adapter->checkpoint)
-        return;
-    int64_t now = mono_us();
-    if (!force && now < r->next_checkpoint_us)
-        return;
-    int known = atomic_load(&r->has_confirmed);
-    uint64_t pos = atomic_load(&r->confirmed_pos);
-    int skip_done = r->skip_pending && (!r->skip_after_any || (known && pos >= r->skip_after));
-    if (skip_done && (!known || r->skip_pos > pos)) {
-        pos = r->skip_pos;
-        known = 1;
-    }
-    if (!known || (r->saved && pos <= r->saved_pos))
-        return;
-    char err[1024];
-    r->next_checkpoint_us = now + r->p->settings->checkpoint_interval_ms * 1000;
-    if (r->def->adapter->checkpoint(r->state, pos, err, sizeof err) != 0) {
-        log_error("checkpoint failed source=%s error=\"%s\"", r->def->name, err);
-        return;
-    }
-    r->saved = 1;
-    r->saved_pos = pos;
-    if (skip_done)
-        r->skip_pending = 0;
-}
-
-static void report_skip(source_run *r, const source_event *ev, const char *reason)
-{
-    uint64_t total = atomic_fetch_add(&r->skipped, 1) + 1;
-    log_warn("input skipped source=%s at=\"%s\" reason=%s bytes=%zu skipped_total=%" PRIu64,
-             r->def->name, ev->where ? ev->where : "?", reason, ev->len, total);
-    r->skip_pos = ev->position;
-    r->skip_after = r->last_put_pos;
-    r->skip_after_any = r->has_put;
-    r->skip_pending = 1;
-}
-
-static void *reader_main(void *arg)
-{
-    source_run *r = arg;
-    producer *p = r->p;
-    const adapter_class *a = r->def->adapter;
-    int64_t started = mono_us();
-    uint64_t taken = 0;
-    char err[1024];
-    while (!atomic_load(&p->stop)) {
-        save_checkpoint(r, 0);
-        if (r->def->rate > 0) {
-            int64_t due = started + (int64_t)(taken * 1000000 / (uint64_t)r->def->rate);
-            int64_t wait = due - mono_us();
-            if (wait < -1000000) {
-                /* Held back (backpressure, an outage): go on at the rate
-                 * from now rather than in a burst that catches up. */
-                started -= wait + 1000000;
-                wait = -1000000;
-            }
-            if (wait > 0) {
-                source_sleep_ms(&p->stop, wait > 100000 ? 100 : (long)(wait / 1000) + 1);
-                continue;
-            }
-        }
-        source_event ev = {0}; /* adapters fill what applies; the rest stays NULL */
-        adapter_result res = a->next(r->state, &ev, err, sizeof err);
-        if (res == ADAPTER_END) {
-            log_info("source finished source=%s read=%" PRIu64 " skipped=%" PRIu64, r->def->name,
-                     atomic_load(&r->read), atomic_load(&r->skipped));
-            break;
-        }
-        if (res == ADAPTER_ERROR) {
-            atomic_store(&r->failed, 1);
-            log_error("source failed source=%s error=\"%s\"", r->def->name, err);
-            break;
-        }
-        if (res != ADAPTER_EVENT)
-            continue;
-        if (ev.skip_reason) {
-            report_skip(r, &ev, ev.skip_reason);
-            continue;
-        }
-        event_verdict v = event_validate(p->validator, ev.body, ev.len);
-        if (v != EVENT_OK) {
-            report_skip(r, &ev, event_verdict_reason(v));
-            continue;
-        }
-        if (hub_put(p->hub, r->index, ev.body, ev.len, ev.msg_id, ev.position, &p->stop) != 0) {
-            atomic_store(&r->failed, 1);
-            log_error("source failed source=%s error=\"out of memory buffering an event\"",
-                      r->def->name);
-            break;
-        }
-        taken++;
-        r->last_put_pos = ev.position;
-        r->has_put = 1;
-        atomic_fetch_add(&r->read, 1);
-    }
-    hub_finish(p->hub, r->index);
-    return NULL;
-}
+} producer;
 
 /* ------------------------------------------------------------- publishing */
-
-static void on_confirmed(void *arg, void *owner, uint64_t position)
-{
-    (void)arg;
-    source_run *r = owner;
-    atomic_store(&r->confirmed_pos, position);
-    atomic_store(&r->has_confirmed, 1);
-    atomic_fetch_add(&r->confirmed, 1);
-}
 
 /* Connects (round the URL list, with backoff) and attaches the publisher,
  * which republishes anything unconfirmed. Returns 0, or -1 on shutdown or
@@ -484,7 +347,7 @@ static int drain(producer *p)
         rc = -1;
     }
     for (size_t i = 0; i < p->nruns; i++)
-        save_checkpoint(&p->runs[i], 1);
+        reader_save_checkpoint(&p->runs[i], 1);
     return rc;
 }
 
@@ -499,8 +362,9 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
     for (size_t i = 0; i < defs->count; i++) {
         const source_def *d = &defs->items[i];
         source_run *r = &p->runs[i];
-        r->p = p;
         r->index = i;
+        r->stop = &p->stop;
+        r->checkpoint_interval_ms = s->checkpoint_interval_ms;
         r->def = d;
         snprintf(r->routing_key, sizeof r->routing_key, SLUICE_ROUTING_PREFIX "%s", d->name);
         r->spec = (source_spec){.name = d->name,
@@ -514,8 +378,7 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
                                 .checkpoint_dir = s->checkpoint_dir,
                                 .stop = &p->stop};
         char err[1024];
-        if (d->adapter->open(&r->state, &r->spec, err, sizeof err) != 0 ||
-            spec_check_unused(&r->spec, d->adapter->name, err, sizeof err) != 0) {
+        if (adapter_open(d->adapter, &r->spec, &r->state, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s\n", program, err);
             p->nruns = i + 1; /* so the caller closes this one too */
             return EXIT_USAGE;
@@ -525,120 +388,122 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
     return CLI_CONTINUE;
 }
 
-/* Starts a reader thread per source. They block SIGTERM and SIGINT (the
- * mask is inherited), so the signal flag is set and read by the main thread
- * alone, which stops the readers through p->stop. */
-static int start_readers(producer *p)
+/* Everything that can be bad usage or config (exit 2), and what must be
+ * ready before the reader threads start. */
+static int set_up(producer *p, int argc, char **argv)
 {
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    int rc = 0;
-    for (size_t i = 0; i < p->nruns && rc == 0; i++) {
-        source_run *r = &p->runs[i];
-        r->next_checkpoint_us = mono_us() + p->settings->checkpoint_interval_ms * 1000;
-        if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
-            log_error("cannot start a thread for source=%s", r->def->name);
-            rc = -1;
-        } else {
-            r->started = 1;
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
-}
-
-int main(int argc, char **argv)
-{
-    producer_settings s = {0};
-    cfg_sections sections = {0};
-    source_defs defs = {0};
-    producer p = {.settings = &s};
-    int failed = 0, curl_ready = 0;
+    const producer_settings *s = p->settings;
     char err[1024];
-    int rc = cli_parse(producer_options, &s, argc, argv, program,
-                       "Publishes events from source adapters to RabbitMQ with publisher "
-                       "confirms.");
-    if (rc == CLI_CONTINUE)
-        rc = cli_init_log(program, "producer", s.log_level);
-    if (rc == CLI_CONTINUE)
-        rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &p.urls);
-    if (rc == CLI_CONTINUE && (cfg_read_sections(argc, argv, &sections, err, sizeof err) != 0 ||
-                               source_defs_build(&sections, s.sources, s.adapter, s.rate, s.source,
-                                                 &defs, err, sizeof err) != 0)) {
+    log_init("producer", (log_level)s->log_level);
+    int rc = cli_amqp(program, s->amqp_url, &s->amqp_tls, &p->urls);
+    if (rc == CLI_CONTINUE && (cfg_read_sections(argc, argv, &p->sections, err, sizeof err) != 0 ||
+                               source_defs_build(&p->sections, s->sources, s->adapter, s->rate,
+                                                 s->source, &p->defs, err, sizeof err) != 0)) {
         fprintf(stderr, "%s: %s\n", program, err);
         rc = EXIT_USAGE;
     }
     if (rc == CLI_CONTINUE) {
         /* libcurl's global set-up is not thread-safe: once, before threads. */
-        curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-        if (!curl_ready) {
+        p->curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+        if (!p->curl_ready) {
             fprintf(stderr, "%s: libcurl initialisation failed\n", program);
             rc = EXIT_RUNTIME;
         }
     }
     if (rc == CLI_CONTINUE)
-        rc = open_sources(&p, &defs, sections.path);
+        rc = open_sources(p, &p->defs, p->sections.path);
     if (rc == CLI_CONTINUE) {
-        p.pub = publisher_new(SLUICE_EXCHANGE_INGEST, "sluice-producer", (size_t)s.window);
-        p.hub = hub_new(p.nruns, (size_t)s.buffer, (size_t)s.buffer_bytes);
-        p.validator = event_validator_new((size_t)s.max_message_bytes);
-        if (!p.pub || !p.hub || !p.validator) {
+        p->pub = publisher_new(SLUICE_EXCHANGE_INGEST, "sluice-producer", (size_t)s->window);
+        p->hub = hub_new(p->nruns, (size_t)s->buffer, (size_t)s->buffer_bytes);
+        p->validator = event_validator_new((size_t)s->max_message_bytes);
+        if (!p->pub || !p->hub || !p->validator) {
             fprintf(stderr, "%s: out of memory\n", program);
             rc = EXIT_RUNTIME;
         }
     }
-    if (rc == CLI_CONTINUE) {
-        publisher_on_confirm(p.pub, on_confirmed, &p);
-        publisher_set_window_bytes(p.pub, (size_t)s.window_bytes);
-        publisher_hold_returned(p.pub);
-        shutdown_install();
-        p.started_us = mono_us();
-        log_info("starting sources=%zu mode=%s window=%ld window_bytes=%ld buffer=%ld "
-                 "buffer_bytes=%ld",
-                 p.nruns, *s.source ? "distributed" : "modular", s.window, s.window_bytes, s.buffer,
-                 s.buffer_bytes);
-        if (start_readers(&p) != 0)
-            failed = 1;
-        else if (reconnect_until(&p, INT64_MAX) == 0) {
-            report_missing_queues(&p);
-            run_sources(&p);
-        }
-        if (shutdown_requested)
-            log_info("stopping on signal: no new events, waiting for confirms");
-        if (drain(&p) != 0)
-            failed = 1;
-        for (size_t i = 0; i < p.nruns; i++) {
-            source_run *r = &p.runs[i];
-            failed |= atomic_load(&r->failed);
-            log_info("source summary source=%s read=%" PRIu64 " confirmed=%" PRIu64
-                     " skipped=%" PRIu64 " failed=%s",
-                     r->def->name, atomic_load(&r->read), atomic_load(&r->confirmed),
-                     atomic_load(&r->skipped), atomic_load(&r->failed) ? "yes" : "no");
-        }
-        log_progress(&p, "done");
-        rc = failed ? EXIT_RUNTIME : 0;
+    for (size_t i = 0; rc == CLI_CONTINUE && i < p->nruns; i++) {
+        p->runs[i].hub = p->hub;
+        p->runs[i].validator = p->validator;
     }
-    for (size_t i = 0; i < p.nruns; i++) {
-        if (p.runs[i].started)
-            pthread_join(p.runs[i].thread, NULL);
-        p.runs[i].def->adapter->close(p.runs[i].state);
+    return rc;
+}
+
+/* Reads and publishes until every source ended, the duration passed or a
+ * signal came, then drains. Returns the exit code. */
+static int run(producer *p)
+{
+    const producer_settings *s = p->settings;
+    int failed = 0;
+    publisher_on_confirm(p->pub, reader_confirmed, p);
+    publisher_set_window_bytes(p->pub, (size_t)s->window_bytes);
+    publisher_hold_returned(p->pub);
+    shutdown_install();
+    p->started_us = mono_us();
+    log_info("starting sources=%zu mode=%s window=%ld window_bytes=%ld buffer=%ld "
+             "buffer_bytes=%ld",
+             p->nruns, *s->source ? "distributed" : "modular", s->window, s->window_bytes,
+             s->buffer, s->buffer_bytes);
+    if (readers_start(p->runs, p->nruns) != 0)
+        failed = 1;
+    else if (reconnect_until(p, INT64_MAX) == 0) {
+        report_missing_queues(p);
+        run_sources(p);
     }
-    if (p.has_pending)
-        hub_item_free(&p.pending);
-    free(p.runs);
-    hub_free(p.hub);
-    event_validator_free(p.validator);
-    publisher_detach(p.pub);
-    publisher_free(p.pub);
-    mq_close(p.conn);
-    if (curl_ready)
+    if (shutdown_requested)
+        log_info("stopping on signal: no new events, waiting for confirms");
+    if (drain(p) != 0)
+        failed = 1;
+    for (size_t i = 0; i < p->nruns; i++) {
+        source_run *r = &p->runs[i];
+        failed |= atomic_load(&r->failed);
+        log_info("source summary source=%s read=%" PRIu64 " confirmed=%" PRIu64 " skipped=%" PRIu64
+                 " failed=%s",
+                 r->def->name, atomic_load(&r->read), atomic_load(&r->confirmed),
+                 atomic_load(&r->skipped), atomic_load(&r->failed) ? "yes" : "no");
+    }
+    log_progress(p, "done");
+    return failed ? EXIT_RUNTIME : 0;
+}
+
+/* Frees what set_up() and run() made; accepts a half-built producer. */
+static void tear_down(producer *p)
+{
+    for (size_t i = 0; i < p->nruns; i++) {
+        if (p->runs[i].started)
+            pthread_join(p->runs[i].thread, NULL);
+        p->runs[i].def->adapter->close(p->runs[i].state);
+    }
+    if (p->has_pending)
+        hub_item_free(&p->pending);
+    free(p->runs);
+    hub_free(p->hub);
+    event_validator_free(p->validator);
+    publisher_detach(p->pub);
+    publisher_free(p->pub);
+    mq_close(p->conn);
+    if (p->curl_ready)
         curl_global_cleanup();
-    strlist_free(&p.urls);
-    source_defs_free(&defs);
-    cfg_sections_free(&sections);
+    strlist_free(&p->urls);
+    source_defs_free(&p->defs);
+    cfg_sections_free(&p->sections);
+}
+
+int main(int argc, char **argv)
+{
+    producer_settings s = {0};
+    producer p = {.settings = &s};
+    int rc = cli_parse(producer_options, &s, argc, argv, program,
+                       "Publishes events from source adapters to RabbitMQ with publisher "
+                       "confirms.");
+    if (rc == 0) { /* --help: the adapters' settings follow the producer's */
+        putchar('\n');
+        adapter_print_help(stdout);
+    }
+    if (rc == CLI_CONTINUE)
+        rc = set_up(&p, argc, argv);
+    if (rc == CLI_CONTINUE)
+        rc = run(&p);
+    tear_down(&p);
     cfg_free(producer_options, &s);
     return rc;
 }

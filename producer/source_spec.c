@@ -1,7 +1,8 @@
 /*
- * source_spec: reading an adapter's settings from its config section, with
- * messages that name the file and line, and the stable ids of events read
- * from files, pipes and HTTP endpoints.
+ * source_spec: opening an adapter instance, its settings read from its
+ * config section through the adapter's table with messages that name the
+ * file and line, and the stable ids of events read from files, pipes and
+ * HTTP endpoints.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,47 +14,21 @@
 #include "event.h"
 #include "util.h"
 
-static const cfg_entry *find(const source_spec *spec, const char *key, size_t *index)
+/* The last line setting `key`, or NULL. */
+static const cfg_entry *find(const source_spec *spec, const char *key)
 {
     const cfg_entry *found = NULL;
     for (size_t i = 0; i < spec->nsettings; i++) {
-        if (strcmp(spec->settings[i].key, key) == 0) {
+        if (strcmp(spec->settings[i].key, key) == 0)
             found = &spec->settings[i];
-            if (index)
-                *index = i;
-        }
     }
     return found;
-}
-
-const char *spec_get(const source_spec *spec, const char *key)
-{
-    size_t i;
-    const cfg_entry *e = find(spec, key, &i);
-    if (!e)
-        return NULL;
-    for (size_t k = 0; k < spec->nsettings; k++) {
-        if (strcmp(spec->settings[k].key, key) == 0)
-            spec->used[k] = 1;
-    }
-    return e->value;
-}
-
-const char *spec_next(const source_spec *spec, const char *key, size_t *iter)
-{
-    for (; *iter < spec->nsettings; (*iter)++) {
-        if (strcmp(spec->settings[*iter].key, key) == 0) {
-            spec->used[*iter] = 1;
-            return spec->settings[(*iter)++].value;
-        }
-    }
-    return NULL;
 }
 
 void spec_error(const source_spec *spec, const char *key, char *err, size_t errlen, const char *fmt,
                 ...)
 {
-    const cfg_entry *e = key ? find(spec, key, NULL) : NULL;
+    const cfg_entry *e = key ? find(spec, key) : NULL;
     int line = e ? e->line : spec->line;
     int n;
     if (spec->file && line)
@@ -68,35 +43,59 @@ void spec_error(const source_spec *spec, const char *key, char *err, size_t errl
     va_end(ap);
 }
 
-int spec_get_long(const source_spec *spec, const char *key, long def, long min, long max, long *out,
-                  char *err, size_t errlen)
+/* Presets the integer settings that have no default to SPEC_UNSET. */
+static void preset_unset(const cfg_option *table, void *conf)
 {
-    const char *v = spec_get(spec, key);
-    if (!v) {
-        *out = def;
-        return 0;
+    for (const cfg_option *o = table; o->name; o++) {
+        if (o->type == CFG_INT && !o->default_value)
+            *(long *)(void *)((char *)conf + o->offset) = SPEC_UNSET;
     }
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end != '\0' || n < min || n > max) {
-        spec_error(spec, key, err, errlen, "%s must be an integer from %ld to %ld, got '%s'", key,
-                   min, max, v);
+}
+
+/* Stores the section's lines the producer left to the adapter. */
+static int read_settings(const adapter_class *a, const source_spec *spec, void *conf, char *err,
+                         size_t errlen)
+{
+    char origin[600];
+    if (cfg_defaults(a->settings, conf, err, errlen) != 0)
         return -1;
+    preset_unset(a->settings, conf);
+    for (size_t i = 0; i < spec->nsettings; i++) {
+        const cfg_entry *e = &spec->settings[i];
+        if (spec->used[i])
+            continue;
+        const cfg_option *o = a->settings;
+        while (o->name && strcmp(o->name, e->key) != 0)
+            o++;
+        if (!o->name) {
+            spec_error(spec, e->key, err, errlen, "adapter %s has no setting '%s'", a->name,
+                       e->key);
+            return -1;
+        }
+        if (spec->file)
+            snprintf(origin, sizeof origin, "%s:%d: source %s", spec->file, e->line, spec->name);
+        else
+            snprintf(origin, sizeof origin, "source %s", spec->name);
+        if (cfg_set(a->settings, conf, e->key, e->value, origin, err, errlen) != 0)
+            return -1;
     }
-    *out = n;
     return 0;
 }
 
-int spec_check_unused(const source_spec *spec, const char *adapter, char *err, size_t errlen)
+int adapter_open(const adapter_class *a, const source_spec *spec, void **state, char *err,
+                 size_t errlen)
 {
-    for (size_t i = 0; i < spec->nsettings; i++) {
-        if (!spec->used[i]) {
-            spec_error(spec, spec->settings[i].key, err, errlen, "adapter %s has no setting '%s'",
-                       adapter, spec->settings[i].key);
-            return -1;
-        }
+    void *conf = calloc(1, a->settings_size ? a->settings_size : 1);
+    if (!conf) {
+        spec_error(spec, NULL, err, errlen, "out of memory");
+        return -1;
     }
-    return 0;
+    int rc = read_settings(a, spec, conf, err, errlen);
+    if (rc == 0)
+        rc = a->open(state, spec, conf, err, errlen);
+    cfg_free(a->settings, conf);
+    free(conf);
+    return rc;
 }
 
 void source_event_id(const char *source, const char *scope, uint64_t position, const char *body,

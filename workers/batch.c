@@ -17,47 +17,38 @@ void batch_init(batch *b)
 void batch_free(batch *b)
 {
     free(b->items);
-    free(b->arena);
+    buf_free(&b->arena);
     batch_init(b);
 }
 
 void batch_reset(batch *b)
 {
     b->count = 0;
-    b->arena_len = 1; /* offset 0 is the empty string: "no failure" */
+    buf_clear(&b->arena);
     b->last_tag = 0;
     b->opened_us = 0;
     b->invalid = 0;
 }
 
+/* Makes room for `more` bytes of strings; the batch is unchanged if
+ * memory runs out (so the failure is not kept in the arena). */
 static int reserve(batch *b, size_t more)
 {
-    more += 1; /* room for the empty string at offset 0 of a new arena */
-    if (b->arena_len + more <= b->arena_cap)
-        return 0;
-    size_t cap = b->arena_cap ? b->arena_cap : 65536;
-    while (cap < b->arena_len + more)
-        cap *= 2;
-    char *grown = realloc(b->arena, cap);
-    if (!grown)
+    /* Offset 0 is the empty string: "no failure". */
+    if ((b->arena.len == 0 && buf_append(&b->arena, "", 1) != 0) ||
+        buf_reserve(&b->arena, more) != 0) {
+        b->arena.failed = 0;
         return -1;
-    if (b->arena_cap == 0) {
-        grown[0] = '\0';
-        b->arena_len = 1;
     }
-    b->arena = grown;
-    b->arena_cap = cap;
     return 0;
 }
 
 /* Appends bytes and a NUL; returns the offset. Space must be reserved. */
 static size_t append(batch *b, const void *bytes, size_t len)
 {
-    size_t at = b->arena_len;
-    if (len)
-        memcpy(b->arena + at, bytes, len);
-    b->arena[at + len] = '\0';
-    b->arena_len += len + 1;
+    size_t at = b->arena.len;
+    buf_append(&b->arena, bytes, len);
+    buf_append(&b->arena, "", 1);
     return at;
 }
 

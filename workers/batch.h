@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "consumer.h" /* incoming: one delivery as it comes off the wire */
 #include "event.h"
 
@@ -38,8 +39,7 @@ typedef struct delivery {
 typedef struct batch {
     delivery *items;
     size_t count, cap;
-    char *arena;
-    size_t arena_len, arena_cap;
+    buf arena;         /* the deliveries' strings, each followed by a NUL; offset 0 is "" */
     uint64_t last_tag; /* highest delivery tag in the batch */
     int64_t opened_us; /* monotonic time of the first delivery */
     size_t invalid;    /* deliveries whose verdict is not EVENT_OK */
@@ -66,7 +66,7 @@ int batch_set_failure(batch *b, size_t i, const char *why);
 /* Resolves an arena offset; valid until the next batch_add or batch_free. */
 static inline const char *batch_str(const batch *b, size_t offset)
 {
-    return b->arena + offset;
+    return b->arena.data + offset;
 }
 
 #endif

@@ -22,6 +22,11 @@
 #include "supervisor.h"
 #include "worker.h"
 
+/* The pool's two shapes: unified (each worker consumes every source queue)
+ * and parallel (each worker is bound to one source queue). */
+enum { MODE_UNIFIED, MODE_PARALLEL };
+static const char *const mode_names[] = {"unified", "parallel", NULL};
+
 /* The pool's own settings, plus each worker's (the table fills `worker`
  * directly; amqp_urls and pg_dsn are set from the strings after parsing). */
 typedef struct worker_settings {
@@ -29,13 +34,13 @@ typedef struct worker_settings {
     mq_tls amqp_tls;
     char *pg_dsn;
     char *sources;
-    char *mode;
+    int mode; /* MODE_UNIFIED or MODE_PARALLEL */
     long workers;
     worker_config worker;
     long shutdown_timeout_ms;
     char *metrics_address;
     long metrics_port;
-    char *log_level;
+    int log_level; /* log_level (log.h) */
     char *rules;
 } worker_settings;
 
@@ -44,39 +49,41 @@ static const cfg_option worker_options[] = {
     SETTING_AMQP_TLS(worker_settings),
     SETTING_PG_DSN(worker_settings),
     SETTING_SOURCES(worker_settings),
-    {"mode", CFG_STRING, offsetof(worker_settings, mode), "unified", 0, 0,
+    {"mode", CFG_ENUM, offsetof(worker_settings, mode), "unified", 0, 0,
      "unified: each worker consumes every source queue; parallel: each worker is bound to one "
-     "source queue"},
+     "source queue",
+     mode_names},
     {"workers", CFG_INT, offsetof(worker_settings, workers), "1", 1, 256,
-     "worker processes: in all (unified) or per source queue (parallel)"},
+     "worker processes: in all (unified) or per source queue (parallel)", NULL},
     {"prefetch", CFG_INT, offsetof(worker_settings, worker.prefetch), "2000", 1, 65535,
-     "unacknowledged deliveries per queue and worker (AMQP basic.qos)"},
+     "unacknowledged deliveries per queue and worker (AMQP basic.qos)", NULL},
     {"batch_size", CFG_INT, offsetof(worker_settings, worker.batch_size), "1000", 1, 100000,
-     "events per transaction"},
+     "events per transaction", NULL},
     {"batch_max_bytes", CFG_INT, offsetof(worker_settings, worker.batch_max_bytes), "8388608",
      65536, 1073741824,
      "bytes of events per transaction: a batch is committed once it holds this much (memory "
-     "bound: see the README)"},
+     "bound: see the README)",
+     NULL},
     {"flush_interval_ms", CFG_INT, offsetof(worker_settings, worker.flush_interval_ms), "50", 1,
-     60000, "commit a partial batch once its oldest event waited this long"},
+     60000, "commit a partial batch once its oldest event waited this long", NULL},
     SETTING_HEARTBEAT(worker_settings, worker.heartbeat),
     SETTING_MAX_MESSAGE_BYTES(worker_settings, worker.max_message_bytes,
                               "larger bodies go to ingest_errors as too_large"),
     {"max_retries", CFG_INT, offsetof(worker_settings, worker.max_retries), "5", 1, 1000,
-     "attempts to store a message that keeps failing before it goes to sluice.dead"},
+     "attempts to store a message that keeps failing before it goes to sluice.dead", NULL},
     {"stats_interval_ms", CFG_INT, offsetof(worker_settings, worker.stats_interval_ms), "10000", 0,
-     3600000, "log a progress line this often; 0 = never"},
+     3600000, "log a progress line this often; 0 = never", NULL},
     {"idle_exit_ms", CFG_INT, offsetof(worker_settings, worker.idle_exit_ms), "0", 0, 86400000,
-     "a worker exits 0 once no event arrived for this long (drain, then stop); 0 = never"},
+     "a worker exits 0 once no event arrived for this long (drain, then stop); 0 = never", NULL},
     {"shutdown_timeout_ms", CFG_INT, offsetof(worker_settings, shutdown_timeout_ms), "30000", 100,
-     3600000, "after SIGTERM, kill workers that have not stopped within this time"},
+     3600000, "after SIGTERM, kill workers that have not stopped within this time", NULL},
     {"metrics_address", CFG_STRING, offsetof(worker_settings, metrics_address), "127.0.0.1", 0, 0,
-     "IPv4 address for /metrics and /healthz"},
+     "IPv4 address for /metrics and /healthz", NULL},
     {"metrics_port", CFG_INT, offsetof(worker_settings, metrics_port), "9650", 0, 65535,
-     "port for /metrics and /healthz; 0 = off"},
+     "port for /metrics and /healthz; 0 = off", NULL},
     SETTING_LOG_LEVEL(worker_settings),
     {"rules", CFG_STRING, offsetof(worker_settings, rules), NULL, 0, 0,
-     "rules file (JSON) evaluated on each committed event; alerts go to sluice.alerts"},
+     "rules file (JSON) evaluated on each committed event; alerts go to sluice.alerts", NULL},
     CFG_END,
 };
 
@@ -143,7 +150,7 @@ static int run_child(size_t index, void *arg)
 static int plan_children(pool *p)
 {
     const worker_settings *s = p->settings;
-    int parallel = strcmp(s->mode, "parallel") == 0;
+    int parallel = s->mode == MODE_PARALLEL;
     size_t nsources = p->all_sources.count - 1; /* without the unrouted queue */
     p->children = parallel ? nsources * (size_t)s->workers : (size_t)s->workers;
     p->child_sources = calloc(p->children, sizeof *p->child_sources);
@@ -184,8 +191,8 @@ static int run_pool(pool *p)
             return EXIT_RUNTIME;
         }
     }
-    log_info("starting pool mode=%s workers=%zu sources=%zu metrics=%s:%ld", s->mode, p->children,
-             p->all_sources.count - 1, s->metrics_address, s->metrics_port);
+    log_info("starting pool mode=%s workers=%zu sources=%zu metrics=%s:%ld", mode_names[s->mode],
+             p->children, p->all_sources.count - 1, s->metrics_address, s->metrics_port);
     supervisor_config sc = {.children = p->children,
                             .run = run_child,
                             .arg = p,
@@ -216,7 +223,7 @@ int main(int argc, char **argv)
                        "Consumes the source queues and stores the events in the PostgreSQL "
                        "warehouse, with a pool of worker processes.");
     if (rc == CLI_CONTINUE)
-        rc = cli_init_log(program, "supervisor", s.log_level);
+        log_init("supervisor", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
     if (rc == CLI_CONTINUE)
@@ -225,10 +232,6 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE && strlist_push(&p.all_sources, SLUICE_UNROUTED_NAME) != 0) {
         fprintf(stderr, "%s: out of memory\n", program);
         rc = EXIT_RUNTIME;
-    }
-    if (rc == CLI_CONTINUE && strcmp(s.mode, "unified") != 0 && strcmp(s.mode, "parallel") != 0) {
-        fprintf(stderr, "%s: mode must be unified or parallel, got '%s'\n", program, s.mode);
-        rc = EXIT_USAGE;
     }
     if (rc == CLI_CONTINUE && s.rules && *s.rules) {
         char err[1024];
@@ -240,7 +243,7 @@ int main(int argc, char **argv)
         }
     }
     if (rc == CLI_CONTINUE) {
-        log_level_parse(s.log_level, &p.level);
+        p.level = (log_level)s.log_level;
         p.config = s.worker;
         p.config.amqp_urls = &urls;
         p.config.pg_dsn = s.pg_dsn;

@@ -11,22 +11,7 @@
 
 static void put(pgcopy *c, const void *bytes, size_t n)
 {
-    if (c->failed)
-        return;
-    if (c->len + n > c->cap) {
-        size_t cap = c->cap ? c->cap : 65536;
-        while (cap < c->len + n)
-            cap *= 2;
-        char *grown = realloc(c->data, cap);
-        if (!grown) {
-            c->failed = 1;
-            return;
-        }
-        c->data = grown;
-        c->cap = cap;
-    }
-    memcpy(c->data + c->len, bytes, n);
-    c->len += n;
+    buf_append(c, bytes, n); /* a failure sticks in c->failed */
 }
 
 static void put_u16(pgcopy *c, uint16_t v)
@@ -51,8 +36,7 @@ static void put_u64(pgcopy *c, uint64_t v)
 void pgcopy_begin(pgcopy *c)
 {
     static const char signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', 0};
-    c->len = 0;
-    c->failed = 0;
+    buf_clear(c);
     put(c, signature, sizeof signature);
     put_u32(c, 0); /* flags: no OIDs */
     put_u32(c, 0); /* header extension length */
@@ -103,7 +87,5 @@ void pgcopy_end(pgcopy *c)
 
 void pgcopy_free(pgcopy *c)
 {
-    free(c->data);
-    c->data = NULL;
-    c->len = c->cap = 0;
+    buf_free(c);
 }

@@ -9,11 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct pgcopy {
-    char *data; /* malloc'd; free with pgcopy_free() */
-    size_t len, cap;
-    int failed; /* an allocation failed: the stream is unusable */
-} pgcopy;
+#include "buf.h"
+
+/* The stream is data[0..len) of a buf (buf.h); `failed` set means an
+ * allocation failed and the stream is unusable. Free with pgcopy_free(). */
+typedef buf pgcopy;
 
 /* Empties the buffer (keeping its memory) and writes the stream header. */
 void pgcopy_begin(pgcopy *c);

@@ -29,7 +29,7 @@ typedef struct store_result {
 } store_result;
 
 /* Connects with `dsn`, creates the time partitions due (partition
- * maintenance, see sql/004) and prepares the statements. Returns NULL with
+ * maintenance, see sql/005) and prepares the statements. Returns NULL with
  * err (which says to run sluice-setup if the tables are missing or older
  * than this worker). Free with warehouse_close(). */
 warehouse *warehouse_open(const char *dsn, char *err, size_t errlen);

@@ -267,7 +267,7 @@ static int serve(worker *w, session *s, char *err, size_t errlen)
         /* The arena holds the batch's bodies and ids: its length is what the
          * batch costs in memory (and again in the COPY stream). */
         int full =
-            b->count >= (size_t)cfg->batch_size || b->arena_len >= (size_t)cfg->batch_max_bytes;
+            b->count >= (size_t)cfg->batch_size || b->arena.len >= (size_t)cfg->batch_max_bytes;
         int due = b->count > 0 && mono_us() >= b->opened_us + cfg->flush_interval_ms * 1000;
         if ((full || due) && flush(w, s, err, errlen) != 0)
             return -1;

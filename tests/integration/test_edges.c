@@ -66,8 +66,8 @@ static void drain(const char *const extra[], char *err, size_t cap)
 
 /* ------------------------------------------------------- unknown sources */
 
-/* A source nobody declared a queue for (the issue's first try, as a new
- * user types it), and foreign messages with routing keys no queue is bound
+/* A source nobody declared a queue for (a new user's first try:
+ * --sources newsrc --adapter stdin), and foreign messages with routing keys no queue is bound
  * to: all are kept and recorded as unknown_source with the raw body. */
 static void test_unknown_source_is_recorded(void **state)
 {

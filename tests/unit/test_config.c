@@ -1,4 +1,5 @@
 /* Unit tests for the table-driven settings reader (common/config.c). */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,12 +16,16 @@ typedef struct demo_settings {
     char *url;
     long count;
     int verbose;
+    int colour; /* index into colours */
 } demo_settings;
 
+static const char *const colours[] = {"red", "green", "blue", NULL};
+
 static const cfg_option demo_options[] = {
-    {"url", CFG_STRING, offsetof(demo_settings, url), "amqp://default/", 0, 0, "where"},
-    {"count", CFG_INT, offsetof(demo_settings, count), "10", 0, 100, "how many"},
-    {"verbose", CFG_BOOL, offsetof(demo_settings, verbose), "false", 0, 0, "chatty"},
+    {"url", CFG_STRING, offsetof(demo_settings, url), "amqp://default/", 0, 0, "where", NULL},
+    {"count", CFG_INT, offsetof(demo_settings, count), "10", 0, 100, "how many", NULL},
+    {"verbose", CFG_BOOL, offsetof(demo_settings, verbose), "false", 0, 0, "chatty", NULL},
+    {"colour", CFG_ENUM, offsetof(demo_settings, colour), "green", 0, 0, "which", colours},
     CFG_END,
 };
 
@@ -30,6 +35,7 @@ static int clear_env(void **state)
     unsetenv("SLUICE_URL");
     unsetenv("SLUICE_COUNT");
     unsetenv("SLUICE_VERBOSE");
+    unsetenv("SLUICE_COLOUR");
     unsetenv("SLUICE_CONFIG");
     return 0;
 }
@@ -50,6 +56,24 @@ static void test_defaults(void **state)
     assert_string_equal(s.url, "amqp://default/");
     assert_int_equal(s.count, 10);
     assert_int_equal(s.verbose, 0);
+    assert_int_equal(s.colour, 1);
+    cfg_free(demo_options, &s);
+}
+
+/* An enum setting holds the index of its word, from any origin. */
+static void test_enum_takes_its_words(void **state)
+{
+    (void)state;
+    demo_settings s;
+    char err[256];
+    setenv("SLUICE_COLOUR", "red", 1);
+    char *argv[] = {"prog"};
+    assert_int_equal(parse(&s, 1, argv, err), CFG_OK);
+    assert_int_equal(s.colour, 0);
+    cfg_free(demo_options, &s);
+    char *argv_flag[] = {"prog", "--colour", "blue"};
+    assert_int_equal(parse(&s, 3, argv_flag, err), CFG_OK);
+    assert_int_equal(s.colour, 2);
     cfg_free(demo_options, &s);
 }
 
@@ -59,7 +83,8 @@ static void test_file_env_flags_in_order(void **state)
     char path[] = "/tmp/sluice-config-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
-    const char text[] = "# comment\nurl = amqp://u:p#ss@file/  \n\ncount=20 # trailing\nverbose = yes\n";
+    const char text[] =
+        "# comment\nurl = amqp://u:p#ss@file/  \n\ncount=20 # trailing\nverbose = yes\n";
     assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
     close(fd);
 
@@ -75,8 +100,8 @@ static void test_file_env_flags_in_order(void **state)
     char *argv_file[] = {"prog", "--config", path};
     assert_int_equal(parse(&s, 3, argv_file, err), CFG_OK);
     assert_string_equal(s.url, "amqp://u:p#ss@file/");
-    assert_int_equal(s.count, 30);              /* env beats file */
-    assert_int_equal(s.verbose, 1);             /* file beats default */
+    assert_int_equal(s.count, 30);  /* env beats file */
+    assert_int_equal(s.verbose, 1); /* file beats default */
     cfg_free(demo_options, &s);
     unlink(path);
 }
@@ -105,7 +130,11 @@ static void test_errors_name_the_problem(void **state)
         {{"prog", "--count", "abc"}, 3, "--count: count must be an integer, got 'abc'"},
         {{"prog", "--count", "101"}, 3, "count must be between 0 and 100, got 101"},
         {{"prog", "--verbose=maybe"}, 2, "verbose must be true or false"},
-        {{"prog", "--colour", "red"}, 3, "unknown flag '--colour'"},
+        {{"prog", "--flavour", "red"}, 3, "unknown flag '--flavour'"},
+        {{"prog", "--colour", "pink"},
+         3,
+         "--colour: colour must be red, green or blue, got 'pink'"},
+        {{"prog", "--colour", "Red"}, 3, "colour must be red, green or blue, got 'Red'"},
         {{"prog", "stray"}, 2, "unexpected argument 'stray'"},
         {{"prog", "--url"}, 2, "--url needs a value"},
         {{"prog", "--config", "/nonexistent/sluice.conf"}, 3, "config file /nonexistent"},
@@ -150,6 +179,53 @@ static void test_file_error_names_line(void **state)
     unlink(path);
 }
 
+/* One file serves the binary and its sections: the settings are the lines
+ * before the first header, and a section's keys are not the binary's. */
+static void test_settings_then_sections(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-config-XXXXXX";
+    int fd = mkstemp(path);
+    const char text[] = "count = 7\n\n[source a]\nkey = one # note\n\n[other b]\n"
+                        "url = not a setting\nshape = round\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    demo_settings s;
+    char err[256];
+    char *argv[] = {"prog", "--config", path};
+    assert_int_equal(parse(&s, 3, argv, err), CFG_OK);
+    assert_int_equal(s.count, 7);
+    assert_string_equal(s.url, "amqp://default/");
+    cfg_free(demo_options, &s);
+
+    cfg_sections secs;
+    assert_int_equal(cfg_read_sections(3, argv, &secs, err, sizeof err), 0);
+    assert_string_equal(secs.path, path);
+    assert_int_equal(secs.count, 2);
+    assert_string_equal(secs.items[0].kind, "source");
+    assert_string_equal(secs.items[0].name, "a");
+    assert_int_equal(secs.items[0].line, 3);
+    assert_int_equal(secs.items[0].count, 1);
+    assert_string_equal(secs.items[0].entries[0].key, "key");
+    assert_string_equal(secs.items[0].entries[0].value, "one");
+    assert_int_equal(secs.items[0].entries[0].line, 4);
+    assert_string_equal(secs.items[1].kind, "other");
+    assert_int_equal(secs.items[1].count, 2);
+    assert_string_equal(secs.items[1].entries[1].value, "round");
+    cfg_sections_free(&secs);
+
+    /* A line that is neither, inside a section, names file and line. */
+    fd = open(path, O_WRONLY | O_APPEND);
+    assert_int_equal(write(fd, "oops\n", 5), 5);
+    close(fd);
+    char where[300];
+    assert_int_equal(cfg_read_sections(3, argv, &secs, err, sizeof err), -1);
+    snprintf(where, sizeof where, "%s:9: expected 'key = value', got 'oops'", path);
+    assert_string_equal(err, where);
+    assert_int_equal(secs.count, 0);
+    unlink(path);
+}
+
 static void test_help(void **state)
 {
     (void)state;
@@ -165,6 +241,7 @@ static void test_help(void **state)
     assert_non_null(strstr(text, "--count"));
     assert_non_null(strstr(text, "SLUICE_COUNT"));
     assert_non_null(strstr(text, "default 10"));
+    assert_non_null(strstr(text, "SLUICE_COLOUR, one of red, green or blue, default green"));
     free(text);
     cfg_free(demo_options, &s);
 }
@@ -179,6 +256,8 @@ int main(void)
         cmocka_unit_test_setup(test_bad_env_names_variable, clear_env),
         cmocka_unit_test_setup(test_file_error_names_line, clear_env),
         cmocka_unit_test_setup(test_help, clear_env),
+        cmocka_unit_test_setup(test_enum_takes_its_words, clear_env),
+        cmocka_unit_test_setup(test_settings_then_sections, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

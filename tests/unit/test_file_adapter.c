@@ -37,7 +37,7 @@ static void *open_adapter(void)
                         .stop = &stop};
     void *state = NULL;
     char err[512];
-    if (adapter_find("file")->open(&state, &spec, err, sizeof err) != 0)
+    if (adapter_open(adapter_find("file"), &spec, &state, err, sizeof err) != 0)
         fail_msg("open: %s", err);
     return state;
 }
@@ -128,6 +128,40 @@ static void test_resume_after_checkpoint(void **state)
 }
 
 /* The file appears after the start; a crash before any checkpoint. */
+/* A CRLF file: its line ends and its blank lines (a CR, or blanks and a
+ * CR) are not part of any event, so nothing is skipped as invalid JSON;
+ * stdin reads lines through the same line_event(). */
+static void test_crlf_lines(void **state)
+{
+    (void)state;
+    append(path, "{\"n\":1}\r\n\r\n \t\r\n\r\r\n{\"n\":2}\r\n");
+    void *a = open_adapter();
+    int events = 0, skips = 0;
+    for (int idle = 0; idle < 3;) {
+        source_event ev = {0};
+        char err[512];
+        adapter_result r = adapter_find("file")->next(a, &ev, err, sizeof err);
+        if (r == ADAPTER_ERROR)
+            fail_msg("next: %s", err);
+        if (r != ADAPTER_EVENT) {
+            idle++;
+            continue;
+        }
+        if (ev.skip_reason) {
+            skips++;
+            continue;
+        }
+        events++;
+        char want[32];
+        snprintf(want, sizeof want, "{\"n\":%d}", events);
+        assert_int_equal(ev.len, strlen(want));
+        assert_memory_equal(ev.body, want, ev.len);
+    }
+    assert_int_equal(events, 2);
+    assert_int_equal(skips, 0);
+    adapter_find("file")->close(a);
+}
+
 static void test_file_appears_then_crash(void **state)
 {
     (void)state;
@@ -208,6 +242,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_resume_after_checkpoint, fresh),
         cmocka_unit_test_setup(test_file_appears_then_crash, fresh),
+        cmocka_unit_test_setup(test_crlf_lines, fresh),
         cmocka_unit_test_setup(test_truncation_and_rotation_before_checkpoint, fresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -29,6 +29,15 @@ static void test_strlist_split(void **state)
 /* Every log entry stays one line: control characters become escapes,
  * trailing newlines go (libpq's messages end in one), and a cut never
  * splits an escape. */
+static void test_str_trim(void **state)
+{
+    (void)state;
+    char a[] = " \t key = v \r\n", b[] = "   ", c[] = "x";
+    assert_string_equal(str_trim(a), "key = v");
+    assert_string_equal(str_trim(b), "");
+    assert_string_equal(str_trim(c), "x");
+}
+
 static void test_log_escape(void **state)
 {
     (void)state;
@@ -93,9 +102,13 @@ static void test_clocks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strlist_split), cmocka_unit_test(test_log_escape),
-        cmocka_unit_test(test_strlist_push),  cmocka_unit_test(test_backoff_grows_and_is_bounded),
-        cmocka_unit_test(test_redact_url),    cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_strlist_split),
+        cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_str_trim),
+        cmocka_unit_test(test_strlist_push),
+        cmocka_unit_test(test_backoff_grows_and_is_bounded),
+        cmocka_unit_test(test_redact_url),
+        cmocka_unit_test(test_clocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

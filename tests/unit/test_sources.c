@@ -1,11 +1,9 @@
-/* Unit tests for the producer's pure parts: config sections and the
- * source list built from them (producer/sources.c), splitting NDJSON into
- * lines (producer/linebuf.c), the bounded hub (producer/hub.c) and stable
- * event ids (producer/source_spec.c). */
+/* Unit tests for the source list a producer runs, from config sections or
+ * the flat settings (producer/sources.c), and the example config file. */
 #include <fcntl.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +13,6 @@
 #include <cmocka.h>
 
 #include "adapter.h"
-#include "hub.h"
-#include "linebuf.h"
 #include "sources.h"
 
 static char config_path[] = "/tmp/sluice-unit-conf-XXXXXX";
@@ -71,23 +67,18 @@ static void test_sections(void **state)
     assert_int_equal(defs.items[0].line, 3);
     assert_int_equal(defs.items[1].rate, 7); /* the producer-wide default */
 
-    /* The adapter reads its settings; repeated keys in turn; unknown ones
-     * are reported with their line. */
+    /* The adapter's table takes the section's other lines, a repeated
+     * header included; adapter and rate are the producer's. */
     source_spec spec = {.name = "orders_api",
                         .settings = defs.items[0].settings,
                         .nsettings = defs.items[0].nsettings,
                         .used = defs.items[0].used,
                         .file = config_path,
                         .line = defs.items[0].line};
-    assert_string_equal(spec_get(&spec, "url"), "http://h/x");
-    size_t iter = 0;
-    assert_string_equal(spec_next(&spec, "header", &iter), "A: 1");
-    assert_string_equal(spec_next(&spec, "header", &iter), "B: 2");
-    assert_null(spec_next(&spec, "header", &iter));
-    assert_int_equal(spec_check_unused(&spec, "http", err, sizeof err), 0);
-    long n;
-    assert_int_equal(spec_get_long(&spec, "missing", 5, 0, 10, &n, err, sizeof err), 0);
-    assert_int_equal(n, 5);
+    void *st = NULL;
+    if (adapter_open(defs.items[0].adapter, &spec, &st, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    defs.items[0].adapter->close(st);
     source_defs_free(&defs);
     cfg_sections_free(&secs);
 
@@ -118,7 +109,7 @@ static void test_sections(void **state)
     source_defs_free(&defs);
     cfg_sections_free(&secs);
 
-    /* No sections: the flat settings, as the skeleton had them. */
+    /* No sections: the flat settings (a `sources` list, one `adapter`). */
     assert_int_equal(build("count = 5\n", "", &secs, &defs, err, sizeof err), 0);
     assert_int_equal(defs.count, 2);
     assert_string_equal(defs.items[1].name, "orders");
@@ -188,7 +179,7 @@ static void test_flat_reader_skips_sections(void **state)
     typedef struct s {
         char *url;
     } s;
-    static const cfg_option opts[] = {{"url", CFG_STRING, offsetof(s, url), "d", 0, 0, "u"},
+    static const cfg_option opts[] = {{"url", CFG_STRING, offsetof(s, url), "d", 0, 0, "u", NULL},
                                       CFG_END};
     write_config("url = flat\n[source a]\nadapter = stdin\nurl = not-mine\n");
     char *argv[] = {"prog", "--config", config_path, NULL};
@@ -197,201 +188,6 @@ static void test_flat_reader_skips_sections(void **state)
     assert_int_equal(cfg_parse(opts, &v, 3, argv, err, sizeof err), CFG_OK);
     assert_string_equal(v.url, "flat");
     cfg_free(opts, &v);
-}
-
-static void test_linebuf(void **state)
-{
-    (void)state;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    linebuf lb;
-    assert_int_equal(linebuf_init(&lb, 8), 0);
-    const char input[] = "ab\r\n\n0123456789012345678901234567890\nlast";
-    assert_int_equal(write(fds[1], input, strlen(input)), (ssize_t)strlen(input));
-    close(fds[1]);
-    const char *line;
-    size_t len, consumed, total = 0;
-    assert_true(linebuf_fill(&lb, fds[0]) > 0);
-    assert_int_equal(linebuf_next(&lb, &line, &len, &consumed), LINE_OK);
-    assert_int_equal(len, 2); /* "\r" dropped */
-    assert_memory_equal(line, "ab", 2);
-    total += consumed;
-    assert_int_equal(linebuf_next(&lb, &line, &len, &consumed), LINE_OK);
-    assert_int_equal(len, 0);
-    total += consumed;
-    assert_int_equal(linebuf_next(&lb, &line, &len, &consumed), LINE_TOO_LONG);
-    assert_int_equal(len, 31);
-    total += consumed;
-    assert_int_equal(linebuf_next(&lb, &line, &len, &consumed), LINE_NONE);
-    assert_int_equal(linebuf_fill(&lb, fds[0]), 0);
-    assert_int_equal(linebuf_rest(&lb, &line, &len, &consumed), LINE_OK);
-    assert_memory_equal(line, "last", 4);
-    total += consumed;
-    assert_int_equal(total, strlen(input)); /* offsets add up */
-    close(fds[0]);
-    linebuf_free(&lb);
-}
-
-/* A line longer than the whole buffer is dropped piece by piece and still
- * reported as one line of the right size. */
-static void test_linebuf_huge_line(void **state)
-{
-    (void)state;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    linebuf lb;
-    assert_int_equal(linebuf_init(&lb, 4), 0);
-    size_t huge = lb.cap * 2 + 10;
-    char *big = malloc(huge + 6);
-    memset(big, 'x', huge);
-    memcpy(big + huge, "\nok\n", 4);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        ssize_t w = write(fds[1], big, huge + 4);
-        _exit(w == (ssize_t)(huge + 4) ? 0 : 1);
-    }
-    close(fds[1]);
-    const char *line;
-    size_t len, consumed;
-    line_result r;
-    while ((r = linebuf_next(&lb, &line, &len, &consumed)) == LINE_NONE)
-        assert_true(linebuf_fill(&lb, fds[0]) > 0);
-    assert_int_equal(r, LINE_TOO_LONG);
-    assert_int_equal(len, huge);
-    assert_int_equal(consumed, huge + 1);
-    while ((r = linebuf_next(&lb, &line, &len, &consumed)) == LINE_NONE)
-        assert_true(linebuf_fill(&lb, fds[0]) > 0);
-    assert_int_equal(r, LINE_OK);
-    assert_memory_equal(line, "ok", 2);
-    close(fds[0]);
-    free(big);
-    linebuf_free(&lb);
-}
-
-typedef struct putter {
-    hub *h;
-    atomic_int stop;
-    atomic_int put;
-} putter;
-
-static void *put_five(void *arg)
-{
-    putter *p = arg;
-    for (int i = 0; i < 5; i++) {
-        char id[8];
-        snprintf(id, sizeof id, "m%d", i);
-        hub_put(p->h, 0, "{}", 2, id, (uint64_t)i + 1, &p->stop);
-        atomic_fetch_add(&p->put, 1);
-    }
-    hub_finish(p->h, 0);
-    return NULL;
-}
-
-static int put_count(putter *p, int want)
-{
-    for (int i = 0; i < 200 && atomic_load(&p->put) < want; i++)
-        usleep(5000);
-    return atomic_load(&p->put);
-}
-
-/* A full queue holds its reader back; taking makes room; the order is kept. */
-static void test_hub_backpressure(void **state)
-{
-    (void)state;
-    putter p = {.h = hub_new(2, 2, 1 << 20)};
-    assert_non_null(p.h);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, put_five, &p), 0);
-    assert_int_equal(put_count(&p, 2), 2);
-    usleep(50000); /* give a wrong implementation the chance to put a third */
-    assert_int_equal(atomic_load(&p.put), 2);
-    assert_int_equal(hub_buffered(p.h), 2);
-    hub_item it;
-    for (int i = 0; i < 5; i++) {
-        assert_int_equal(hub_take(p.h, &it, 5000), 1);
-        assert_int_equal(it.position, (uint64_t)i + 1);
-        hub_item_free(&it);
-    }
-    pthread_join(t, NULL);
-    assert_int_equal(hub_take(p.h, &it, 0), 0);
-    assert_false(hub_done(p.h)); /* source 1 never finished */
-    hub_finish(p.h, 1);
-    assert_true(hub_done(p.h));
-    hub_free(p.h);
-}
-
-static void *put_three_big(void *arg)
-{
-    putter *p = arg;
-    for (int i = 0; i < 3; i++) {
-        hub_put(p->h, 0, "{\"a\":123}", 9, "m", (uint64_t)i + 1, &p->stop);
-        atomic_fetch_add(&p->put, 1);
-    }
-    return NULL;
-}
-
-/* The byte bound holds a reader back as the count bound does; an empty
- * queue takes one event even if it alone is over the bound. */
-static void test_hub_bounded_in_bytes(void **state)
-{
-    (void)state;
-    putter p = {.h = hub_new(1, 100, 8)}; /* 100 events, but 8 bytes */
-    assert_non_null(p.h);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, put_three_big, &p), 0);
-    assert_int_equal(put_count(&p, 1), 1);
-    usleep(50000); /* give a wrong implementation the chance to put a second */
-    assert_int_equal(atomic_load(&p.put), 1);
-    hub_item it;
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(hub_take(p.h, &it, 5000), 1);
-        assert_int_equal(it.position, (uint64_t)i + 1);
-        hub_item_free(&it);
-    }
-    pthread_join(t, NULL);
-    hub_free(p.h);
-}
-
-/* A stopping reader hands over the event it holds, one over the capacity,
- * without waiting. */
-static void test_hub_stop_keeps_event(void **state)
-{
-    (void)state;
-    hub *h = hub_new(1, 2, 1 << 20);
-    atomic_int stop = 0;
-    assert_int_equal(hub_put(h, 0, "{}", 2, "a", 1, &stop), 0);
-    assert_int_equal(hub_put(h, 0, "{}", 2, "b", 2, &stop), 0);
-    atomic_store(&stop, 1);
-    assert_int_equal(hub_put(h, 0, "{}", 2, "c", 3, &stop), 0);
-    assert_int_equal(hub_buffered(h), 3);
-    hub_item it;
-    for (uint64_t i = 1; i <= 3; i++) {
-        assert_int_equal(hub_take(h, &it, 0), 1);
-        assert_int_equal(it.position, i);
-        hub_item_free(&it);
-    }
-    assert_int_equal(hub_put(h, 0, "{}", 2, "d", 4, &stop), 0);
-    hub_free(h); /* frees the event still buffered */
-}
-
-static void test_event_ids(void **state)
-{
-    (void)state;
-    char a[SOURCE_EVENT_ID_LEN + 1], b[SOURCE_EVENT_ID_LEN + 1];
-    source_event_id("src", "gen0", 10, "{}", 2, a);
-    source_event_id("src", "gen0", 10, "{}", 2, b);
-    assert_string_equal(a, b);
-    assert_int_equal(strlen(a), SOURCE_EVENT_ID_LEN);
-    assert_memory_equal(a, "sha256:", 7);
-    source_event_id("src", "gen1", 10, "{}", 2, b);
-    assert_string_not_equal(a, b);
-    source_event_id("src", "gen0", 11, "{}", 2, b);
-    assert_string_not_equal(a, b);
-    source_event_id("src", "gen0", 10, "{ }", 3, b);
-    assert_string_not_equal(a, b);
-    source_event_id("sr", "cgen0", 10, "{}", 2, b);
-    assert_string_not_equal(a, b);
 }
 
 /* The example in config/ is valid: its sections build and every adapter
@@ -423,8 +219,7 @@ static void test_example_config(void **state)
                             .checkpoint_dir = dir,
                             .stop = &stop};
         void *st = NULL;
-        if (d->adapter->open(&st, &spec, err, sizeof err) != 0 ||
-            spec_check_unused(&spec, d->adapter->name, err, sizeof err) != 0)
+        if (adapter_open(d->adapter, &spec, &st, err, sizeof err) != 0)
             fail_msg("%s", err);
         d->adapter->close(st);
     }
@@ -451,12 +246,6 @@ int main(void)
         cmocka_unit_test(test_section_errors),
         cmocka_unit_test(test_flat_list_must_match_sections),
         cmocka_unit_test(test_flat_reader_skips_sections),
-        cmocka_unit_test(test_linebuf),
-        cmocka_unit_test(test_linebuf_huge_line),
-        cmocka_unit_test(test_hub_backpressure),
-        cmocka_unit_test(test_hub_stop_keeps_event),
-        cmocka_unit_test(test_hub_bounded_in_bytes),
-        cmocka_unit_test(test_event_ids),
         cmocka_unit_test(test_example_config),
     };
     return cmocka_run_group_tests(tests, NULL, remove_config);

@@ -1,4 +1,4 @@
-/* Unit tests of sluice-ctl's pure parts: what it reads from a dead letter
+/* Unit tests of what sluice-ctl reads from a dead letter (ctl/deadmsg.c)
  * (source from the routing key, reason from the headers) and its filters. */
 #include <setjmp.h>
 #include <stdarg.h>

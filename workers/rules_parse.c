@@ -1,15 +1,9 @@
 /*
- * rules: see rules.h.
- *
- * The parsed JSON document is kept for the rule set's lifetime, so the
- * conditions borrow their operands (strings, numbers, arrays) from it
- * instead of copying them. Regular expressions are compiled once, at load,
- * so a bad pattern is refused at start rather than on the first event.
+ * rules_parse: reading and checking a rules file into a rule_set
+ * (rule_set.h); see rules.h for the file's form. Every problem is one line
+ * naming the file, the rule (by name or position) and what is wrong.
  */
-#include "rules.h"
-
 #include <errno.h>
-#include <math.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,42 +12,11 @@
 
 #include "alert.h"
 #include "event.h"
-
-typedef enum { COND_ALL, COND_ANY, COND_NOT, COND_TEST } cond_kind;
-
-typedef enum { OP_EQ, OP_NE, OP_GT, OP_GTE, OP_LT, OP_LTE, OP_EXISTS, OP_CONTAINS, OP_MATCHES } op;
+#include "rule_set.h"
 
 static const char *const op_names[] = {"equals", "not_equals", "gt",       "gte",    "lt",
                                        "lte",    "exists",     "contains", "matches"};
 #define NOPS (sizeof op_names / sizeof *op_names)
-
-typedef struct cond {
-    cond_kind kind;
-    struct cond *children; /* ALL/ANY: nchildren; NOT: one */
-    size_t nchildren;
-    const char *path; /* TEST: borrowed from the document */
-    op test;
-    json_object *operand; /* borrowed from the document */
-    regex_t re;           /* OP_MATCHES */
-    int re_compiled;
-} cond;
-
-typedef struct rule {
-    const char *name;
-    const char **sources; /* NULL: every source */
-    size_t nsources;
-    cond when;
-    const char *severity;
-    const char *message;
-    const char *dedup_key; /* "" if none */
-    long window_s;
-} rule;
-
-struct rule_set {
-    json_object *doc;
-    rule *rules;
-    size_t count;
-};
 
 /* Error context: where in the file a problem is. */
 typedef struct where {
@@ -80,11 +43,6 @@ static int bad(const where *w, const char *fmt, ...)
     else
         snprintf(w->err, w->errlen, "%s: %s", w->origin, what);
     return -1;
-}
-
-static int is_number(json_object *v)
-{
-    return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
 }
 
 /* Checks a template: UTF-8, and braces where every "{" opens a non-empty
@@ -177,7 +135,7 @@ static int parse_test(const where *w, json_object *j, cond *c)
     case OP_GTE:
     case OP_LT:
     case OP_LTE:
-        if (!is_number(c->operand))
+        if (!rule_is_number(c->operand))
             return bad(w, "path '%s': '%s' needs a number", c->path, op_names[c->test]);
         break;
     case OP_EXISTS:
@@ -413,257 +371,4 @@ void rules_free(rule_set *rs)
 size_t rules_count(const rule_set *rs)
 {
     return rs ? rs->count : 0;
-}
-
-static int rule_watches(const rule *r, const char *source)
-{
-    if (!r->sources)
-        return 1;
-    for (size_t i = 0; i < r->nsources; i++) {
-        if (strcmp(r->sources[i], source) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-int rules_watch(const rule_set *rs, const char *source)
-{
-    for (size_t i = 0; rs && i < rs->count; i++) {
-        if (rule_watches(&rs->rules[i], source))
-            return 1;
-    }
-    return 0;
-}
-
-/* Finds a path; returns 1 with *out set (NULL for a JSON null) or 0 if a
- * step is missing. json-c represents null as NULL, hence the flag. */
-static int lookup(json_object *root, const char *path, json_object **out)
-{
-    json_object *cur = root;
-    const char *p = path;
-    char key[256];
-    *out = NULL;
-    while (*p) {
-        if (!cur)
-            return 0;
-        size_t n = 0;
-        int bracket = *p == '[';
-        if (bracket)
-            p++;
-        while (*p && *p != '.' && *p != '[' && !(bracket && *p == ']')) {
-            if (n + 1 >= sizeof key)
-                return 0;
-            key[n++] = *p++;
-        }
-        key[n] = '\0';
-        if (bracket) {
-            if (*p != ']')
-                return 0;
-            p++;
-        }
-        if (*p == '.')
-            p++;
-        if (json_object_is_type(cur, json_type_array)) {
-            char *end;
-            unsigned long idx = strtoul(key, &end, 10);
-            if (n == 0 || *end || idx >= json_object_array_length(cur))
-                return 0;
-            cur = json_object_array_get_idx(cur, idx);
-        } else if (json_object_is_type(cur, json_type_object)) {
-            if (!json_object_object_get_ex(cur, key, &cur))
-                return 0;
-        } else {
-            return 0;
-        }
-    }
-    *out = cur;
-    return 1;
-}
-
-json_object *rules_lookup(json_object *root, const char *path)
-{
-    json_object *v;
-    return lookup(root, path, &v) ? v : NULL;
-}
-
-static int values_equal(json_object *a, json_object *b)
-{
-    if (!a || !b)
-        return a == b; /* JSON null */
-    if (is_number(a) && is_number(b))
-        return json_object_get_double(a) == json_object_get_double(b);
-    return json_object_equal(a, b);
-}
-
-static int compare(op test, json_object *field, json_object *operand)
-{
-    if (!is_number(field))
-        return 0;
-    double x = json_object_get_double(field), y = json_object_get_double(operand);
-    if (isnan(x))
-        return 0;
-    switch (test) {
-    case OP_GT:
-        return x > y;
-    case OP_GTE:
-        return x >= y;
-    case OP_LT:
-        return x < y;
-    default:
-        return x <= y;
-    }
-}
-
-static int contains(json_object *field, json_object *operand)
-{
-    if (json_object_is_type(field, json_type_string))
-        return json_object_is_type(operand, json_type_string) &&
-               strstr(json_object_get_string(field), json_object_get_string(operand)) != NULL;
-    if (json_object_is_type(field, json_type_array)) {
-        for (size_t i = 0; i < json_object_array_length(field); i++) {
-            if (values_equal(json_object_array_get_idx(field, i), operand))
-                return 1;
-        }
-    }
-    return 0;
-}
-
-/* A missing field makes every test false except "exists": false. */
-static int test_holds(const cond *c, json_object *event)
-{
-    json_object *field;
-    int found = lookup(event, c->path, &field);
-    if (c->test == OP_EXISTS)
-        return found == json_object_get_boolean(c->operand);
-    if (!found)
-        return 0;
-    switch (c->test) {
-    case OP_EQ:
-        return values_equal(field, c->operand);
-    case OP_NE:
-        return !values_equal(field, c->operand);
-    case OP_CONTAINS:
-        return contains(field, c->operand);
-    case OP_MATCHES:
-        return json_object_is_type(field, json_type_string) &&
-               regexec(&c->re, json_object_get_string(field), 0, NULL, 0) == 0;
-    default:
-        return compare(c->test, field, c->operand);
-    }
-}
-
-static int holds(const cond *c, json_object *event)
-{
-    switch (c->kind) {
-    case COND_ALL:
-        for (size_t i = 0; i < c->nchildren; i++) {
-            if (!holds(&c->children[i], event))
-                return 0;
-        }
-        return 1;
-    case COND_ANY:
-        for (size_t i = 0; i < c->nchildren; i++) {
-            if (holds(&c->children[i], event))
-                return 1;
-        }
-        return 0;
-    case COND_NOT:
-        return !holds(c->children, event);
-    default:
-        return test_holds(c, event);
-    }
-}
-
-typedef struct text {
-    char *s;
-    size_t len, cap;
-    int failed;
-} text;
-
-static void put(text *t, const char *s, size_t n)
-{
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 64;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(t->s, cap);
-        if (!grown) {
-            t->failed = 1;
-            return;
-        }
-        t->s = grown;
-        t->cap = cap;
-    }
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
-char *rules_render(const char *tmpl, json_object *event)
-{
-    text t = {0};
-    put(&t, "", 0);
-    for (const char *p = tmpl; *p;) {
-        if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
-            put(&t, p, 1);
-            p += 2;
-            continue;
-        }
-        const char *close = p[0] == '{' ? strchr(p, '}') : NULL;
-        if (!close) {
-            put(&t, p, 1);
-            p++;
-            continue;
-        }
-        char path[256];
-        size_t n = (size_t)(close - p - 1);
-        if (n >= sizeof path)
-            n = sizeof path - 1;
-        memcpy(path, p + 1, n);
-        path[n] = '\0';
-        json_object *v = rules_lookup(event, path);
-        if (v) {
-            const char *s = json_object_is_type(v, json_type_string)
-                                ? json_object_get_string(v)
-                                : json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-            put(&t, s, strlen(s));
-        }
-        p = close + 1;
-    }
-    if (t.failed) {
-        free(t.s);
-        return NULL;
-    }
-    return t.s;
-}
-
-void rules_match_clear(rule_match *m)
-{
-    free(m->message);
-    free(m->dedup_key);
-    memset(m, 0, sizeof *m);
-}
-
-int rules_evaluate(const rule_set *rs, const char *source, json_object *event, rule_fired_fn fired,
-                   void *arg)
-{
-    int n = 0;
-    for (size_t i = 0; rs && i < rs->count; i++) {
-        const rule *r = &rs->rules[i];
-        if (!rule_watches(r, source) || !holds(&r->when, event))
-            continue;
-        rule_match m = {.rule = r->name, .severity = r->severity, .window_s = r->window_s};
-        m.message = rules_render(r->message, event);
-        m.dedup_key = rules_render(r->dedup_key, event);
-        if (!m.message || !m.dedup_key) {
-            rules_match_clear(&m);
-            return -1;
-        }
-        n++;
-        if (fired(&m, arg) != 0)
-            return -1;
-    }
-    return n;
 }
