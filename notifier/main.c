@@ -27,7 +27,7 @@
 #include "cli.h"
 #include "consumer.h"
 #include "delivery.h"
-#include "endpoint.h"
+#include "httpd.h"
 #include "event.h"
 #include "grouping.h"
 #include "ledger.h"
@@ -164,6 +164,28 @@ static const char summary[] =
 
 /* Whether sluice.q.notifier is consumed now, for /healthz and /metrics. */
 static atomic_int queue_consumed;
+
+/* The pages of /metrics and /healthz (httpd.h), served from their own
+ * thread: the deliverer's counters and whether the queue is consumed. */
+static void render_metrics(void *d, FILE *out)
+{
+    deliverer_render_metrics(d, out);
+    fprintf(out,
+            "# HELP sluice_notifier_queue_consumed Whether sluice.q.notifier is consumed now "
+            "(0: queue missing or consumer cancelled).\n"
+            "# TYPE sluice_notifier_queue_consumed gauge\n"
+            "sluice_notifier_queue_consumed %d\n",
+            atomic_load(&queue_consumed) ? 1 : 0);
+}
+
+static int ready(void *d, char *why, size_t whylen)
+{
+    (void)d;
+    if (atomic_load(&queue_consumed))
+        return 1;
+    snprintf(why, whylen, "sluice.q.notifier not consumed (queue missing or its consumer cancelled)");
+    return 0;
+}
 
 static int open_session(session *s, const strlist *urls, size_t *next, const notifier_settings *cfg,
                         char *err, size_t errlen)
@@ -317,10 +339,10 @@ static void consume(const notifier_settings *s, deliverer *d, reloadable *rl, co
 /* Nothing unplanned is held any more (the channel is closed): lets the
  * destinations finish or hand back what they have in hand, logs the
  * totals and frees the deliverer (joining the destinations). */
-static void finish(deliverer *d, endpoint *metrics)
+static void finish(deliverer *d, httpd *metrics)
 {
     deliverer_stop(d);
-    endpoint_stop(metrics);
+    httpd_stop(metrics);
     const delivery_stats *st = deliverer_stats(d);
     log_info("stopped alerts=%" PRIu64 " planned=%" PRIu64 " copies=%" PRIu64
              " dead_lettered=%" PRIu64,
@@ -335,7 +357,7 @@ int main(int argc, char **argv)
     routes r = {0};
     char *token = NULL;
     deliverer *d = NULL;
-    endpoint *metrics = NULL;
+    httpd *metrics = NULL;
     char err[1024] = "";
     int rc = cli_parse(notifier_options, &s, argc, argv, program, summary);
     if (rc == CLI_CONTINUE)
@@ -373,8 +395,8 @@ int main(int argc, char **argv)
         }
     }
     if (rc == CLI_CONTINUE && s.metrics_port &&
-        !(metrics = endpoint_start(s.metrics_address, s.metrics_port, d, &queue_consumed, err,
-                                   sizeof err))) {
+        !(metrics = httpd_start(s.metrics_address, s.metrics_port, HTTPD_OWN_THREAD,
+                                &(httpd_handlers){render_metrics, ready, d}, err, sizeof err))) {
         log_error("%s", err);
         rc = EXIT_RUNTIME;
     }
@@ -392,7 +414,7 @@ int main(int argc, char **argv)
         metrics = NULL;
         rc = 0;
     }
-    endpoint_stop(metrics);
+    httpd_stop(metrics);
     deliverer_free(d);
     if (token) {
         memset(token, 0, strlen(token));

@@ -14,7 +14,7 @@
 
 #include "cli.h"
 #include "event.h"
-#include "http_endpoint.h"
+#include "httpd.h"
 #include "log.h"
 #include "metrics.h"
 #include "rules.h"
@@ -97,14 +97,25 @@ typedef struct pool {
     strlist *child_sources; /* per child: the queues it consumes */
     size_t children;
     metrics *m;
-    http_endpoint *http; /* the supervisor's; children close its socket */
+    httpd *http; /* the supervisor's; children close its socket */
     rule_set *rules;     /* in force for children started now; owned */
     log_level level;
 } pool;
 
+/* The pages of the supervisor's endpoint: the pool's shared counters. */
+static void render_metrics(void *m, FILE *out)
+{
+    metrics_render(m, out);
+}
+
+static int ready(void *m, char *why, size_t whylen)
+{
+    return metrics_ready(m, why, whylen);
+}
+
 static void serve_http(void *arg, long ms)
 {
-    http_endpoint_serve(((pool *)arg)->http, ms);
+    httpd_serve(((pool *)arg)->http, ms);
 }
 
 /* SIGHUP in the supervisor: checks the rules file before any worker
@@ -135,7 +146,7 @@ static int run_child(size_t index, void *arg)
 {
     pool *p = arg;
     reload_requested = 0; /* a new child has the newest rules already */
-    http_endpoint_forget_in_child(p->http);
+    httpd_forget_in_child(p->http);
     static char component[32];
     snprintf(component, sizeof component, "worker.%zu", index);
     log_init(component, p->level);
@@ -185,7 +196,9 @@ static int run_pool(pool *p)
     const worker_settings *s = p->settings;
     char err[512];
     if (s->metrics_port) {
-        p->http = http_endpoint_start(s->metrics_address, s->metrics_port, p->m, err, sizeof err);
+        const httpd_handlers pages = {render_metrics, ready, p->m};
+        p->http = httpd_start(s->metrics_address, s->metrics_port, HTTPD_CALLER_POLLS, &pages, err,
+                              sizeof err);
         if (!p->http) {
             log_error("%s", err);
             return EXIT_RUNTIME;
@@ -204,7 +217,7 @@ static int run_pool(pool *p)
                             .wait_arg = p,
                             .reload = reload_pool};
     int rc = supervisor_run(&sc);
-    http_endpoint_stop(p->http);
+    httpd_stop(p->http);
     log_info("pool stopped clean=%s stored=%llu duplicates=%llu rejected=%llu "
              "dead_lettered=%llu",
              rc == 0 ? "yes" : "no", (unsigned long long)metrics_total(p->m, COUNT_STORED),

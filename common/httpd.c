@@ -1,26 +1,29 @@
 /*
- * http_endpoint: see http_endpoint.h.
+ * httpd: see httpd.h.
  */
-#include "http_endpoint.h"
+#include "httpd.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <stdio.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
-#include <time.h>
 #include <unistd.h>
 
-struct http_endpoint {
+struct httpd {
     struct MHD_Daemon *daemon;
-    metrics *m;
+    httpd_handlers h;
 };
 
+/* Queues body (malloc'd, or NULL) and takes it over whatever happens. */
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
                                const char *content_type)
 {
+    if (!body)
+        return MHD_NO;
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
@@ -32,6 +35,12 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, cha
     return ret;
 }
 
+static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+    char *body = strdup(text);
+    return respond(conn, status, body, body ? strlen(body) : 0, "text/plain");
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_size, void **state)
@@ -40,25 +49,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     (void)upload_data;
     (void)upload_size;
     (void)state;
-    http_endpoint *h = cls;
+    const httpd *d = cls;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
     char *body = NULL;
     size_t len = 0;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        body = strdup("method not allowed\n");
-        return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, body, body ? strlen(body) : 0,
-                       "text/plain");
-    }
     if (strcmp(url, "/metrics") == 0) {
         FILE *out = open_memstream(&body, &len);
         if (!out)
             return MHD_NO;
-        metrics_render(h->m, out);
+        d->h.render_metrics(d->h.ctx, out);
         fclose(out);
         return respond(conn, MHD_HTTP_OK, body, len, "text/plain; version=0.0.4");
     }
     if (strcmp(url, "/healthz") == 0) {
-        char why[256];
-        int ready = metrics_ready(h->m, why, sizeof why);
+        char why[256] = "";
+        int ready = d->h.ready(d->h.ctx, why, sizeof why);
         FILE *out = open_memstream(&body, &len);
         if (!out)
             return MHD_NO;
@@ -70,12 +76,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return respond(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body, len,
                        "text/plain");
     }
-    body = strdup("not found: try /metrics or /healthz\n");
-    return respond(conn, MHD_HTTP_NOT_FOUND, body, body ? strlen(body) : 0, "text/plain");
+    return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics or /healthz\n");
 }
 
-http_endpoint *http_endpoint_start(const char *address, long port, metrics *m, char *err,
-                                   size_t errlen)
+httpd *httpd_start(const char *address, long port, httpd_mode mode, const httpd_handlers *h,
+                   char *err, size_t errlen)
 {
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
@@ -85,24 +90,31 @@ http_endpoint *http_endpoint_start(const char *address, long port, metrics *m, c
         snprintf(err, errlen, "metrics_address '%s' is not an IPv4 address", address);
         return NULL;
     }
-    http_endpoint *h = calloc(1, sizeof *h);
-    if (!h) {
+    httpd *d = calloc(1, sizeof *d);
+    if (!d) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    h->m = m;
-    h->daemon = MHD_start_daemon(MHD_NO_FLAG, (uint16_t)port, NULL, NULL, handle, h,
+    d->h = *h;
+    unsigned flags = mode == HTTPD_OWN_THREAD ? MHD_USE_INTERNAL_POLLING_THREAD : MHD_NO_FLAG;
+    /* The thread starts with every signal blocked: they belong to the
+     * process's own threads, which decide what a SIGTERM means. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    d->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, d,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                  MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
-    if (!h->daemon) {
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!d->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%ld for /metrics (port in use?)", address, port);
-        free(h);
+        free(d);
         return NULL;
     }
-    return h;
+    return d;
 }
 
-void http_endpoint_stop(http_endpoint *h)
+void httpd_stop(httpd *h)
 {
     if (!h)
         return;
@@ -110,7 +122,7 @@ void http_endpoint_stop(http_endpoint *h)
     free(h);
 }
 
-void http_endpoint_forget_in_child(http_endpoint *h)
+void httpd_forget_in_child(httpd *h)
 {
     if (!h)
         return;
@@ -119,7 +131,7 @@ void http_endpoint_forget_in_child(http_endpoint *h)
         close(info->listen_fd);
 }
 
-void http_endpoint_serve(http_endpoint *h, long timeout_ms)
+void httpd_serve(httpd *h, long timeout_ms)
 {
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     if (!h) {
