@@ -17,7 +17,8 @@
 typedef struct topology_options {
     const char *queue_type; /* "classic", or "quorum" (replicated, for a cluster) */
     long delivery_limit;    /* quorum only: deliveries of one message before it is
-                               dead-lettered (x-delivery-limit); 0 = no limit */
+                               dead-lettered (x-delivery-limit); 0 = no limit, on
+                               RabbitMQ 3.x and 4 alike */
 } topology_options;
 
 /*
