@@ -49,7 +49,7 @@ static const cfg_option setup_options[] = {
     {"delivery_limit", CFG_INT, offsetof(setup_settings, delivery_limit), "20", 0, 1000000,
      "quorum queues: deliveries of one message before it goes to sluice.dead "
      "(x-delivery-limit; every connection lost with the message unacknowledged counts); "
-     "0 = no limit",
+     "0 = no limit (on RabbitMQ 4 too, where it is declared as -1)",
      NULL},
     {"sql_dir", CFG_STRING, offsetof(setup_settings, sql_dir), SLUICE_SQL_DIR, 0, 0,
      "folder of numbered migrations (NNN_name.sql)", NULL},

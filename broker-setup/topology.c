@@ -4,6 +4,7 @@
 #include "topology.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "event.h"
@@ -51,11 +52,46 @@ static int declare_exchange(mq_conn *c, const char *name, const char *type, int 
     return rc;
 }
 
-static int declare_queue(mq_conn *c, const char *name, const topology_options *opt, int dead_letter,
-                         char *err, size_t errlen)
+/* The broker's major version from the "version" property it sent when the
+ * connection opened ("4.0.5" -> 4), or 0 if it sent none. */
+static long broker_major(mq_conn *c)
+{
+    amqp_table_t *props = amqp_get_server_properties(mq_amqp(c));
+    for (int i = 0; props && i < props->num_entries; i++) {
+        const amqp_table_entry_t *e = &props->entries[i];
+        if (e->key.len == 7 && memcmp(e->key.bytes, "version", 7) == 0 &&
+            (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES)) {
+            char text[32];
+            int n = e->value.value.bytes.len < sizeof text - 1 ? (int)e->value.value.bytes.len
+                                                               : (int)sizeof text - 1;
+            memcpy(text, e->value.value.bytes.bytes, (size_t)n);
+            text[n] = '\0';
+            return strtol(text, NULL, 10);
+        }
+    }
+    return 0;
+}
+
+/*
+ * The x-delivery-limit to declare for a delivery limit of `limit` (0 = no
+ * limit), or 0 to declare none. "No limit" differs by generation: RabbitMQ
+ * 3.x has none unless the argument is given (and would dead-letter at the
+ * first return with -1), RabbitMQ 4 applies 20 when the argument is absent
+ * and reads -1 as unlimited.
+ */
+static long delivery_limit_arg(long limit, long major)
+{
+    if (limit > 0)
+        return limit;
+    return major >= 4 ? -1 : 0;
+}
+
+static int declare_queue(mq_conn *c, const char *name, const topology_options *opt,
+                         int dead_letter, char *err, size_t errlen)
 {
     const char *queue_type = topology_queue_types[opt->queue_type];
     amqp_table_entry_t args[3];
+    long limit = 0;
     int nargs = 0;
     args[nargs].key = amqp_cstring_bytes("x-queue-type");
     args[nargs].value.kind = AMQP_FIELD_KIND_UTF8;
@@ -67,18 +103,19 @@ static int declare_queue(mq_conn *c, const char *name, const topology_options *o
     }
     /* Classic queues in RabbitMQ 3.10 have no delivery limit; on quorum
      * queues it keeps a message that crashes every worker from looping. */
-    if (dead_letter && opt->queue_type == QUEUE_QUORUM && opt->delivery_limit > 0) {
+    if (dead_letter && opt->queue_type == QUEUE_QUORUM &&
+        (limit = delivery_limit_arg(opt->delivery_limit, broker_major(c))) != 0) {
         args[nargs].key = amqp_cstring_bytes("x-delivery-limit");
         args[nargs].value.kind = AMQP_FIELD_KIND_I64;
-        args[nargs++].value.value.i64 = opt->delivery_limit;
+        args[nargs++].value.value.i64 = limit;
     }
     amqp_table_t table = {.num_entries = nargs, .entries = args};
     amqp_queue_declare_ok_t *ok =
         amqp_queue_declare(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, table);
     int rc = check_declare(c, "queue", name, err, errlen);
     if (rc == TOPOLOGY_OK)
-        log_info("queue ready name=%s type=%s messages=%u consumers=%u", name, queue_type,
-                 ok->message_count, ok->consumer_count);
+        log_info("queue ready name=%s type=%s delivery_limit=%ld messages=%u consumers=%u", name,
+                 queue_type, limit, ok->message_count, ok->consumer_count);
     return rc;
 }
 

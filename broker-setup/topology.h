@@ -30,7 +30,8 @@ extern const char *const topology_queue_types[];
 typedef struct topology_options {
     topology_queue_type queue_type;
     long delivery_limit;          /* quorum only: deliveries of one message before it is
-                                     dead-lettered (x-delivery-limit); 0 = no limit */
+                                     dead-lettered (x-delivery-limit); 0 = no limit, on
+                                     RabbitMQ 3.x and 4 alike */
     int ingest_without_alternate; /* declare sluice.ingest as setups before the alternate
                                      exchange did: a policy supplies it (policy.h) */
 } topology_options;

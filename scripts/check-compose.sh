@@ -8,7 +8,10 @@
 #     from its --help, which is printed from the settings table);
 #   - every shared library those binaries need comes from a Debian package
 #     the Dockerfile's runtime stage installs;
-#   - no guest account, and the image runs as an unprivileged user.
+#   - no guest account, and the image runs as an unprivileged user;
+#   - config/prometheus.yml (monitoring profile) passes `promtool check
+#     config` and scrapes services of compose.yaml on the ports where the
+#     worker and the notifier serve /metrics by default.
 #
 # Usage: scripts/check-compose.sh BUILD_DIR      (ctest runs it as test_compose)
 set -euo pipefail
@@ -107,6 +110,49 @@ grep -qiE 'guest(:|@)|=guest' compose.yaml .env.example &&
 last_user=$(grep -E '^USER ' Dockerfile | tail -n 1 | awk '{print $2}')
 [[ -n $last_user && ${last_user%%:*} != root && ${last_user%%:*} != 0 ]] ||
     bad "the image's last USER is '${last_user:-none}', not an unprivileged user"
+
+# 5. Prometheus's scrape configuration.
+if ! command -v promtool >/dev/null; then
+    bad "promtool not found (apt-get install prometheus)"
+elif ! out=$(promtool check config config/prometheus.yml 2>&1); then
+    bad "config/prometheus.yml: $out"
+fi
+# The default of a binary's --metrics-port, from its --help.
+metrics_port() { "$(find "$BUILD" -maxdepth 2 -type f -name "$1" -perm -u+x | head -n 1)" --help |
+    grep -A1 -- '--metrics-port ' | sed -n 's/.*default \([0-9]*\).*/\1/p' | head -n 1; }
+while read -r target; do
+    service=${target%:*}
+    grep -qE "^  $service:\$" compose.yaml || bad "config/prometheus.yml scrapes $service, no service of compose.yaml"
+    case $service in
+    worker) want=$(metrics_port sluice-worker) ;;
+    notifier) want=$(metrics_port sluice-notifier) ;;
+    rabbitmq) want=15692 ;; # rabbitmq_prometheus, config/rabbitmq/enabled_plugins
+    *) continue ;;
+    esac
+    [[ ${target#*:} == "$want" ]] || bad "config/prometheus.yml scrapes $target; $service listens on $want"
+    [[ $service != rabbitmq ]] || continue
+    # Reachable from Prometheus's container: not the default 127.0.0.1.
+    python3 - "$resolved" "$service" <<'PY' || bad "$service serves /metrics on loopback only: Prometheus cannot reach it"
+import sys, yaml
+svc = yaml.safe_load(open(sys.argv[1]))["services"][sys.argv[2]]
+cmd = svc.get("command") or []
+env = svc.get("environment") or {}
+addr = env.get("SLUICE_METRICS_ADDRESS") if isinstance(env, dict) else None
+if "--metrics-address" in cmd:
+    addr = cmd[cmd.index("--metrics-address") + 1]
+sys.exit(0 if addr == "0.0.0.0" else 1)
+PY
+done < <(python3 - config/prometheus.yml <<'PY'
+import sys, yaml
+for job in yaml.safe_load(open(sys.argv[1]))["scrape_configs"]:
+    for sd in job.get("dns_sd_configs", []):
+        for name in sd["names"]:
+            print(f"{name}:{sd['port']}")
+    for sc in job.get("static_configs", []):
+        for t in sc["targets"]:
+            print(t)
+PY
+)
 
 if (( failures )); then
     echo "check-compose: $failures problem(s)" >&2

@@ -8,7 +8,10 @@
 #                        rabbitmq and postgres images:
 #                          bookworm: sluice-standin/rabbitmq:3.10  sluice-standin/postgres:15
 #                          trixie:   sluice-standin/rabbitmq:4.0   sluice-standin/postgres:17
-#   env GEN              prints RABBITMQ_IMAGE=... POSTGRES_IMAGE=... for GEN
+#                        and for prom/prometheus (monitoring profile):
+#                          sluice-standin/prometheus:GEN
+#   env GEN              prints RABBITMQ_IMAGE=... POSTGRES_IMAGE=...
+#                        PROMETHEUS_IMAGE=... for GEN
 #
 # Every step is skipped when its image is already there (docker image
 # inspect), so a second run costs seconds; REBUILD=1 rebuilds the stand-ins.
@@ -71,6 +74,7 @@ cmd_standins() {
     cmd_base "$1"
     gen_vars "$1"
     local rabbit=sluice-standin/rabbitmq:$rmq postgres=sluice-standin/postgres:$pg
+    local prometheus=sluice-standin/prometheus:$1
     if [ -n "${REBUILD:-}" ] || ! have_image "$rabbit"; then
         say "building $rabbit"
         docker build -q -t "$rabbit" --build-arg BASE="debian:$debian-slim" \
@@ -81,12 +85,18 @@ cmd_standins() {
         docker build -q -t "$postgres" --build-arg BASE="debian:$debian-slim" \
             --build-arg PG_MAJOR="$pg" "$STANDINS/postgres" >/dev/null
     fi
+    if [ -n "${REBUILD:-}" ] || ! have_image "$prometheus"; then
+        say "building $prometheus"
+        docker build -q -t "$prometheus" --build-arg BASE="debian:$debian-slim" \
+            "$STANDINS/prometheus" >/dev/null
+    fi
 }
 
 cmd_env() {
     gen_vars "$1"
     echo "RABBITMQ_IMAGE=sluice-standin/rabbitmq:$rmq"
     echo "POSTGRES_IMAGE=sluice-standin/postgres:$pg"
+    echo "PROMETHEUS_IMAGE=sluice-standin/prometheus:$1"
 }
 
 case "${1:-}" in
@@ -94,5 +104,5 @@ engine) cmd_engine ;;
 base) cmd_engine; cmd_base "${2:?usage: images.sh base bookworm|trixie}" ;;
 standins) cmd_engine; cmd_standins "${2:?usage: images.sh standins bookworm|trixie}" ;;
 env) cmd_env "${2:?usage: images.sh env bookworm|trixie}" ;;
-*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -12,7 +12,10 @@
 #      typed table its projection declares;
 #   2. alerts raised by the example rules are delivered by the notifier's
 #      log channel;
-#   3. --scale worker=3: three consumers on every source queue;
+#   3. --scale worker=3: three consumers on every source queue, and
+#      Prometheus (profile monitoring, on for the whole test) scrapes each
+#      of the three worker containers, the notifier and RabbitMQ, and
+#      answers queries for the events stored and the alerts delivered;
 #   4. a worker container SIGKILLed mid-stream and started again: once the
 #      producer has stopped and the queues are drained, the warehouse holds
 #      every confirmed event, each once;
@@ -23,7 +26,7 @@
 #   7. down -v leaves no container, network or volume of the project.
 #
 # Needs root (it starts dockerd if none answers), docker.io, docker-compose
-# (or the compose v2 plugin) and mmdebstrap. Its own compose project name
+# (or the compose v2 plugin), mmdebstrap, curl and jq. Its own compose project name
 # (sluicect-GEN-<SLUICE_AMQP_PORT>) and no fixed host port: the published
 # ports are 0, so the engine picks free ones.
 set -euo pipefail
@@ -63,7 +66,8 @@ fi
 # The clean build context: the checkout's tracked and new files as they are
 # now, without build trees, .env or anything git ignores.
 CTX=$(mktemp -d "${TMPDIR:-/tmp}/sluice-compose.XXXXXX")
-dc() { (cd "$CTX" && "${COMPOSE[@]}" -p "$PROJECT" "$@"); }
+# --profile monitoring: Prometheus too, as the README starts it.
+dc() { (cd "$CTX" && "${COMPOSE[@]}" -p "$PROJECT" --profile monitoring "$@"); }
 cleanup() {
     local rc=$?
     if ((rc != 0)); then
@@ -85,9 +89,9 @@ trap 'exit 130' INT
 pw() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 sed -e "s/^RABBITMQ_PASSWORD=.*/RABBITMQ_PASSWORD=$(pw)/" \
     -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(pw)/" \
-    -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\)=.*/\1=0/" \
+    -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\|PROMETHEUS_PORT\)=.*/\1=0/" \
     -e "s/^SLUICE_QUEUE_TYPE=.*/SLUICE_QUEUE_TYPE=$QUEUE_TYPE/" \
-    -e "/^\(RABBITMQ_IMAGE\|POSTGRES_IMAGE\)=/d" \
+    -e "/^\(RABBITMQ_IMAGE\|POSTGRES_IMAGE\|PROMETHEUS_IMAGE\)=/d" \
     "$CTX/.env.example" >"$CTX/.env"
 "$ROOT/scripts/images.sh" env "$GEN" >>"$CTX/.env"
 dc down -v --remove-orphans >/dev/null 2>&1 || true # a previous run's leftovers
@@ -202,6 +206,38 @@ log "alert $alert_id logged and recorded as sent"
 dc up -d --no-recreate --scale worker=3 >/dev/null 2>&1 || fail "up --scale worker=3 failed"
 await "--scale worker=3: 3 consumers on every source queue" consumers_each 3
 await "3 worker containers healthy" all_healthy worker
+
+# ---- 3b. Prometheus (monitoring profile) on its published loopback port
+prom_get() {
+    local addr
+    addr=$(dc port prometheus 9090 | tail -n 1)
+    [[ -n $addr ]] || return 1
+    curl -fsS --max-time 5 -G "http://$addr$1" "${@:2}"
+}
+# "job up_count total_count" per scrape job, from /api/v1/targets.
+prom_targets() {
+    prom_get /api/v1/targets | jq -r '.data.activeTargets | group_by(.labels.job)[] |
+        "\(.[0].labels.job) \(map(select(.health == "up")) | length) \(length)"'
+}
+# every_target_up: 3 worker replicas, the notifier and RabbitMQ, all up.
+every_target_up() {
+    local got
+    got=$(prom_targets)
+    grep -qx 'sluice-worker 3 3' <<<"$got" && grep -qx 'sluice-notifier 1 1' <<<"$got" &&
+        grep -qx 'rabbitmq 1 1' <<<"$got"
+}
+# prom_positive QUERY: the query's first value is a number above 0.
+prom_positive() {
+    local v
+    v=$(prom_get /api/v1/query --data-urlencode "query=$1" | jq -r '.data.result[0].value[1] // empty')
+    [[ -n $v ]] && awk -v v="$v" 'BEGIN { exit !(v + 0 > 0) }'
+}
+await "Prometheus scrapes 3 workers, the notifier and RabbitMQ, all up" every_target_up
+await "Prometheus: sum(sluice_events_stored_total) > 0" prom_positive 'sum(sluice_events_stored_total)'
+await "Prometheus: sum(sluice_notifier_alerts_delivered_total) > 0" \
+    prom_positive 'sum(sluice_notifier_alerts_delivered_total)'
+await "Prometheus: RabbitMQ's rabbitmq_queues > 0" prom_positive 'sum(rabbitmq_queues)'
+log "Prometheus targets: $(prom_targets | paste -sd, -)"
 
 # ---- 4. SIGKILL one worker mid-stream, start it again
 victim=$(dc ps -q worker | sed -n 1p)

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
+#include "event.h"
 #include "mq.h"
 
 #ifndef SLUICE_BIN_DIR
@@ -334,12 +335,23 @@ void queues_purge(const char *const sources[], size_t n)
     mq_close(c);
 }
 
-void queue_declare_transient(const char *queue)
+void queue_declare_conflicting(const char *queue)
 {
     mq_conn *c = mq();
     char err[512];
-    amqp_queue_declare(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue), 0, 0, 0, 0,
-                       amqp_empty_table);
+    /* Durable: RabbitMQ 4 deprecates transient non-exclusive queues, and an
+     * exclusive one would be locked against sluice-setup's declare. */
+    amqp_table_entry_t args[3] = {
+        {.key = amqp_cstring_bytes("x-queue-type"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("classic")}},
+        {.key = amqp_cstring_bytes("x-dead-letter-exchange"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                   .value.bytes = amqp_cstring_bytes(SLUICE_EXCHANGE_DLX)}},
+        {.key = amqp_cstring_bytes("x-max-length"),
+         .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = 1}},
+    };
+    amqp_table_t table = {.num_entries = 3, .entries = args};
+    amqp_queue_declare(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue), 0, 1, 0, 0, table);
     if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), queue, err, sizeof err) != 0)
         fail_msg("declaring %s", err);
     mq_close(c);

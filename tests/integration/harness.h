@@ -97,8 +97,10 @@ long queue_consumers(const char *queue);
 /* Removes every ready message from each sluice.q.<source> of the list. */
 void queues_purge(const char *const sources[], size_t n);
 
-/* Declares a non-durable queue (for conflict tests) / deletes a queue. */
-void queue_declare_transient(const char *queue);
+/* For conflict tests: declares a durable classic queue with the arguments
+ * sluice-setup gives a source queue plus x-max-length 1, which sluice's
+ * queues never have. Delete it with queue_delete(). */
+void queue_declare_conflicting(const char *queue);
 void queue_delete(const char *queue);
 
 /* Empties events and ingest_errors. */

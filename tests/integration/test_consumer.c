@@ -132,7 +132,7 @@ static void test_missing_queue(void **state)
     assert_int_equal(queue_consumers("sluice.q.orders"), 1);
     unsigned changes = consumer_changes(c);
 
-    queue_declare_transient("sluice.q.nosuchsource");
+    queue_declare_conflicting("sluice.q.nosuchsource"); /* any durable queue of that name */
     incoming in;
     /* Looked for again 0.5-1 s after it went missing, then with backoff:
      * consumed well within 15 s. */
