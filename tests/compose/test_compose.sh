@@ -102,7 +102,7 @@ sql() { dc exec -T postgres psql -U sluice -d sluice -XtAq -c "$1"; }
 # "name consumers messages" for every sluice source queue.
 queues() {
     dc exec -T rabbitmq rabbitmqctl -q list_queues --no-table-headers name consumers messages |
-        awk '$1 ~ /^sluice\.q\./ && $1 != "sluice.q.notifier"'
+        awk '$1 ~ /^sluice\.q\./ && $1 != "sluice.q.notifier" && $1 != "sluice.q.unrouted"'
 }
 rows() { sql "SELECT count(*) FROM events" | tr -d '[:space:]'; }
 queued() { queues | awk '{ n += $3 } END { print n + 0 }'; }
