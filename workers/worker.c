@@ -156,6 +156,11 @@ static int settle_each(worker *w, session *s, char *err, size_t errlen)
     return 0;
 }
 
+static int record_alerts(void *arg, PGconn *db, const batch *b, char *err, size_t errlen)
+{
+    return alerting_record(arg, db, b, err, errlen);
+}
+
 /* Commits the pending batch, then acknowledges it. */
 static int flush(worker *w, session *s, char *err, size_t errlen)
 {
@@ -164,16 +169,22 @@ static int flush(worker *w, session *s, char *err, size_t errlen)
         return 0;
     store_result res = {.stored_by_source = w->stored_by_source, .nsources = w->sources->count};
     int64_t t0 = mono_us();
-    if (warehouse_store(s->wh, b, &res, err, errlen) != 0)
+    /* The rules run before the transaction; their alerts are recorded in
+     * it, so the batch's events and alerts commit together, once. */
+    warehouse_step step = {.fn = record_alerts, .arg = w->alerts};
+    if (w->alerts && alerting_evaluate(w->alerts, b, err, errlen) < 0)
+        return -1;
+    if (warehouse_store(s->wh, b, w->alerts ? &step : NULL, &res, err, errlen) != 0)
         return -1;
     int64_t commit_us = mono_us() - t0;
     /* Counted as soon as committed: the rows exist even if the ack below
      * is lost (the redelivered copies then count as duplicates). */
     count_batch(w, &res);
     metrics_observe_batch(w->m, w->child, b->count, commit_us);
-    /* Alerts are raised before the ack, so a crash in between redelivers
-     * the events and raises the same alerts (same ids) again. */
-    if (w->alerts && alerting_process(w->alerts, b, err, errlen) != 0)
+    /* Alerts are published before the ack, so a crash in between
+     * redelivers the events, which (as duplicates) raise the same alerts,
+     * same ids, still 'raised', and they are published then. */
+    if (w->alerts && alerting_publish(w->alerts, err, errlen) != 0)
         return -1;
     /* If an ack is lost now, the redelivered copies are no-ops. */
     int rc = res.failed == 0 ? consumer_ack_through(s->c, b->last_tag, err, errlen)
@@ -276,7 +287,7 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
     w.failures = retries_new(4096);
     w.dead = deadletter_new(cfg->amqp_urls, (int)cfg->heartbeat);
     if (cfg->rules &&
-        !(w.alerts = alerting_new(cfg->rules, cfg->amqp_urls, cfg->pg_dsn, (int)cfg->heartbeat))) {
+        !(w.alerts = alerting_new(cfg->rules, cfg->amqp_urls, (int)cfg->heartbeat))) {
         log_error("out of memory starting the worker");
         goto done;
     }
