@@ -45,6 +45,7 @@ typedef struct buf {
 
 struct alerting {
     const rule_set *rules;
+    const prefilter *pf; /* NULL: parse every event of a watched source */
     const strlist *urls;
     size_t next_url;
     int heartbeat_s;
@@ -128,6 +129,11 @@ void alerting_set_rules(alerting *a, const rule_set *rules)
     a->rules = rules;
 }
 
+void alerting_set_prefilter(alerting *a, const prefilter *pf)
+{
+    a->pf = pf;
+}
+
 void alerting_on_count(alerting *a, alerting_count_fn fn, void *arg)
 {
     a->count_fn = fn;
@@ -188,6 +194,10 @@ int alerting_evaluate(alerting *a, const batch *b, char *err, size_t errlen)
         const char *source = batch_str(b, d->source);
         if (!rules_watch(a->rules, source))
             continue;
+        if (a->pf && !prefilter_maybe(a->pf, source, batch_str(b, d->body), d->body_len)) {
+            a->stats.skipped++;
+            continue;
+        }
         json_tokener_reset(a->tok);
         json_object *event = json_tokener_parse_ex(a->tok, batch_str(b, d->body), (int)d->body_len);
         if (!event)

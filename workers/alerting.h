@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "prefilter.h"
 #include "rules.h"
 #include "util.h"
 
@@ -54,13 +55,19 @@ void alerting_free(alerting *a);
  * batch on: how the worker applies a rules file re-read on SIGHUP. */
 void alerting_set_rules(alerting *a, const rule_set *rules);
 
+/* Uses `pf` (borrowed, NULL: none; must outlive it or the next call) from
+ * the next batch on to skip parsing events no rule can fire on. It must be
+ * built from the same text as the rules in force (prefilter.h). */
+void alerting_set_prefilter(alerting *a, const prefilter *pf);
+
 /* Told about each alert raised (suppressed = 0) or suppressed by its dedup
  * window (suppressed = 1), with the delivery's source_index (batch.h). */
 typedef void (*alerting_count_fn)(void *arg, int source_index, int suppressed);
 void alerting_on_count(alerting *a, alerting_count_fn fn, void *arg);
 
 /*
- * Evaluates the rules on every valid event of `b` (verdict EVENT_OK) and
+ * Evaluates the rules on every valid event of `b` (verdict EVENT_OK; parsed
+ * only if its source is watched and the prefilter says a rule may fire) and
  * keeps the alerts they raise for alerting_record(), replacing those of
  * the last batch. Returns the number of alerts kept, or -1 with err (out
  * of memory).

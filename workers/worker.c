@@ -3,6 +3,7 @@
  */
 #include "worker.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,9 @@ typedef struct worker {
     retries *failures;
     deadletter *dead;
     alerting *alerts;   /* NULL without rules */
-    rule_set *reloaded; /* rules read on SIGHUP, in force instead of cfg->rules; owned */
+    rule_set *reloaded; /* rules read again (at start, on SIGHUP), in force instead of
+                           cfg->rules; owned */
+    prefilter *pf;      /* built from the same text as the rules in force; owned */
     batch pending;
     worker_stats stats;
     int64_t started_us, next_stats_us;
@@ -67,6 +70,50 @@ static void count_alert(void *arg, int source, int suppressed)
     count(arg, source, suppressed ? COUNT_ALERTS_SUPPRESSED : COUNT_ALERTS_RAISED, 1);
 }
 
+/* Reads the rules file once and builds from that one text both the rules
+ * and their prefilter, which must agree. Returns 0, or -1 with err. */
+static int load_rules(const char *path, rule_set **rs, prefilter **pf, char *err, size_t errlen)
+{
+    *rs = NULL;
+    *pf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "rules file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        len <= 16 * 1024 * 1024 && (text = malloc((size_t)len + 1)) &&
+        fread(text, 1, (size_t)len, f) == (size_t)len) {
+        text[len] = '\0';
+        if (strlen(text) != (size_t)len)
+            snprintf(err, errlen, "rules file %s: contains a NUL byte", path);
+        else if ((*rs = rules_parse(text, path, err, errlen)) && !(*pf = prefilter_new(text)))
+            snprintf(err, errlen, "out of memory loading rules");
+    } else {
+        snprintf(err, errlen, "rules file %s: cannot read it (or over 16 MiB)", path);
+    }
+    free(text);
+    fclose(f);
+    if (*rs && *pf)
+        return 0;
+    rules_free(*rs);
+    *rs = NULL;
+    return -1;
+}
+
+/* Puts rules and prefilter in force (both taken). */
+static void use_rules(worker *w, rule_set *rs, prefilter *pf)
+{
+    alerting_set_rules(w->alerts, rs);
+    alerting_set_prefilter(w->alerts, pf);
+    rules_free(w->reloaded);
+    prefilter_free(w->pf);
+    w->reloaded = rs;
+    w->pf = pf;
+}
+
 /* Re-reads the rules file after SIGHUP; called between batches, so every
  * batch is evaluated under one set of rules. */
 static void reload_rules(worker *w)
@@ -77,14 +124,13 @@ static void reload_rules(worker *w)
         return;
     }
     char err[1024];
-    rule_set *rs = rules_load(w->cfg->rules_path, err, sizeof err);
-    if (!rs) {
+    rule_set *rs;
+    prefilter *pf;
+    if (load_rules(w->cfg->rules_path, &rs, &pf, err, sizeof err) != 0) {
         log_error("rules reload refused, the rules in force stay: %s", err);
         return;
     }
-    alerting_set_rules(w->alerts, rs);
-    rules_free(w->reloaded);
-    w->reloaded = rs;
+    use_rules(w, rs, pf);
     log_info("rules reloaded file=%s rules=%zu", w->cfg->rules_path, rules_count(rs));
 }
 
@@ -293,6 +339,19 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
     }
     if (w.alerts)
         alerting_on_count(w.alerts, count_alert, &w);
+    if (w.alerts && cfg->rules_path) {
+        /* The prefilter must come from the same text as the rules: read
+         * the file again for both. Should it have changed into something
+         * that does not load since, the rules read first stay, and every
+         * event of a watched source is parsed. */
+        char err[1024];
+        rule_set *rs;
+        prefilter *pf;
+        if (load_rules(cfg->rules_path, &rs, &pf, err, sizeof err) == 0)
+            use_rules(&w, rs, pf);
+        else
+            log_warn("rules file changed since start, no prefilter: %s", err);
+    }
     w.metric_index = calloc(sources->count, sizeof *w.metric_index);
     w.stored_by_source = calloc(sources->count, sizeof *w.stored_by_source);
     if (!w.validator || !w.failures || !w.dead || !w.metric_index || !w.stored_by_source) {
@@ -324,8 +383,10 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
     }
     log_stats(&w, "stopped");
     if (w.alerts)
-        log_info("alerts raised=%" PRIu64 " suppressed=%" PRIu64,
-                 alerting_get_stats(w.alerts)->raised, alerting_get_stats(w.alerts)->suppressed);
+        log_info("alerts raised=%" PRIu64 " suppressed=%" PRIu64 " events_parsed=%" PRIu64
+                 " events_skipped_by_prefilter=%" PRIu64,
+                 alerting_get_stats(w.alerts)->raised, alerting_get_stats(w.alerts)->suppressed,
+                 alerting_get_stats(w.alerts)->parsed, alerting_get_stats(w.alerts)->skipped);
     rc = 0;
 done:
     event_validator_free(w.validator);
@@ -333,6 +394,7 @@ done:
     deadletter_free(w.dead);
     alerting_free(w.alerts);
     rules_free(w.reloaded);
+    prefilter_free(w.pf);
     free(w.metric_index);
     free(w.stored_by_source);
     batch_free(&w.pending);
