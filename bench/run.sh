@@ -540,4 +540,4 @@ fi
 echo
 cat "$OUT/results.md"
 echo
-echo "==> wrote $CSV, $SUM, $OUT/results.md${OUT:+ and $OUT/figure7.png}"
+echo "==> wrote $CSV, $SUM, $OUT/results.md$(want table1 && echo " and $OUT/figure7.png")"
