@@ -6,7 +6,8 @@
  * one bad event never blocks or loses the others. A msg_id is taken once
  * (table event_ids), whichever time partition its first copy went to. The
  * projections a deployment declares (sluice-setup) fill their typed tables
- * from the new events in the same transaction, through a trigger.
+ * from the new events in the same transaction, through a trigger; the
+ * caller's own step (the worker's alerts) runs in it too, before COMMIT.
  */
 #ifndef SLUICE_WAREHOUSE_H
 #define SLUICE_WAREHOUSE_H
