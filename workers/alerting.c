@@ -371,6 +371,15 @@ int alerting_publish(alerting *a, char *err, size_t errlen)
         rc = connect_broker(a, err, errlen);
         if (rc == 0)
             rc = publish(a, k, err, errlen);
+        if (rc != 0)
+            break;
+        /* Counted once taken by the publisher, as close to the commit
+         * that made the alert visible as can be (the confirms follow). */
+        log_info("alert raised rule=%s severity=%s source=%s msg_id=%s", k->rule, k->severity,
+                 k->source, k->msg_id);
+        a->stats.raised++;
+        if (a->count_fn)
+            a->count_fn(a->count_arg, k->source_index, 0);
     }
     if (rc == 0 && publisher_outstanding(a->pub) > 0) {
         int drained = publisher_drain(a->pub, CONFIRM_TIMEOUT_MS, err, errlen);
@@ -379,20 +388,8 @@ int alerting_publish(alerting *a, char *err, size_t errlen)
                      CONFIRM_TIMEOUT_MS);
         rc = drained == 0 ? 0 : -1;
     }
-    if (rc == 0) {
-        for (size_t i = 0; i < a->count; i++) {
-            const kept *k = &a->alerts[i];
-            if (k->state != KEPT_RAISED)
-                continue;
-            log_info("alert raised rule=%s severity=%s source=%s msg_id=%s", k->rule, k->severity,
-                     k->source, k->msg_id);
-            a->stats.raised++;
-            if (a->count_fn)
-                a->count_fn(a->count_arg, k->source_index, 0);
-        }
-    } else {
+    if (rc != 0)
         disconnect(a);
-    }
     forget(a);
     return rc;
 }
