@@ -520,7 +520,7 @@ if want rules; then
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $cores cores. $COUNT events per source ($TOTAL per run), medians of"
     echo "$REPEATS repeats, runs without and with rules alternating. With rules: \`--rules"
     echo "config/rules.example.json\` and a notifier delivering to its log channel. Command:"
-    echo "\`bench/run.sh --only rules --count $COUNT --repeats $REPEATS\`."
+    echo "\`bench/run.sh ${ONLY:+--only $ONLY }--count $COUNT --repeats $REPEATS\`."
     echo
     echo "| run | throughput (msg/s) | latency p50 / p95 / p99 (ms) | alerts per run | worker CPU-s/100k | PostgreSQL / RabbitMQ CPU-s per 100k |"
     echo "|---|---:|---:|---:|---:|---:|"
