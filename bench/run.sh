@@ -4,12 +4,15 @@
 # and the database's own ceilings measured in the same run.
 #
 # Usage: bench/run.sh [--count N] [--repeats R] [--build DIR] [--out DIR] [--smoke]
+#                     [--only table1|rules]
 #   --count N     events per source and run (default 25000; 4 sources)
 #   --repeats R   repeats of every measurement; figures are medians (default 3)
 #   --build DIR   where the binaries are (default build/, non-sanitized)
 #   --out DIR     where results go (default bench/out/<UTC time>)
 #   --smoke       a seconds-long check that everything works (CI): 1000
 #                 events per source, one repeat, no chart if gnuplot is absent
+#   --only WHAT   run only the Table 1 scenarios and baselines (table1) or
+#                 only the rules scenario (rules); default both
 #
 # Scenarios, each in both modes (parallel: one worker process per source
 # queue, four in all; unified: one worker process for all four queues):
@@ -28,6 +31,12 @@
 # idempotent by message id, ack after commit) draining the same backlog.
 # Live runs are compared with the first, drains with raw consume-and-ack
 # and the Python worker.
+# Rules (unified mode): what event detection costs. Live runs with the
+# demo's rules (config/rules.example.json) and a notifier delivering the
+# alerts to its log channel alternate with the same live runs without
+# either; the ratio of their median throughputs is the figure. Then paced
+# runs with rules at half the median live throughput without rules, for
+# p99 end to end.
 #
 # Uses the running local stack if SLUICE_AMQP_URL, SLUICE_PG_DSN and
 # SLUICE_MGMT_URL are set, else starts it with scripts/stack.sh. Works in a
@@ -45,6 +54,7 @@ REPEATS=3
 BUILD=$ROOT/build
 OUT=
 SMOKE=
+ONLY=
 SOURCES=(profiles clickstream orders sensors)
 VHOST=sluice-bench
 BENCH_DB=sluice_bench
@@ -56,6 +66,7 @@ WINDOW=1024   # the producer's default confirm window, used by the raw publisher
 die() {
   echo "bench: $*" >&2
   [ -z "${WORKER_PID:-}" ] || kill "$WORKER_PID" 2>/dev/null || true
+  [ -z "${NOTIFIER_PID:-}" ] || kill "$NOTIFIER_PID" 2>/dev/null || true
   exit 1
 }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -67,19 +78,24 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$(cd "${2:?--build needs a folder}" && pwd -P); shift 2 ;;
     --out) OUT=${2:?--out needs a folder}; shift 2 ;;
     --smoke) SMOKE=1; COUNT=1000; REPEATS=1; shift ;;
+    --only) ONLY=${2:?--only needs table1 or rules}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 [[ $COUNT =~ ^[1-9][0-9]*$ && $REPEATS =~ ^[1-9][0-9]*$ ]] ||
   { echo "bench: --count and --repeats must be positive integers" >&2; exit 2; }
+[[ -z $ONLY || $ONLY == table1 || $ONLY == rules ]] ||
+  { echo "bench: --only must be table1 or rules, got '$ONLY'" >&2; exit 2; }
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # table1|rules
+RULES_FILE=$ROOT/config/rules.example.json
 TOTAL=$((COUNT * ${#SOURCES[@]}))
 OUT=${OUT:-$ROOT/bench/out/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd -P)
 LOGS=$OUT/logs
 
-for b in broker-setup/sluice-setup producer/sluice-producer workers/sluice-worker \
+for b in broker-setup/sluice-setup producer/sluice-producer workers/sluice-worker notifier/sluice-notifier \
          bench/bench-procstat bench/bench-raw-publish bench/bench-raw-consume bench/bench-pg-copy; do
   [ -x "$BUILD/$b" ] || die "$BUILD/$b is missing: build first (./run build)"
 done
@@ -164,7 +180,11 @@ reset() {
   for s in "${SOURCES[@]}"; do
     mgmt DELETE "queues/$VHOST/sluice.q.$s/contents" >/dev/null
   done
-  q -c "TRUNCATE events, ingest_errors, profiles, page_views, orders, sensor_readings" \
+  # The alerts' tables too: a dedup window left open by the last run would
+  # suppress this run's alerts.
+  mgmt DELETE "queues/$VHOST/sluice.q.notifier/contents" >/dev/null
+  q -c "TRUNCATE events, ingest_errors, profiles, page_views, orders, sensor_readings,
+         alerts, alert_windows, alert_deliveries, alert_messages, alert_groups" \
     -c "CHECKPOINT"
 }
 
@@ -174,7 +194,7 @@ val() { grep "^$1=" "$2" | cut -d= -f2; } # KEY FILE (bench-procstat output)
 calc() { awk "BEGIN { printf \"%.${2:-1}f\", ($1) }"; } # EXPR [DECIMALS]
 
 CSV=$OUT/runs.csv
-echo "scenario,mode,repeat,events,seconds,throughput,p50_ms,p95_ms,p99_ms,worker_cpu_s,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,worker_sum_hwm_mb,worker_procs,producer_seconds,producer_rate,producer_cpu_s,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source,pg_cpu_s_per_100k,mq_cpu_s_per_100k" >"$CSV"
+echo "scenario,mode,repeat,events,seconds,throughput,p50_ms,p95_ms,p99_ms,worker_cpu_s,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,worker_sum_hwm_mb,worker_procs,producer_seconds,producer_rate,producer_cpu_s,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source,pg_cpu_s_per_100k,mq_cpu_s_per_100k,alerts" >"$CSV"
 
 STEP=0
 progress() { STEP=$((STEP + 1)); printf '  [%3d] %-32s %s\n' "$STEP" "$1" "$2"; }
@@ -191,15 +211,22 @@ baseline() { # NAME REPEAT COMMAND...
   rate=$(echo "$out" | grep -o 'rate=[0-9.]*' | cut -d= -f2)
   cpu=$(val cpu_s "$ps")
   read -r pg mq <<<"$(server_used)"
-  echo "baseline,$name,$r,$TOTAL,$secs,$rate,,,,,,,,,,$secs,$rate,$cpu,$(calc "100*$cpu/$secs"),$(calc "$cpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$ps")/1024"),0,$(calc "$pg*100000/$TOTAL" 2),$(calc "$mq*100000/$TOTAL" 2)" >>"$CSV"
+  echo "baseline,$name,$r,$TOTAL,$secs,$rate,,,,,,,,,,$secs,$rate,$cpu,$(calc "100*$cpu/$secs"),$(calc "$cpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$ps")/1024"),0,$(calc "$pg*100000/$TOTAL" 2),$(calc "$mq*100000/$TOTAL" 2)," >>"$CSV"
   progress "baseline $name #$r" "$(printf '%8.0f events/s  %6.2f s' "$rate" "$secs")"
 }
 
-start_workers() { # MODE TAG -> sets WORKER_PID
-  local mode=$1 tag=$2
+start_workers() { # MODE TAG [RULES_FILE] -> sets WORKER_PID (and NOTIFIER_PID with rules)
+  local mode=$1 tag=$2 rules=()
+  if [ -n "${3:-}" ]; then
+    rules=(--rules "$3")
+    "$BUILD/notifier/sluice-notifier" --routes '*=log' --metrics-port 0 --log-level info \
+      2>"$LOGS/$tag.notifier.log" &
+    NOTIFIER_PID=$!
+  fi
   "$BUILD/bench/bench-procstat" -o "$LOGS/$tag.worker.procstat" -- \
     "$BUILD/workers/sluice-worker" --mode "$mode" --workers 1 --idle-exit-ms 3000 \
-    --metrics-port 0 --stats-interval-ms 0 --log-level info 2>"$LOGS/$tag.worker.log" &
+    --metrics-port 0 --stats-interval-ms 0 --log-level info "${rules[@]}" \
+    2>"$LOGS/$tag.worker.log" &
   WORKER_PID=$!
 }
 
@@ -212,14 +239,23 @@ run_producer() { # TAG SEED RATE
 
 wait_workers() { # TAG
   wait "$WORKER_PID" || die "the workers failed: see $LOGS/$1.worker.log"
+  WORKER_PID=
   local n
   n=$(q -c "SELECT count(*) FROM events")
   [ "$n" -eq "$TOTAL" ] || die "$1: $n events stored, expected $TOTAL (see $LOGS/$1.worker.log)"
+  if [ -n "${NOTIFIER_PID:-}" ]; then
+    kill -TERM "$NOTIFIER_PID"
+    wait "$NOTIFIER_PID" || die "the notifier failed: see $LOGS/$1.notifier.log"
+    NOTIFIER_PID=
+  fi
 }
 
-# One live, drain or paced run of one mode; appends its row.
+# One live, drain or paced run of one mode; appends its row. Scenarios
+# rules_on and rules_paced run the worker with the demo's rules and a
+# notifier; rules_off is live without them.
 sluice_run() { # SCENARIO MODE REPEAT RATE_PER_SOURCE
-  local scenario=$1 mode=$2 r=$3 rate=${4:-0}
+  local scenario=$1 mode=$2 r=$3 rate=${4:-0} rules=
+  case $scenario in rules_on | rules_paced) rules=$RULES_FILE ;; esac
   local tag=$scenario.$mode.$r seed=$((SEED_BASE + STEP))
   reset
   server_mark
@@ -228,7 +264,7 @@ sluice_run() { # SCENARIO MODE REPEAT RATE_PER_SOURCE
     server_mark # the servers' figures of a drain cover the workers' part only
     start_workers "$mode" "$tag"
   else
-    start_workers "$mode" "$tag"
+    start_workers "$mode" "$tag" "$rules"
     # Every worker logs "consuming" once its consumers are registered.
     local want=1 waited=0
     [ "$mode" = parallel ] && want=${#SOURCES[@]}
@@ -263,7 +299,7 @@ sluice_run() { # SCENARIO MODE REPEAT RATE_PER_SOURCE
   psecs=$(val wall_s "$pps")
   local thr
   thr=$(calc "$TOTAL/$secs" 0)
-  echo "$scenario,$mode,$r,$TOTAL,$(calc "$secs" 3),$thr,$(calc "$p50"),$(calc "$p95"),$(calc "$p99"),$wcpu,$(calc "100*$wcpu/$secs"),$(calc "$wcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$wps")/1024"),$(calc "$(val sum_hwm_kb "$wps")/1024"),$(val max_procs "$wps"),$psecs,$(calc "$TOTAL/$psecs" 0),$pcpu,$(calc "100*$pcpu/$psecs"),$(calc "$pcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$pps")/1024"),$rate,$(calc "$pg*100000/$TOTAL" 2),$(calc "$mq*100000/$TOTAL" 2)" >>"$CSV"
+  echo "$scenario,$mode,$r,$TOTAL,$(calc "$secs" 3),$thr,$(calc "$p50"),$(calc "$p95"),$(calc "$p99"),$wcpu,$(calc "100*$wcpu/$secs"),$(calc "$wcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$wps")/1024"),$(calc "$(val sum_hwm_kb "$wps")/1024"),$(val max_procs "$wps"),$psecs,$(calc "$TOTAL/$psecs" 0),$pcpu,$(calc "100*$pcpu/$psecs"),$(calc "$pcpu*100000/$TOTAL" 3),$(calc "$(val peak_rss_kb "$pps")/1024"),$rate,$(calc "$pg*100000/$TOTAL" 2),$(calc "$mq*100000/$TOTAL" 2),$(q -c "SELECT count(*) FROM alerts")" >>"$CSV"
   progress "$scenario $mode #$r" "$(printf '%8.0f events/s  p99 %7.1f ms  worker %5.2f cpu-s %6.1f MB' \
     "$thr" "$p99" "$wcpu" "$(calc "$(val peak_rss_kb "$wps")/1024")")"
 }
@@ -285,6 +321,7 @@ mem_gb=$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 echo "==> $((${#SOURCES[@]})) sources x $COUNT events, $REPEATS repeats; $cores cores, $mem_gb GB ($cpu_model); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "==> results in $OUT"
+if want table1; then
 for r in $(seq 1 "$REPEATS"); do
   # Raw publish as in a live run: a raw consumer drains the queues meanwhile,
   # so the broker holds no backlog (with one, it writes more to disk).
@@ -329,17 +366,35 @@ for r in $(seq 1 "$REPEATS"); do
     sluice_run paced "$mode" "$r" "${PACE[$mode]}"
   done
 done
+fi
+if want rules; then
+  # Without and with rules alternately, so that a noisy machine weighs on
+  # both alike; then paced with rules at half the rate without them.
+  for r in $(seq 1 "$REPEATS"); do
+    sluice_run rules_off unified "$r"
+    sluice_run rules_on unified "$r"
+  done
+  RULES_PACE=$(calc "$(median rules_off unified throughput) / 2 / ${#SOURCES[@]}" 0)
+  for r in $(seq 1 "$REPEATS"); do
+    sluice_run rules_paced unified "$r" "$RULES_PACE"
+  done
+fi
 reset
 echo "    load after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------ summary
 
+fmt() { awk -v v="$1" 'BEGIN { if (v == "") print "–"; else printf "%.0f", v }'; }
+pct() { calc "100*$1" 0; }
+verdict() { awk "BEGIN { print ($1) ? \"met\" : \"**missed**\" }"; }
+SUM=$OUT/summary.csv
+echo "scenario,mode,throughput,baseline,ratio_to_baseline,p50_ms,p95_ms,p99_ms,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,producer_rate,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source,pg_cpu_s_per_100k,mq_cpu_s_per_100k" >"$SUM"
+: >"$OUT/results.md"
+if want table1; then
 BASE_PUB=$(median baseline raw_publish throughput)
 BASE_CON=$(median baseline raw_consume throughput)
 BASE_COPY=$(median baseline pg_copy throughput)
 BASE_PY=$(median baseline py_worker throughput)
-SUM=$OUT/summary.csv
-echo "scenario,mode,throughput,baseline,ratio_to_baseline,p50_ms,p95_ms,p99_ms,worker_cpu_pct,worker_cpu_s_per_100k,worker_peak_rss_mb,producer_rate,producer_cpu_pct,producer_cpu_s_per_100k,producer_peak_rss_mb,rate_per_source,pg_cpu_s_per_100k,mq_cpu_s_per_100k" >"$SUM"
 for b in raw_publish raw_publish_backlog raw_consume pg_copy py_worker; do
   echo "baseline,$b,$(median baseline $b throughput),,,,,,,,,$(median baseline $b producer_rate),$(median baseline $b producer_cpu_pct),$(median baseline $b producer_cpu_s_per_100k),$(median baseline $b producer_peak_rss_mb),,$(median baseline $b pg_cpu_s_per_100k),$(median baseline $b mq_cpu_s_per_100k)" >>"$SUM"
 done
@@ -360,9 +415,6 @@ for sc in live drain paced; do
   done
 done
 
-fmt() { awk -v v="$1" 'BEGIN { if (v == "") print "–"; else printf "%.0f", v }'; }
-pct() { calc "100*$1" 0; }
-verdict() { awk "BEGIN { print ($1) ? \"met\" : \"**missed**\" }"; }
 M_MB=$(calc "${M[drain.unified.worker_peak_rss_mb]} > ${M[live.unified.worker_peak_rss_mb]} ? ${M[drain.unified.worker_peak_rss_mb]} : ${M[live.unified.worker_peak_rss_mb]}")
 P_MB=$(calc "${M[drain.parallel.worker_peak_rss_mb]} > ${M[live.parallel.worker_peak_rss_mb]} ? ${M[drain.parallel.worker_peak_rss_mb]} : ${M[live.parallel.worker_peak_rss_mb]}")
 {
@@ -421,7 +473,7 @@ P_MB=$(calc "${M[drain.parallel.worker_peak_rss_mb]} > ${M[live.parallel.worker_
 drain, the workers' part only) is in its own row, not in the worker figures. The paper's CPU"
   echo "and memory were measured on other hardware and software; they are shown for the shape of the"
   echo "comparison."
-} >"$OUT/results.md"
+} >>"$OUT/results.md"
 
 # The chart: throughput, CPU and memory per mode, paper beside sluice, as
 # in the paper's Figure 7.
@@ -448,8 +500,44 @@ elif [ -n "$SMOKE" ]; then
 else
   die "gnuplot is not installed (./run deps installs gnuplot-nox)"
 fi
+fi # table1
+
+if want rules; then
+  COLS="throughput p50_ms p95_ms p99_ms worker_cpu_pct worker_cpu_s_per_100k worker_peak_rss_mb rate_per_source pg_cpu_s_per_100k mq_cpu_s_per_100k"
+  declare -A R
+  for sc in rules_off rules_on rules_paced; do
+    for col in $COLS; do R[$sc.$col]=$(median "$sc" unified "$col"); done
+  done
+  R_RATIO=$(calc "${R[rules_on.throughput]}/${R[rules_off.throughput]}" 2)
+  for sc in rules_off rules_on rules_paced; do
+    base=${R[rules_off.throughput]}
+    echo "$sc,unified,${R[$sc.throughput]},$base,$(calc "${R[$sc.throughput]}/$base" 2),${R[$sc.p50_ms]},${R[$sc.p95_ms]},${R[$sc.p99_ms]},${R[$sc.worker_cpu_pct]},${R[$sc.worker_cpu_s_per_100k]},${R[$sc.worker_peak_rss_mb]},,,,,${R[$sc.rate_per_source]},${R[$sc.pg_cpu_s_per_100k]},${R[$sc.mq_cpu_s_per_100k]}" >>"$SUM"
+  done
+  {
+    echo
+    echo "## Rules: what event detection costs (unified worker, live)"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $cores cores. $COUNT events per source ($TOTAL per run), medians of"
+    echo "$REPEATS repeats, runs without and with rules alternating. With rules: \`--rules"
+    echo "config/rules.example.json\` and a notifier delivering to its log channel. Command:"
+    echo "\`bench/run.sh ${ONLY:+--only $ONLY }--count $COUNT --repeats $REPEATS\`."
+    echo
+    echo "| run | throughput (msg/s) | latency p50 / p95 / p99 (ms) | alerts per run | worker CPU-s/100k | PostgreSQL / RabbitMQ CPU-s per 100k |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for sc in rules_off rules_on rules_paced; do
+      case $sc in rules_off) name="live, no rules" ;; rules_on) name="live, rules" ;;
+        rules_paced) name="paced, rules, --rate $(fmt "${R[rules_paced.rate_per_source]}") per source" ;; esac
+      echo "| $name | $(fmt "${R[$sc.throughput]}") | ${R[$sc.p50_ms]} / ${R[$sc.p95_ms]} / ${R[$sc.p99_ms]} | $(median "$sc" unified alerts) | ${R[$sc.worker_cpu_s_per_100k]} | ${R[$sc.pg_cpu_s_per_100k]} / ${R[$sc.mq_cpu_s_per_100k]} |"
+    done
+    echo
+    echo "| target | measured | |"
+    echo "|---|---|---|"
+    echo "| live with rules ≥ 85 % of live without | $(pct "$R_RATIO") % ($(fmt "${R[rules_on.throughput]}") vs $(fmt "${R[rules_off.throughput]}") msg/s) | $(verdict "$R_RATIO >= 0.85") |"
+    echo "| p99 with rules ≤ 250 ms at half the rate without | ${R[rules_paced.p99_ms]} ms | $(verdict "${R[rules_paced.p99_ms]} <= 250") |"
+  } >>"$OUT/results.md"
+fi
 
 echo
 cat "$OUT/results.md"
 echo
-echo "==> wrote $CSV, $SUM, $OUT/results.md${OUT:+ and $OUT/figure7.png}"
+echo "==> wrote $CSV, $SUM, $OUT/results.md$(want table1 && echo " and $OUT/figure7.png")"

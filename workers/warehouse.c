@@ -348,7 +348,18 @@ static void count_stored(const delivery *d, store_result *res)
         res->stored_by_source[d->source_index]++;
 }
 
-static sql_outcome store_fast(warehouse *w, batch *b, store_result *res, char *err, size_t errlen)
+/* The caller's step. Whatever makes it fail, it is not the rows' fault:
+ * the batch is rolled back whole and comes again later. */
+static sql_outcome run_step(warehouse *w, const warehouse_step *step, const batch *b, char *err,
+                            size_t errlen)
+{
+    if (!step || !step->fn)
+        return SQL_OK;
+    return step->fn(step->arg, w->db, b, err, errlen) == 0 ? SQL_OK : SQL_FAILED;
+}
+
+static sql_outcome store_fast(warehouse *w, batch *b, const warehouse_step *step,
+                              store_result *res, char *err, size_t errlen)
 {
     size_t valid = b->count - b->invalid, added = 0;
     for (size_t i = 0; i < b->count; i++)
@@ -370,14 +381,20 @@ static sql_outcome store_fast(warehouse *w, batch *b, store_result *res, char *e
         o = copy_events(w, b, &added, err, errlen);
     if (o == SQL_OK)
         o = insert_invalid(w, b, res, err, errlen);
+    for (size_t i = 0; o == SQL_OK && i < b->count; i++) {
+        delivery *d = &b->items[i];
+        if (d->verdict == EVENT_OK)
+            d->outcome = w->fresh[i] ? OUTCOME_STORED : OUTCOME_DUPLICATE;
+    }
+    if (o == SQL_OK)
+        o = run_step(w, step, b, err, errlen);
     if (o == SQL_OK)
         o = run(w->db, "COMMIT", err, errlen);
     if (o == SQL_OK) {
         for (size_t i = 0; i < b->count; i++) {
-            delivery *d = &b->items[i];
+            const delivery *d = &b->items[i];
             if (d->verdict != EVENT_OK)
                 continue;
-            d->outcome = w->fresh[i] ? OUTCOME_STORED : OUTCOME_DUPLICATE;
             if (w->fresh[i])
                 count_stored(d, res);
             else
@@ -445,8 +462,8 @@ static sql_outcome store_row(warehouse *w, batch *b, size_t i, store_result *res
     return o;
 }
 
-static sql_outcome store_isolated(warehouse *w, batch *b, store_result *res, char *err,
-                                  size_t errlen)
+static sql_outcome store_isolated(warehouse *w, batch *b, const warehouse_step *step,
+                                  store_result *res, char *err, size_t errlen)
 {
     sql_outcome o = run(w->db, "BEGIN", err, errlen);
     for (size_t i = 0; i < b->count && o == SQL_OK; i++) {
@@ -456,11 +473,14 @@ static sql_outcome store_isolated(warehouse *w, batch *b, store_result *res, cha
     if (o == SQL_OK)
         o = insert_invalid(w, b, res, err, errlen);
     if (o == SQL_OK)
+        o = run_step(w, step, b, err, errlen);
+    if (o == SQL_OK)
         o = run(w->db, "COMMIT", err, errlen);
     return o;
 }
 
-int warehouse_store(warehouse *w, batch *b, store_result *res, char *err, size_t errlen)
+int warehouse_store(warehouse *w, batch *b, const warehouse_step *step, store_result *res,
+                    char *err, size_t errlen)
 {
     char ignored[256];
     clear_counts(res);
@@ -473,7 +493,7 @@ int warehouse_store(warehouse *w, batch *b, store_result *res, char *err, size_t
         w->fresh = grown;
         w->fresh_cap = b->count;
     }
-    sql_outcome o = store_fast(w, b, res, err, errlen);
+    sql_outcome o = store_fast(w, b, step, res, err, errlen);
     if (o == SQL_OK)
         return 0;
     run(w->db, "ROLLBACK", ignored, sizeof ignored);
@@ -485,7 +505,7 @@ int warehouse_store(warehouse *w, batch *b, store_result *res, char *err, size_t
     clear_counts(res);
     for (size_t i = 0; i < b->count; i++)
         b->items[i].outcome = OUTCOME_PENDING;
-    o = store_isolated(w, b, res, err, errlen);
+    o = store_isolated(w, b, step, res, err, errlen);
     if (o == SQL_OK)
         return 0;
     run(w->db, "ROLLBACK", ignored, sizeof ignored);

@@ -6,11 +6,13 @@
  * one bad event never blocks or loses the others. A msg_id is taken once
  * (table event_ids), whichever time partition its first copy went to. The
  * projections a deployment declares (sluice-setup) fill their typed tables
- * from the new events in the same transaction, through a trigger.
+ * from the new events in the same transaction, through a trigger; the
+ * caller's own step (the worker's alerts) runs in it too, before COMMIT.
  */
 #ifndef SLUICE_WAREHOUSE_H
 #define SLUICE_WAREHOUSE_H
 
+#include <libpq-fe.h>
 #include <stddef.h>
 
 #include "batch.h"
@@ -35,8 +37,19 @@ typedef struct store_result {
 warehouse *warehouse_open(const char *dsn, char *err, size_t errlen);
 void warehouse_close(warehouse *w);
 
+/* A step of the caller's run in the batch's transaction, on the
+ * warehouse's connection, after its events are stored and each valid
+ * delivery's outcome is set, just before COMMIT (so what it writes commits
+ * with the batch, or not at all). Returns 0, or -1 with err: the
+ * transaction is rolled back and warehouse_store returns -1. */
+typedef struct warehouse_step {
+    int (*fn)(void *arg, PGconn *db, const batch *b, char *err, size_t errlen);
+    void *arg;
+} warehouse_step;
+
 /*
- * Commits the batch and sets each delivery's outcome. Returns 0 once
+ * Commits the batch and sets each delivery's outcome; runs `step` (NULL:
+ * none) in its transaction. Returns 0 once
  * committed: then every delivery but the OUTCOME_FAILED ones may be
  * acknowledged (a failed one carries its reason: retry it, then
  * dead-letter it). Returns -1 if nothing was committed because the
@@ -47,6 +60,7 @@ void warehouse_close(warehouse *w);
  * Each delivery's outcome says exactly whether it was new (STORED) or a
  * copy of a stored or recorded msg_id (DUPLICATE).
  */
-int warehouse_store(warehouse *w, batch *b, store_result *res, char *err, size_t errlen);
+int warehouse_store(warehouse *w, batch *b, const warehouse_step *step, store_result *res,
+                    char *err, size_t errlen);
 
 #endif

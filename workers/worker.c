@@ -3,6 +3,7 @@
  */
 #include "worker.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,9 @@ typedef struct worker {
     retries *failures;
     deadletter *dead;
     alerting *alerts;   /* NULL without rules */
-    rule_set *reloaded; /* rules read on SIGHUP, in force instead of cfg->rules; owned */
+    rule_set *reloaded; /* rules read again (at start, on SIGHUP), in force instead of
+                           cfg->rules; owned */
+    prefilter *pf;      /* built from the same text as the rules in force; owned */
     batch pending;
     int unrouted_index; /* of sluice.q.unrouted in `sources`; -1 if not consumed */
     worker_stats stats;
@@ -98,6 +101,50 @@ static void count_alert(void *arg, int source, int suppressed)
     count(arg, source, suppressed ? COUNT_ALERTS_SUPPRESSED : COUNT_ALERTS_RAISED, 1);
 }
 
+/* Reads the rules file once and builds from that one text both the rules
+ * and their prefilter, which must agree. Returns 0, or -1 with err. */
+static int load_rules(const char *path, rule_set **rs, prefilter **pf, char *err, size_t errlen)
+{
+    *rs = NULL;
+    *pf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "rules file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        len <= 16 * 1024 * 1024 && (text = malloc((size_t)len + 1)) &&
+        fread(text, 1, (size_t)len, f) == (size_t)len) {
+        text[len] = '\0';
+        if (strlen(text) != (size_t)len)
+            snprintf(err, errlen, "rules file %s: contains a NUL byte", path);
+        else if ((*rs = rules_parse(text, path, err, errlen)) && !(*pf = prefilter_new(text)))
+            snprintf(err, errlen, "out of memory loading rules");
+    } else {
+        snprintf(err, errlen, "rules file %s: cannot read it (or over 16 MiB)", path);
+    }
+    free(text);
+    fclose(f);
+    if (*rs && *pf)
+        return 0;
+    rules_free(*rs);
+    *rs = NULL;
+    return -1;
+}
+
+/* Puts rules and prefilter in force (both taken). */
+static void use_rules(worker *w, rule_set *rs, prefilter *pf)
+{
+    alerting_set_rules(w->alerts, rs);
+    alerting_set_prefilter(w->alerts, pf);
+    rules_free(w->reloaded);
+    prefilter_free(w->pf);
+    w->reloaded = rs;
+    w->pf = pf;
+}
+
 /* Re-reads the rules file after SIGHUP; called between batches, so every
  * batch is evaluated under one set of rules. */
 static void reload_rules(worker *w)
@@ -108,14 +155,13 @@ static void reload_rules(worker *w)
         return;
     }
     char err[1024];
-    rule_set *rs = rules_load(w->cfg->rules_path, err, sizeof err);
-    if (!rs) {
+    rule_set *rs;
+    prefilter *pf;
+    if (load_rules(w->cfg->rules_path, &rs, &pf, err, sizeof err) != 0) {
         log_error("rules reload refused, the rules in force stay: %s", err);
         return;
     }
-    alerting_set_rules(w->alerts, rs);
-    rules_free(w->reloaded);
-    w->reloaded = rs;
+    use_rules(w, rs, pf);
     log_info("rules reloaded file=%s rules=%zu", w->cfg->rules_path, rules_count(rs));
 }
 
@@ -187,6 +233,11 @@ static int settle_each(worker *w, session *s, char *err, size_t errlen)
     return 0;
 }
 
+static int record_alerts(void *arg, PGconn *db, const batch *b, char *err, size_t errlen)
+{
+    return alerting_record(arg, db, b, err, errlen);
+}
+
 /* Commits the pending batch, then acknowledges it. */
 static int flush(worker *w, session *s, char *err, size_t errlen)
 {
@@ -195,16 +246,22 @@ static int flush(worker *w, session *s, char *err, size_t errlen)
         return 0;
     store_result res = {.stored_by_source = w->stored_by_source, .nsources = w->sources->count};
     int64_t t0 = mono_us();
-    if (warehouse_store(s->wh, b, &res, err, errlen) != 0)
+    /* The rules run before the transaction; their alerts are recorded in
+     * it, so the batch's events and alerts commit together, once. */
+    warehouse_step step = {.fn = record_alerts, .arg = w->alerts};
+    if (w->alerts && alerting_evaluate(w->alerts, b, err, errlen) < 0)
+        return -1;
+    if (warehouse_store(s->wh, b, w->alerts ? &step : NULL, &res, err, errlen) != 0)
         return -1;
     int64_t commit_us = mono_us() - t0;
     /* Counted as soon as committed: the rows exist even if the ack below
      * is lost (the redelivered copies then count as duplicates). */
     count_batch(w, &res);
     metrics_observe_batch(w->m, w->child, b->count, commit_us);
-    /* Alerts are raised before the ack, so a crash in between redelivers
-     * the events and raises the same alerts (same ids) again. */
-    if (w->alerts && alerting_process(w->alerts, b, err, errlen) != 0)
+    /* Alerts are published before the ack, so a crash in between
+     * redelivers the events, which (as duplicates) raise the same alerts,
+     * same ids, still 'raised', and they are published then. */
+    if (w->alerts && alerting_publish(w->alerts, err, errlen) != 0)
         return -1;
     /* If an ack is lost now, the redelivered copies are no-ops. */
     int rc = res.failed == 0 ? consumer_ack_through(s->c, b->last_tag, err, errlen)
@@ -317,12 +374,25 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
     w.failures = retries_new(4096);
     w.dead = deadletter_new(cfg->amqp_urls, (int)cfg->heartbeat);
     if (cfg->rules &&
-        !(w.alerts = alerting_new(cfg->rules, cfg->amqp_urls, cfg->pg_dsn, (int)cfg->heartbeat))) {
+        !(w.alerts = alerting_new(cfg->rules, cfg->amqp_urls, (int)cfg->heartbeat))) {
         log_error("out of memory starting the worker");
         goto done;
     }
     if (w.alerts)
         alerting_on_count(w.alerts, count_alert, &w);
+    if (w.alerts && cfg->rules_path) {
+        /* The prefilter must come from the same text as the rules: read
+         * the file again for both. Should it have changed into something
+         * that does not load since, the rules read first stay, and every
+         * event of a watched source is parsed. */
+        char err[1024];
+        rule_set *rs;
+        prefilter *pf;
+        if (load_rules(cfg->rules_path, &rs, &pf, err, sizeof err) == 0)
+            use_rules(&w, rs, pf);
+        else
+            log_warn("rules file changed since start, no prefilter: %s", err);
+    }
     w.metric_index = calloc(sources->count, sizeof *w.metric_index);
     w.stored_by_source = calloc(sources->count, sizeof *w.stored_by_source);
     if (!w.validator || !w.failures || !w.dead || !w.metric_index || !w.stored_by_source) {
@@ -357,8 +427,10 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
     }
     log_stats(&w, "stopped");
     if (w.alerts)
-        log_info("alerts raised=%" PRIu64 " suppressed=%" PRIu64,
-                 alerting_get_stats(w.alerts)->raised, alerting_get_stats(w.alerts)->suppressed);
+        log_info("alerts raised=%" PRIu64 " suppressed=%" PRIu64 " events_parsed=%" PRIu64
+                 " events_skipped_by_prefilter=%" PRIu64,
+                 alerting_get_stats(w.alerts)->raised, alerting_get_stats(w.alerts)->suppressed,
+                 alerting_get_stats(w.alerts)->parsed, alerting_get_stats(w.alerts)->skipped);
     rc = 0;
 done:
     event_validator_free(w.validator);
@@ -366,6 +438,7 @@ done:
     deadletter_free(w.dead);
     alerting_free(w.alerts);
     rules_free(w.reloaded);
+    prefilter_free(w.pf);
     free(w.metric_index);
     free(w.stored_by_source);
     batch_free(&w.pending);

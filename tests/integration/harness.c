@@ -367,6 +367,16 @@ void queue_delete(const char *queue)
     mq_close(c);
 }
 
+void exchange_delete(const char *exchange)
+{
+    mq_conn *c = mq();
+    char err[512];
+    amqp_exchange_delete(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(exchange), 0);
+    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), exchange, err, sizeof err) != 0)
+        fail_msg("deleting %s", err);
+    mq_close(c);
+}
+
 void warehouse_truncate(void)
 {
     pg_exec("TRUNCATE events, ingest_errors");

@@ -103,6 +103,9 @@ void queues_purge(const char *const sources[], size_t n);
 void queue_declare_conflicting(const char *queue);
 void queue_delete(const char *queue);
 
+/* Deletes an exchange (with its bindings); sluice-setup declares it again. */
+void exchange_delete(const char *exchange);
+
 /* Empties events and ingest_errors. */
 void warehouse_truncate(void);
 

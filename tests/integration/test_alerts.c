@@ -2,7 +2,9 @@
  * amqp-publish are stored by a worker running a rules file, the rule fires,
  * the alert lands in `alerts` and, through sluice.alerts, in the notifier's
  * log channel; the dedup window suppresses repeats, across worker
- * processes; a bad rules file is refused at start. */
+ * processes; an alert committed with its batch but not yet published when
+ * the worker is killed is published once by the next worker; a bad rules
+ * file is refused at start. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -162,6 +164,62 @@ static void test_redelivered_events_raise_nothing_new(void **state)
     assert_true(queue_ready("sluice.q.notifier") >= 1);
 }
 
+static int alert_committed_and_publish_failed(void *arg)
+{
+    return pg_scalar("SELECT count(*) FROM alerts WHERE dedup_key = 'c-k1'") == 1 &&
+           harness_log_count(arg, "no exchange 'sluice.alerts'") +
+                   harness_log_count(arg, "NOT_FOUND") >
+               0;
+}
+
+static int orders_back(void *arg)
+{
+    (void)arg;
+    return queue_ready("sluice.q.orders") == 2;
+}
+
+/* The batch's events and its alert commit together; publishing the alert
+ * comes after. Kill the worker in between (the alerts exchange is gone, so
+ * it cannot publish and does not ack): the next worker gets the events back
+ * as duplicates and publishes the alert, once. */
+static void test_alert_committed_but_unpublished_survives_kill(void **state)
+{
+    (void)state;
+    char worker_log[256];
+    snprintf(worker_log, sizeof worker_log, "/tmp/sluice-test-alerts-worker-%d.log", (int)getpid());
+    unlink(worker_log);
+    exchange_delete("sluice.alerts");
+    publish_order("o-k1", "c-k1", "Eve", 4000);
+    publish_order("o-k2", "c-k2", "Fay", 20); /* no match */
+    const char *argv[] = {harness_bin("sluice-worker"), "--rules", rules_path, "--metrics-port",
+                          "0", NULL};
+    pid_t pid = harness_spawn(argv, worker_log);
+    if (!harness_wait_for(alert_committed_and_publish_failed, worker_log, TIMEOUT_MS)) {
+        char *log = harness_slurp(worker_log), tail[4096];
+        snprintf(tail, sizeof tail, "%s", log ? log : "");
+        free(log);
+        fail_msg("no committed alert with a failed publish; worker log:\n%s", tail);
+    }
+    kill(pid, SIGKILL);
+    harness_wait(pid, 30000);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 2);
+    /* Never acknowledged: both back in the queue once the broker sees the
+     * connection gone. */
+    assert_true(harness_wait_for(orders_back, NULL, TIMEOUT_MS));
+
+    const char *setup[] = {harness_bin("sluice-setup"), NULL};
+    assert_int_equal(harness_run(setup, NULL, 0, 60000), 0);
+    assert_int_equal(queue_ready("sluice.q.notifier"), 0);
+    run_worker_until_idle();
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 2);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alerts"), 1);
+    assert_int_equal(queue_ready("sluice.q.notifier"), 1);
+    char body[2048], value[8];
+    assert_true(queue_get("sluice.q.notifier", body, sizeof body, "x", value, sizeof value));
+    assert_non_null(strstr(body, "Eve spent 4000.00 on o-k1"));
+    unlink(worker_log);
+}
+
 static void test_bad_rules_file_is_refused(void **state)
 {
     (void)state;
@@ -185,6 +243,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rule_fires_and_dedup_window_holds, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_redelivered_events_raise_nothing_new, reset, cleanup),
+        cmocka_unit_test_setup_teardown(test_alert_committed_but_unpublished_survives_kill, reset,
+                                        cleanup),
         cmocka_unit_test_setup_teardown(test_bad_rules_file_is_refused, reset, cleanup),
     };
     return cmocka_run_group_tests(tests, setup_stack, NULL);
