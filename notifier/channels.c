@@ -7,13 +7,18 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const channel_class webhook_channel, telegram_channel;
+/* The channels, one line each: X(NAME) stands for the channel_class
+ * NAME_channel that notifier/channel_NAME.c defines. Routes and --help name
+ * them in this order. */
+#define CHANNELS(X)                                                                                \
+    X(log)                                                                                         \
+    X(webhook)                                                                                     \
+    X(telegram)
 
-static const channel_class *const channels[] = {
-    &log_channel,
-    &webhook_channel,
-    &telegram_channel,
-};
+#define DECLARE(name) extern const channel_class name##_channel;
+CHANNELS(DECLARE)
+#define ENTRY(name) &name##_channel,
+static const channel_class *const channels[] = {CHANNELS(ENTRY)};
 
 const channel_class *channel_find(const char *name)
 {
