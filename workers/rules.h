@@ -37,6 +37,11 @@ typedef struct rule_set rule_set;
  * rules_free(). */
 rule_set *rules_load(const char *path, char *err, size_t errlen);
 
+/* The text of a rules file (at most 16 MiB, no NUL byte), for callers that
+ * build more than the rule set from one reading of it. Returns it malloc'd
+ * (free with free()), or NULL with err naming the file and the problem. */
+char *rules_read_file(const char *path, char *err, size_t errlen);
+
 /* The same from text already in memory; `origin` names it in errors. */
 rule_set *rules_parse(const char *text, const char *origin, char *err, size_t errlen);
 

@@ -329,29 +329,38 @@ fail:
     return NULL;
 }
 
-rule_set *rules_load(const char *path, char *err, size_t errlen)
+char *rules_read_file(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "rules file %s: %s", path, strerror(errno));
         return NULL;
     }
-    rule_set *rs = NULL;
     char *text = NULL;
     long len = -1;
     if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
         len <= 16 * 1024 * 1024 && (text = malloc((size_t)len + 1)) &&
         fread(text, 1, (size_t)len, f) == (size_t)len) {
         text[len] = '\0';
-        if (strlen(text) != (size_t)len)
+        if (strlen(text) != (size_t)len) {
             snprintf(err, errlen, "rules file %s: contains a NUL byte", path);
-        else
-            rs = rules_parse(text, path, err, errlen);
+            free(text);
+            text = NULL;
+        }
     } else {
         snprintf(err, errlen, "rules file %s: cannot read it (or over 16 MiB)", path);
+        free(text);
+        text = NULL;
     }
-    free(text);
     fclose(f);
+    return text;
+}
+
+rule_set *rules_load(const char *path, char *err, size_t errlen)
+{
+    char *text = rules_read_file(path, err, errlen);
+    rule_set *rs = text ? rules_parse(text, path, err, errlen) : NULL;
+    free(text);
     return rs;
 }
 

@@ -107,26 +107,10 @@ static int load_rules(const char *path, rule_set **rs, prefilter **pf, char *err
 {
     *rs = NULL;
     *pf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "rules file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    char *text = NULL;
-    long len = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        len <= 16 * 1024 * 1024 && (text = malloc((size_t)len + 1)) &&
-        fread(text, 1, (size_t)len, f) == (size_t)len) {
-        text[len] = '\0';
-        if (strlen(text) != (size_t)len)
-            snprintf(err, errlen, "rules file %s: contains a NUL byte", path);
-        else if ((*rs = rules_parse(text, path, err, errlen)) && !(*pf = prefilter_new(text)))
-            snprintf(err, errlen, "out of memory loading rules");
-    } else {
-        snprintf(err, errlen, "rules file %s: cannot read it (or over 16 MiB)", path);
-    }
+    char *text = rules_read_file(path, err, errlen);
+    if (text && (*rs = rules_parse(text, path, err, errlen)) && !(*pf = prefilter_new(text)))
+        snprintf(err, errlen, "out of memory loading rules");
     free(text);
-    fclose(f);
     if (*rs && *pf)
         return 0;
     rules_free(*rs);
