@@ -321,18 +321,23 @@ long queue_consumers(const char *queue)
     return consumers;
 }
 
-void queues_purge(const char *const sources[], size_t n)
+void queue_purge(const char *queue)
 {
     mq_conn *c = mq();
     char err[512];
+    amqp_queue_purge(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue));
+    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), queue, err, sizeof err) != 0)
+        fail_msg("purging %s", err);
+    mq_close(c);
+}
+
+void queues_purge(const char *const sources[], size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         char queue[128];
         snprintf(queue, sizeof queue, "sluice.q.%s", sources[i]);
-        amqp_queue_purge(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue));
-        if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), queue, err, sizeof err) != 0)
-            fail_msg("purging %s", err);
+        queue_purge(queue);
     }
-    mq_close(c);
 }
 
 void queue_declare_conflicting(const char *queue)

@@ -97,6 +97,9 @@ long queue_consumers(const char *queue);
 /* Removes every ready message from each sluice.q.<source> of the list. */
 void queues_purge(const char *const sources[], size_t n);
 
+/* Removes every ready message from one queue (which must exist). */
+void queue_purge(const char *queue);
+
 /* For conflict tests: declares a durable classic queue with the arguments
  * sluice-setup gives a source queue plus x-max-length 1, which sluice's
  * queues never have. Delete it with queue_delete(). */

@@ -39,13 +39,6 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static void purge(const char *queue)
-{
-    char body[64], value[8];
-    while (queue_get(queue, body, sizeof body, "x", value, sizeof value))
-        ;
-}
-
 static int setup_stack(void **state)
 {
     (void)state;
@@ -64,7 +57,7 @@ static int reset(void **state)
     warehouse_truncate();
     queues_purge(sources, 4);
     pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows");
-    purge("sluice.q.notifier");
+    queue_purge("sluice.q.notifier");
     unlink(log_path);
     return 0;
 }

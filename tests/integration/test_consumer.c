@@ -22,13 +22,6 @@ static char orders_name[] = "orders";
 static char *orders_items[] = {orders_name};
 static const strlist orders = {.items = orders_items, .count = 1};
 
-static void purge(const char *queue)
-{
-    char body[64], value[8];
-    while (queue_get(queue, body, sizeof body, "x", value, sizeof value))
-        ;
-}
-
 /* The next delivery, waiting up to TIMEOUT_MS; fails the test if none. */
 static void next(consumer *c, incoming *in)
 {
@@ -54,8 +47,8 @@ static void test_settle(void **state)
 {
     (void)state;
     const char *q = "sluice.q.orders";
-    purge(q);
-    purge("sluice.dead");
+    queue_purge(q);
+    queue_purge("sluice.dead");
     harness_amqp_publish("src.orders", "{\"n\":1}");
     harness_amqp_publish("src.orders", "{\"n\":2}");
     harness_amqp_publish("src.orders", "{\"n\":3}");

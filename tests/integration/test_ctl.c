@@ -45,25 +45,13 @@ static int setup_stack(void **state)
     return 0;
 }
 
-/* Empties a queue with queue.purge (thousands of dead letters are left by
- * the interruption tests). */
-static void purge(const char *queue)
-{
-    char err[512];
-    mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
-    if (!c)
-        fail_msg("purging %s: %s", queue, err);
-    amqp_queue_purge(mq_amqp(c), MQ_CHANNEL, amqp_cstring_bytes(queue));
-    if (mq_check(c, amqp_get_rpc_reply(mq_amqp(c)), queue, err, sizeof err) != 0)
-        fail_msg("purging %s", err);
-    mq_close(c);
-}
-
+/* queue.purge empties sluice.dead at once (thousands of dead letters are
+ * left by the interruption tests). */
 static int reset(void **state)
 {
     (void)state;
     harness_reset();
-    purge("sluice.dead");
+    queue_purge("sluice.dead");
     pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows");
     unlink(log_path);
     return 0;

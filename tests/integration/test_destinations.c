@@ -51,20 +51,13 @@ static int teardown_stack(void **state)
     return 0;
 }
 
-static void purge(const char *queue)
-{
-    char body[64], value[8];
-    while (queue_get(queue, body, sizeof body, "x", value, sizeof value))
-        ;
-}
-
 static int reset(void **state)
 {
     (void)state;
     fake_http_reset(server);
     pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows, alert_messages, alert_groups");
-    purge("sluice.q.notifier");
-    purge("sluice.dead");
+    queue_purge("sluice.q.notifier");
+    queue_purge("sluice.dead");
     snprintf(log_path, sizeof log_path, "/tmp/sluice-test-destinations-%d.log", (int)getpid());
     unlink(log_path);
     return 0;
