@@ -27,9 +27,9 @@
 #include "cli.h"
 #include "consumer.h"
 #include "delivery.h"
+#include "httpd.h"
 #include "event.h"
 #include "grouping.h"
-#include "httpd.h"
 #include "ledger.h"
 #include "log.h"
 #include "mq.h"
@@ -184,8 +184,7 @@ static int ready(void *d, char *why, size_t whylen)
     (void)d;
     if (atomic_load(&queue_consumed))
         return 1;
-    snprintf(why, whylen,
-             "sluice.q.notifier not consumed (queue missing or its consumer cancelled)");
+    snprintf(why, whylen, "sluice.q.notifier not consumed (queue missing or its consumer cancelled)");
     return 0;
 }
 

@@ -368,7 +368,8 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
     w.validator = event_validator_new((size_t)cfg->max_message_bytes);
     w.failures = retries_new(4096);
     w.dead = deadletter_new(cfg->amqp_urls, (int)cfg->heartbeat);
-    if (cfg->rules && !(w.alerts = alerting_new(cfg->rules, cfg->amqp_urls, (int)cfg->heartbeat))) {
+    if (cfg->rules &&
+        !(w.alerts = alerting_new(cfg->rules, cfg->amqp_urls, (int)cfg->heartbeat))) {
         log_error("out of memory starting the worker");
         goto done;
     }
