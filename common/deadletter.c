@@ -69,7 +69,7 @@ static int wait_confirm(deadletter *dl, char *err, size_t errlen)
         case AMQP_BASIC_ACK_METHOD:
             return returned;
         case AMQP_BASIC_RETURN_METHOD: {
-            /* Said before reading on: ret points into the connection's pool. */
+            /* Formatted first: ret points into frames the next reads may reuse. */
             const amqp_basic_return_t *ret = frame.payload.method.decoded;
             snprintf(err, errlen,
                      SLUICE_EXCHANGE_DLX
