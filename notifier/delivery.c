@@ -159,7 +159,7 @@ delivery_result deliver(deliverer *d, ledger *l, const routes *rt, const char *r
         int rc = deadletter_publish(d->shared.dead, &dl, err, errlen);
         pthread_mutex_unlock(&d->shared.lock);
         if (rc != 0) {
-            res = DELIVERY_ERROR;
+            res = DELIVERY_HELD;
         } else {
             bump(&d->stats.dead_lettered);
             log_warn("message dead-lettered to sluice.dead reason=\"%s\"", ALERT_DECODE_ERROR);

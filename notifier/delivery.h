@@ -42,8 +42,10 @@ void deliverer_free(deliverer *d);
 int deliverer_resume(deliverer *d, ledger *l, char *err, size_t errlen);
 
 typedef enum {
-    DELIVERY_DONE, /* planned (or dead-lettered): acknowledge once committed */
-    DELIVERY_ERROR /* the ledger or the broker failed (err): reconnect */
+    DELIVERY_DONE,  /* planned (or dead-lettered): acknowledge once committed */
+    DELIVERY_ERROR, /* the ledger or the broker failed (err): reconnect */
+    DELIVERY_HELD   /* not an alert, and it could not be dead-lettered (err): not
+                       acknowledged; reconnect, backing off while this lasts */
 } delivery_result;
 
 /* Plans one message of sluice.q.notifier (routing key rk) by routes r. */

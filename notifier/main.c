@@ -150,6 +150,7 @@ typedef struct session {
     mq_conn *conn;
     consumer *c;
     ledger *l;
+    int held; /* ended as a message could not be dead-lettered (DELIVERY_HELD) */
 } session;
 
 /* The one queue the notifier consumes, sluice.q.notifier, by its name. */
@@ -278,8 +279,10 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
         }
         delivery_result res = deliver(d, s->l, r, rk, body, in->body_len, err, errlen);
         free(body);
-        if (res == DELIVERY_ERROR)
+        if (res != DELIVERY_DONE) {
+            s->held = res == DELIVERY_HELD;
             return -1;
+        }
         last = in->delivery_tag;
         if (n + 1 < batch && (got = consumer_next(s->c, in, 0, err, errlen)) < 0)
             return -1;
@@ -317,13 +320,14 @@ static void consume(const notifier_settings *s, deliverer *d, reloadable *rl, co
 {
     size_t next = 0;
     unsigned attempt = 0;
-    int resumed = 0;
+    int resumed = 0, held = 0;
     while (!shutdown_requested) {
         session ss = {0};
         if (open_session(&ss, urls, &next, s, err, errlen) == 0 &&
             (resumed || (resumed = deliverer_resume(d, ss.l, err, errlen) == 0))) {
             log_info("consuming queue=%s url=%s", SLUICE_QUEUE_NOTIFIER, mq_url(ss.conn));
-            attempt = 0;
+            if (!held)
+                attempt = 0;
             if (serve(&ss, d, rl, s->prefetch, err, errlen) == 0) {
                 close_session(&ss);
                 break;
@@ -331,7 +335,12 @@ static void consume(const notifier_settings *s, deliverer *d, reloadable *rl, co
         }
         close_session(&ss);
         long delay = backoff_ms(attempt++, 200, 10000);
-        log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
+        held = ss.held;
+        if (held)
+            log_error("message not dead-lettered, left in %s: %s retry_in_ms=%ld",
+                      SLUICE_QUEUE_NOTIFIER, err, delay);
+        else
+            log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
         sleep_interruptible_ms(delay);
     }
 }

@@ -38,7 +38,8 @@ typedef struct worker {
                            cfg->rules; owned */
     prefilter *pf;      /* built from the same text as the rules in force; owned */
     batch pending;
-    int unrouted_index; /* of sluice.q.unrouted in `sources`; -1 if not consumed */
+    int unrouted_index;     /* of sluice.q.unrouted in `sources`; -1 if not consumed */
+    int dead_letter_failed; /* the session ended as an event could not be dead-lettered */
     worker_stats stats;
     int64_t started_us, next_stats_us;
 } worker;
@@ -199,9 +200,19 @@ static int settle_each(worker *w, session *s, char *err, size_t errlen)
                                   .body = batch_str(b, d->body),
                                   .len = d->body_len,
                                   .reason = why,
-                                  .attempts = attempts};
-                if (deadletter_publish(w->dead, &dl, err, errlen) != 0)
+                                  .attempts = attempts,
+                                  .produced_at_us = d->produced_at_us};
+                /* Not acknowledged unless dead-lettered: the caller
+                 * reconnects (backing off while this keeps failing) and the
+                 * broker hands the event back. */
+                char why_not[700];
+                if (deadletter_publish(w->dead, &dl, why_not, sizeof why_not) != 0) {
+                    snprintf(err, errlen,
+                             "event not dead-lettered, left in its queue msg_id=%s: %s", id,
+                             why_not);
+                    w->dead_letter_failed = 1;
                     return -1;
+                }
                 log_error("event dead-lettered to " SLUICE_QUEUE_DEAD
                           " msg_id=%s attempts=%u reason=\"%s\"",
                           id, attempts, why);
@@ -395,8 +406,10 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
     unsigned attempt = 0;
     while (!shutdown_requested) {
         session s = {0};
+        w.dead_letter_failed = 0;
         if (connect_both(&w, &s, err, sizeof err) == 0) {
-            attempt = 0;
+            if (deadletter_failures(w.dead) == 0)
+                attempt = 0;
             if (serve(&w, &s, err, sizeof err) == 0) {
                 disconnect(&w, &s);
                 break;
@@ -406,7 +419,10 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
         batch_reset(&w.pending);
         disconnect(&w, &s);
         long delay = backoff_ms(attempt++, 200, 10000);
-        log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
+        if (w.dead_letter_failed)
+            log_error("%s retry_in_ms=%ld", err, delay);
+        else
+            log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
         sleep_interruptible_ms(delay);
     }
     log_stats(&w, "stopped");

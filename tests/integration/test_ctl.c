@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -469,6 +470,79 @@ static void test_status_reports_every_part(void **state)
     assert_non_null(strstr(out, "alerts: failed 1, sent 2"));
 }
 
+/* Publishes one event to sluice.ingest as sluice's producer does, with
+ * x-produced-at-us (and the timestamp) saying `produced_at_us`. */
+static void publish_event(const char *source, const char *id, const char *body,
+                          int64_t produced_at_us)
+{
+    char err[512], rk[80];
+    snprintf(rk, sizeof rk, "src.%s", source);
+    mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
+    publisher *p = publisher_new("sluice.ingest", "test_ctl", 4);
+    assert_non_null(p);
+    if (!c || publisher_attach(p, c, err, sizeof err) != 0)
+        fail_msg("publishing an event: %s", err);
+    pub_message m = {.routing_key = rk,
+                     .message_id = id,
+                     .source = source,
+                     .body = body,
+                     .body_len = strlen(body),
+                     .produced_at_us = produced_at_us};
+    if (publisher_publish(p, &m, err, sizeof err) != 0 ||
+        publisher_drain(p, 60000, err, sizeof err) != 0)
+        fail_msg("publishing an event: %s", err);
+    publisher_detach(p);
+    publisher_free(p);
+    mq_close(c);
+}
+
+static int drop_refusal(void **state)
+{
+    pg_exec("DROP TRIGGER IF EXISTS ctl_test_refuse ON events");
+    return cleanup(state);
+}
+
+/* An event a worker dead-letters, replayed with replay-dead once the cause
+ * is gone, is stored with the time it was produced (x-produced-at-us
+ * travels through sluice.dead), not the time it was replayed. */
+static void test_replayed_event_keeps_its_produced_time(void **state)
+{
+    (void)state;
+    pg_exec("CREATE OR REPLACE FUNCTION ctl_test_refuse() RETURNS trigger"
+            " LANGUAGE plpgsql AS $$ BEGIN"
+            " IF EXISTS (SELECT 1 FROM new_events WHERE payload ? 'refuse')"
+            " THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NULL; END $$");
+    pg_exec("CREATE TRIGGER ctl_test_refuse AFTER INSERT ON events"
+            " REFERENCING NEW TABLE AS new_events"
+            " FOR EACH STATEMENT EXECUTE FUNCTION ctl_test_refuse()");
+    /* An hour ago, to the microsecond: neither now nor a whole second. */
+    int64_t produced = ((int64_t)time(NULL) - 3600) * 1000000 + 123457;
+    publish_event("orders", "kept-time-1", "{\"refuse\":true}", produced);
+    const char *argv[] = {harness_bin("sluice-worker"),
+                          "--idle-exit-ms",
+                          "1500",
+                          "--max-retries",
+                          "1",
+                          "--metrics-port",
+                          "0",
+                          NULL};
+    char err[16384];
+    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
+        fail_msg("worker failed: %s", err);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 0);
+    assert_int_equal(queue_ready("sluice.dead"), 1);
+
+    pg_exec("DROP TRIGGER ctl_test_refuse ON events");
+    char out[1024];
+    assert_int_equal(ctl("replay-dead", out, sizeof out), 0);
+    assert_non_null(strstr(out, "replayed 1 dead letters"));
+    run_worker_until_idle();
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE msg_id = 'kept-time-1'"), 1);
+    assert_int_equal(pg_scalar("SELECT (extract(epoch FROM produced_at) * 1000000)::bigint"
+                               " FROM events WHERE msg_id = 'kept-time-1'"),
+                     produced);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +555,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reprocess_stores_what_was_fixed, reset,
                                         restore_normalizer),
         cmocka_unit_test_setup_teardown(test_status_reports_every_part, reset, cleanup),
+        cmocka_unit_test_setup_teardown(test_replayed_event_keeps_its_produced_time, reset,
+                                        drop_refusal),
     };
     return cmocka_run_group_tests(tests, setup_stack, NULL);
 }

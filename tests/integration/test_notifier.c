@@ -3,7 +3,8 @@
  * per alert (--group-by alert; grouping is test_destinations'): escaping,
  * long alerts split, 429 / 5xx / 400 handling, the per-chat rate over a
  * burst of 200 alerts, a SIGKILL mid-burst that must not make anything be
- * sent twice, and webhook delivery. */
+ * sent twice, webhook delivery, and a message that is no alert kept in
+ * sluice.q.notifier while sluice.dead is missing. */
 #include <json-c/json.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -561,6 +562,50 @@ static void test_foreign_garbage_is_dead_lettered(void **state)
     assert_int_equal(queue_ready("sluice.q.notifier"), 0);
 }
 
+static int queue_back(void *arg)
+{
+    (void)arg;
+    return queue_ready("sluice.q.notifier") == 2;
+}
+
+/* Puts back sluice.dead, whatever became of the test that deletes it. */
+static int restore_dead(void **state)
+{
+    harness_group_setup(state);
+    return cleanup(state);
+}
+
+/* sluice.dead deleted (sluice.dlx then routes nowhere): a message that is
+ * no alert is not acknowledged but stays in sluice.q.notifier, the
+ * notifier says why and backs off, and once sluice-setup has declared
+ * sluice.dead again it is dead-lettered there and the alert behind it is
+ * delivered. */
+static void test_garbage_waits_for_sluice_dead(void **state)
+{
+    (void)state;
+    queue_delete("sluice.dead");
+    const char *argv[] = {"amqp-publish", "--url", harness_amqp_url(), "-e", "sluice.alerts", "-r",
+                          "alert.info.r", "-b",    "not json",         NULL};
+    assert_int_equal(harness_run(argv, NULL, 0, TIMEOUT_MS), 0);
+    publish_alerts("behind", "info", 1, "fine ", "");
+    pid_t pid = start_notifier("*=log", "50");
+    const char *why = "sluice.dlx routed the dead letter nowhere (312 NO_ROUTE): is sluice.dead "
+                      "bound? run sluice-setup";
+    harness_wait_log(log_path, why, 2, 60000);
+    assert_true(harness_wait_for(queue_back, NULL, 30000));
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alerts"), 0);
+
+    assert_int_equal(harness_group_setup(NULL), 0);
+    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1);
+    stop_notifier(pid);
+    char body[512], reason[512];
+    assert_int_equal(
+        queue_get("sluice.dead", body, sizeof body, "x-sluice-reason", reason, sizeof reason), 1);
+    assert_string_equal(body, "not json");
+    assert_non_null(strstr(reason, "not an alert"));
+    assert_int_equal(queue_ready("sluice.q.notifier"), 0);
+}
+
 static void test_bad_settings_exit_2(void **state)
 {
     (void)state;
@@ -597,6 +642,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_notifiers_and_copies_send_once, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_webhook_delivery, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_foreign_garbage_is_dead_lettered, reset, cleanup),
+        cmocka_unit_test_setup_teardown(test_garbage_waits_for_sluice_dead, reset, restore_dead),
         cmocka_unit_test_setup_teardown(test_bad_settings_exit_2, reset, cleanup),
     };
     return cmocka_run_group_tests(tests, setup_stack, teardown_stack);

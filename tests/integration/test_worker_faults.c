@@ -1,6 +1,7 @@
 /* Fault tests of the pipeline against the real servers: PostgreSQL stopped
- * for a while mid-stream, RabbitMQ restarted mid-stream. In both, every
- * event ends in the warehouse exactly once. */
+ * for a while mid-stream, RabbitMQ restarted mid-stream (in both, every
+ * event ends in the warehouse exactly once), and sluice.dead missing when
+ * an event must be dead-lettered (it stays in its queue until it can be). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -150,11 +151,86 @@ static void test_rabbitmq_restarted_mid_stream(void **state)
     free(text);
 }
 
+static int orders_ready(void *arg)
+{
+    (void)arg;
+    return queue_ready("sluice.q.orders") == 1;
+}
+
+static int dead_arrived(void *arg)
+{
+    (void)arg;
+    return queue_ready("sluice.dead") == 1;
+}
+
+/* Puts back what the dead-letter test removes, whatever became of it. */
+static int restore_dead(void **state)
+{
+    pg_exec("DROP TRIGGER IF EXISTS faults_test_refuse ON events");
+    harness_group_setup(state);
+    return restore(state);
+}
+
+/* sluice.dead deleted (sluice.dlx then routes nowhere): an event that must
+ * be dead-lettered is not acknowledged but stays in its queue, the worker
+ * says why and backs off rather than spinning, and once sluice-setup has
+ * declared sluice.dead again the same worker dead-letters it there. */
+static void test_event_kept_while_sluice_dead_is_missing(void **state)
+{
+    (void)state;
+    pg_exec("CREATE OR REPLACE FUNCTION faults_test_refuse() RETURNS trigger"
+            " LANGUAGE plpgsql AS $$ BEGIN"
+            " IF EXISTS (SELECT 1 FROM new_events WHERE payload ? 'refuse')"
+            " THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NULL; END $$");
+    pg_exec("CREATE TRIGGER faults_test_refuse AFTER INSERT ON events"
+            " REFERENCING NEW TABLE AS new_events"
+            " FOR EACH STATEMENT EXECUTE FUNCTION faults_test_refuse()");
+    queue_delete("sluice.dead");
+    assert_int_equal(queue_ready("sluice.dead"), -1);
+    harness_amqp_publish("src.orders", "{\"refuse\":true}");
+
+    const char *argv[] = {
+        harness_bin("sluice-worker"), "--max-retries", "2", "--metrics-port", "0", NULL};
+    pid_t worker = harness_spawn(argv, log_path);
+    const char *why = "sluice.dlx routed the dead letter nowhere (312 NO_ROUTE): is sluice.dead "
+                      "bound? run sluice-setup";
+    harness_wait_log(log_path, why, 1, 60000);
+    /* Between attempts the event is back in its queue, not lost. */
+    assert_true(harness_wait_for(orders_ready, NULL, 30000));
+    /* Backing off: a handful of attempts in three seconds, not hundreds. */
+    sleep(3);
+    int attempts = harness_log_count(log_path, why);
+    if (attempts > 10) {
+        char *text = harness_slurp(log_path);
+        fail_msg("%d attempts in 3 s; log:\n%s", attempts, text ? text : "");
+    }
+    assert_int_equal(harness_log_count(log_path, "event dead-lettered to sluice.dead"), 0);
+
+    /* sluice-setup declares sluice.dead again: the worker recovers. */
+    assert_int_equal(harness_group_setup(NULL), 0);
+    if (!harness_wait_for(dead_arrived, NULL, 60000)) {
+        char *text = harness_slurp(log_path);
+        fail_msg("the event never reached sluice.dead; log:\n%s", text ? text : "");
+    }
+    harness_wait_log(log_path, "event dead-lettered to sluice.dead", 1, 10000);
+    kill(worker, SIGTERM);
+    assert_int_equal(harness_wait(worker, 60000), 0);
+    assert_int_equal(queue_ready("sluice.q.orders"), 0);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 0);
+    char body[256], reason[256];
+    assert_int_equal(
+        queue_get("sluice.dead", body, sizeof body, "x-sluice-reason", reason, sizeof reason), 1);
+    assert_string_equal(body, "{\"refuse\":true}");
+    assert_non_null(strstr(reason, "refused for the test"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_postgres_stopped_mid_stream, reset, restore),
         cmocka_unit_test_setup_teardown(test_rabbitmq_restarted_mid_stream, reset, restore),
+        cmocka_unit_test_setup_teardown(test_event_kept_while_sluice_dead_is_missing, reset,
+                                        restore_dead),
     };
     return cmocka_run_group_tests(tests, harness_group_setup, NULL);
 }
