@@ -257,12 +257,14 @@ static void reload(reloadable *rl, deliverer *d)
 }
 
 /* Plans the delivery in hand and whatever else has arrived (up to
- * `batch`) in one transaction, then acknowledges them all. Returns 0, or -1
+ * `batch`) in one statement and one transaction, then acknowledges them
+ * all with one basic.ack. Returns 0, or -1
  * with err: the caller reconnects, the broker redelivers what is not
  * acknowledged, and nothing of the transaction stays. */
 static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, long batch,
                       char *err, size_t errlen)
 {
+    deliverer_forget(d); /* what a failed batch took is coming back */
     if (ledger_begin(s->l, err, errlen) != 0)
         return -1;
     uint64_t last = 0;
@@ -276,7 +278,7 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        delivery_result res = deliver(d, s->l, r, rk, body, in->body_len, err, errlen);
+        delivery_result res = deliver(d, r, rk, body, in->body_len, err, errlen);
         free(body);
         if (res == DELIVERY_ERROR)
             return -1;
@@ -284,7 +286,8 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
         if (n + 1 < batch && (got = consumer_next(s->c, in, 0, err, errlen)) < 0)
             return -1;
     }
-    if (ledger_commit(s->l, err, errlen) != 0 || consumer_ack_through(s->c, last, err, errlen) != 0)
+    if (deliverer_plan(d, s->l, err, errlen) != 0 || ledger_commit(s->l, err, errlen) != 0 ||
+        consumer_ack_through(s->c, last, err, errlen) != 0)
         return -1;
     deliverer_wake_all(d);
     return 0;
