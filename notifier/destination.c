@@ -43,7 +43,15 @@ struct destination {
     int64_t failing_id;    /* the message the failures below belong to */
     unsigned failures;     /* its 5xx / network errors in a row */
     int64_t backlog_read;  /* mono_us of the last backlog count */
+    int64_t claim_after;   /* mono_us: a one-by-one claim of several waits till then */
+    long last_alerts;      /* alerts of the last message sent */
 };
+
+/* A destination that claims several alerts at once (claim_max) and took
+ * fewer than that last time claims again this long after, so that what
+ * arrives meanwhile goes in one claim: its PostgreSQL work is per claim
+ * more than per alert. A critical alert waits this long at most. */
+#define CLAIM_GATHER_MS 50
 
 static int stopping(const destination *t)
 {
@@ -311,6 +319,7 @@ static int send_message(destination *t, ledger *l, int64_t id, char *err, size_t
     int rc = send_parts(t, l, id, &m, &g, &a, err, errlen);
     if (rc == 0)
         rc = record_outcome(t, l, id, &m, &a, err, errlen);
+    t->last_alerts = m.alerts;
     message_info_free(&m);
     return rc;
 }
@@ -356,11 +365,19 @@ static int step(destination *t, ledger *l, char *err, size_t errlen)
     if (!t->cls->send_text || !grouping_on(&g)) {
         /* Alert by alert: claim the next one (or the next claim_max) outright. */
         long max = t->cls->send_text || t->cls->claim_max < 1 ? 1 : t->cls->claim_max;
+        /* A wake (new alerts) does not cut the gathering short. */
+        while (max > 1 && !stopping(t) && (now = mono_us()) < t->claim_after)
+            wait_ms(t, (long)((t->claim_after - now + 999) / 1000));
         if (ledger_claim_many(l, t->name, max, &id, err, errlen) != 0)
             return -1;
         if (!id)
             wait_ms(t, 1000); /* also polls: another notifier may plan for us */
-        return id ? send_message(t, l, id, err, errlen) : 0;
+        if (!id)
+            return 0;
+        int rc = send_message(t, l, id, err, errlen);
+        if (max > 1 && t->last_alerts < max)
+            t->claim_after = mono_us() + CLAIM_GATHER_MS * 1000;
+        return rc;
     }
     char key[256];
     long due_ms = 0;

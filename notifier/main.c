@@ -256,9 +256,15 @@ static void reload(reloadable *rl, deliverer *d)
     cfg_free(notifier_options, &fresh);
 }
 
-/* Plans the delivery in hand and whatever else has arrived (up to
- * `batch`) in one statement and one transaction, then acknowledges them
- * all with one basic.ack. Returns 0, or -1
+/* How long the consuming thread waits for more alerts to plan with the
+ * first one: a worker publishes a batch's alerts together, and planning
+ * them in one statement rather than in several costs PostgreSQL a fraction
+ * of the work. What it adds to an alert's way is this, at most. */
+#define PLAN_GATHER_MS 20
+
+/* Plans the delivery in hand and whatever else arrives within
+ * PLAN_GATHER_MS (up to `batch`) in one statement and one transaction,
+ * then acknowledges them all with one basic.ack. Returns 0, or -1
  * with err: the caller reconnects, the broker redelivers what is not
  * acknowledged, and nothing of the transaction stays. */
 static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, long batch,
@@ -269,6 +275,7 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
         return -1;
     uint64_t last = 0;
     int got = 1;
+    int64_t until = mono_us() + PLAN_GATHER_MS * 1000;
     for (long n = 0; got == 1 && n < batch; n++) {
         char rk[256];
         snprintf(rk, sizeof rk, "%.*s", (int)in->routing_key_len, in->routing_key);
@@ -283,7 +290,9 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
         if (res == DELIVERY_ERROR)
             return -1;
         last = in->delivery_tag;
-        if (n + 1 < batch && (got = consumer_next(s->c, in, 0, err, errlen)) < 0)
+        int64_t left_ms = (until - mono_us()) / 1000;
+        if (n + 1 < batch && (got = consumer_next(s->c, in, left_ms > 0 ? (long)left_ms : 0, err,
+                                                  errlen)) < 0)
             return -1;
     }
     if (deliverer_plan(d, s->l, err, errlen) != 0 || ledger_commit(s->l, err, errlen) != 0 ||
