@@ -26,4 +26,7 @@ const channel_class log_channel = {
     .name = "log",
     .send = log_send,
     .logs_itself = 1,
+    /* A line is written at once, with no request under way anywhere: the
+     * log takes its backlog a hundred alerts to a claim. */
+    .claim_max = CHANNEL_CLAIM_MAX,
 };

@@ -57,7 +57,17 @@ typedef struct channel_class {
      * sent again. 0: it is recorded as interrupted, never sent twice. */
     int deduplicated;
     int logs_itself; /* 1: its send is a log line, so no "alert sent" line besides */
+    /* Channels with `send`: how many pending alerts a destination claims
+     * at once as one message (sent one after the other, the outcome
+     * recorded once): the outbox's work per alert shrinks with it, but a
+     * crash leaves up to that many claimed, recorded as interrupted (or
+     * sent again if deduplicated). 0 or 1: one at a time. At most
+     * CHANNEL_CLAIM_MAX. */
+    int claim_max;
 } channel_class;
+
+/* The most alerts a one-by-one destination claims as one message. */
+#define CHANNEL_CLAIM_MAX 100
 
 /* The channel an alert goes to when no route matches it. */
 extern const channel_class log_channel;

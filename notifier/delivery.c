@@ -19,6 +19,12 @@ struct deliverer {
     destination **dests;
     size_t ndests, cap;
     delivery_stats stats; /* written by the consuming thread only */
+    /* Alerts taken and not planned yet (consuming thread only): their
+     * statement's parameters, and for the log their ids. */
+    ledger_plans plans;
+    char **taken;
+    int *fresh;
+    size_t ntaken, taken_cap;
 };
 
 deliverer *deliverer_new(const delivery_config *cfg, const strlist *urls, int heartbeat_s)
@@ -58,6 +64,10 @@ void deliverer_free(deliverer *d)
     for (size_t i = 0; i < d->ndests; i++)
         destination_free(d->dests[i]);
     free(d->dests);
+    deliverer_forget(d);
+    ledger_plans_free(&d->plans);
+    free(d->taken);
+    free(d->fresh);
     deadletter_free(d->shared.dead);
     pthread_mutex_destroy(&d->lock);
     pthread_mutex_destroy(&d->shared.lock);
@@ -140,7 +150,7 @@ static void bump(uint64_t *field)
     __atomic_add_fetch(field, 1, __ATOMIC_RELAXED);
 }
 
-delivery_result deliver(deliverer *d, ledger *l, const routes *rt, const char *rk, const char *body,
+delivery_result deliver(deliverer *d, const routes *rt, const char *rk, const char *body,
                         size_t len, char *err, size_t errlen)
 {
     delivery_result res = DELIVERY_DONE;
@@ -187,18 +197,54 @@ delivery_result deliver(deliverer *d, ledger *l, const routes *rt, const char *r
         if (serve(d, name, c->cls, channel_target(c, d->cfg->dest.channels), err, errlen) != 0)
             res = DELIVERY_ERROR;
     }
-    int fresh = 0;
-    if (res == DELIVERY_DONE && ledger_plan(l, &a, names, grouped, key, &fresh, err, errlen) != 0)
+    if (res == DELIVERY_DONE && d->ntaken == d->taken_cap) {
+        size_t cap = d->taken_cap ? d->taken_cap * 2 : 64;
+        char **taken = realloc(d->taken, cap * sizeof *taken);
+        if (taken)
+            d->taken = taken;
+        int *fresh = taken ? realloc(d->fresh, cap * sizeof *fresh) : NULL;
+        if (fresh) {
+            d->fresh = fresh;
+            d->taken_cap = cap;
+        }
+    }
+    if (res == DELIVERY_DONE &&
+        (d->ntaken == d->taken_cap || !(d->taken[d->ntaken] = strdup(a.alert_id)) ||
+         ledger_plans_add(&d->plans, &a, names, grouped, key) != 0)) {
+        if (d->ntaken < d->taken_cap)
+            free(d->taken[d->ntaken]);
+        snprintf(err, errlen, "out of memory");
         res = DELIVERY_ERROR;
-    if (res == DELIVERY_DONE && fresh == 0) {
-        bump(&d->stats.copies);
-        log_info("alert already delivered or under way, not sent again alert_id=%s", a.alert_id);
     } else if (res == DELIVERY_DONE) {
-        bump(&d->stats.planned);
-        log_debug("alert planned alert_id=%s channels=%s group=\"%s\"", a.alert_id, names, key);
+        d->ntaken++;
+        log_debug("alert taken alert_id=%s channels=%s group=\"%s\"", a.alert_id, names, key);
     }
     alert_doc_free(doc);
     return res;
+}
+
+void deliverer_forget(deliverer *d)
+{
+    for (size_t i = 0; i < d->ntaken; i++)
+        free(d->taken[i]);
+    d->ntaken = 0;
+    ledger_plans_clear(&d->plans);
+}
+
+int deliverer_plan(deliverer *d, ledger *l, char *err, size_t errlen)
+{
+    int rc = ledger_plan_batch(l, &d->plans, d->fresh, err, errlen);
+    for (size_t i = 0; rc == 0 && i < d->ntaken; i++) {
+        if (d->fresh[i] == 0) {
+            bump(&d->stats.copies);
+            log_info("alert already delivered or under way, not sent again alert_id=%s",
+                     d->taken[i]);
+        } else {
+            bump(&d->stats.planned);
+        }
+    }
+    deliverer_forget(d);
+    return rc;
 }
 
 const delivery_stats *deliverer_stats(const deliverer *d)

@@ -1,9 +1,10 @@
 /*
  * delivery: what the notifier does with the alerts it consumes. Taking an
- * alert (deliver()) only plans it: its route's destinations each get a
- * 'pending' delivery in the outbox (ledger.h), in the alert's group, in the
- * caller's transaction; once that commits, the caller acknowledges the
- * message and wakes the destinations (deliverer_wake_all()). Each
+ * alert (deliver()) only plans it: its route's destinations each are to
+ * get a 'pending' delivery in the outbox (ledger.h), in the alert's group;
+ * deliverer_plan() records the alerts taken so far in one statement, in
+ * the caller's transaction; once that commits, the caller acknowledges the
+ * messages and wakes the destinations (deliverer_wake_all()). Each
  * destination is served by its own thread (destination.h), so a slow or
  * blocked one holds back no other. A message that is no alert is
  * dead-lettered with the reason.
@@ -48,9 +49,19 @@ typedef enum {
                        acknowledged; reconnect, backing off while this lasts */
 } delivery_result;
 
-/* Plans one message of sluice.q.notifier (routing key rk) by routes r. */
-delivery_result deliver(deliverer *d, ledger *l, const routes *r, const char *rk, const char *body,
+/* Takes one message of sluice.q.notifier (routing key rk) and routes it by
+ * r, for the next deliverer_plan(); a message that is no alert is
+ * dead-lettered at once. */
+delivery_result deliver(deliverer *d, const routes *r, const char *rk, const char *body,
                         size_t len, char *err, size_t errlen);
+
+/* Plans the alerts taken since the last call, in one statement in l's
+ * transaction (the caller's to commit). Returns 0, or -1 with err (the
+ * ledger failed: reconnect; the alerts taken are forgotten). */
+int deliverer_plan(deliverer *d, ledger *l, char *err, size_t errlen);
+
+/* Forgets the alerts taken and not planned (after a failure). */
+void deliverer_forget(deliverer *d);
 
 /* After the commit: the destinations look for their new alerts. */
 void deliverer_wake_all(deliverer *d);

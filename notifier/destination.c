@@ -43,7 +43,15 @@ struct destination {
     int64_t failing_id;    /* the message the failures below belong to */
     unsigned failures;     /* its 5xx / network errors in a row */
     int64_t backlog_read;  /* mono_us of the last backlog count */
+    int64_t claim_after;   /* mono_us: a one-by-one claim of several waits till then */
+    long last_alerts;      /* alerts of the last message sent */
 };
+
+/* A destination that claims several alerts at once (claim_max) and took
+ * fewer than that last time claims again this long after, so that what
+ * arrives meanwhile goes in one claim: its PostgreSQL work is per claim
+ * more than per alert. A critical alert waits this long at most. */
+#define CLAIM_GATHER_MS 50
 
 static int stopping(const destination *t)
 {
@@ -264,8 +272,16 @@ static int record_outcome(destination *t, ledger *l, int64_t id, const message_i
     if (rc == 0 && strcmp(state, "sent") == 0) {
         t->failures = 0;
         count(t, &t->counts.delivered, (uint64_t)m->alerts);
-        count(t, &t->counts.messages, 1);
-        if (m->alerts == 1 && m->nshown == 1) {
+        /* One-by-one channels send each alert as a message of its own,
+         * however many one claim took. */
+        count(t, &t->counts.messages,
+              t->cls->send_text ? 1 : (uint64_t)(a->sent - (size_t)m->parts_sent));
+        if (!t->cls->send_text && t->cls->logs_itself) {
+            log_debug("alerts sent channel=%s alerts=%ld", t->name, m->alerts);
+        } else if (!t->cls->send_text) {
+            for (size_t k = (size_t)m->parts_sent; k < m->nshown; k++)
+                log_info("alert sent alert_id=%s channel=%s", m->shown[k].alert_id, t->name);
+        } else if (m->alerts == 1 && m->nshown == 1) {
             if (!t->cls->logs_itself)
                 log_info("alert sent alert_id=%s channel=%s", m->shown[0].alert_id, t->name);
         } else {
@@ -290,7 +306,9 @@ static int send_message(destination *t, ledger *l, int64_t id, char *err, size_t
     grouping g = t->sh->group;
     pthread_mutex_unlock(&t->sh->lock);
     message_info m;
-    long show = t->cls->send_text ? (g.show > 0 ? g.show : 1) : 100;
+    /* A one-by-one destination's message holds at most CHANNEL_CLAIM_MAX
+     * alerts: every one is loaded. */
+    long show = t->cls->send_text ? (g.show > 0 ? g.show : 1) : CHANNEL_CLAIM_MAX;
     if (ledger_message(l, id, show, 0, &m, err, errlen) != 0)
         return -1;
     if (t->failing_id != id) {
@@ -301,6 +319,7 @@ static int send_message(destination *t, ledger *l, int64_t id, char *err, size_t
     int rc = send_parts(t, l, id, &m, &g, &a, err, errlen);
     if (rc == 0)
         rc = record_outcome(t, l, id, &m, &a, err, errlen);
+    t->last_alerts = m.alerts;
     message_info_free(&m);
     return rc;
 }
@@ -344,12 +363,21 @@ static int step(destination *t, ledger *l, char *err, size_t errlen)
     if (refresh_backlog(t, l, err, errlen) != 0)
         return -1;
     if (!t->cls->send_text || !grouping_on(&g)) {
-        /* Alert by alert: claim the next one outright. */
-        if (ledger_claim_next(l, t->name, &id, err, errlen) != 0)
+        /* Alert by alert: claim the next one (or the next claim_max) outright. */
+        long max = t->cls->send_text || t->cls->claim_max < 1 ? 1 : t->cls->claim_max;
+        /* A wake (new alerts) does not cut the gathering short. */
+        while (max > 1 && !stopping(t) && (now = mono_us()) < t->claim_after)
+            wait_ms(t, (long)((t->claim_after - now + 999) / 1000));
+        if (ledger_claim_many(l, t->name, max, &id, err, errlen) != 0)
             return -1;
         if (!id)
             wait_ms(t, 1000); /* also polls: another notifier may plan for us */
-        return id ? send_message(t, l, id, err, errlen) : 0;
+        if (!id)
+            return 0;
+        int rc = send_message(t, l, id, err, errlen);
+        if (max > 1 && t->last_alerts < max)
+            t->claim_after = mono_us() + CLAIM_GATHER_MS * 1000;
+        return rc;
     }
     char key[256];
     long due_ms = 0;

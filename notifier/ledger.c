@@ -1,8 +1,9 @@
 /*
  * ledger: see ledger.h. Every query is a prepared statement with
- * parameters; the set-based work (claiming a group, recording a message's
- * outcome for each of its alerts) is in the SQL functions of sql/004, one
- * round trip each.
+ * parameters; the set-based work (planning a batch of alerts, claiming a
+ * group or a run of alerts, recording a message's outcome for each of its
+ * alerts) is in the SQL functions of sql/004 and sql/009, one round trip
+ * each.
  */
 #include "ledger.h"
 
@@ -18,7 +19,10 @@ struct ledger {
 };
 
 static const pg_statement statements[] = {
-    {"plan", "SELECT sluice_plan_alert($1, $2, $3, $4, $5, $6, $7, $8)", 8},
+    {"plan",
+     "SELECT n, fresh FROM sluice_plan_alerts($1::text[], $2::text[], $3::text[], $4::text[],"
+     " $5::text[], $6::text[], $7::text[], $8::text[])",
+     8},
     {"open_channels",
      "SELECT DISTINCT channel FROM alert_deliveries WHERE state IN ('pending', 'sending', "
      "'retrying')",
@@ -29,7 +33,7 @@ static const pg_statement statements[] = {
     {"retrying",
      "SELECT id FROM alert_messages WHERE channel = $1 AND state = 'retrying' ORDER BY id LIMIT 1",
      1},
-    {"claim_next", "SELECT sluice_claim_next($1)", 1},
+    {"claim_many", "SELECT sluice_claim_many($1, $2)", 2},
     {"next_group",
      "SELECT group_key, due_ms FROM ("
      " SELECT d.group_key, max(d.severity_rank) AS rank,"
@@ -121,16 +125,90 @@ int ledger_commit(ledger *l, char *err, size_t errlen)
     return command(l, "COMMIT", err, errlen);
 }
 
-int ledger_plan(ledger *l, const alert *a, const char *channels, const char *grouped,
-                const char *group_key, int *fresh, char *err, size_t errlen)
+/* Appends one element to an array literal being built ("{" already in):
+ * double-quoted, with its quotes and backslashes escaped, so any text is
+ * one element. A failure is sticky in t->failed. */
+static void put_element(buf *t, const char *s)
 {
-    const char *values[8] = {a->alert_id, a->rule,  a->severity, a->source,
-                             a->message,  channels, grouped,     group_key};
-    PGresult *r = exec(l, "plan", 8, values, err, errlen);
+    (void)buf_append(t, t->len > 1 ? ",\"" : "\"", t->len > 1 ? 2 : 1);
+    for (const char *p = s; *p; p++) {
+        size_t run = strcspn(p, "\"\\");
+        (void)buf_append(t, p, run);
+        p += run;
+        if (!*p)
+            break;
+        (void)buf_append(t, "\\", 1);
+        (void)buf_append(t, p, 1);
+    }
+    (void)buf_append(t, "\"", 1);
+}
+
+#define NPLAN (sizeof ((ledger_plans *)0)->arrays / sizeof *((ledger_plans *)0)->arrays)
+
+int ledger_plans_add(ledger_plans *p, const alert *a, const char *channels, const char *grouped,
+                     const char *group_key)
+{
+    const char *values[NPLAN] = {a->alert_id, a->rule,  a->severity, a->source,
+                                 a->message,  channels, grouped,     group_key};
+    for (size_t j = 0; j < NPLAN; j++) {
+        if (p->count == 0) {
+            buf_clear(&p->arrays[j]);
+            (void)buf_append(&p->arrays[j], "{", 1);
+        }
+        put_element(&p->arrays[j], values[j]);
+        if (p->arrays[j].failed) {
+            ledger_plans_clear(p);
+            return -1;
+        }
+    }
+    p->count++;
+    return 0;
+}
+
+void ledger_plans_clear(ledger_plans *p)
+{
+    for (size_t j = 0; j < NPLAN; j++)
+        buf_clear(&p->arrays[j]);
+    p->count = 0;
+}
+
+void ledger_plans_free(ledger_plans *p)
+{
+    for (size_t j = 0; j < NPLAN; j++)
+        buf_free(&p->arrays[j]);
+    p->count = 0;
+}
+
+int ledger_plan_batch(ledger *l, ledger_plans *p, int *fresh, char *err, size_t errlen)
+{
+    size_t n = p->count;
+    if (n == 0)
+        return 0;
+    const char *values[NPLAN];
+    for (size_t j = 0; j < NPLAN; j++) {
+        (void)buf_append(&p->arrays[j], "}", 1);
+        if (p->arrays[j].failed) {
+            ledger_plans_clear(p);
+            snprintf(err, errlen, "out of memory planning alerts");
+            return -1;
+        }
+        values[j] = p->arrays[j].data;
+    }
+    PGresult *r = exec(l, "plan", (int)NPLAN, values, err, errlen);
+    ledger_plans_clear(p);
     if (!r)
         return -1;
-    *fresh = atoi(PQgetvalue(r, 0, 0));
+    /* Row k is alert n = k + 1, in the order added. */
+    int rows = PQntuples(r), ok = rows == (int)n;
+    for (int k = 0; ok && k < rows; k++) {
+        ok = atoi(PQgetvalue(r, k, 0)) == k + 1;
+        fresh[k] = atoi(PQgetvalue(r, k, 1));
+    }
     PQclear(r);
+    if (!ok) {
+        snprintf(err, errlen, "planning alerts: %d rows for %zu alerts", rows, n);
+        return -1;
+    }
     return 0;
 }
 
@@ -224,13 +302,17 @@ int ledger_next_group(ledger *l, const char *channel, long group_wait_ms, long g
     return 0;
 }
 
-int ledger_claim_next(ledger *l, const char *channel, int64_t *id, char *err, size_t errlen)
+int ledger_claim_many(ledger *l, const char *channel, long max, int64_t *id, char *err,
+                      size_t errlen)
 {
-    char v[32];
-    int rows;
-    if (one_value(l, "claim_next", channel, v, sizeof v, &rows, err, errlen) != 0)
+    char maxs[32];
+    snprintf(maxs, sizeof maxs, "%ld", max > 0 ? max : 1);
+    const char *values[2] = {channel, maxs};
+    PGresult *r = exec(l, "claim_many", 2, values, err, errlen);
+    if (!r)
         return -1;
-    *id = rows && v[0] ? strtoll(v, NULL, 10) : 0;
+    *id = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
     return 0;
 }
 

@@ -1,9 +1,9 @@
 /*
  * ledger: the notifier's outbox and record of deliveries in PostgreSQL
  * (tables alerts, alert_deliveries, alert_messages, alert_groups and the
- * functions of sql/003 and sql/004). The consuming thread plans each alert
- * here (a 'pending' delivery per destination) before acknowledging it; each
- * destination then takes its deliveries from here in messages, claiming a
+ * functions of sql/003, sql/004 and sql/009). The consuming thread plans its
+ * alerts here, a prefetch's worth in one statement (a 'pending' delivery
+ * per destination), before acknowledging them; each destination then takes its deliveries from here in messages, claiming a
  * message ('sending') before its request and recording the outcome after.
  * That is what keeps a crash from losing an alert or sending one twice.
  *
@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "alert.h"
+#include "buf.h"
 #include "util.h"
 
 typedef struct ledger ledger;
@@ -25,17 +26,33 @@ typedef struct ledger ledger;
 ledger *ledger_open(const char *dsn, char *err, size_t errlen);
 void ledger_close(ledger *l);
 
-/* A transaction around several ledger_plan() calls. 0, or -1 with err. */
+/* A transaction around ledger_plan_batch(). 0, or -1 with err. */
 int ledger_begin(ledger *l, char *err, size_t errlen);
 int ledger_commit(ledger *l, char *err, size_t errlen);
 
-/* Records the alert (if new) and a pending delivery for each destination of
- * `channels` (comma-separated names); `grouped` has a '1' or '0' per
- * destination: in group `group_key`, or alone. *fresh gets the number of
- * deliveries that are new (0: a copy of an alert already planned). Returns
- * 0 or -1 with err. */
-int ledger_plan(ledger *l, const alert *a, const char *channels, const char *grouped,
-                const char *group_key, int *fresh, char *err, size_t errlen);
+/* Alerts gathered for ledger_plan_batch(): the parameters of its one
+ * statement, built as they come. A zeroed ledger_plans is empty and ready;
+ * free with ledger_plans_free(). */
+typedef struct ledger_plans {
+    buf arrays[8]; /* array literals, one element per alert */
+    size_t count;
+} ledger_plans;
+
+/* Adds alert a (its strings are copied), to be planned with a pending
+ * delivery for each destination of `channels` (comma-separated names);
+ * `grouped` has a '1' or '0' per destination: in group `group_key`, or
+ * alone. Returns 0, or -1 if memory ran out (the plans are then cleared). */
+int ledger_plans_add(ledger_plans *p, const alert *a, const char *channels, const char *grouped,
+                     const char *group_key);
+void ledger_plans_clear(ledger_plans *p);
+void ledger_plans_free(ledger_plans *p);
+
+/* Records the alerts of p that are new and their pending deliveries, in
+ * one statement (sql/009 sluice_plan_alerts), in the caller's transaction.
+ * fresh[i] (room for p->count) gets the number of the i-th alert's
+ * deliveries that are new: 0 for a copy of an alert already planned.
+ * Clears p. Returns 0 or -1 with err. */
+int ledger_plan_batch(ledger *l, ledger_plans *p, int *fresh, char *err, size_t errlen);
 
 /* Destinations with deliveries not yet final, into *out (free with
  * strlist_free): the work a notifier that stopped left behind. */
@@ -66,10 +83,12 @@ int ledger_next_group(ledger *l, const char *channel, long group_wait_ms, long g
                       char *key, size_t keylen, long *due_in_ms, int *found, char *err,
                       size_t errlen);
 
-/* For a destination that takes alerts one by one: its most severe, then
- * oldest pending alert becomes a message of its own, now 'sending'; *id
- * gets it, or 0 if nothing is pending. */
-int ledger_claim_next(ledger *l, const char *channel, int64_t *id, char *err, size_t errlen);
+/* For a destination that takes alerts one by one: up to max of its
+ * pending alerts, the most severe, then the oldest, become one message,
+ * now 'sending' (sent one by one, recorded once); *id gets it, or 0 if
+ * nothing is pending. */
+int ledger_claim_many(ledger *l, const char *channel, long max, int64_t *id, char *err,
+                      size_t errlen);
 
 /* Puts up to max pending alerts of the group into a new message, now
  * 'sending'; *id gets it, or 0 if none was pending. remember: the group is

@@ -257,17 +257,26 @@ static void reload(reloadable *rl, deliverer *d)
     cfg_free(notifier_options, &fresh);
 }
 
-/* Plans the delivery in hand and whatever else has arrived (up to
- * `batch`) in one transaction, then acknowledges them all. Returns 0, or -1
+/* How long the consuming thread waits for more alerts to plan with the
+ * first one: a worker publishes a batch's alerts together, and planning
+ * them in one statement rather than in several costs PostgreSQL a fraction
+ * of the work. What it adds to an alert's way is this, at most. */
+#define PLAN_GATHER_MS 20
+
+/* Plans the delivery in hand and whatever else arrives within
+ * PLAN_GATHER_MS (up to `batch`) in one statement and one transaction,
+ * then acknowledges them all with one basic.ack. Returns 0, or -1
  * with err: the caller reconnects, the broker redelivers what is not
  * acknowledged, and nothing of the transaction stays. */
 static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, long batch,
                       char *err, size_t errlen)
 {
+    deliverer_forget(d); /* what a failed batch took is coming back */
     if (ledger_begin(s->l, err, errlen) != 0)
         return -1;
     uint64_t last = 0;
     int got = 1;
+    int64_t until = mono_us() + PLAN_GATHER_MS * 1000;
     for (long n = 0; got == 1 && n < batch; n++) {
         char rk[256];
         snprintf(rk, sizeof rk, "%.*s", (int)in->routing_key_len, in->routing_key);
@@ -277,17 +286,20 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        delivery_result res = deliver(d, s->l, r, rk, body, in->body_len, err, errlen);
+        delivery_result res = deliver(d, r, rk, body, in->body_len, err, errlen);
         free(body);
         if (res != DELIVERY_DONE) {
             s->held = res == DELIVERY_HELD;
             return -1;
         }
         last = in->delivery_tag;
-        if (n + 1 < batch && (got = consumer_next(s->c, in, 0, err, errlen)) < 0)
+        int64_t left_ms = (until - mono_us()) / 1000;
+        if (n + 1 < batch && (got = consumer_next(s->c, in, left_ms > 0 ? (long)left_ms : 0, err,
+                                                  errlen)) < 0)
             return -1;
     }
-    if (ledger_commit(s->l, err, errlen) != 0 || consumer_ack_through(s->c, last, err, errlen) != 0)
+    if (deliverer_plan(d, s->l, err, errlen) != 0 || ledger_commit(s->l, err, errlen) != 0 ||
+        consumer_ack_through(s->c, last, err, errlen) != 0)
         return -1;
     deliverer_wake_all(d);
     return 0;

@@ -5,7 +5,9 @@
  * 429 and a webhook that hangs hold back neither Telegram nor the webhook;
  * a notifier killed midway delivers every alert once per destination; a
  * burst of 1,000 alerts of one rule reaches a chat as a few messages (also
- * across a kill); a long group is split into parts; SIGHUP reloads the
+ * across a kill); the log takes a backlog of 20,000 in claims of up to 100,
+ * critical first, each alert accounted for once across a kill; a long group
+ * is split into parts; SIGHUP reloads the
  * routes and refuses a bad file; /metrics passes `promtool check metrics`. */
 #include <json-c/json.h>
 #include <setjmp.h>
@@ -585,6 +587,110 @@ static void test_burst_survives_a_kill(void **state)
     assert_burst_accounted("telegram:111", 1000);
 }
 
+#define LOG_BURST 20000
+#define LOG_FIRE 50 /* the last LOG_FIRE of the burst are critical */
+
+static int log_sent_2000(void *arg)
+{
+    (void)arg;
+    return pg_scalar("SELECT count(*) FROM alert_deliveries WHERE channel = 'log' AND "
+                     "state = 'sent'") >= 2000;
+}
+
+/* The log takes its backlog in claims of up to 100 alerts (one message
+ * each, sent line by line, recorded once). A backlog of 20,000 (the last 50
+ * critical, planned last) and a SIGKILL in the middle of it: the critical
+ * alerts are the first written; every alert is accounted for exactly once
+ * (sent, or failed as interrupted, in exactly one message); only the one
+ * claim under way at the kill is interrupted; no line is written twice and
+ * every alert recorded sent has its line. */
+static void test_log_burst_claimed_in_batches_survives_a_kill(void **state)
+{
+    (void)state;
+    char sql[1024];
+    /* A backlog as a notifier that stopped would leave it: the next one
+     * resumes it at start. */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO alerts (alert_id, rule, severity, source, message) SELECT 'lb-' || i, "
+             "CASE WHEN i >= %d THEN 'lfire' ELSE 'lburst' END, CASE WHEN i >= %d THEN "
+             "'critical' ELSE 'info' END, 'orders', 'line ' || i FROM generate_series(0, %d) i",
+             LOG_BURST - LOG_FIRE, LOG_BURST - LOG_FIRE, LOG_BURST - 1);
+    pg_exec(sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO alert_deliveries (alert_id, channel, group_key, severity_rank, "
+             "planned_at) SELECT 'lb-' || i, 'log', 'lb-' || i, CASE WHEN i >= %d THEN 2 ELSE 0 "
+             "END, now() + make_interval(secs => i / 1e6) FROM generate_series(0, %d) i",
+             LOG_BURST - LOG_FIRE, LOG_BURST - 1);
+    pg_exec(sql);
+    pid_t pid = start_notifier("*=log", NULL);
+    assert_true(harness_wait_for(log_sent_2000, NULL, TIMEOUT_MS));
+    kill(pid, SIGKILL);
+    harness_wait(pid, 10000);
+    long long at_kill = pg_scalar("SELECT count(*) FROM alert_deliveries WHERE state = 'sent'");
+    pid = start_notifier("*=log", NULL);
+    wait_sql("SELECT count(*) FROM alert_deliveries WHERE state IN ('sent', 'failed')", LOG_BURST);
+    stop_notifier(pid, 10000);
+
+    long long interrupted = pg_scalar("SELECT count(*) FROM alert_deliveries WHERE state = "
+                                      "'failed' AND last_error LIKE 'interrupted%'");
+    print_message("killed with %lld of %d sent; %lld interrupted\n", at_kill, LOG_BURST,
+                  interrupted);
+    assert_true(at_kill < LOG_BURST);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alert_deliveries WHERE state = 'sent'") +
+                         interrupted,
+                     LOG_BURST);
+    /* Each delivery in exactly one message; claims of at most 100. */
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alert_deliveries WHERE message_id IS NULL"),
+                     0);
+    assert_int_equal(pg_scalar("SELECT sum(alerts) FROM alert_messages"), LOG_BURST);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alert_messages m WHERE alerts <> (SELECT "
+                               "count(*) FROM alert_deliveries d WHERE d.message_id = m.id)"),
+                     0);
+    assert_true(pg_scalar("SELECT max(alerts) FROM alert_messages") <= 100);
+    assert_true(pg_scalar("SELECT count(*) FROM alert_messages") >= LOG_BURST / 100);
+    assert_true(interrupted <= 100); /* the one claim under way */
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alerts WHERE state = 'sent'") + interrupted,
+                     LOG_BURST);
+    /* Most severe first: the critical alerts went in the first claim. */
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alert_deliveries d WHERE severity_rank = 2 "
+                               "AND message_id > (SELECT min(message_id) FROM alert_deliveries)"),
+                     0);
+
+    /* The lines: none twice, each alert recorded sent has one, and the
+     * first written are the critical ones. */
+    char *log = harness_slurp(log_path);
+    assert_non_null(log);
+    static unsigned char lines[LOG_BURST];
+    memset(lines, 0, sizeof lines);
+    int fire_first = 0, order = 0;
+    for (char *p = log; (p = strstr(p, " alert_id=lb-")) != NULL;) {
+        p += strlen(" alert_id=lb-");
+        long k = strtol(p, &p, 10);
+        assert_true(k >= 0 && k < LOG_BURST);
+        if (lines[k]++)
+            fail_msg("alert lb-%ld was written twice", k);
+        if (order++ < LOG_FIRE)
+            fire_first += k >= LOG_BURST - LOG_FIRE;
+    }
+    assert_int_equal(fire_first, LOG_FIRE);
+    /* Every alert without a line is one the kill interrupted. */
+    char failed[4096];
+    pg_text("SELECT COALESCE(string_agg(substr(alert_id, 4), ','), '') FROM alert_deliveries "
+            "WHERE state = 'failed'",
+            failed, sizeof failed);
+    for (char *p = failed; *p;) {
+        long k = strtol(p, &p, 10);
+        assert_true(k >= 0 && k < LOG_BURST);
+        lines[k] = 1; /* accounted for */
+        p += *p == ',';
+    }
+    for (int k = 0; k < LOG_BURST; k++) {
+        if (!lines[k])
+            fail_msg("alert lb-%d is recorded sent but has no line", k);
+    }
+    free(log);
+}
+
 /* A group whose text is longer than Telegram allows arrives in parts, each
  * within the limit, together the whole text. */
 static void test_long_group_is_split_into_parts(void **state)
@@ -725,6 +831,8 @@ int main(void)
                                         cleanup),
         cmocka_unit_test_setup_teardown(test_burst_of_1000_becomes_a_few_messages, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_burst_survives_a_kill, reset, cleanup),
+        cmocka_unit_test_setup_teardown(test_log_burst_claimed_in_batches_survives_a_kill, reset,
+                                        cleanup),
         cmocka_unit_test_setup_teardown(test_long_group_is_split_into_parts, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_sighup_reloads_routes, reset, cleanup),
         cmocka_unit_test_setup_teardown(test_metrics_pass_promtool, reset, cleanup),
