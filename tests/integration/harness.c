@@ -20,9 +20,11 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <json-c/json.h>
 
 #include "event.h"
 #include "mq.h"
+#include "publisher.h"
 
 #ifndef SLUICE_BIN_DIR
 #error "SLUICE_BIN_DIR must name the build tree"
@@ -605,4 +607,44 @@ void harness_amqp_publish(const char *routing_key, const char *body)
     char err[1024];
     if (harness_run(argv, err, sizeof err, 120000) != 0)
         fail_msg("amqp-publish failed: %s", err);
+}
+
+void harness_publish_alerts(const char *rule, const char *severity, int n, const char *before,
+                            const char *after)
+{
+    char err[512];
+    mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    publisher *p = publisher_new(SLUICE_EXCHANGE_ALERTS, "test", 512);
+    if (publisher_attach(p, c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    for (int i = 0; i < n; i++) {
+        char id[128], message[8192], rk[128];
+        snprintf(id, sizeof id, "%s-%d", rule, i);
+        snprintf(message, sizeof message, "%s%d%s", before, i, after);
+        snprintf(rk, sizeof rk, "alert.%s.%s", severity, rule);
+        json_object *a = json_object_new_object();
+        json_object_object_add(a, "alert_id", json_object_new_string(id));
+        json_object_object_add(a, "rule", json_object_new_string(rule));
+        json_object_object_add(a, "severity", json_object_new_string(severity));
+        json_object_object_add(a, "source", json_object_new_string("orders"));
+        json_object_object_add(a, "msg_id", json_object_new_string(id));
+        json_object_object_add(a, "message", json_object_new_string(message));
+        const char *body = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN);
+        pub_message m = {.routing_key = rk,
+                         .message_id = id,
+                         .source = "orders",
+                         .body = body,
+                         .body_len = strlen(body),
+                         .produced_at_us = 1};
+        if (publisher_publish(p, &m, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        json_object_put(a);
+    }
+    if (publisher_drain(p, 30000, err, sizeof err) != 0)
+        fail_msg("alerts not confirmed: %s", err);
+    publisher_detach(p);
+    publisher_free(p);
+    mq_close(c);
 }

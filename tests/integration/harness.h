@@ -72,6 +72,13 @@ void harness_kill_spawned(void);
  * timeout_ms passes (returns 0). */
 int harness_wait_for(int (*cond)(void *), void *arg, long timeout_ms);
 
+/* Publishes n alerts to sluice.alerts, with confirms, as a worker would:
+ * alert i of rule `rule` has id "<rule>-<i>", routing key
+ * alert.<severity>.<rule>, source orders and message before + i + after.
+ * Fails the test on error. */
+void harness_publish_alerts(const char *rule, const char *severity, int n, const char *before,
+                            const char *after);
+
 /* Runs one SQL command on the warehouse; fails the test on error. */
 void pg_exec(const char *sql);
 

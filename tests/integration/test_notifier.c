@@ -20,8 +20,6 @@
 #include "event.h"
 #include "fakehttp.h"
 #include "harness.h"
-#include "mq.h"
-#include "publisher.h"
 
 #define TIMEOUT_MS 120000
 #define TOKEN "123456:SECRET-token-never-logged"
@@ -64,48 +62,6 @@ static int cleanup(void **state)
     (void)state;
     harness_kill_spawned();
     return 0;
-}
-
-/* Publishes n alerts (with confirms) to sluice.alerts as a worker would:
- * alert i has id "<prefix>-<i>" and message before + i + after. */
-static void publish_alerts(const char *prefix, const char *severity, int n, const char *before,
-                           const char *after)
-{
-    char err[512];
-    mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
-    if (!c)
-        fail_msg("%s", err);
-    publisher *p = publisher_new(SLUICE_EXCHANGE_ALERTS, "test", 512);
-    if (publisher_attach(p, c, err, sizeof err) != 0)
-        fail_msg("%s", err);
-    for (int i = 0; i < n; i++) {
-        char id[128], message[8192], rk[128];
-        snprintf(id, sizeof id, "%s-%d", prefix, i);
-        snprintf(message, sizeof message, "%s%d%s", before, i, after);
-        snprintf(rk, sizeof rk, "alert.%s.%s", severity, prefix);
-        json_object *a = json_object_new_object();
-        json_object_object_add(a, "alert_id", json_object_new_string(id));
-        json_object_object_add(a, "rule", json_object_new_string(prefix));
-        json_object_object_add(a, "severity", json_object_new_string(severity));
-        json_object_object_add(a, "source", json_object_new_string("orders"));
-        json_object_object_add(a, "msg_id", json_object_new_string(id));
-        json_object_object_add(a, "message", json_object_new_string(message));
-        const char *body = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN);
-        pub_message m = {.routing_key = rk,
-                         .message_id = id,
-                         .source = "orders",
-                         .body = body,
-                         .body_len = strlen(body),
-                         .produced_at_us = 1};
-        if (publisher_publish(p, &m, err, sizeof err) != 0)
-            fail_msg("%s", err);
-        json_object_put(a);
-    }
-    if (publisher_drain(p, 30000, err, sizeof err) != 0)
-        fail_msg("alerts not confirmed: %s", err);
-    publisher_detach(p);
-    publisher_free(p);
-    mq_close(c);
 }
 
 static pid_t start_notifier(const char *routes, const char *rate_per_chat)
@@ -192,13 +148,13 @@ static void assert_token_not_logged(void)
 static void test_escaping_and_long_alert(void **state)
 {
     (void)state;
-    publish_alerts("escape", "critical", 1, "a <b> & c > d ", "");
+    harness_publish_alerts("escape", "critical", 1, "a <b> & c > d ", "");
     char long_msg[6000];
     for (int i = 0; i < 5000; i++)
         long_msg[i] = (char)('a' + i % 26);
     memcpy(long_msg + 4090, "\xc3\xa9\xc3\xa9\xc3\xa9", 6); /* UTF-8 near the limit */
     long_msg[5000] = '\0';
-    publish_alerts("long", "warning", 1, "", long_msg);
+    harness_publish_alerts("long", "warning", 1, "", long_msg);
     pid_t pid = start_notifier("*=telegram+log", "50");
     wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 2);
     stop_notifier(pid);
@@ -240,11 +196,11 @@ static void test_retry_after_5xx_and_400(void **state)
                      "retry after 1\",\"parameters\":{\"retry_after\":1}}",
                      1);
     fake_http_script(server, 500, "{\"ok\":false,\"error_code\":500}", 2);
-    publish_alerts("flaky", "critical", 1, "retry me ", "");
+    harness_publish_alerts("flaky", "critical", 1, "retry me ", "");
     fake_http_when(server, "unparseable", 400,
                    "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: can't parse "
                    "entities\"}");
-    publish_alerts("bad", "critical", 1, "unparseable ", "");
+    harness_publish_alerts("bad", "critical", 1, "unparseable ", "");
     pid_t pid = start_notifier("*=telegram", "50");
     wait_sql("SELECT count(*) FROM alerts WHERE state IN ('sent', 'failed')", 2);
     stop_notifier(pid);
@@ -316,7 +272,7 @@ static void count_received(int *seen, int n)
 static void test_burst_respects_chat_rate(void **state)
 {
     (void)state;
-    publish_alerts("burst", "warning", 200, "burst ", "");
+    harness_publish_alerts("burst", "warning", 200, "burst ", "");
     pid_t pid = start_notifier("*=telegram", "50");
     wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 200);
     stop_notifier(pid);
@@ -342,7 +298,7 @@ static void test_overall_rate_across_chats(void **state)
     (void)state;
     static const char *const rules[] = {"ca", "cb", "cc"};
     for (size_t i = 0; i < 3; i++)
-        publish_alerts(rules[i], "info", 20, "spread ", "");
+        harness_publish_alerts(rules[i], "info", 20, "spread ", "");
     char api[128];
     snprintf(api, sizeof api, "http://127.0.0.1:%d", harness_port(6));
     const char *argv[] = {harness_bin("sluice-notifier"),
@@ -403,7 +359,7 @@ static int got_some(void *arg)
 static void test_restart_mid_burst_sends_nothing_twice(void **state)
 {
     (void)state;
-    publish_alerts("burst", "warning", 200, "burst ", "");
+    harness_publish_alerts("burst", "warning", 200, "burst ", "");
     pid_t pid = start_notifier("*=telegram", "40");
     assert_true(harness_wait_for(got_some, NULL, TIMEOUT_MS));
     kill(pid, SIGKILL);
@@ -449,7 +405,7 @@ static void test_kill_during_request_is_not_resent(void **state)
 {
     (void)state;
     fake_http_delay(server, "slow 0", 3000);
-    publish_alerts("slow", "critical", 2, "slow ", "");
+    harness_publish_alerts("slow", "critical", 2, "slow ", "");
     pid_t pid = start_notifier("*=telegram", "50");
     assert_true(harness_wait_for(got_one, NULL, TIMEOUT_MS));
     kill(pid, SIGKILL);
@@ -484,8 +440,8 @@ static int copies_skipped(void *arg)
 static void test_two_notifiers_and_copies_send_once(void **state)
 {
     (void)state;
-    publish_alerts("twin", "warning", 100, "burst ", "");
-    publish_alerts("twin", "warning", 100, "burst ", "");
+    harness_publish_alerts("twin", "warning", 100, "burst ", "");
+    harness_publish_alerts("twin", "warning", 100, "burst ", "");
     pid_t a = start_notifier("*=telegram", "200");
     pid_t b = start_notifier("*=telegram", "200");
     wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 100);
@@ -508,7 +464,7 @@ static void test_webhook_delivery(void **state)
 {
     (void)state;
     fake_http_script(server, 503, "busy", 1);
-    publish_alerts("hook", "info", 1, "hooked ", "");
+    harness_publish_alerts("hook", "info", 1, "hooked ", "");
     pid_t pid = start_notifier("info=webhook+log;*=log", "50");
     wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1);
     stop_notifier(pid);
@@ -548,7 +504,7 @@ static void test_foreign_garbage_is_dead_lettered(void **state)
                               bodies[i],       NULL};
         assert_int_equal(harness_run(argv, NULL, 0, TIMEOUT_MS), 0);
     }
-    publish_alerts("after", "info", 1, "fine ", "");
+    harness_publish_alerts("after", "info", 1, "fine ", "");
     pid_t pid = start_notifier("*=log", "50");
     wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1);
     stop_notifier(pid);
@@ -587,7 +543,7 @@ static void test_garbage_waits_for_sluice_dead(void **state)
     const char *argv[] = {"amqp-publish", "--url", harness_amqp_url(), "-e", "sluice.alerts", "-r",
                           "alert.info.r", "-b",    "not json",         NULL};
     assert_int_equal(harness_run(argv, NULL, 0, TIMEOUT_MS), 0);
-    publish_alerts("behind", "info", 1, "fine ", "");
+    harness_publish_alerts("behind", "info", 1, "fine ", "");
     pid_t pid = start_notifier("*=log", "50");
     const char *why = "sluice.dlx routed the dead letter nowhere (312 NO_ROUTE): is sluice.dead "
                       "bound? run sluice-setup";
