@@ -13,8 +13,7 @@
  * comes after it). Exits 1 on any broker error or after 30 s with nothing
  * delivered.
  */
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
+#include "amqp_api.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,8 +11,7 @@
  * Prints one line: events=N seconds=S rate=R (first publish to last
  * confirm). Exits 1 on any broker error.
  */
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
+#include "amqp_api.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

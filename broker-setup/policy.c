@@ -4,7 +4,7 @@
  */
 #include "policy.h"
 
-#include <amqp.h>
+#include "amqp_api.h"
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
 #ifndef SLUICE_EVENT_H
 #define SLUICE_EVENT_H
 
-#include <amqp.h>
+#include "amqp_api.h"
 #include <stddef.h>
 #include <stdint.h>
 

@@ -3,8 +3,7 @@
  */
 #include "mq.h"
 
-#include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
+#include "amqp_api.h"
 #include <errno.h>
 #include <limits.h>
 #include <openssl/err.h>

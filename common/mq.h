@@ -6,7 +6,7 @@
 #ifndef SLUICE_MQ_H
 #define SLUICE_MQ_H
 
-#include <amqp.h>
+#include "amqp_api.h"
 #include <stddef.h>
 
 #include "util.h"

@@ -12,7 +12,7 @@
 #ifndef SLUICE_CTL_DEADMSG_H
 #define SLUICE_CTL_DEADMSG_H
 
-#include <amqp.h>
+#include "amqp_api.h"
 #include <stddef.h>
 #include <stdint.h>
 

@@ -16,8 +16,7 @@
  * independently), else the timestamp property in seconds if in range; the
  * same properties always give the same time.
  */
-#include <amqp.h>
-#include <amqp_framing.h>
+#include "amqp_api.h"
 #include <ctype.h>
 #include <string.h>
 
