@@ -1,14 +1,19 @@
 # sluice's container image: the five binaries (sluice-setup, sluice-producer,
-# sluice-worker, sluice-notifier, sluice-ctl) and the migrations, on Debian 12, running
-# as an unprivileged user. Every binary takes its settings from SLUICE_*
+# sluice-worker, sluice-notifier, sluice-ctl) and the migrations, on Debian 12
+# (or 13: --build-arg DEBIAN=13, compose's SLUICE_DEBIAN), running as an
+# unprivileged user. Every binary takes its settings from SLUICE_*
 # environment variables (see `<binary> --help`), so one image serves every
 # service of compose.yaml.
 #
 #   docker build -t sluice .
 #   docker run --rm sluice sluice-worker --help
 
+# Debian release of both stages: 12 (bookworm: rabbitmq-c 0.11, libpq 15) or
+# 13 (trixie: rabbitmq-c 0.15, libpq 17).
+ARG DEBIAN=12
+
 # ---- build: compilers and -dev packages stay in this stage
-FROM debian:12-slim AS build
+FROM debian:${DEBIAN}-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
@@ -33,10 +38,14 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
 # libmicrohttpd: the worker pool's /metrics and /healthz; libcurl: HTTP
 # notification channels. scripts/check-compose.sh checks this list against
 # what the binaries link. curl: the worker's healthcheck (GET /healthz).
-FROM debian:12-slim
-RUN apt-get update \
+# Debian 13 renamed three of the libraries' packages (64-bit time_t: t64).
+FROM debian:${DEBIAN}-slim
+RUN . /etc/os-release \
+ && case "$VERSION_ID" in 12) t64= ;; *) t64=t64 ;; esac \
+ && apt-get update \
  && apt-get install -y --no-install-recommends \
-      librabbitmq4 libpq5 libjson-c5 libssl3 libcurl4 libmicrohttpd12 ca-certificates curl \
+      librabbitmq4 libpq5 libjson-c5 libssl3$t64 libcurl4$t64 libmicrohttpd12$t64 \
+      ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin sluice

@@ -11,7 +11,8 @@
 #                        and for prom/prometheus (monitoring profile):
 #                          sluice-standin/prometheus:GEN
 #   env GEN              prints RABBITMQ_IMAGE=... POSTGRES_IMAGE=...
-#                        PROMETHEUS_IMAGE=... for GEN
+#                        PROMETHEUS_IMAGE=... for GEN, and SLUICE_DEBIAN /
+#                        SLUICE_IMAGE: sluice's image built on GEN's Debian
 #
 # Every step is skipped when its image is already there (docker image
 # inspect), so a second run costs seconds; REBUILD=1 rebuilds the stand-ins.
@@ -97,6 +98,9 @@ cmd_env() {
     echo "RABBITMQ_IMAGE=sluice-standin/rabbitmq:$rmq"
     echo "POSTGRES_IMAGE=sluice-standin/postgres:$pg"
     echo "PROMETHEUS_IMAGE=sluice-standin/prometheus:$1"
+    # sluice's own image on the same Debian release, under a tag of its own.
+    echo "SLUICE_DEBIAN=$debian"
+    echo "SLUICE_IMAGE=sluice-test:$1"
 }
 
 case "${1:-}" in

@@ -37,9 +37,11 @@ PROJECT=sluicect-$GEN-${SLUICE_AMQP_PORT:-5672}
 STEP_TIMEOUT=${SLUICE_COMPOSE_TIMEOUT:-240} # seconds for each awaited condition
 # Classic queues on RabbitMQ 3.10 (.env.example's choice), quorum queues
 # (delivery limit, dead-lettering) on RabbitMQ 4.0.
+# sluice's image is built on the generation's Debian: rabbitmq-c 0.11 and
+# libpq 15, or rabbitmq-c 0.15 and libpq 17.
 case $GEN in
-trixie) QUEUE_TYPE=${SLUICE_COMPOSE_QUEUE_TYPE:-quorum} ;;
-*) QUEUE_TYPE=${SLUICE_COMPOSE_QUEUE_TYPE:-classic} ;;
+trixie) QUEUE_TYPE=${SLUICE_COMPOSE_QUEUE_TYPE:-quorum} RABBITMQ_C=0.15 ;;
+*) QUEUE_TYPE=${SLUICE_COMPOSE_QUEUE_TYPE:-classic} RABBITMQ_C=0.11 ;;
 esac
 T0=$SECONDS
 
@@ -91,7 +93,7 @@ sed -e "s/^RABBITMQ_PASSWORD=.*/RABBITMQ_PASSWORD=$(pw)/" \
     -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(pw)/" \
     -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\|PROMETHEUS_PORT\)=.*/\1=0/" \
     -e "s/^SLUICE_QUEUE_TYPE=.*/SLUICE_QUEUE_TYPE=$QUEUE_TYPE/" \
-    -e "/^\(RABBITMQ_IMAGE\|POSTGRES_IMAGE\|PROMETHEUS_IMAGE\)=/d" \
+    -e "/^\(RABBITMQ_IMAGE\|POSTGRES_IMAGE\|PROMETHEUS_IMAGE\|SLUICE_DEBIAN\)=/d" \
     "$CTX/.env.example" >"$CTX/.env"
 "$ROOT/scripts/images.sh" env "$GEN" >>"$CTX/.env"
 dc down -v --remove-orphans >/dev/null 2>&1 || true # a previous run's leftovers
@@ -186,6 +188,10 @@ check_complete() {
 # ---- 1. up --build
 log "up --build (project $PROJECT, compose $("${COMPOSE[@]}" version --short 2>/dev/null || echo '?'), $QUEUE_TYPE queues)"
 dc up -d --build >"$CTX/up.log" 2>&1 || { cat "$CTX/up.log" >&2; fail "up --build failed"; }
+image=$(sed -n 's/^SLUICE_IMAGE=//p' "$CTX/.env")
+lib=$(docker run --rm --entrypoint dpkg-query "$image" -W -f '${Version}' librabbitmq4)
+[[ $lib == "$RABBITMQ_C".* ]] || fail "image $image has rabbitmq-c $lib, expected $RABBITMQ_C"
+log "image $image: Debian $(docker run --rm --entrypoint cat "$image" /etc/debian_version), rabbitmq-c $lib"
 await "setup exited 0" setup_done
 await "worker, producer and notifier healthy" all_healthy worker producer notifier
 await "events of every source in the warehouse" every_source_stored
