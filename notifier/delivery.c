@@ -19,12 +19,7 @@ struct deliverer {
     destination **dests;
     size_t ndests, cap;
     delivery_stats stats; /* written by the consuming thread only */
-    /* Alerts taken and not planned yet (consuming thread only): their
-     * statement's parameters, and for the log their ids. */
-    ledger_plans plans;
-    char **taken;
-    int *fresh;
-    size_t ntaken, taken_cap;
+    ledger_plans plans; /* alerts taken and not planned yet (consuming thread only) */
 };
 
 deliverer *deliverer_new(const delivery_config *cfg, const strlist *urls, int heartbeat_s)
@@ -64,10 +59,7 @@ void deliverer_free(deliverer *d)
     for (size_t i = 0; i < d->ndests; i++)
         destination_free(d->dests[i]);
     free(d->dests);
-    deliverer_forget(d);
     ledger_plans_free(&d->plans);
-    free(d->taken);
-    free(d->fresh);
     deadletter_free(d->shared.dead);
     pthread_mutex_destroy(&d->lock);
     pthread_mutex_destroy(&d->shared.lock);
@@ -197,26 +189,10 @@ delivery_result deliver(deliverer *d, const routes *rt, const char *rk, const ch
         if (serve(d, name, c->cls, channel_target(c, d->cfg->dest.channels), err, errlen) != 0)
             res = DELIVERY_ERROR;
     }
-    if (res == DELIVERY_DONE && d->ntaken == d->taken_cap) {
-        size_t cap = d->taken_cap ? d->taken_cap * 2 : 64;
-        char **taken = realloc(d->taken, cap * sizeof *taken);
-        if (taken)
-            d->taken = taken;
-        int *fresh = taken ? realloc(d->fresh, cap * sizeof *fresh) : NULL;
-        if (fresh) {
-            d->fresh = fresh;
-            d->taken_cap = cap;
-        }
-    }
-    if (res == DELIVERY_DONE &&
-        (d->ntaken == d->taken_cap || !(d->taken[d->ntaken] = strdup(a.alert_id)) ||
-         ledger_plans_add(&d->plans, &a, names, grouped, key) != 0)) {
-        if (d->ntaken < d->taken_cap)
-            free(d->taken[d->ntaken]);
+    if (res == DELIVERY_DONE && ledger_plans_add(&d->plans, &a, names, grouped, key) != 0) {
         snprintf(err, errlen, "out of memory");
         res = DELIVERY_ERROR;
     } else if (res == DELIVERY_DONE) {
-        d->ntaken++;
         log_debug("alert taken alert_id=%s channels=%s group=\"%s\"", a.alert_id, names, key);
     }
     alert_doc_free(doc);
@@ -225,20 +201,18 @@ delivery_result deliver(deliverer *d, const routes *rt, const char *rk, const ch
 
 void deliverer_forget(deliverer *d)
 {
-    for (size_t i = 0; i < d->ntaken; i++)
-        free(d->taken[i]);
-    d->ntaken = 0;
     ledger_plans_clear(&d->plans);
 }
 
 int deliverer_plan(deliverer *d, ledger *l, char *err, size_t errlen)
 {
-    int rc = ledger_plan_batch(l, &d->plans, d->fresh, err, errlen);
-    for (size_t i = 0; rc == 0 && i < d->ntaken; i++) {
-        if (d->fresh[i] == 0) {
+    const ledger_plans *p = &d->plans;
+    int rc = ledger_plan_batch(l, &d->plans, err, errlen);
+    for (size_t i = 0; rc == 0 && i < p->ids.count; i++) {
+        if (p->fresh[i] == 0) {
             bump(&d->stats.copies);
             log_info("alert already delivered or under way, not sent again alert_id=%s",
-                     d->taken[i]);
+                     p->ids.items[i]);
         } else {
             bump(&d->stats.planned);
         }

@@ -151,17 +151,22 @@ int ledger_plans_add(ledger_plans *p, const alert *a, const char *channels, cons
     const char *values[NPLAN] = {a->alert_id, a->rule,  a->severity, a->source,
                                  a->message,  channels, grouped,     group_key};
     for (size_t j = 0; j < NPLAN; j++) {
-        if (p->count == 0) {
+        if (p->ids.count == 0) {
             buf_clear(&p->arrays[j]);
             (void)buf_append(&p->arrays[j], "{", 1);
         }
         put_element(&p->arrays[j], values[j]);
+    }
+    for (size_t j = 0; j < NPLAN; j++) {
         if (p->arrays[j].failed) {
             ledger_plans_clear(p);
             return -1;
         }
     }
-    p->count++;
+    if (strlist_push(&p->ids, a->alert_id) != 0) {
+        ledger_plans_clear(p);
+        return -1;
+    }
     return 0;
 }
 
@@ -169,40 +174,50 @@ void ledger_plans_clear(ledger_plans *p)
 {
     for (size_t j = 0; j < NPLAN; j++)
         buf_clear(&p->arrays[j]);
-    p->count = 0;
+    strlist_free(&p->ids);
 }
 
 void ledger_plans_free(ledger_plans *p)
 {
     for (size_t j = 0; j < NPLAN; j++)
         buf_free(&p->arrays[j]);
-    p->count = 0;
+    strlist_free(&p->ids);
+    free(p->fresh);
+    p->fresh = NULL;
+    p->fresh_cap = 0;
 }
 
-int ledger_plan_batch(ledger *l, ledger_plans *p, int *fresh, char *err, size_t errlen)
+int ledger_plan_batch(ledger *l, ledger_plans *p, char *err, size_t errlen)
 {
-    size_t n = p->count;
+    size_t n = p->ids.count;
     if (n == 0)
         return 0;
+    if (n > p->fresh_cap) {
+        int *grown = realloc(p->fresh, n * sizeof *grown);
+        if (!grown) {
+            snprintf(err, errlen, "out of memory planning alerts");
+            return -1;
+        }
+        p->fresh = grown;
+        p->fresh_cap = n;
+    }
     const char *values[NPLAN];
     for (size_t j = 0; j < NPLAN; j++) {
         (void)buf_append(&p->arrays[j], "}", 1);
         if (p->arrays[j].failed) {
-            ledger_plans_clear(p);
             snprintf(err, errlen, "out of memory planning alerts");
             return -1;
         }
         values[j] = p->arrays[j].data;
     }
     PGresult *r = exec(l, "plan", (int)NPLAN, values, err, errlen);
-    ledger_plans_clear(p);
     if (!r)
         return -1;
     /* Row k is alert n = k + 1, in the order added. */
     int rows = PQntuples(r), ok = rows == (int)n;
     for (int k = 0; ok && k < rows; k++) {
         ok = atoi(PQgetvalue(r, k, 0)) == k + 1;
-        fresh[k] = atoi(PQgetvalue(r, k, 1));
+        p->fresh[k] = atoi(PQgetvalue(r, k, 1));
     }
     PQclear(r);
     if (!ok) {

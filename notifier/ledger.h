@@ -3,8 +3,9 @@
  * (tables alerts, alert_deliveries, alert_messages, alert_groups and the
  * functions of sql/003, sql/004 and sql/009). The consuming thread plans its
  * alerts here, a prefetch's worth in one statement (a 'pending' delivery
- * per destination), before acknowledging them; each destination then takes its deliveries from here in messages, claiming a
- * message ('sending') before its request and recording the outcome after.
+ * per destination), before acknowledging them; each destination then takes
+ * its deliveries from here in messages, claiming a message ('sending')
+ * before its request and recording the outcome after.
  * That is what keeps a crash from losing an alert or sending one twice.
  *
  * A ledger is one PostgreSQL connection: use it from one thread at a time.
@@ -31,11 +32,14 @@ int ledger_begin(ledger *l, char *err, size_t errlen);
 int ledger_commit(ledger *l, char *err, size_t errlen);
 
 /* Alerts gathered for ledger_plan_batch(): the parameters of its one
- * statement, built as they come. A zeroed ledger_plans is empty and ready;
- * free with ledger_plans_free(). */
+ * statement, built as they come, and after it what became of each alert.
+ * A zeroed ledger_plans is empty and ready; free with ledger_plans_free(). */
 typedef struct ledger_plans {
     buf arrays[8]; /* array literals, one element per alert */
-    size_t count;
+    strlist ids;   /* the alerts' ids, in the order added */
+    int *fresh;    /* after ledger_plan_batch(): per alert, its new deliveries
+                      (0: a copy of an alert already planned) */
+    size_t fresh_cap;
 } ledger_plans;
 
 /* Adds alert a (its strings are copied), to be planned with a pending
@@ -44,15 +48,15 @@ typedef struct ledger_plans {
  * alone. Returns 0, or -1 if memory ran out (the plans are then cleared). */
 int ledger_plans_add(ledger_plans *p, const alert *a, const char *channels, const char *grouped,
                      const char *group_key);
+/* Empties p for the next batch. */
 void ledger_plans_clear(ledger_plans *p);
 void ledger_plans_free(ledger_plans *p);
 
 /* Records the alerts of p that are new and their pending deliveries, in
- * one statement (sql/009 sluice_plan_alerts), in the caller's transaction.
- * fresh[i] (room for p->count) gets the number of the i-th alert's
- * deliveries that are new: 0 for a copy of an alert already planned.
- * Clears p. Returns 0 or -1 with err. */
-int ledger_plan_batch(ledger *l, ledger_plans *p, int *fresh, char *err, size_t errlen);
+ * one statement (sql/009 sluice_plan_alerts), in the caller's transaction,
+ * and fills p->fresh. Returns 0 or -1 with err. p keeps its alerts until
+ * ledger_plans_clear(). */
+int ledger_plan_batch(ledger *l, ledger_plans *p, char *err, size_t errlen);
 
 /* Destinations with deliveries not yet final, into *out (free with
  * strlist_free): the work a notifier that stopped left behind. */
