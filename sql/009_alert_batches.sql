@@ -14,6 +14,18 @@
 -- same advisory lock per id, taken for the whole batch in one order), the
 -- dedup windows, a delivery planned once, most severe first.
 
+-- Takes, for the rest of the transaction, the advisory lock of each alert
+-- id that sluice_raise_alert and sluice_plan_alert (sql/006) take one at a
+-- time, all of them in one order, so two batches sharing ids cannot
+-- deadlock on them.
+CREATE FUNCTION sluice_lock_alert_ids(p_alert_ids text[])
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(s.h)
+       FROM (SELECT DISTINCT hashtextextended(x, 7366003) AS h
+               FROM unnest(p_alert_ids) AS x ORDER BY 1) AS s;
+END $$;
+
 -- The worker's batch of alerts in one statement, as sluice_raise_alert
 -- (sql/006) would record them one after the other in array order: an id
 -- already recorded returns its state and changes nothing; of the new ones,
@@ -32,12 +44,9 @@ RETURNS TABLE (n integer, state text) LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 BEGIN
-    -- The ids' locks, all of them in one order (two batches sharing ids
-    -- cannot deadlock on them); the next statement's snapshot is taken
-    -- after them, so it sees what an earlier holder committed.
-    PERFORM pg_advisory_xact_lock(s.h)
-       FROM (SELECT DISTINCT hashtextextended(x, 7366003) AS h
-               FROM unnest(p_alert_ids) AS x ORDER BY 1) AS s;
+    -- The next statement's snapshot is taken after the locks, so it sees
+    -- what an earlier holder committed.
+    PERFORM sluice_lock_alert_ids(p_alert_ids);
     RETURN QUERY
     WITH input AS (
         SELECT t.*, min(t.i) OVER (PARTITION BY t.alert_id) AS first
@@ -114,9 +123,7 @@ DECLARE
     -- commits, comes later.
     v_at constant timestamptz := clock_timestamp();
 BEGIN
-    PERFORM pg_advisory_xact_lock(s.h)
-       FROM (SELECT DISTINCT hashtextextended(x, 7366003) AS h
-               FROM unnest(p_alert_ids) AS x ORDER BY 1) AS s;
+    PERFORM sluice_lock_alert_ids(p_alert_ids);
     RETURN QUERY
     WITH input AS (
         SELECT t.*, min(t.i) OVER (PARTITION BY t.alert_id) AS first
