@@ -269,6 +269,22 @@ void pg_exec(const char *sql)
     PQclear(r);
 }
 
+void harness_refuse_marked_events(void)
+{
+    pg_exec("CREATE OR REPLACE FUNCTION harness_refuse() RETURNS trigger"
+            " LANGUAGE plpgsql AS $$ BEGIN"
+            " IF EXISTS (SELECT 1 FROM new_events WHERE payload ? 'refuse')"
+            " THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NULL; END $$");
+    pg_exec("CREATE TRIGGER harness_refuse AFTER INSERT ON events"
+            " REFERENCING NEW TABLE AS new_events"
+            " FOR EACH STATEMENT EXECUTE FUNCTION harness_refuse()");
+}
+
+void harness_accept_events(void)
+{
+    pg_exec("DROP TRIGGER IF EXISTS harness_refuse ON events");
+}
+
 void pg_text(const char *sql, char *out, size_t cap)
 {
     PGresult *r = pg_query(sql);

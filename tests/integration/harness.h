@@ -72,6 +72,14 @@ void harness_kill_spawned(void);
  * timeout_ms passes (returns 0). */
 int harness_wait_for(int (*cond)(void *), void *arg, long timeout_ms);
 
+/* From now on the warehouse refuses (a statement trigger on events raises
+ * "refused for the test") every COPY or INSERT holding an event whose
+ * payload has the key "refuse": such an event keeps failing, so a worker
+ * dead-letters it. harness_accept_events() drops the trigger (for
+ * teardowns: harmless if there is none). */
+void harness_refuse_marked_events(void);
+void harness_accept_events(void);
+
 /* Publishes n alerts to sluice.alerts, with confirms, as a worker would:
  * alert i of rule `rule` has id "<rule>-<i>", routing key
  * alert.<severity>.<rule>, source orders and message before + i + after.

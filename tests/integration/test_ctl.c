@@ -498,7 +498,7 @@ static void publish_event(const char *source, const char *id, const char *body,
 
 static int drop_refusal(void **state)
 {
-    pg_exec("DROP TRIGGER IF EXISTS ctl_test_refuse ON events");
+    harness_accept_events();
     return cleanup(state);
 }
 
@@ -508,13 +508,7 @@ static int drop_refusal(void **state)
 static void test_replayed_event_keeps_its_produced_time(void **state)
 {
     (void)state;
-    pg_exec("CREATE OR REPLACE FUNCTION ctl_test_refuse() RETURNS trigger"
-            " LANGUAGE plpgsql AS $$ BEGIN"
-            " IF EXISTS (SELECT 1 FROM new_events WHERE payload ? 'refuse')"
-            " THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NULL; END $$");
-    pg_exec("CREATE TRIGGER ctl_test_refuse AFTER INSERT ON events"
-            " REFERENCING NEW TABLE AS new_events"
-            " FOR EACH STATEMENT EXECUTE FUNCTION ctl_test_refuse()");
+    harness_refuse_marked_events();
     /* An hour ago, to the microsecond: neither now nor a whole second. */
     int64_t produced = ((int64_t)time(NULL) - 3600) * 1000000 + 123457;
     publish_event("orders", "kept-time-1", "{\"refuse\":true}", produced);
@@ -532,7 +526,7 @@ static void test_replayed_event_keeps_its_produced_time(void **state)
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 0);
     assert_int_equal(queue_ready("sluice.dead"), 1);
 
-    pg_exec("DROP TRIGGER ctl_test_refuse ON events");
+    harness_accept_events();
     char out[1024];
     assert_int_equal(ctl("replay-dead", out, sizeof out), 0);
     assert_non_null(strstr(out, "replayed 1 dead letters"));

@@ -166,7 +166,7 @@ static int dead_arrived(void *arg)
 /* Puts back what the dead-letter test removes, whatever became of it. */
 static int restore_dead(void **state)
 {
-    pg_exec("DROP TRIGGER IF EXISTS faults_test_refuse ON events");
+    harness_accept_events();
     harness_group_setup(state);
     return restore(state);
 }
@@ -178,13 +178,7 @@ static int restore_dead(void **state)
 static void test_event_kept_while_sluice_dead_is_missing(void **state)
 {
     (void)state;
-    pg_exec("CREATE OR REPLACE FUNCTION faults_test_refuse() RETURNS trigger"
-            " LANGUAGE plpgsql AS $$ BEGIN"
-            " IF EXISTS (SELECT 1 FROM new_events WHERE payload ? 'refuse')"
-            " THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NULL; END $$");
-    pg_exec("CREATE TRIGGER faults_test_refuse AFTER INSERT ON events"
-            " REFERENCING NEW TABLE AS new_events"
-            " FOR EACH STATEMENT EXECUTE FUNCTION faults_test_refuse()");
+    harness_refuse_marked_events();
     queue_delete("sluice.dead");
     assert_int_equal(queue_ready("sluice.dead"), -1);
     harness_amqp_publish("src.orders", "{\"refuse\":true}");
