@@ -19,7 +19,7 @@ struct deliverer {
     destination **dests;
     size_t ndests, cap;
     delivery_stats stats; /* written by the consuming thread only */
-    ledger_plans plans; /* alerts taken and not planned yet (consuming thread only) */
+    ledger_plans plans;   /* alerts taken and not planned yet (consuming thread only) */
 };
 
 deliverer *deliverer_new(const delivery_config *cfg, const strlist *urls, int heartbeat_s)

@@ -143,7 +143,7 @@ static void put_element(buf *t, const char *s)
     (void)buf_append(t, "\"", 1);
 }
 
-#define NPLAN (sizeof ((ledger_plans *)0)->arrays / sizeof *((ledger_plans *)0)->arrays)
+#define NPLAN (sizeof((ledger_plans *)0)->arrays / sizeof *((ledger_plans *)0)->arrays)
 
 int ledger_plans_add(ledger_plans *p, const alert *a, const char *channels, const char *grouped,
                      const char *group_key)
