@@ -13,7 +13,9 @@
  *    with leading zeros or other forms outside RFC 8259's grammar, and
  *    NaN, Infinity and -Infinity;
  *    it flags \u0000 (valid JSON that jsonb refuses) as EVENT_NUL_CHAR; at
- *    the nesting limit (1,000) json-c counts levels differently;
+ *    the nesting limit (1,000) json-c counts levels differently; with a
+ *    json-c whose strict mode refuses all non-ASCII text (0.18), only on
+ *    ASCII bodies (jsonc_oracle.h);
  *  - a body that is not UTF-8 is never EVENT_OK, EVENT_NOT_OBJECT or
  *    EVENT_NUL_CHAR;
  *  - event_derive_id() is stable (the same input gives the same id) and is
@@ -27,6 +29,7 @@
 
 #include "check.h"
 #include "event.h"
+#include "jsonc_oracle.h"
 
 /* json-c counts the innermost value as a level (see event.h). */
 #define DEPTH (EVENT_MAX_DEPTH + 1)
@@ -193,6 +196,10 @@ static void check_json(const uint8_t *data, size_t size)
         return;
     }
     CHECK(verdict != EVENT_BAD_UTF8, "UTF-8, yet %s", event_verdict_reason(verdict));
+    if (!jsonc_oracle_covers(data, size)) {
+        event_validator_free(v);
+        return;
+    }
     int jc = jsonc_verdict(data, size);
     /* The contract's question is "one JSON object?": invalid JSON and other
      * values are both refused (only the reason differs). */
