@@ -625,42 +625,69 @@ void harness_amqp_publish(const char *routing_key, const char *body)
         fail_msg("amqp-publish failed: %s", err);
 }
 
-void harness_publish_alerts(const char *rule, const char *severity, int n, const char *before,
-                            const char *after)
+void harness_publish_each(const char *exchange, int n,
+                          void (*make)(int i, pub_message *m, void *arg), void *arg,
+                          long timeout_ms)
 {
     char err[512];
     mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
     if (!c)
-        fail_msg("%s", err);
-    publisher *p = publisher_new(SLUICE_EXCHANGE_ALERTS, "test", 512);
-    if (publisher_attach(p, c, err, sizeof err) != 0)
-        fail_msg("%s", err);
+        fail_msg("publishing to %s: %s", exchange, err);
+    publisher *p = publisher_new(exchange, "test", 512);
+    if (!p || publisher_attach(p, c, err, sizeof err) != 0)
+        fail_msg("publishing to %s: %s", exchange, err);
     for (int i = 0; i < n; i++) {
-        char id[128], message[8192], rk[128];
-        snprintf(id, sizeof id, "%s-%d", rule, i);
-        snprintf(message, sizeof message, "%s%d%s", before, i, after);
-        snprintf(rk, sizeof rk, "alert.%s.%s", severity, rule);
-        json_object *a = json_object_new_object();
-        json_object_object_add(a, "alert_id", json_object_new_string(id));
-        json_object_object_add(a, "rule", json_object_new_string(rule));
-        json_object_object_add(a, "severity", json_object_new_string(severity));
-        json_object_object_add(a, "source", json_object_new_string("orders"));
-        json_object_object_add(a, "msg_id", json_object_new_string(id));
-        json_object_object_add(a, "message", json_object_new_string(message));
-        const char *body = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN);
-        pub_message m = {.routing_key = rk,
-                         .message_id = id,
-                         .source = "orders",
-                         .body = body,
-                         .body_len = strlen(body),
-                         .produced_at_us = 1};
+        pub_message m = {.produced_at_us = 1};
+        make(i, &m, arg);
         if (publisher_publish(p, &m, err, sizeof err) != 0)
-            fail_msg("%s", err);
-        json_object_put(a);
+            fail_msg("publishing to %s: %s", exchange, err);
     }
-    if (publisher_drain(p, 30000, err, sizeof err) != 0)
-        fail_msg("alerts not confirmed: %s", err);
+    if (publisher_drain(p, timeout_ms, err, sizeof err) != 0)
+        fail_msg("messages to %s not confirmed: %s", exchange, err);
     publisher_detach(p);
     publisher_free(p);
     mq_close(c);
+}
+
+/* harness_publish_alerts' alert i, built in the buffers of one call. */
+typedef struct alert_maker {
+    const char *rule, *severity, *before, *after;
+    char id[128], rk[128], message[8192], body[65536]; /* any message, escaped */
+} alert_maker;
+
+static void make_alert(int i, pub_message *m, void *arg)
+{
+    alert_maker *a = arg;
+    snprintf(a->id, sizeof a->id, "%s-%d", a->rule, i);
+    snprintf(a->message, sizeof a->message, "%s%d%s", a->before, i, a->after);
+    snprintf(a->rk, sizeof a->rk, "alert.%s.%s", a->severity, a->rule);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "alert_id", json_object_new_string(a->id));
+    json_object_object_add(o, "rule", json_object_new_string(a->rule));
+    json_object_object_add(o, "severity", json_object_new_string(a->severity));
+    json_object_object_add(o, "source", json_object_new_string("orders"));
+    json_object_object_add(o, "msg_id", json_object_new_string(a->id));
+    json_object_object_add(o, "message", json_object_new_string(a->message));
+    const char *json = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    if ((size_t)snprintf(a->body, sizeof a->body, "%s", json) >= sizeof a->body)
+        fail_msg("alert %s does not fit the test's buffer", a->id);
+    json_object_put(o);
+    m->routing_key = a->rk;
+    m->message_id = a->id;
+    m->source = "orders";
+    m->body = a->body;
+    m->body_len = strlen(a->body);
+}
+
+void harness_publish_alerts(const char *rule, const char *severity, int n, const char *before,
+                            const char *after)
+{
+    alert_maker *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    a->rule = rule;
+    a->severity = severity;
+    a->before = before;
+    a->after = after;
+    harness_publish_each(SLUICE_EXCHANGE_ALERTS, n, make_alert, a, 30000);
+    free(a);
 }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "publisher.h"
+
 /* The AMQP URL and PostgreSQL DSN of the stack under test. */
 const char *harness_amqp_url(void);
 const char *harness_pg_dsn(void);
@@ -79,6 +81,14 @@ int harness_wait_for(int (*cond)(void *), void *arg, long timeout_ms);
  * teardowns: harmless if there is none). */
 void harness_refuse_marked_events(void);
 void harness_accept_events(void);
+
+/* Publishes n messages to `exchange` with confirms, as sluice's producer
+ * and workers do (a window of 512 unconfirmed): make(i, &m, arg) fills
+ * the i-th, whose strings must last until make is called again. Fails the test
+ * unless every message is confirmed within `timeout_ms`. */
+void harness_publish_each(const char *exchange, int n,
+                          void (*make)(int i, pub_message *m, void *arg), void *arg,
+                          long timeout_ms);
 
 /* Publishes n alerts to sluice.alerts, with confirms, as a worker would:
  * alert i of rule `rule` has id "<rule>-<i>", routing key

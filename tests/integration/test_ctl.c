@@ -24,7 +24,6 @@
 
 #include "deadletter.h"
 #include "harness.h"
-#include "mq.h"
 #include "publisher.h"
 
 #define TIMEOUT_MS 120000
@@ -100,35 +99,31 @@ static void dead_close(dead_writer *w)
     strlist_free(&w->urls);
 }
 
+/* Dead letter i of dead_put_many, in the buffers of one call. */
+typedef struct dead_maker {
+    const char *prefix;
+    char id[32], body[64];
+} dead_maker;
+
+static void make_dead(int i, pub_message *m, void *arg)
+{
+    dead_maker *d = arg;
+    snprintf(d->id, sizeof d->id, "%s-%d", d->prefix, i);
+    snprintf(d->body, sizeof d->body, "{\"n\":%d}", i);
+    m->routing_key = "src.orders";
+    m->message_id = d->id;
+    m->source = "orders";
+    m->body = d->body;
+    m->body_len = strlen(d->body);
+}
+
 /* Many dead letters of orders at once, with a window of confirms (one
  * round trip each would take most of the test's time): routing key
  * src.orders, ids <prefix>-<i>, bodies {"n":i}, no reason header. */
 static void dead_put_many(const char *prefix, int n)
 {
-    char err[512];
-    mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
-    publisher *p = publisher_new("sluice.dlx", "test_ctl", 512);
-    assert_non_null(p);
-    if (!c || publisher_attach(p, c, err, sizeof err) != 0)
-        fail_msg("publishing dead letters: %s", err);
-    for (int i = 0; i < n; i++) {
-        char id[32], body[64];
-        snprintf(id, sizeof id, "%s-%d", prefix, i);
-        snprintf(body, sizeof body, "{\"n\":%d}", i);
-        pub_message m = {.routing_key = "src.orders",
-                         .message_id = id,
-                         .source = "orders",
-                         .body = body,
-                         .body_len = strlen(body),
-                         .produced_at_us = 1};
-        if (publisher_publish(p, &m, err, sizeof err) != 0)
-            fail_msg("publishing dead letters: %s", err);
-    }
-    if (publisher_drain(p, 60000, err, sizeof err) != 0)
-        fail_msg("dead letters not confirmed: %s", err);
-    publisher_detach(p);
-    publisher_free(p);
-    mq_close(c);
+    dead_maker d = {.prefix = prefix};
+    harness_publish_each("sluice.dlx", n, make_dead, &d, 60000);
     assert_int_equal(queue_ready("sluice.dead"), n);
 }
 
@@ -470,30 +465,27 @@ static void test_status_reports_every_part(void **state)
     assert_non_null(strstr(out, "alerts: failed 1, sent 2"));
 }
 
+/* publish_event's one event. */
+static void make_event(int i, pub_message *m, void *arg)
+{
+    (void)i;
+    *m = *(const pub_message *)arg;
+}
+
 /* Publishes one event to sluice.ingest as sluice's producer does, with
  * x-produced-at-us (and the timestamp) saying `produced_at_us`. */
 static void publish_event(const char *source, const char *id, const char *body,
                           int64_t produced_at_us)
 {
-    char err[512], rk[80];
+    char rk[80];
     snprintf(rk, sizeof rk, "src.%s", source);
-    mq_conn *c = mq_connect(harness_amqp_url(), 0, 5000, err, sizeof err);
-    publisher *p = publisher_new("sluice.ingest", "test_ctl", 4);
-    assert_non_null(p);
-    if (!c || publisher_attach(p, c, err, sizeof err) != 0)
-        fail_msg("publishing an event: %s", err);
     pub_message m = {.routing_key = rk,
                      .message_id = id,
                      .source = source,
                      .body = body,
                      .body_len = strlen(body),
                      .produced_at_us = produced_at_us};
-    if (publisher_publish(p, &m, err, sizeof err) != 0 ||
-        publisher_drain(p, 60000, err, sizeof err) != 0)
-        fail_msg("publishing an event: %s", err);
-    publisher_detach(p);
-    publisher_free(p);
-    mq_close(c);
+    harness_publish_each("sluice.ingest", 1, make_event, &m, 60000);
 }
 
 static int drop_refusal(void **state)
