@@ -23,6 +23,7 @@
 #include <json-c/json.h>
 
 #include "event.h"
+#include "fakehttp.h"
 #include "mq.h"
 #include "publisher.h"
 
@@ -206,6 +207,19 @@ int harness_run_peak_rss(const char *const argv[], char *err, size_t cap, long t
     int rc = run_usage(argv, err, cap, timeout_ms, &ru);
     *peak_kb = ru.ru_maxrss;
     return rc;
+}
+
+void harness_drain(const char *const extra[])
+{
+    const char *argv[16] = {harness_bin("sluice-worker"), "--idle-exit-ms", "1500",
+                            "--metrics-port", "0"};
+    size_t n = 5;
+    for (size_t i = 0; extra && extra[i] && n + 1 < sizeof argv / sizeof *argv; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    static char err[16384];
+    if (harness_run(argv, err, sizeof err, 5 * 60 * 1000) != 0)
+        fail_msg("worker failed: %s", err);
 }
 
 pid_t harness_spawn(const char *const argv[], const char *log_path)
@@ -473,6 +487,16 @@ typedef struct sink {
     size_t cap, len;
 } sink;
 
+void assert_dead_letter(const char *body, const char *reason)
+{
+    char got[4096], why[1024];
+    if (!queue_get("sluice.dead", got, sizeof got, "x-sluice-reason", why, sizeof why))
+        fail_msg("sluice.dead is empty, expected %s", body);
+    assert_string_equal(got, body);
+    if (!strstr(why, reason))
+        fail_msg("dead letter's reason '%s' does not say '%s'", why, reason);
+}
+
 static size_t collect(char *data, size_t size, size_t n, void *arg)
 {
     sink *s = arg;
@@ -528,18 +552,101 @@ int harness_worker_pid(const char *log_path, int worker)
 const char *const harness_sources[HARNESS_SOURCES] = {"profiles", "clickstream", "orders",
                                                       "sensors"};
 
+/* The options of the running group, and what its setup made. */
+static harness_options group;
+static fake_http *group_http;
+static char group_workdir[64];
+static char group_log[128];
+
+int harness_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
+                      const harness_options *options)
+{
+    if (options)
+        group = *options;
+    return _cmocka_run_group_tests(name, tests, n, harness_group_setup, harness_group_teardown);
+}
+
+/* The one-time part of the group setup: what the options ask for. */
+static int prepare_group(void)
+{
+    if (group.needs_mgmt && !getenv("SLUICE_MGMT_URL")) {
+        print_error("SLUICE_MGMT_URL is unset: eval \"$(scripts/stack.sh env)\" first\n");
+        return -1;
+    }
+    if (group.workdir && !*group_workdir) {
+        snprintf(group_workdir, sizeof group_workdir, "/tmp/sluice-test-XXXXXX");
+        if (!mkdtemp(group_workdir)) {
+            print_error("mkdtemp: %s\n", strerror(errno));
+            *group_workdir = '\0';
+            return -1;
+        }
+    }
+    if (group.telegram_token && !group_http) {
+        group_http = fake_http_start(harness_port(6));
+        setenv("SLUICE_TELEGRAM_TOKEN", group.telegram_token, 1);
+    }
+    if (!*group_log)
+        snprintf(group_log, sizeof group_log, "/tmp/sluice-test-%s-%d.log",
+                 group.log_name ? group.log_name : "run", (int)getpid());
+    return 0;
+}
+
 int harness_group_setup(void **state)
 {
     (void)state;
-    /* The demo's typed tables, declared as a deployment would. */
-    const char *argv[] = {harness_bin("sluice-setup"), "--projections",
-                          SLUICE_SOURCE_DIR "/config/projections.conf", NULL};
+    if (prepare_group() != 0)
+        return -1;
+    /* By default the demo's typed tables, declared as a deployment would. */
+    static const char *const projections[] = {"--projections",
+                                              SLUICE_SOURCE_DIR "/config/projections.conf", NULL};
+    const char *const *args = group.setup_args ? group.setup_args : projections;
+    const char *argv[16] = {harness_bin("sluice-setup")};
+    for (size_t i = 0; args[i] && i + 2 < sizeof argv / sizeof *argv; i++)
+        argv[i + 1] = args[i];
     char err[8192];
     if (harness_run(argv, err, sizeof err, 60000) != 0) {
         print_error("sluice-setup failed: %s\n", err);
         return -1;
     }
+    static int readied;
+    if (group.ready && !readied) {
+        readied = 1;
+        return group.ready();
+    }
     return 0;
+}
+
+int harness_group_teardown(void **state)
+{
+    (void)state;
+    int rc = 0;
+    if (group_http) {
+        fake_http_stop(group_http);
+        group_http = NULL;
+    }
+    if (*group_workdir) {
+        /* The logs are in the failure messages; the folder itself goes. */
+        const char *argv[] = {"rm", "-rf", group_workdir, NULL};
+        rc = harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
+        *group_workdir = '\0';
+    }
+    unlink(group_log);
+    return rc;
+}
+
+fake_http *harness_fake_http(void)
+{
+    return group_http;
+}
+
+const char *harness_workdir(void)
+{
+    return group_workdir;
+}
+
+const char *harness_log_path(void)
+{
+    return group_log;
 }
 
 void harness_reset(void)
@@ -550,9 +657,71 @@ void harness_reset(void)
     pg_exec("DO $$ DECLARE t text; BEGIN"
             " FOR t IN SELECT name FROM projections WHERE to_regclass(name) IS NOT NULL LOOP"
             " EXECUTE format('TRUNCATE %I', t); END LOOP; END $$");
-    queues_purge(harness_sources, HARNESS_SOURCES);
+    if (group.sources)
+        queues_purge(group.sources, group.nsources);
+    else
+        queues_purge(harness_sources, HARNESS_SOURCES);
     static const char *const unrouted[] = {"unrouted"};
     queues_purge(unrouted, 1);
+    if (group.telegram_token)
+        group.empties |= HARNESS_EMPTY_ALERTS | HARNESS_EMPTY_NOTIFIER | HARNESS_EMPTY_DEAD;
+    if (group.empties & HARNESS_EMPTY_ALERTS)
+        pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows, alert_messages, alert_groups");
+    if (group.empties & HARNESS_EMPTY_NOTIFIER)
+        queue_purge("sluice.q.notifier");
+    if (group.empties & HARNESS_EMPTY_DEAD)
+        queue_purge("sluice.dead");
+    if (group_http)
+        fake_http_reset(group_http);
+    if (*group_log)
+        unlink(group_log);
+}
+
+int harness_test_setup(void **state)
+{
+    (void)state;
+    harness_reset();
+    return 0;
+}
+
+int harness_test_teardown(void **state)
+{
+    (void)state;
+    harness_kill_spawned();
+    return 0;
+}
+
+void harness_write_file(const char *path, const char *text)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        fail_msg("cannot write %s: %s", tmp, strerror(errno));
+    fputs(text, f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        fail_msg("cannot write %s: %s", path, strerror(errno));
+}
+
+typedef struct sql_query {
+    const char *sql;
+    long long want;
+} sql_query;
+
+static int sql_reached(void *arg)
+{
+    const sql_query *q = arg;
+    return pg_scalar(q->sql) >= q->want;
+}
+
+void harness_wait_sql(const char *sql, long long want, long timeout_ms, const char *log_path)
+{
+    sql_query q = {sql, want};
+    if (!harness_wait_for(sql_reached, &q, timeout_ms)) {
+        char *text = log_path ? harness_slurp(log_path) : NULL;
+        fail_msg("timed out: %s stayed below %lld (now %lld)%s%s", sql, want, pg_scalar(sql),
+                 text ? "; log:\n" : "", text ? text : "");
+    }
 }
 
 long harness_backlog(void)

@@ -22,13 +22,86 @@ const char *harness_pg_dsn(void);
 #define HARNESS_SOURCES 4
 extern const char *const harness_sources[HARNESS_SOURCES];
 
-/* A cmocka group setup: runs sluice-setup (topology and migrations). */
+/* What a group of tests needs beyond the defaults; zero fields take them. */
+typedef struct harness_options {
+    /* sluice-setup's arguments (NULL-terminated); NULL: the demo's
+     * projections (--projections config/projections.conf). */
+    const char *const *setup_args;
+    /* The sources whose queues harness_reset() empties; NULL: the demo's
+     * harness_sources. */
+    const char *const *sources;
+    size_t nsources;
+    /* What else harness_reset() empties (HARNESS_EMPTY_* bits). */
+    unsigned empties;
+    /* The notifier's tests: starts fakehttp's server on harness_port(6)
+     * for the group (harness_fake_http(), the fake Telegram API), gives
+     * notifiers this token, and has harness_reset() empty the alert tables,
+     * sluice.q.notifier and sluice.dead. */
+    const char *telegram_token;
+    /* Fails the group setup, with advice, unless SLUICE_MGMT_URL is set. */
+    int needs_mgmt;
+    /* Gives the group a fresh directory (harness_workdir()), removed with
+     * its contents by the group teardown. */
+    int workdir;
+    /* Names the group's log (harness_log_path()): /tmp/sluice-test-<name>-<pid>.log. */
+    const char *log_name;
+    /* Called once, after the group's first sluice-setup, for what else the
+     * group needs (a rules file); nonzero fails the group. */
+    int (*ready)(void);
+} harness_options;
+
+#define HARNESS_EMPTY_ALERTS 1u   /* the alert tables */
+#define HARNESS_EMPTY_NOTIFIER 2u /* sluice.q.notifier */
+#define HARNESS_EMPTY_DEAD 4u     /* sluice.dead */
+
+struct CMUnitTest;
+
+/* Runs a cmocka group of tests with harness_group_setup and
+ * harness_group_teardown under options (NULL: the defaults); returns
+ * cmocka's result. Use through harness_run_tests(tests, options). */
+int harness_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
+                      const harness_options *options);
+#define harness_run_tests(tests, options)                                                          \
+    harness_run_group(#tests, tests, sizeof(tests) / sizeof((tests)[0]), options)
+
+/* A cmocka group setup: runs sluice-setup (topology and migrations) with the
+ * group's arguments, and, the first time, prepares what the options ask
+ * for. Tests that broke the topology call it again to restore it. */
 int harness_group_setup(void **state);
 
+/* A cmocka group teardown: stops the fake HTTP server and removes the
+ * workdir, if the options made them. */
+int harness_group_teardown(void **state);
+
 /* Starts a test from scratch: kills what an earlier failed test left
- * running, empties the warehouse's tables, the source queues and
- * sluice.q.unrouted. */
+ * running, empties the warehouse's tables, the group's source queues,
+ * sluice.q.unrouted, whatever the options' empties name, the fake HTTP
+ * server's record and the group's log. */
 void harness_reset(void);
+
+/* harness_reset and harness_kill_spawned as cmocka setup and teardown of
+ * one test. */
+int harness_test_setup(void **state);
+int harness_test_teardown(void **state);
+
+/* A cmocka test with those two around it. */
+#define harness_unit_test(f)                                                                       \
+    cmocka_unit_test_setup_teardown(f, harness_test_setup, harness_test_teardown)
+
+/* The group's fake HTTP server, workdir and log path (see harness_options). */
+struct fake_http *harness_fake_http(void);
+const char *harness_workdir(void);
+const char *harness_log_path(void);
+
+/* Writes text to path, aside first and renamed, as an editor or a
+ * deployment would, so a process watching the file never reads half of it.
+ * Fails the test on error. */
+void harness_write_file(const char *path, const char *text);
+
+/* Waits up to timeout_ms until the integer query sql returns at least want;
+ * fails the test otherwise, showing the value and the file at log_path (may
+ * be NULL). */
+void harness_wait_sql(const char *sql, long long want, long timeout_ms, const char *log_path);
 
 /* Ready messages over all source queues. */
 long harness_backlog(void);
@@ -56,6 +129,11 @@ int harness_run(const char *const argv[], char *err, size_t cap, long timeout_ms
  * sluice-worker, its largest worker process. */
 int harness_run_peak_rss(const char *const argv[], char *err, size_t cap, long timeout_ms,
                          long *peak_kb);
+
+/* Runs sluice-worker until it has been idle 1.5 s (--idle-exit-ms 1500,
+ * --metrics-port 0, then the NULL-terminated extra arguments; extra may be
+ * NULL); fails the test, with its stderr, unless it exits 0. */
+void harness_drain(const char *const extra[]);
 
 /* Starts argv in the background with stdout and stderr appended to
  * log_path. Returns its pid. */
@@ -142,6 +220,10 @@ void warehouse_truncate(void);
  * `header` (empty if absent) filled, 0 if the queue is empty. */
 int queue_get(const char *queue, char *body, size_t body_cap, const char *header, char *value,
               size_t value_cap);
+
+/* Takes the next message from sluice.dead; fails the test unless there is
+ * one, its body is `body` and its x-sluice-reason holds `reason`. */
+void assert_dead_letter(const char *body, const char *reason);
 
 /* GET of a URL on loopback; returns the HTTP status (0 if it could not
  * connect) with the body in out (cut to cap). */

@@ -26,38 +26,6 @@ static const char *const sources[] = {"h_array",   "h_wrapped", "h_ndjson", "h_f
 #define NSOURCES (sizeof sources / sizeof *sources)
 #define SOURCE_LIST "h_array,h_wrapped,h_ndjson,h_flaky,h_auth,h_missing,h_slow,f_log,s_pipe"
 
-static char workdir[] = "/tmp/sluice-adapters-XXXXXX";
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    if (!mkdtemp(workdir))
-        return -1;
-    const char *argv[] = {harness_bin("sluice-setup"), "--sources", SOURCE_LIST, NULL};
-    char err[8192];
-    if (harness_run(argv, err, sizeof err, 60000) != 0) {
-        print_error("sluice-setup failed: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int reset(void **state)
-{
-    (void)state;
-    warehouse_truncate();
-    queues_purge(sources, NSOURCES);
-    return 0;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
 static void append_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "a");
@@ -66,86 +34,26 @@ static void append_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-/* Background processes of the running test, so a failed test does not
- * leave a worker or producer behind to disturb the next ones. */
-static pid_t spawned[8];
-static size_t nspawned;
-
-static pid_t spawn(const char *const argv[], const char *log)
-{
-    pid_t pid = harness_spawn(argv, log);
-    if (nspawned < sizeof spawned / sizeof *spawned)
-        spawned[nspawned++] = pid;
-    return pid;
-}
-
-/* harness_wait() and forgets the pid. */
-static int reap(pid_t pid, long timeout_ms)
-{
-    for (size_t i = 0; i < nspawned; i++) {
-        if (spawned[i] == pid)
-            spawned[i] = spawned[--nspawned];
-    }
-    return harness_wait(pid, timeout_ms);
-}
-
-static int kill_leftovers(void **state)
-{
-    (void)state;
-    while (nspawned > 0) {
-        pid_t pid = spawned[--nspawned];
-        kill(pid, SIGKILL);
-        harness_wait(pid, TIMEOUT_MS);
-    }
-    return 0;
-}
-
 static pid_t start_worker(const char *log)
 {
     const char *argv[] = {harness_bin("sluice-worker"), "--sources", SOURCE_LIST,
                           "--flush-interval-ms",        "20",        NULL};
-    return spawn(argv, log);
+    return harness_spawn(argv, log);
 }
 
 static void stop(pid_t pid, int expected_rc, const char *log)
 {
     kill(pid, SIGTERM);
-    int rc = reap(pid, TIMEOUT_MS);
+    int rc = harness_wait(pid, TIMEOUT_MS);
     if (rc != expected_rc) {
         char *text = harness_slurp(log);
         fail_msg("exit %d, expected %d; log:\n%s", rc, expected_rc, text ? text : "");
     }
 }
 
-typedef struct count_query {
-    const char *sql;
-    long long want;
-} count_query;
-
-static int count_reached(void *arg)
-{
-    count_query *q = arg;
-    return pg_scalar(q->sql) >= q->want;
-}
-
-static void wait_count(const char *sql, long long want, const char *log)
-{
-    count_query q = {sql, want};
-    if (!harness_wait_for(count_reached, &q, TIMEOUT_MS)) {
-        char *text = harness_slurp(log);
-        fail_msg("%s stayed at %lld, waited for %lld; log:\n%s", sql, pg_scalar(sql), want,
-                 text ? text : "");
-    }
-}
-
-static void wait_log(const char *log, const char *text, int times)
-{
-    harness_wait_log(log, text, times, TIMEOUT_MS);
-}
-
 static void new_log(char *path, size_t cap, const char *name)
 {
-    snprintf(path, cap, "%s/%s.log", workdir, name);
+    snprintf(path, cap, "%s/%s.log", harness_workdir(), name);
     unlink(path);
 }
 
@@ -240,7 +148,7 @@ static void write_http_config(const char *path, int port)
              "[source h_slow]\nadapter = http\nurl = http://127.0.0.1:%d/slow\n"
              "interval_ms = 100\ntimeout_ms = 2500\nretry_base_ms = 50\n",
              port, port, port, port, port, port, port);
-    write_file(path, text);
+    harness_write_file(path, text);
 }
 
 static long long source_count(const char *source)
@@ -260,21 +168,22 @@ static void test_http_sources(void **state)
     assert_non_null(server);
     fake_http_route(server, route, NULL);
     char config[512], log[512];
-    snprintf(config, sizeof config, "%s/http.conf", workdir);
+    snprintf(config, sizeof config, "%s/http.conf", harness_workdir());
     new_log(log, sizeof log, "http");
     write_http_config(config, fake_http_port(server));
     setenv("SLUICE_TEST_API_TOKEN", "s3cret-token", 1);
 
     pid_t worker = start_worker(log);
     const char *argv[] = {harness_bin("sluice-producer"), "--config", config, NULL};
-    pid_t producer = spawn(argv, log);
+    pid_t producer = harness_spawn(argv, log);
 
     /* The others are stored while h_slow's first request still hangs (it
      * times out after 2.5 s, then is retried). */
-    wait_count("SELECT count(*) FROM events WHERE source LIKE 'h\\_%'", 2 + 3 + 2 + 1 + 1, log);
+    harness_wait_sql("SELECT count(*) FROM events WHERE source LIKE 'h\\_%'", 2 + 3 + 2 + 1 + 1,
+                     TIMEOUT_MS, log);
     assert_int_equal(fake_http_hits(server, "/slow"), 1);
     assert_int_equal(source_count("h_slow"), 0);
-    wait_count("SELECT count(*) FROM events WHERE source = 'h_slow'", 1, log);
+    harness_wait_sql("SELECT count(*) FROM events WHERE source = 'h_slow'", 1, TIMEOUT_MS, log);
     /* Several polls each, answered 304 once the validators are known. */
     hits_query want[] = {{"/array", 3}, {"/wrapped", 3}, {"/ndjson", 3}, {"/flaky", 4}};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
@@ -333,22 +242,22 @@ static void test_http_config_errors(void **state)
 {
     (void)state;
     char config[512], err[4096];
-    snprintf(config, sizeof config, "%s/bad-http.conf", workdir);
-    write_file(config, "[source h_auth]\nadapter = http\nurl = http://127.0.0.1:1/\n"
-                       "header = Authorization: Bearer ${SLUICE_TEST_UNSET_VARIABLE}\n");
+    snprintf(config, sizeof config, "%s/bad-http.conf", harness_workdir());
+    harness_write_file(config, "[source h_auth]\nadapter = http\nurl = http://127.0.0.1:1/\n"
+                               "header = Authorization: Bearer ${SLUICE_TEST_UNSET_VARIABLE}\n");
     unsetenv("SLUICE_TEST_UNSET_VARIABLE");
     const char *argv[] = {harness_bin("sluice-producer"), "--config", config, NULL};
     assert_int_equal(harness_run(argv, err, sizeof err, TIMEOUT_MS), 2);
     assert_non_null(strstr(err, "bad-http.conf:4: source h_auth: header needs environment "
                                 "variable SLUICE_TEST_UNSET_VARIABLE"));
 
-    write_file(config, "[source h_auth]\nadapter = http\nurl = http://127.0.0.1:1/\n"
-                       "intervall_ms = 5\n");
+    harness_write_file(config, "[source h_auth]\nadapter = http\nurl = http://127.0.0.1:1/\n"
+                               "intervall_ms = 5\n");
     assert_int_equal(harness_run(argv, err, sizeof err, TIMEOUT_MS), 2);
     assert_non_null(strstr(err, "bad-http.conf:4: source h_auth: adapter http has no setting "
                                 "'intervall_ms'"));
 
-    write_file(config, "[source h_auth]\nadapter = htp\n");
+    harness_write_file(config, "[source h_auth]\nadapter = htp\n");
     assert_int_equal(harness_run(argv, err, sizeof err, TIMEOUT_MS), 2);
     assert_non_null(strstr(err, "bad-http.conf:2: source h_auth: unknown adapter 'htp'"));
 }
@@ -359,8 +268,8 @@ static void test_stdin_source(void **state)
 {
     (void)state;
     char input[512], config[512], log[512], cmd[4096];
-    snprintf(input, sizeof input, "%s/input.ndjson", workdir);
-    snprintf(config, sizeof config, "%s/stdin.conf", workdir);
+    snprintf(input, sizeof input, "%s/input.ndjson", harness_workdir());
+    snprintf(config, sizeof config, "%s/stdin.conf", harness_workdir());
     new_log(log, sizeof log, "stdin");
     FILE *f = fopen(input, "w");
     assert_non_null(f);
@@ -373,7 +282,7 @@ static void test_stdin_source(void **state)
     }
     fputs("{\"seq\":3000,\"from\":\"pipe\",\"last\":\"no newline\"}", f);
     assert_int_equal(fclose(f), 0);
-    write_file(config, "[source s_pipe]\nadapter = stdin\n");
+    harness_write_file(config, "[source s_pipe]\nadapter = stdin\n");
     snprintf(cmd, sizeof cmd, "exec %s --config %s --progress-interval-ms 0 < %s",
              harness_bin("sluice-producer"), config, input);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
@@ -404,8 +313,8 @@ static void test_stdin_source(void **state)
     /* A source without a queue is named at start; its messages go to
      * sluice.q.unrouted through the alternate exchange, so they are
      * confirmed, not returned (test_edges follows them into the warehouse). */
-    write_file(config, "[source s_nowhere]\nadapter = stdin\n");
-    write_file(input, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
+    harness_write_file(config, "[source s_nowhere]\nadapter = stdin\n");
+    harness_write_file(input, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
     assert_int_equal(harness_run(argv, err, sizeof err, TIMEOUT_MS), 0);
     assert_non_null(strstr(err, "sources without a queue: s_nowhere (their events go to "
                                 "sluice.q.unrouted"));
@@ -434,17 +343,17 @@ static void write_file_config(const char *config, const char *path, const char *
              "progress_interval_ms = 0\ncheckpoint_interval_ms = 100\n"
              "[source f_log]\nadapter = file\npath = %s\ncheckpoint = %s\npoll_ms = 50\n",
              path, checkpoint);
-    write_file(config, text);
+    harness_write_file(config, text);
 }
 
 static void test_file_follow_rotate_truncate(void **state)
 {
     (void)state;
     char path[512], rotated[512], config[512], checkpoint[512], log[512];
-    snprintf(path, sizeof path, "%s/app.ndjson", workdir);
-    snprintf(rotated, sizeof rotated, "%s/app.ndjson.1", workdir);
-    snprintf(config, sizeof config, "%s/file.conf", workdir);
-    snprintf(checkpoint, sizeof checkpoint, "%s/f_log.offset", workdir);
+    snprintf(path, sizeof path, "%s/app.ndjson", harness_workdir());
+    snprintf(rotated, sizeof rotated, "%s/app.ndjson.1", harness_workdir());
+    snprintf(config, sizeof config, "%s/file.conf", harness_workdir());
+    snprintf(checkpoint, sizeof checkpoint, "%s/f_log.offset", harness_workdir());
     new_log(log, sizeof log, "file");
     unlink(path);
     unlink(rotated);
@@ -454,39 +363,39 @@ static void test_file_follow_rotate_truncate(void **state)
     /* The file does not exist yet: the producer waits for it. */
     pid_t worker = start_worker(log);
     const char *argv[] = {harness_bin("sluice-producer"), "--config", config, NULL};
-    pid_t producer = spawn(argv, log);
-    wait_log(log, "following file source=f_log", 1);
+    pid_t producer = harness_spawn(argv, log);
+    harness_wait_log(log, "following file source=f_log", 1, TIMEOUT_MS);
     append_seq(path, 0, 100, "first");
-    wait_count(FILE_COUNT, 100, log);
+    harness_wait_sql(FILE_COUNT, 100, TIMEOUT_MS, log);
 
     /* Appends, one line written in two pieces, and a line that is not an
      * object in between. */
     append_seq(path, 100, 150, "append");
     append_file(path, "{\"seq\":150,");
-    wait_count(FILE_COUNT, 150, log);
+    harness_wait_sql(FILE_COUNT, 150, TIMEOUT_MS, log);
     append_file(path, "\"stage\":\"split\"}\n[1,2,3]\n");
     append_seq(path, 151, 200, "append");
-    wait_count(FILE_COUNT, 200, log);
+    harness_wait_sql(FILE_COUNT, 200, TIMEOUT_MS, log);
 
     /* Rotation: lines written just before the rename are read from the old
      * file before the new one is followed. */
     append_seq(path, 200, 250, "before-rotation");
     assert_int_equal(rename(path, rotated), 0);
     append_seq(path, 250, 300, "after-rotation");
-    wait_count(FILE_COUNT, 300, log);
-    wait_log(log, "file rotated source=f_log", 1);
+    harness_wait_sql(FILE_COUNT, 300, TIMEOUT_MS, log);
+    harness_wait_log(log, "file rotated source=f_log", 1, TIMEOUT_MS);
 
     /* Truncation in place: the file is followed from its start again. */
     int fd = open(path, O_WRONLY | O_TRUNC);
     assert_true(fd >= 0);
     close(fd);
-    wait_log(log, "file truncated source=f_log", 1);
+    harness_wait_log(log, "file truncated source=f_log", 1, TIMEOUT_MS);
     append_seq(path, 300, 340, "after-truncation");
-    wait_count(FILE_COUNT, 340, log);
+    harness_wait_sql(FILE_COUNT, 340, TIMEOUT_MS, log);
     /* A bad last line: reported once, and covered by the checkpoint, so
      * the restart below does not report it again. */
     append_file(path, "{\"seq\": oops}\n");
-    wait_log(log, "reason=invalid_json", 1);
+    harness_wait_log(log, "reason=invalid_json", 1, TIMEOUT_MS);
 
     stop(producer, 0, log);
     stop(worker, 0, log);
@@ -514,7 +423,7 @@ static void test_file_follow_rotate_truncate(void **state)
     if (!found)
         fail_msg("checkpoint does not end with '%s' (inode, size of %s)", expect, path);
     queues_purge(sources, NSOURCES);
-    producer = spawn(argv, log);
+    producer = harness_spawn(argv, log);
     append_seq(path, 340, 345, "after-restart");
     long five = 5;
     assert_true(harness_wait_for(queue_reached, &five, TIMEOUT_MS));
@@ -529,9 +438,9 @@ static void test_file_sigkill_restart(void **state)
 {
     (void)state;
     char path[512], config[512], checkpoint[512], log[512];
-    snprintf(path, sizeof path, "%s/kill.ndjson", workdir);
-    snprintf(config, sizeof config, "%s/kill.conf", workdir);
-    snprintf(checkpoint, sizeof checkpoint, "%s/kill.offset", workdir);
+    snprintf(path, sizeof path, "%s/kill.ndjson", harness_workdir());
+    snprintf(config, sizeof config, "%s/kill.conf", harness_workdir());
+    snprintf(checkpoint, sizeof checkpoint, "%s/kill.offset", harness_workdir());
     new_log(log, sizeof log, "kill");
     unlink(path);
     unlink(checkpoint);
@@ -541,17 +450,17 @@ static void test_file_sigkill_restart(void **state)
     pid_t worker = start_worker(log);
     const char *argv[] = {
         harness_bin("sluice-producer"), "--config", config, "--rate", "4000", NULL};
-    pid_t producer = spawn(argv, log);
-    wait_count(FILE_COUNT, 3000, log);
+    pid_t producer = harness_spawn(argv, log);
+    harness_wait_sql(FILE_COUNT, 3000, TIMEOUT_MS, log);
     kill(producer, SIGKILL);
-    assert_int_equal(reap(producer, TIMEOUT_MS), -1);
+    assert_int_equal(harness_wait(producer, TIMEOUT_MS), -1);
     long long before = pg_scalar(FILE_COUNT);
     assert_true(before < 20000);
     append_seq(path, 20000, 21000, "while-down");
 
     const char *again[] = {harness_bin("sluice-producer"), "--config", config, NULL};
-    producer = spawn(again, log);
-    wait_count(FILE_COUNT, 21000, log);
+    producer = harness_spawn(again, log);
+    harness_wait_sql(FILE_COUNT, 21000, TIMEOUT_MS, log);
     stop(producer, 0, log);
     stop(worker, 0, log);
     assert_int_equal(pg_scalar(FILE_COUNT), 21000);
@@ -566,22 +475,20 @@ static void test_file_sigkill_restart(void **state)
                      20999);
 }
 
-/* The logs are in the failure messages; the folder itself goes. */
-static int remove_workdir(void **state)
-{
-    (void)state;
-    const char *argv[] = {"rm", "-rf", workdir, NULL};
-    return harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_http_sources, reset, kill_leftovers),
-        cmocka_unit_test_setup_teardown(test_http_config_errors, reset, kill_leftovers),
-        cmocka_unit_test_setup_teardown(test_stdin_source, reset, kill_leftovers),
-        cmocka_unit_test_setup_teardown(test_file_follow_rotate_truncate, reset, kill_leftovers),
-        cmocka_unit_test_setup_teardown(test_file_sigkill_restart, reset, kill_leftovers),
+        harness_unit_test(test_http_sources),
+        harness_unit_test(test_http_config_errors),
+        harness_unit_test(test_stdin_source),
+        harness_unit_test(test_file_follow_rotate_truncate),
+        harness_unit_test(test_file_sigkill_restart),
     };
-    return cmocka_run_group_tests(tests, setup_stack, remove_workdir);
+    const harness_options options = {
+        .setup_args = (const char *const[]){"--sources", SOURCE_LIST, NULL},
+        .sources = sources,
+        .nsources = NSOURCES,
+        .workdir = 1,
+    };
+    return harness_run_tests(tests, &options);
 }

@@ -20,8 +20,7 @@
 
 #define TIMEOUT_MS 120000
 
-static const char *const sources[] = {"profiles", "clickstream", "orders", "sensors"};
-static char rules_path[256], log_path[256];
+static char rules_path[256];
 
 static const char rules_json[] =
     "{\"rules\": [{\"name\": \"big_spend\", \"sources\": [\"orders\"],\n"
@@ -31,41 +30,10 @@ static const char rules_json[] =
     "  \"message\": \"{customer.name} spent {total} on {order_id}\",\n"
     "  \"dedup\": {\"key\": \"{customer.id}\", \"window_s\": 3600}}]}\n";
 
-static void write_file(const char *path, const char *text)
+static int write_rules(void)
 {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
-    if (harness_run(argv, NULL, 0, 60000) != 0)
-        return -1;
     snprintf(rules_path, sizeof rules_path, "/tmp/sluice-test-rules-%d.json", (int)getpid());
-    snprintf(log_path, sizeof log_path, "/tmp/sluice-test-alerts-%d.log", (int)getpid());
-    write_file(rules_path, rules_json);
-    return 0;
-}
-
-static int reset(void **state)
-{
-    (void)state;
-    warehouse_truncate();
-    queues_purge(sources, 4);
-    pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows");
-    queue_purge("sluice.q.notifier");
-    unlink(log_path);
-    return 0;
-}
-
-static int cleanup(void **state)
-{
-    (void)state;
-    harness_kill_spawned();
+    harness_write_file(rules_path, rules_json);
     return 0;
 }
 
@@ -81,24 +49,15 @@ static void publish_order(const char *id, const char *customer, const char *name
 
 static void run_worker_until_idle(void)
 {
-    const char *argv[] = {harness_bin("sluice-worker"),
-                          "--rules",
-                          rules_path,
-                          "--idle-exit-ms",
-                          "1500",
-                          "--metrics-port",
-                          "0",
-                          NULL};
-    char err[16384];
-    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
-        fail_msg("worker failed: %s", err);
+    const char *const rules[] = {"--rules", rules_path, NULL};
+    harness_drain(rules);
     assert_int_equal(queue_ready("sluice.q.orders"), 0);
 }
 
 static int log_has_two_alerts(void *arg)
 {
     (void)arg;
-    char *log = harness_slurp(log_path);
+    char *log = harness_slurp(harness_log_path());
     int n = 0;
     for (char *p = log ? strstr(log, "alert rule=big_spend") : NULL; p;
          p = strstr(p + 1, "alert rule=big_spend"))
@@ -134,12 +93,12 @@ static void test_rule_fires_and_dedup_window_holds(void **state)
 
     /* The notifier's log channel delivers both and records it. */
     const char *argv[] = {harness_bin("sluice-notifier"), "--metrics-port", "0", NULL};
-    pid_t pid = harness_spawn(argv, log_path);
+    pid_t pid = harness_spawn(argv, harness_log_path());
     assert_true(harness_wait_for(log_has_two_alerts, NULL, TIMEOUT_MS));
     kill(pid, SIGTERM);
     assert_int_equal(harness_wait(pid, 30000), 0);
     assert_int_equal(pg_scalar("SELECT count(*) FROM alerts WHERE state = 'sent'"), 2);
-    char *log = harness_slurp(log_path);
+    char *log = harness_slurp(harness_log_path());
     assert_non_null(strstr(log, "message=\"Ada <A&B> spent 1500.00 on o-1\""));
     free(log);
     assert_int_equal(queue_ready("sluice.q.notifier"), 0);
@@ -184,8 +143,8 @@ static void test_alert_committed_but_unpublished_survives_kill(void **state)
     exchange_delete("sluice.alerts");
     publish_order("o-k1", "c-k1", "Eve", 4000);
     publish_order("o-k2", "c-k2", "Fay", 20); /* no match */
-    const char *argv[] = {harness_bin("sluice-worker"), "--rules", rules_path, "--metrics-port",
-                          "0", NULL};
+    const char *argv[] = {
+        harness_bin("sluice-worker"), "--rules", rules_path, "--metrics-port", "0", NULL};
     pid_t pid = harness_spawn(argv, worker_log);
     if (!harness_wait_for(alert_committed_and_publish_failed, worker_log, TIMEOUT_MS)) {
         char *log = harness_slurp(worker_log), tail[4096];
@@ -218,8 +177,8 @@ static void test_bad_rules_file_is_refused(void **state)
     (void)state;
     char bad_path[256];
     snprintf(bad_path, sizeof bad_path, "/tmp/sluice-test-bad-rules-%d.json", (int)getpid());
-    write_file(bad_path, "{\"rules\": [{\"name\": \"hot\", \"when\": {\"path\": \"t\", "
-                         "\"above\": 3}, \"severity\": \"info\", \"message\": \"m\"}]}");
+    harness_write_file(bad_path, "{\"rules\": [{\"name\": \"hot\", \"when\": {\"path\": \"t\", "
+                                 "\"above\": 3}, \"severity\": \"info\", \"message\": \"m\"}]}");
     const char *argv[] = {
         harness_bin("sluice-worker"), "--rules", bad_path, "--metrics-port", "0", NULL};
     char err[2048];
@@ -234,11 +193,16 @@ static void test_bad_rules_file_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rule_fires_and_dedup_window_holds, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_redelivered_events_raise_nothing_new, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_alert_committed_but_unpublished_survives_kill, reset,
-                                        cleanup),
-        cmocka_unit_test_setup_teardown(test_bad_rules_file_is_refused, reset, cleanup),
+        harness_unit_test(test_rule_fires_and_dedup_window_holds),
+        harness_unit_test(test_redelivered_events_raise_nothing_new),
+        harness_unit_test(test_alert_committed_but_unpublished_survives_kill),
+        harness_unit_test(test_bad_rules_file_is_refused),
     };
-    return cmocka_run_group_tests(tests, setup_stack, NULL);
+    const harness_options options = {
+        .empties = HARNESS_EMPTY_ALERTS | HARNESS_EMPTY_NOTIFIER,
+        .log_name = "alerts",
+        .ready = write_rules,
+        .setup_args = (const char *const[]){NULL},
+    };
+    return harness_run_tests(tests, &options);
 }

@@ -29,41 +29,6 @@
 #define TIMEOUT_MS 120000
 #define INTERRUPTED_EVENTS 3000
 
-static char log_path[256];
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
-    if (harness_run(argv, NULL, 0, 60000) != 0)
-        return -1;
-    snprintf(log_path, sizeof log_path, "/tmp/sluice-test-ctl-%d.log", (int)getpid());
-    if (!getenv("SLUICE_MGMT_URL")) {
-        fprintf(stderr, "SLUICE_MGMT_URL is unset: eval \"$(scripts/stack.sh env)\" first\n");
-        return -1;
-    }
-    return 0;
-}
-
-/* queue.purge empties sluice.dead at once (thousands of dead letters are
- * left by the interruption tests). */
-static int reset(void **state)
-{
-    (void)state;
-    harness_reset();
-    queue_purge("sluice.dead");
-    pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows");
-    unlink(log_path);
-    return 0;
-}
-
-static int cleanup(void **state)
-{
-    (void)state;
-    harness_kill_spawned();
-    return 0;
-}
-
 /* Publishes dead letters the way the workers do (common/deadletter.h):
  * to sluice.dlx with the original routing key and x-sluice-reason. */
 typedef struct dead_writer {
@@ -132,22 +97,13 @@ static void dead_put_many(const char *prefix, int n)
 static int ctl(const char *args, char *out, size_t cap)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>>%s", harness_bin("sluice-ctl"), args, log_path);
+    snprintf(cmd, sizeof cmd, "%s %s 2>>%s", harness_bin("sluice-ctl"), args, harness_log_path());
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = fread(out, 1, cap - 1, p);
     out[n] = '\0';
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static void run_worker_until_idle(void)
-{
-    const char *argv[] = {
-        harness_bin("sluice-worker"), "--idle-exit-ms", "1500", "--metrics-port", "0", NULL};
-    char err[16384];
-    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
-        fail_msg("worker failed: %s", err);
 }
 
 /* The bodies left in a queue, in order, each followed by '|'. */
@@ -189,7 +145,7 @@ static void test_replay_filters_and_keeps_the_rest_in_order(void **state)
     assert_string_equal(left, "{\"n\":2}|{\"n\":3}|{\"n\":4}|");
 
     /* The replayed ones reach the warehouse under their message ids. */
-    run_worker_until_idle();
+    harness_drain(NULL);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 3);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE source = 'orders' AND msg_id "
                                "IN ('d1', 'd5', 'd6')"),
@@ -206,7 +162,7 @@ static void test_replay_filters_and_keeps_the_rest_in_order(void **state)
     dead_close(&w);
     assert_int_equal(ctl("replay-dead --source ghost", out, sizeof out), 1);
     assert_non_null(strstr(out, "replayed 0 dead letters"));
-    harness_wait_log(log_path, "its source queue does not exist", 1, 10000);
+    harness_wait_log(harness_log_path(), "its source queue does not exist", 1, 10000);
     drain_bodies("sluice.dead", left, sizeof left);
     assert_string_equal(left, "{\"n\":7}|");
 
@@ -232,7 +188,7 @@ static void test_replay_killed_midway_loses_and_doubles_nothing(void **state)
     dead_put_many("k", INTERRUPTED_EVENTS);
 
     const char *argv[] = {harness_bin("sluice-ctl"), "replay-dead", NULL};
-    pid_t pid = harness_spawn(argv, log_path);
+    pid_t pid = harness_spawn(argv, harness_log_path());
     assert_true(harness_wait_for(replay_under_way, NULL, TIMEOUT_MS));
     assert_int_equal(kill(pid, SIGKILL), 0);
     assert_int_equal(harness_wait(pid, 30000), -1);
@@ -253,7 +209,7 @@ static void test_replay_killed_midway_loses_and_doubles_nothing(void **state)
     assert_int_equal(ctl("replay-dead", out, sizeof out), 0);
     assert_int_equal(queue_ready("sluice.dead"), 0);
     assert_true(queue_ready("sluice.q.orders") >= INTERRUPTED_EVENTS);
-    run_worker_until_idle();
+    harness_drain(NULL);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), INTERRUPTED_EVENTS);
     assert_int_equal(pg_scalar("SELECT count(DISTINCT payload->>'n') FROM events"),
                      INTERRUPTED_EVENTS);
@@ -270,7 +226,7 @@ static void test_replay_stopped_by_sigint_moves_each_once(void **state)
     (void)state;
     dead_put_many("s", INTERRUPTED_EVENTS);
     const char *argv[] = {harness_bin("sluice-ctl"), "replay-dead", NULL};
-    pid_t pid = harness_spawn(argv, log_path);
+    pid_t pid = harness_spawn(argv, harness_log_path());
     assert_true(harness_wait_for(replay_under_way, NULL, TIMEOUT_MS));
     assert_int_equal(kill(pid, SIGINT), 0);
     assert_int_equal(harness_wait(pid, 30000), 0);
@@ -279,8 +235,8 @@ static void test_replay_stopped_by_sigint_moves_each_once(void **state)
     long all = INTERRUPTED_EVENTS;
     assert_true(harness_wait_for(exactly_accounted, &all, 30000));
     assert_true(queue_ready("sluice.dead") > 0);
-    harness_wait_log(log_path, "not reached", 1, 10000);
-    harness_wait_log(log_path, "replay interrupted by a signal", 1, 10000);
+    harness_wait_log(harness_log_path(), "not reached", 1, 10000);
+    harness_wait_log(harness_log_path(), "replay interrupted by a signal", 1, 10000);
 }
 
 /* A projection of sensors, filled by a trigger of the test's own, that
@@ -306,7 +262,7 @@ static int restore_normalizer(void **state)
     pg_exec("DROP TRIGGER IF EXISTS ctl_test_normalize ON events");
     pg_exec("DROP TABLE IF EXISTS ctl_test_readings");
     pg_exec("DROP FUNCTION IF EXISTS ctl_test_normalize()");
-    return cleanup(state);
+    return harness_test_teardown(state);
 }
 
 static void test_reprocess_stores_what_was_fixed(void **state)
@@ -318,7 +274,7 @@ static void test_reprocess_stores_what_was_fixed(void **state)
     harness_amqp_publish("src.sensors", "{\"device\":\"c\",\"value\":250}");
     harness_amqp_publish("src.sensors", "{\"device\":\"d\",\"value\":170}");
     harness_amqp_publish("src.sensors", "{not json");
-    run_worker_until_idle();
+    harness_drain(NULL);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 1);
     assert_int_equal(
         pg_scalar("SELECT count(*) FROM ingest_errors WHERE reason = 'rejected_by_database'"), 3);
@@ -411,7 +367,7 @@ static void test_status_reports_every_part(void **state)
         harness_bin("sluice-producer"), "--source", "orders", "--count", "2", NULL};
     assert_int_equal(harness_run(producer, NULL, 0, TIMEOUT_MS), 0);
     harness_amqp_publish("src.orders", "[1]"); /* not an object */
-    run_worker_until_idle();
+    harness_drain(NULL);
     harness_amqp_publish("src.sensors", "{\"v\":1}"); /* left queued: no worker */
     harness_amqp_publish("src.sensors", "{\"v\":2}");
     dead_writer w;
@@ -491,7 +447,7 @@ static void publish_event(const char *source, const char *id, const char *body,
 static int drop_refusal(void **state)
 {
     harness_accept_events();
-    return cleanup(state);
+    return harness_test_teardown(state);
 }
 
 /* An event a worker dead-letters, replayed with replay-dead once the cause
@@ -522,7 +478,7 @@ static void test_replayed_event_keeps_its_produced_time(void **state)
     char out[1024];
     assert_int_equal(ctl("replay-dead", out, sizeof out), 0);
     assert_non_null(strstr(out, "replayed 1 dead letters"));
-    run_worker_until_idle();
+    harness_drain(NULL);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE msg_id = 'kept-time-1'"), 1);
     assert_int_equal(pg_scalar("SELECT (extract(epoch FROM produced_at) * 1000000)::bigint"
                                " FROM events WHERE msg_id = 'kept-time-1'"),
@@ -532,17 +488,20 @@ static void test_replayed_event_keeps_its_produced_time(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_replay_filters_and_keeps_the_rest_in_order, reset,
-                                        cleanup),
-        cmocka_unit_test_setup_teardown(test_replay_killed_midway_loses_and_doubles_nothing, reset,
-                                        cleanup),
-        cmocka_unit_test_setup_teardown(test_replay_stopped_by_sigint_moves_each_once, reset,
-                                        cleanup),
-        cmocka_unit_test_setup_teardown(test_reprocess_stores_what_was_fixed, reset,
+        harness_unit_test(test_replay_filters_and_keeps_the_rest_in_order),
+        harness_unit_test(test_replay_killed_midway_loses_and_doubles_nothing),
+        harness_unit_test(test_replay_stopped_by_sigint_moves_each_once),
+        cmocka_unit_test_setup_teardown(test_reprocess_stores_what_was_fixed, harness_test_setup,
                                         restore_normalizer),
-        cmocka_unit_test_setup_teardown(test_status_reports_every_part, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_replayed_event_keeps_its_produced_time, reset,
-                                        drop_refusal),
+        harness_unit_test(test_status_reports_every_part),
+        cmocka_unit_test_setup_teardown(test_replayed_event_keeps_its_produced_time,
+                                        harness_test_setup, drop_refusal),
     };
-    return cmocka_run_group_tests(tests, setup_stack, NULL);
+    const harness_options options = {
+        .setup_args = (const char *const[]){NULL},
+        .empties = HARNESS_EMPTY_ALERTS | HARNESS_EMPTY_DEAD,
+        .needs_mgmt = 1,
+        .log_name = "ctl",
+    };
+    return harness_run_tests(tests, &options);
 }

@@ -29,45 +29,12 @@
 #define TIMEOUT_MS 120000
 #define TOKEN "123456:SECRET-token-never-logged"
 
-static fake_http *server;
-static char log_path[256], api[128], hook[160];
+static char api[128], hook[160];
 
-static int setup_stack(void **state)
+static int name_api(void)
 {
-    (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
-    if (harness_run(argv, NULL, 0, 60000) != 0)
-        return -1;
-    server = fake_http_start(harness_port(6));
     snprintf(api, sizeof api, "http://127.0.0.1:%d", harness_port(6));
     snprintf(hook, sizeof hook, "%s/hook", api);
-    setenv("SLUICE_TELEGRAM_TOKEN", TOKEN, 1);
-    return 0;
-}
-
-static int teardown_stack(void **state)
-{
-    (void)state;
-    fake_http_stop(server);
-    return 0;
-}
-
-static int reset(void **state)
-{
-    (void)state;
-    fake_http_reset(server);
-    pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows, alert_messages, alert_groups");
-    queue_purge("sluice.q.notifier");
-    queue_purge("sluice.dead");
-    snprintf(log_path, sizeof log_path, "/tmp/sluice-test-destinations-%d.log", (int)getpid());
-    unlink(log_path);
-    return 0;
-}
-
-static int cleanup(void **state)
-{
-    (void)state;
-    harness_kill_spawned();
     return 0;
 }
 
@@ -80,7 +47,7 @@ static void publish_alerts(const char *rule, const char *severity, int n, const 
     harness_publish_alerts(rule, severity, n, before, pad);
 }
 
-/* Starts a notifier on the fake server with `routes` and extra flags
+/* Starts a notifier on the fake harness_fake_http() with `routes` and extra flags
  * (NULL-terminated). */
 static pid_t start_notifier(const char *routes, ...)
 {
@@ -106,7 +73,7 @@ static pid_t start_notifier(const char *routes, ...)
         argv[n++] = a;
     va_end(ap);
     argv[n] = NULL;
-    return harness_spawn(argv, log_path);
+    return harness_spawn(argv, harness_log_path());
 }
 
 static void stop_notifier(pid_t pid, long within_ms)
@@ -117,21 +84,6 @@ static void stop_notifier(pid_t pid, long within_ms)
     long took = (long)((mono_us() - start) / 1000);
     if (took > within_ms)
         fail_msg("the notifier took %ld ms to stop (expected under %ld)", took, within_ms);
-}
-
-static int sql_reaches(void *arg)
-{
-    const char **w = arg;
-    return pg_scalar(w[0]) >= atoll(w[1]);
-}
-
-static void wait_sql(const char *sql, long long want)
-{
-    char text[32];
-    snprintf(text, sizeof text, "%lld", want);
-    const char *w[2] = {sql, text};
-    if (!harness_wait_for(sql_reaches, w, TIMEOUT_MS))
-        fail_msg("timed out: %s stayed below %lld (now %lld)", sql, want, pg_scalar(sql));
 }
 
 /* One request as these tests read it. */
@@ -146,7 +98,7 @@ typedef struct seen {
 static void read_request(size_t i, seen *s)
 {
     fake_request r;
-    assert_int_equal(fake_http_request(server, i, &r), 0);
+    assert_int_equal(fake_http_request(harness_fake_http(), i, &r), 0);
     memset(s, 0, sizeof *s);
     s->at_us = r.at_us;
     s->status = r.status;
@@ -170,7 +122,7 @@ static void read_request(size_t i, seen *s)
 static int count_to(const char *dest)
 {
     int n = 0;
-    size_t total = fake_http_count(server);
+    size_t total = fake_http_count(harness_fake_http());
     for (size_t i = 0; i < total; i++) {
         seen s;
         read_request(i, &s);
@@ -200,7 +152,7 @@ static void wait_dest(const char *dest, int want)
 /* Arrival time of the k-th (0-based) request to dest, or -1. */
 static int64_t arrival(const char *dest, int k)
 {
-    size_t total = fake_http_count(server);
+    size_t total = fake_http_count(harness_fake_http());
     for (size_t i = 0; i < total; i++) {
         seen s;
         read_request(i, &s);
@@ -269,7 +221,7 @@ static const char retry_after_20[] =
 static void test_429_holds_back_only_its_chat(void **state)
 {
     (void)state;
-    fake_http_when(server, "\"chat_id\":\"111\"", 429, retry_after_20);
+    fake_http_when(harness_fake_http(), "\"chat_id\":\"111\"", 429, retry_after_20);
     publish_alerts("ra", "warning", 3, "");
     publish_alerts("rb", "warning", 5, "");
     pid_t pid = start_notifier("*.ra=telegram:111; *.rb=telegram:222+webhook", "--group-by",
@@ -282,7 +234,7 @@ static void test_429_holds_back_only_its_chat(void **state)
     assert_true(arrival("webhook", 4) - told < 15000000);
     /* Chat 111 was asked once and is waiting out its 20 s. */
     int asked = 0;
-    for (size_t i = 0; i < fake_http_count(server); i++) {
+    for (size_t i = 0; i < fake_http_count(harness_fake_http()); i++) {
         seen s;
         read_request(i, &s);
         asked += strcmp(s.dest, "telegram:111") == 0;
@@ -302,7 +254,7 @@ static void test_429_holds_back_only_its_chat(void **state)
 static void test_hanging_webhook_holds_back_no_chat(void **state)
 {
     (void)state;
-    fake_http_delay(server, "hang 0", 6000);
+    fake_http_delay(harness_fake_http(), "hang 0", 6000);
     publish_alerts("hang", "info", 1, "");
     publish_alerts("tg", "critical", 5, "");
     pid_t pid = start_notifier("info=webhook; critical=telegram:111", "--group-by", "alert",
@@ -310,7 +262,7 @@ static void test_hanging_webhook_holds_back_no_chat(void **state)
                                "--max-attempts", "2", NULL);
     wait_dest("telegram:111", 5);
     int64_t hung = -1;
-    for (size_t i = 0; i < fake_http_count(server); i++) {
+    for (size_t i = 0; i < fake_http_count(harness_fake_http()); i++) {
         seen s;
         read_request(i, &s);
         if (strcmp(s.dest, "webhook") == 0 && hung < 0)
@@ -319,9 +271,9 @@ static void test_hanging_webhook_holds_back_no_chat(void **state)
     assert_true(hung > 0);
     /* All five arrived while the webhook's request was still hanging. */
     assert_true(arrival("telegram:111", 4) - hung < 2500000);
-    wait_sql("SELECT count(*) FROM alert_deliveries WHERE channel = 'webhook' AND state IN "
-             "('sent', 'failed')",
-             1);
+    harness_wait_sql("SELECT count(*) FROM alert_deliveries WHERE channel = 'webhook' AND state IN "
+                     "('sent', 'failed')",
+                     1, TIMEOUT_MS, NULL);
     stop_notifier(pid, 10000);
 }
 
@@ -331,7 +283,7 @@ static void tally(const char *dest, const char *rule, int *hits, int n)
     memset(hits, 0, (size_t)n * sizeof *hits);
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%s-", rule);
-    for (size_t i = 0; i < fake_http_count(server); i++) {
+    for (size_t i = 0; i < fake_http_count(harness_fake_http()); i++) {
         seen s;
         read_request(i, &s);
         if (strcmp(s.dest, dest) != 0)
@@ -355,7 +307,7 @@ static void tally(const char *dest, const char *rule, int *hits, int n)
 static int got_60(void *arg)
 {
     (void)arg;
-    return fake_http_count(server) >= 60;
+    return fake_http_count(harness_fake_http()) >= 60;
 }
 
 /* SIGKILL in the middle of three destinations' traffic, then a new
@@ -375,9 +327,10 @@ static void test_kill_midway_exactly_once_per_destination(void **state)
     assert_true(harness_wait_for(got_60, NULL, TIMEOUT_MS));
     kill(pid, SIGKILL);
     harness_wait(pid, 10000);
-    size_t before = fake_http_count(server);
+    size_t before = fake_http_count(harness_fake_http());
     pid = start_notifier(routes, "--group-by", "alert", "--telegram-rate-per-chat", "25", NULL);
-    wait_sql("SELECT count(*) FROM alert_deliveries WHERE state IN ('sent', 'failed')", 400);
+    harness_wait_sql("SELECT count(*) FROM alert_deliveries WHERE state IN ('sent', 'failed')", 400,
+                     TIMEOUT_MS, NULL);
     stop_notifier(pid, 10000);
 
     static const struct {
@@ -455,7 +408,7 @@ static size_t utf16_len(const char *s)
 /* Largest number of requests to any chat in one second. */
 static int busiest_second(void)
 {
-    size_t n = fake_http_count(server);
+    size_t n = fake_http_count(harness_fake_http());
     int most = 0;
     for (size_t i = 0; i < n; i++) {
         seen a;
@@ -491,14 +444,14 @@ static void assert_burst_accounted(const char *dest, int n)
              dest);
     long long interrupted = pg_scalar(sql);
     long received = 0;
-    for (size_t i = 0; i < fake_http_count(server); i++) {
+    for (size_t i = 0; i < fake_http_count(harness_fake_http()); i++) {
         seen s;
         read_request(i, &s);
         if (strcmp(s.dest, dest) == 0 && s.status == 200)
             received += alerts_in(s.text);
     }
     print_message("%s: %zu messages carried %ld alerts, %lld interrupted\n", dest,
-                  fake_http_count(server), received, interrupted);
+                  fake_http_count(harness_fake_http()), received, interrupted);
     assert_int_equal(received + interrupted, n);
 }
 
@@ -510,9 +463,10 @@ static void test_burst_of_1000_becomes_a_few_messages(void **state)
     publish_alerts("gburst", "warning", 1000, "");
     pid_t pid = start_notifier("*=telegram:111", "--group-wait-ms", "1500", "--group-interval-ms",
                                "3000", "--telegram-rate-per-chat", "1", NULL);
-    wait_sql("SELECT count(*) FROM alert_deliveries WHERE state = 'sent'", 1000);
+    harness_wait_sql("SELECT count(*) FROM alert_deliveries WHERE state = 'sent'", 1000, TIMEOUT_MS,
+                     NULL);
     stop_notifier(pid, 5000);
-    size_t messages = fake_http_count(server);
+    size_t messages = fake_http_count(harness_fake_http());
     assert_true(messages >= 1 && messages <= 4);
     assert_true(busiest_second() <= 1);
     seen s;
@@ -543,11 +497,12 @@ static void test_burst_survives_a_kill(void **state)
     long long planned = pg_scalar("SELECT count(*) FROM alert_deliveries");
     pid = start_notifier("*=telegram:111", "--group-wait-ms", "1500", "--group-interval-ms", "3000",
                          "--telegram-rate-per-chat", "1", NULL);
-    wait_sql("SELECT count(*) FROM alert_deliveries WHERE state IN ('sent', 'failed')", 1000);
+    harness_wait_sql("SELECT count(*) FROM alert_deliveries WHERE state IN ('sent', 'failed')",
+                     1000, TIMEOUT_MS, NULL);
     stop_notifier(pid, 5000);
     print_message("killed with %lld of 1000 planned\n", planned);
     assert_true(planned < 1000);
-    assert_true(fake_http_count(server) <= 6);
+    assert_true(fake_http_count(harness_fake_http()) <= 6);
     /* A new process starts with a full bucket: the second around the
      * restart may hold one message more. */
     assert_true(busiest_second() <= 2);
@@ -595,7 +550,8 @@ static void test_log_burst_claimed_in_batches_survives_a_kill(void **state)
     harness_wait(pid, 10000);
     long long at_kill = pg_scalar("SELECT count(*) FROM alert_deliveries WHERE state = 'sent'");
     pid = start_notifier("*=log", NULL);
-    wait_sql("SELECT count(*) FROM alert_deliveries WHERE state IN ('sent', 'failed')", LOG_BURST);
+    harness_wait_sql("SELECT count(*) FROM alert_deliveries WHERE state IN ('sent', 'failed')",
+                     LOG_BURST, TIMEOUT_MS, NULL);
     stop_notifier(pid, 10000);
 
     long long interrupted = pg_scalar("SELECT count(*) FROM alert_deliveries WHERE state = "
@@ -625,7 +581,7 @@ static void test_log_burst_claimed_in_batches_survives_a_kill(void **state)
 
     /* The lines: none twice, each alert recorded sent has one, and the
      * first written are the critical ones. */
-    char *log = harness_slurp(log_path);
+    char *log = harness_slurp(harness_log_path());
     assert_non_null(log);
     static unsigned char lines[LOG_BURST];
     memset(lines, 0, sizeof lines);
@@ -669,9 +625,10 @@ static void test_long_group_is_split_into_parts(void **state)
     publish_alerts("wide", "info", 4, pad);
     pid_t pid = start_notifier("*=telegram:111", "--group-wait-ms", "500", "--group-show", "5",
                                "--telegram-rate-per-chat", "20", NULL);
-    wait_sql("SELECT count(*) FROM alert_deliveries WHERE state = 'sent'", 4);
+    harness_wait_sql("SELECT count(*) FROM alert_deliveries WHERE state = 'sent'", 4, TIMEOUT_MS,
+                     NULL);
     stop_notifier(pid, 5000);
-    size_t n = fake_http_count(server);
+    size_t n = fake_http_count(harness_fake_http());
     assert_int_equal(pg_scalar("SELECT count(*) FROM alert_messages"), 1);
     assert_int_equal(pg_scalar("SELECT parts FROM alert_messages"), (long long)n);
     assert_true(n >= 2);
@@ -692,14 +649,6 @@ static void test_long_group_is_split_into_parts(void **state)
     free(whole);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* SIGHUP re-reads the routes: alerts under way stay on their way, new ones
  * follow the new routes; a bad file is refused with the line it gives at
  * start and the routes in force stay. */
@@ -708,7 +657,7 @@ static void test_sighup_reloads_routes(void **state)
     (void)state;
     char conf[256];
     snprintf(conf, sizeof conf, "/tmp/sluice-test-notifier-%d.conf", (int)getpid());
-    write_file(conf, "routes = *=telegram:111\n");
+    harness_write_file(conf, "routes = *=telegram:111\n");
     publish_alerts("before", "info", 3, "");
     /* No --routes flag: it would win over the file. */
     const char *argv[] = {harness_bin("sluice-notifier"),
@@ -723,25 +672,25 @@ static void test_sighup_reloads_routes(void **state)
                           "--metrics-port",
                           "0",
                           NULL};
-    pid_t pid = harness_spawn(argv, log_path);
+    pid_t pid = harness_spawn(argv, harness_log_path());
     wait_dest("telegram:111", 1);
-    write_file(conf, "routes = *=telegram:222\n");
+    harness_write_file(conf, "routes = *=telegram:222\n");
     kill(pid, SIGHUP);
-    harness_wait_log(log_path, "reloaded routes=\"*=telegram:222\"", 1, TIMEOUT_MS);
+    harness_wait_log(harness_log_path(), "reloaded routes=\"*=telegram:222\"", 1, TIMEOUT_MS);
     publish_alerts("after", "info", 2, "");
     wait_dest("telegram:222", 2);
     wait_dest("telegram:111", 3); /* in flight at the reload: still delivered */
 
     /* A mistake: the same line as at start, and the old routes stay. */
-    write_file(conf, "routes = *=email\n");
+    harness_write_file(conf, "routes = *=email\n");
     char err[2048];
     const char *check[] = {
         harness_bin("sluice-notifier"), "--config", conf, "--metrics-port", "0", NULL};
     assert_int_equal(harness_run(check, err, sizeof err, 30000), 2);
     assert_non_null(strstr(err, "unknown channel 'email'"));
     kill(pid, SIGHUP);
-    harness_wait_log(log_path, "reload refused", 1, TIMEOUT_MS);
-    char *log = harness_slurp(log_path);
+    harness_wait_log(harness_log_path(), "reload refused", 1, TIMEOUT_MS);
+    char *log = harness_slurp(harness_log_path());
     if (!strstr(log, err))
         fail_msg("the refused reload did not log the start-up line '%s'", err);
     free(log);
@@ -761,7 +710,7 @@ static void test_metrics_pass_promtool(void **state)
     const char *port = harness_port_text(7);
     pid_t pid = start_notifier("*=telegram:111+log", "--group-by", "alert",
                                "--telegram-rate-per-chat", "50", "--metrics-port", port, NULL);
-    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 3);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 3, TIMEOUT_MS, NULL);
     char url[128], body[16384];
     snprintf(url, sizeof url, "http://127.0.0.1:%s/metrics", port);
     /* The counters are bumped once the outcome is recorded: poll. */
@@ -790,19 +739,23 @@ static void test_metrics_pass_promtool(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_busy_chat_holds_back_no_other, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_critical_goes_before_info_backlog, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_429_holds_back_only_its_chat, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_hanging_webhook_holds_back_no_chat, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_kill_midway_exactly_once_per_destination, reset,
-                                        cleanup),
-        cmocka_unit_test_setup_teardown(test_burst_of_1000_becomes_a_few_messages, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_burst_survives_a_kill, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_log_burst_claimed_in_batches_survives_a_kill, reset,
-                                        cleanup),
-        cmocka_unit_test_setup_teardown(test_long_group_is_split_into_parts, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_sighup_reloads_routes, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_metrics_pass_promtool, reset, cleanup),
+        harness_unit_test(test_busy_chat_holds_back_no_other),
+        harness_unit_test(test_critical_goes_before_info_backlog),
+        harness_unit_test(test_429_holds_back_only_its_chat),
+        harness_unit_test(test_hanging_webhook_holds_back_no_chat),
+        harness_unit_test(test_kill_midway_exactly_once_per_destination),
+        harness_unit_test(test_burst_of_1000_becomes_a_few_messages),
+        harness_unit_test(test_burst_survives_a_kill),
+        harness_unit_test(test_log_burst_claimed_in_batches_survives_a_kill),
+        harness_unit_test(test_long_group_is_split_into_parts),
+        harness_unit_test(test_sighup_reloads_routes),
+        harness_unit_test(test_metrics_pass_promtool),
     };
-    return cmocka_run_group_tests(tests, setup_stack, teardown_stack);
+    const harness_options options = {
+        .setup_args = (const char *const[]){NULL},
+        .telegram_token = TOKEN,
+        .log_name = "destinations",
+        .ready = name_api,
+    };
+    return harness_run_tests(tests, &options);
 }

@@ -21,47 +21,11 @@
 
 #define TIMEOUT_MS 180000
 
-static char workdir[] = "/tmp/sluice-edges-XXXXXX";
-
-static int group_setup(void **state)
-{
-    if (!mkdtemp(workdir))
-        return -1;
-    return harness_group_setup(state);
-}
-
-static int reset(void **state)
-{
-    (void)state;
-    harness_reset();
-    return 0;
-}
-
 /* Tests that delete or add queues put the standard topology back. */
 static int restore(void **state)
 {
     harness_kill_spawned();
     return harness_group_setup(state);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
-static void drain(const char *const extra[], char *err, size_t cap)
-{
-    const char *argv[16] = {harness_bin("sluice-worker"), "--idle-exit-ms", "1500",
-                            "--metrics-port", "0"};
-    size_t n = 5;
-    for (size_t i = 0; extra && extra[i] && n < 15; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    if (harness_run(argv, err, cap, TIMEOUT_MS) != 0)
-        fail_msg("worker failed: %s", err);
 }
 
 /* ------------------------------------------------------- unknown sources */
@@ -73,8 +37,8 @@ static void test_unknown_source_is_recorded(void **state)
 {
     (void)state;
     char input[600], cmd[2048], err[65536];
-    snprintf(input, sizeof input, "%s/newsrc.ndjson", workdir);
-    write_file(input, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
+    snprintf(input, sizeof input, "%s/newsrc.ndjson", harness_workdir());
+    harness_write_file(input, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
     snprintf(cmd, sizeof cmd, "exec %s --sources newsrc --adapter stdin < %s",
              harness_bin("sluice-producer"), input);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
@@ -87,7 +51,7 @@ static void test_unknown_source_is_recorded(void **state)
 
     harness_amqp_publish("src.nosuch", "{\"foreign\":true}");
     harness_amqp_publish("not.a.source.key", "not even json");
-    drain(NULL, err, sizeof err);
+    harness_drain(NULL);
 
     assert_int_equal(pg_scalar("SELECT count(*) FROM ingest_errors WHERE reason = "
                                "'unknown_source' AND source = 'newsrc' AND routing_key = "
@@ -118,16 +82,16 @@ static void test_returned_is_never_confirmed(void **state)
 {
     (void)state;
     char path[600], checkpoint[600], config[600], text[2048], err[65536];
-    snprintf(path, sizeof path, "%s/lost.ndjson", workdir);
-    snprintf(checkpoint, sizeof checkpoint, "%s/lost.offset", workdir);
-    snprintf(config, sizeof config, "%s/lost.conf", workdir);
-    write_file(path, "{\"n\":1}\n{\"n\":2}\n");
+    snprintf(path, sizeof path, "%s/lost.ndjson", harness_workdir());
+    snprintf(checkpoint, sizeof checkpoint, "%s/lost.offset", harness_workdir());
+    snprintf(config, sizeof config, "%s/lost.conf", harness_workdir());
+    harness_write_file(path, "{\"n\":1}\n{\"n\":2}\n");
     unlink(checkpoint);
     snprintf(text, sizeof text,
              "checkpoint_interval_ms = 50\n[source lostsrc]\nadapter = file\npath = %s\n"
              "checkpoint = %s\nstart_at = beginning\npoll_ms = 50\n",
              path, checkpoint);
-    write_file(config, text);
+    harness_write_file(config, text);
     queue_delete("sluice.q.unrouted");
 
     const char *argv[] = {harness_bin("sluice-producer"), "--config", config, "--duration", "3",
@@ -306,12 +270,12 @@ static void test_one_config_drives_every_binary(void **state)
 {
     (void)state;
     char config[600], input[600], cmd[2048], err[65536];
-    snprintf(config, sizeof config, "%s/one.conf", workdir);
-    snprintf(input, sizeof input, "%s/one.ndjson", workdir);
-    write_file(config, "progress_interval_ms = 0\n"
-                       "[source cfg_pipe]\nadapter = stdin\n"
-                       "[source cfg_sim]\nadapter = generator\nkind = orders\ncount = 5\n");
-    write_file(input, "{\"p\":1}\n{\"p\":2}\n{\"p\":3}\n");
+    snprintf(config, sizeof config, "%s/one.conf", harness_workdir());
+    snprintf(input, sizeof input, "%s/one.ndjson", harness_workdir());
+    harness_write_file(config, "progress_interval_ms = 0\n"
+                               "[source cfg_pipe]\nadapter = stdin\n"
+                               "[source cfg_sim]\nadapter = generator\nkind = orders\ncount = 5\n");
+    harness_write_file(input, "{\"p\":1}\n{\"p\":2}\n{\"p\":3}\n");
 
     const char *setup[] = {harness_bin("sluice-setup"), "--config", config, NULL};
     assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 0);
@@ -325,7 +289,7 @@ static void test_one_config_drives_every_binary(void **state)
     assert_null(strstr(err, "without a queue"));
 
     const char *extra[] = {"--config", config, NULL};
-    drain(extra, err, sizeof err);
+    harness_drain(extra);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE source = 'cfg_pipe'"), 3);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE source = 'cfg_sim'"), 5);
     assert_int_equal(pg_scalar("SELECT count(*) FROM ingest_errors"), 0);
@@ -333,7 +297,7 @@ static void test_one_config_drives_every_binary(void **state)
     assert_int_equal(queue_ready("sluice.q.cfg_sim"), 0);
 
     /* A `sources` line may pick some of the sections, never name others. */
-    write_file(config, "sources = cfg_pipe,cfg_typo\n[source cfg_pipe]\nadapter = stdin\n");
+    harness_write_file(config, "sources = cfg_pipe,cfg_typo\n[source cfg_pipe]\nadapter = stdin\n");
     assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 2);
     assert_non_null(strstr(err, "sluice-setup: sources: 'cfg_typo' has no [source cfg_typo] "
                                 "section in"));
@@ -396,14 +360,14 @@ static void test_shared_file_skips_other_binaries_settings(void **state)
         settings_of(others[i], own, own_len, text, sizeof text, NULL, 0, NULL);
     assert_non_null(strstr(text, "window_bytes = 1\n"));
     assert_non_null(strstr(text, "telegram_chat_id = 1\n"));
-    snprintf(config, sizeof config, "%s/shared.conf", workdir);
-    write_file(config, text);
+    snprintf(config, sizeof config, "%s/shared.conf", harness_workdir());
+    harness_write_file(config, text);
     const char *setup[] = {harness_bin("sluice-setup"), "--config", config, NULL};
     int rc = harness_run(setup, err, sizeof err, TIMEOUT_MS);
     if (rc != 0)
         fail_msg("setup exited %d with every other binary's settings in its file: %s", rc, err);
     strncat(text, "no_such_setting = 1\n", sizeof text - strlen(text) - 1);
-    write_file(config, text);
+    harness_write_file(config, text);
     assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 2);
     assert_non_null(strstr(err, "unknown setting 'no_such_setting'"));
 }
@@ -467,8 +431,8 @@ static void test_memory_bounded_in_bytes(void **state)
 {
     (void)state;
     char small[600], big[600], err[8192];
-    snprintf(small, sizeof small, "%s/small.ndjson", workdir);
-    snprintf(big, sizeof big, "%s/big.ndjson", workdir);
+    snprintf(small, sizeof small, "%s/small.ndjson", harness_workdir());
+    snprintf(big, sizeof big, "%s/big.ndjson", harness_workdir());
     write_events(small, BIG_EVENTS, 100);
     write_events(big, BIG_EVENTS, BIG_BYTES);
     const char *setup[] = {harness_bin("sluice-setup"), "--sources", "mem", NULL};
@@ -514,23 +478,6 @@ static void test_memory_bounded_in_bytes(void **state)
 
 /* ------------------------------------------------- cancelled consumers */
 
-typedef struct log_wait {
-    const char *path, *text;
-} log_wait;
-
-static int in_log(void *arg)
-{
-    const log_wait *w = arg;
-    return harness_log_count(w->path, w->text) > 0;
-}
-
-static void wait_log(const char *path, const char *text)
-{
-    log_wait w = {path, text};
-    if (!harness_wait_for(in_log, &w, 60000))
-        fail_msg("'%s' never appeared in the log: %s", text, harness_slurp(path));
-}
-
 static char pool_body[16384];
 
 static int healthz_is(void *arg)
@@ -559,7 +506,7 @@ static void test_cancelled_consumer_is_resubscribed(void **state)
 {
     (void)state;
     char log[600], metrics[16384], url[128];
-    snprintf(log, sizeof log, "%s/cancel-worker.log", workdir);
+    snprintf(log, sizeof log, "%s/cancel-worker.log", harness_workdir());
     unlink(log);
     const char *argv[] = {harness_bin("sluice-worker"), "--metrics-port", harness_port_text(8),
                           NULL};
@@ -570,7 +517,7 @@ static void test_cancelled_consumer_is_resubscribed(void **state)
     assert_true(harness_wait_for(consumed_by_one, "sluice.q.sensors", 30000));
 
     queue_delete("sluice.q.sensors");
-    wait_log(log, "consumer cancelled by the broker queue=sluice.q.sensors");
+    harness_wait_log(log, "consumer cancelled by the broker queue=sluice.q.sensors", 1, 60000);
     if (!harness_wait_for(healthz_is, &unavailable, 30000))
         fail_msg("/healthz did not turn 503: %s", pool_body);
     assert_non_null(strstr(pool_body, "source sensors: not consumed"));
@@ -583,7 +530,7 @@ static void test_cancelled_consumer_is_resubscribed(void **state)
     harness_amqp_publish("src.orders", "{\"during\":\"cancel\"}");
     assert_int_equal(harness_group_setup(state), 0);
     harness_amqp_publish("src.sensors", "{\"after\":\"cancel\"}");
-    wait_log(log, "consuming again queue=sluice.q.sensors");
+    harness_wait_log(log, "consuming again queue=sluice.q.sensors", 1, 60000);
     assert_true(harness_wait_for(sensors_event_stored, NULL, 60000));
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload->>'during' = 'cancel'"),
                      1);
@@ -608,7 +555,7 @@ static int notifier_healthz_is(void *arg)
 static void test_cancelled_notifier_is_resubscribed(void **state)
 {
     char log[600], url[128], metrics[65536];
-    snprintf(log, sizeof log, "%s/cancel-notifier.log", workdir);
+    snprintf(log, sizeof log, "%s/cancel-notifier.log", harness_workdir());
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", harness_port(9));
     unlink(log);
     const char *argv[] = {harness_bin("sluice-notifier"), "--metrics-port", harness_port_text(9),
@@ -620,7 +567,7 @@ static void test_cancelled_notifier_is_resubscribed(void **state)
         fail_msg("the notifier's /healthz never answered 200: %s", pool_body);
 
     queue_delete("sluice.q.notifier");
-    wait_log(log, "consumer cancelled by the broker queue=sluice.q.notifier");
+    harness_wait_log(log, "consumer cancelled by the broker queue=sluice.q.notifier", 1, 60000);
     if (!harness_wait_for(notifier_healthz_is, &unavailable, 30000))
         fail_msg("the notifier's /healthz did not turn 503: %s", pool_body);
     assert_non_null(strstr(pool_body, "sluice.q.notifier not consumed"));
@@ -628,7 +575,7 @@ static void test_cancelled_notifier_is_resubscribed(void **state)
     assert_non_null(strstr(metrics, "\nsluice_notifier_queue_consumed 0\n"));
 
     assert_int_equal(harness_group_setup(state), 0);
-    wait_log(log, "consuming again queue=sluice.q.notifier");
+    harness_wait_log(log, "consuming again queue=sluice.q.notifier", 1, 60000);
     assert_true(harness_wait_for(consumed_by_one, "sluice.q.notifier", 30000));
     if (!harness_wait_for(notifier_healthz_is, &ok, 30000))
         fail_msg("the notifier's /healthz did not turn 200 again: %s", pool_body);
@@ -652,7 +599,7 @@ static void test_every_log_entry_is_one_line(void **state)
 {
     (void)state;
     char log[600];
-    snprintf(log, sizeof log, "%s/oneline.log", workdir);
+    snprintf(log, sizeof log, "%s/oneline.log", harness_workdir());
     unlink(log);
     const char *argv[] = {harness_bin("sluice-worker"),
                           "--pg-dsn",
@@ -688,15 +635,19 @@ static void test_every_log_entry_is_one_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_unknown_source_is_recorded, reset),
-        cmocka_unit_test_setup_teardown(test_returned_is_never_confirmed, reset, restore),
+        cmocka_unit_test_setup(test_unknown_source_is_recorded, harness_test_setup),
+        cmocka_unit_test_setup_teardown(test_returned_is_never_confirmed, harness_test_setup,
+                                        restore),
         cmocka_unit_test_teardown(test_setup_upgrades_older_topology, drop_vhost),
-        cmocka_unit_test_setup_teardown(test_one_config_drives_every_binary, reset, restore),
+        cmocka_unit_test_setup_teardown(test_one_config_drives_every_binary, harness_test_setup,
+                                        restore),
         cmocka_unit_test(test_shared_file_skips_other_binaries_settings),
-        cmocka_unit_test_setup(test_memory_bounded_in_bytes, reset),
+        cmocka_unit_test_setup(test_memory_bounded_in_bytes, harness_test_setup),
         cmocka_unit_test(test_every_log_entry_is_one_line),
-        cmocka_unit_test_setup_teardown(test_cancelled_consumer_is_resubscribed, reset, restore),
+        cmocka_unit_test_setup_teardown(test_cancelled_consumer_is_resubscribed, harness_test_setup,
+                                        restore),
         cmocka_unit_test_teardown(test_cancelled_notifier_is_resubscribed, restore),
     };
-    return cmocka_run_group_tests(tests, group_setup, NULL);
+    const harness_options options = {.workdir = 1};
+    return harness_run_tests(tests, &options);
 }

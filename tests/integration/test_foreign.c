@@ -14,20 +14,9 @@
 
 #define TIMEOUT_MS 120000
 
-static int reset(void **state)
-{
-    (void)state;
-    harness_reset();
-    return 0;
-}
-
 static void drain_with_worker(void)
 {
-    const char *argv[] = {
-        harness_bin("sluice-worker"), "--idle-exit-ms", "1500", "--metrics-port", "0", NULL};
-    char err[16384];
-    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
-        fail_msg("worker failed: %s", err);
+    harness_drain(NULL);
     assert_int_equal(queue_ready("sluice.q.orders"), 0);
 }
 
@@ -117,9 +106,9 @@ static void test_oversize_body_is_recorded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_foreign_message_is_stored_once, reset),
-        cmocka_unit_test_setup(test_poison_goes_to_ingest_errors, reset),
-        cmocka_unit_test_setup(test_oversize_body_is_recorded, reset),
+        cmocka_unit_test_setup(test_foreign_message_is_stored_once, harness_test_setup),
+        cmocka_unit_test_setup(test_poison_goes_to_ingest_errors, harness_test_setup),
+        cmocka_unit_test_setup(test_oversize_body_is_recorded, harness_test_setup),
     };
-    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
+    return harness_run_tests(tests, NULL);
 }

@@ -1,5 +1,5 @@
 /* Integration tests of the notifier against real RabbitMQ and PostgreSQL
- * and a fake Bot API / webhook server on loopback (fakehttp.c), one message
+ * and a fake Bot API / webhook harness_fake_http() on loopback (fakehttp.c), one message
  * per alert (--group-by alert; grouping is test_destinations'): escaping,
  * long alerts split, 429 / 5xx / 400 handling, the per-chat rate over a
  * burst of 200 alerts, a SIGKILL mid-burst that must not make anything be
@@ -23,46 +23,6 @@
 
 #define TIMEOUT_MS 120000
 #define TOKEN "123456:SECRET-token-never-logged"
-
-static fake_http *server;
-static char log_path[256];
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
-    if (harness_run(argv, NULL, 0, 60000) != 0)
-        return -1;
-    server = fake_http_start(harness_port(6));
-    setenv("SLUICE_TELEGRAM_TOKEN", TOKEN, 1);
-    return 0;
-}
-
-static int teardown_stack(void **state)
-{
-    (void)state;
-    fake_http_stop(server);
-    return 0;
-}
-
-static int reset(void **state)
-{
-    (void)state;
-    fake_http_reset(server);
-    pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows");
-    queue_purge("sluice.q.notifier");
-    queue_purge("sluice.dead");
-    snprintf(log_path, sizeof log_path, "/tmp/sluice-test-notifier-%d.log", (int)getpid());
-    unlink(log_path);
-    return 0;
-}
-
-static int cleanup(void **state)
-{
-    (void)state;
-    harness_kill_spawned();
-    return 0;
-}
 
 static pid_t start_notifier(const char *routes, const char *rate_per_chat)
 {
@@ -92,7 +52,7 @@ static pid_t start_notifier(const char *routes, const char *rate_per_chat)
                           "--metrics-port",
                           "0",
                           NULL};
-    return harness_spawn(argv, log_path);
+    return harness_spawn(argv, harness_log_path());
 }
 
 static void stop_notifier(pid_t pid)
@@ -101,28 +61,10 @@ static void stop_notifier(pid_t pid)
     assert_int_equal(harness_wait(pid, 30000), 0);
 }
 
-typedef struct sql_at_least {
-    const char *sql;
-    long long want;
-} sql_at_least;
-
-static int sql_reaches(void *arg)
-{
-    sql_at_least *w = arg;
-    return pg_scalar(w->sql) >= w->want;
-}
-
-static void wait_sql(const char *sql, long long want)
-{
-    sql_at_least w = {sql, want};
-    if (!harness_wait_for(sql_reaches, &w, TIMEOUT_MS))
-        fail_msg("timed out: %s stayed below %lld (now %lld)", sql, want, pg_scalar(sql));
-}
-
 /* The "text" field of request i's JSON body (malloc'd). */
 static char *request_text(size_t i, fake_request *r)
 {
-    assert_int_equal(fake_http_request(server, i, r), 0);
+    assert_int_equal(fake_http_request(harness_fake_http(), i, r), 0);
     json_object *doc = json_tokener_parse(r->body), *v;
     if (!doc || !json_object_object_get_ex(doc, "text", &v))
         fail_msg("request %zu is not a sendMessage: %s", i, r->body);
@@ -138,7 +80,7 @@ static char *request_text(size_t i, fake_request *r)
 
 static void assert_token_not_logged(void)
 {
-    char *log = harness_slurp(log_path);
+    char *log = harness_slurp(harness_log_path());
     assert_non_null(log);
     if (strstr(log, "SECRET"))
         fail_msg("the bot token appears in the notifier's log");
@@ -156,11 +98,11 @@ static void test_escaping_and_long_alert(void **state)
     long_msg[5000] = '\0';
     harness_publish_alerts("long", "warning", 1, "", long_msg);
     pid_t pid = start_notifier("*=telegram+log", "50");
-    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 2);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 2, TIMEOUT_MS, NULL);
     stop_notifier(pid);
 
     /* The long alert is split into two messages, not cut. */
-    assert_int_equal(fake_http_count(server), 3);
+    assert_int_equal(fake_http_count(harness_fake_http()), 3);
     fake_request r;
     char *text = request_text(0, &r);
     assert_string_equal(r.path, "/bot" TOKEN "/sendMessage");
@@ -191,29 +133,30 @@ static void test_escaping_and_long_alert(void **state)
 static void test_retry_after_5xx_and_400(void **state)
 {
     (void)state;
-    fake_http_script(server, 429,
+    fake_http_script(harness_fake_http(), 429,
                      "{\"ok\":false,\"error_code\":429,\"description\":\"Too Many Requests: "
                      "retry after 1\",\"parameters\":{\"retry_after\":1}}",
                      1);
-    fake_http_script(server, 500, "{\"ok\":false,\"error_code\":500}", 2);
+    fake_http_script(harness_fake_http(), 500, "{\"ok\":false,\"error_code\":500}", 2);
     harness_publish_alerts("flaky", "critical", 1, "retry me ", "");
-    fake_http_when(server, "unparseable", 400,
+    fake_http_when(harness_fake_http(), "unparseable", 400,
                    "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: can't parse "
                    "entities\"}");
     harness_publish_alerts("bad", "critical", 1, "unparseable ", "");
     pid_t pid = start_notifier("*=telegram", "50");
-    wait_sql("SELECT count(*) FROM alerts WHERE state IN ('sent', 'failed')", 2);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state IN ('sent', 'failed')", 2, TIMEOUT_MS,
+                     NULL);
     stop_notifier(pid);
 
     /* flaky: 429, wait 1 s, 500, 500, 200. */
     fake_request a, b;
-    assert_int_equal(fake_http_request(server, 0, &a), 0);
-    assert_int_equal(fake_http_request(server, 1, &b), 0);
+    assert_int_equal(fake_http_request(harness_fake_http(), 0, &a), 0);
+    assert_int_equal(fake_http_request(harness_fake_http(), 1, &b), 0);
     assert_int_equal(a.status, 429);
     assert_true(b.at_us - a.at_us >= 950000);
     free(a.body);
     free(b.body);
-    assert_int_equal(fake_http_count(server), 5);
+    assert_int_equal(fake_http_count(harness_fake_http()), 5);
     assert_int_equal(pg_scalar("SELECT attempts FROM alert_deliveries WHERE alert_id = "
                                "'flaky-0' AND state = 'sent'"),
                      4);
@@ -237,7 +180,7 @@ static int busiest_second(size_t n)
     int64_t *at = calloc(n, sizeof *at);
     for (size_t i = 0; i < n; i++) {
         fake_request r;
-        assert_int_equal(fake_http_request(server, i, &r), 0);
+        assert_int_equal(fake_http_request(harness_fake_http(), i, &r), 0);
         at[i] = r.at_us;
         free(r.body);
     }
@@ -256,7 +199,7 @@ static int busiest_second(size_t n)
 static void count_received(int *seen, int n)
 {
     memset(seen, 0, (size_t)n * sizeof *seen);
-    for (size_t i = 0; i < fake_http_count(server); i++) {
+    for (size_t i = 0; i < fake_http_count(harness_fake_http()); i++) {
         fake_request r;
         char *text = request_text(i, &r);
         const char *p = strstr(text, "burst ");
@@ -274,7 +217,7 @@ static void test_burst_respects_chat_rate(void **state)
     (void)state;
     harness_publish_alerts("burst", "warning", 200, "burst ", "");
     pid_t pid = start_notifier("*=telegram", "50");
-    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 200);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 200, TIMEOUT_MS, NULL);
     stop_notifier(pid);
 
     int seen[200];
@@ -285,7 +228,7 @@ static void test_burst_respects_chat_rate(void **state)
     }
     int most = busiest_second(200);
     print_message("busiest second: %d messages (limit 50/s per chat)\n", most);
-    /* Sends are 20 ms apart; the server's receive times add network
+    /* Sends are 20 ms apart; the harness_fake_http()'s receive times add network
      * jitter, which can squeeze one more into a window. */
     assert_true(most <= 52);
     assert_true(most >= 30); /* the limit is used, not just respected */
@@ -315,17 +258,17 @@ static void test_overall_rate_across_chats(void **state)
                           "--metrics-port",
                           "0",
                           NULL};
-    pid_t pid = harness_spawn(argv, log_path);
-    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 60);
+    pid_t pid = harness_spawn(argv, harness_log_path());
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 60, TIMEOUT_MS, NULL);
     stop_notifier(pid);
 
-    assert_int_equal(fake_http_count(server), 60);
+    assert_int_equal(fake_http_count(harness_fake_http()), 60);
     int most = busiest_second(60);
     print_message("busiest second over three chats: %d messages (limit 20/s overall)\n", most);
-    assert_true(most <= 22); /* 21, and one more for the server's jitter */
+    assert_true(most <= 22); /* 21, and one more for the harness_fake_http()'s jitter */
     for (size_t i = 0; i < 60; i++) {
         fake_request r;
-        assert_int_equal(fake_http_request(server, i, &r), 0);
+        assert_int_equal(fake_http_request(harness_fake_http(), i, &r), 0);
         json_object *doc = json_tokener_parse(r.body), *chat, *text;
         assert_true(json_object_object_get_ex(doc, "chat_id", &chat));
         assert_true(json_object_object_get_ex(doc, "text", &text));
@@ -338,8 +281,8 @@ static void test_overall_rate_across_chats(void **state)
     }
     /* 60 messages at 20/s take about 3 s. */
     fake_request first, last;
-    assert_int_equal(fake_http_request(server, 0, &first), 0);
-    assert_int_equal(fake_http_request(server, 59, &last), 0);
+    assert_int_equal(fake_http_request(harness_fake_http(), 0, &first), 0);
+    assert_int_equal(fake_http_request(harness_fake_http(), 59, &last), 0);
     assert_true(last.at_us - first.at_us >= 2800000);
     free(first.body);
     free(last.body);
@@ -348,7 +291,7 @@ static void test_overall_rate_across_chats(void **state)
 static size_t received_count(void *arg)
 {
     (void)arg;
-    return fake_http_count(server);
+    return fake_http_count(harness_fake_http());
 }
 
 static int got_some(void *arg)
@@ -364,9 +307,10 @@ static void test_restart_mid_burst_sends_nothing_twice(void **state)
     assert_true(harness_wait_for(got_some, NULL, TIMEOUT_MS));
     kill(pid, SIGKILL);
     harness_wait(pid, 10000);
-    size_t before = fake_http_count(server);
+    size_t before = fake_http_count(harness_fake_http());
     pid = start_notifier("*=telegram", "40");
-    wait_sql("SELECT count(*) FROM alerts WHERE state IN ('sent', 'failed')", 200);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state IN ('sent', 'failed')", 200,
+                     TIMEOUT_MS, NULL);
     stop_notifier(pid);
 
     int seen[200];
@@ -389,32 +333,33 @@ static void test_restart_mid_burst_sends_nothing_twice(void **state)
                      200 - interrupted);
     /* Buckets live in the process: the new one starts with a full bucket,
      * so the second around the restart may hold one message more. */
-    assert_true(busiest_second(fake_http_count(server)) <= 43);
+    assert_true(busiest_second(fake_http_count(harness_fake_http())) <= 43);
 }
 
 static int got_one(void *arg)
 {
     (void)arg;
-    return fake_http_count(server) >= 1;
+    return fake_http_count(harness_fake_http()) >= 1;
 }
 
-/* SIGKILL while a request is in flight: the server got it, the notifier
+/* SIGKILL while a request is in flight: the harness_fake_http() got it, the notifier
  * never heard back. The next notifier must not send it again; it records
  * the delivery as interrupted and goes on with the next alert. */
 static void test_kill_during_request_is_not_resent(void **state)
 {
     (void)state;
-    fake_http_delay(server, "slow 0", 3000);
+    fake_http_delay(harness_fake_http(), "slow 0", 3000);
     harness_publish_alerts("slow", "critical", 2, "slow ", "");
     pid_t pid = start_notifier("*=telegram", "50");
     assert_true(harness_wait_for(got_one, NULL, TIMEOUT_MS));
     kill(pid, SIGKILL);
     harness_wait(pid, 10000);
     pid = start_notifier("*=telegram", "50");
-    wait_sql("SELECT count(*) FROM alerts WHERE state IN ('sent', 'failed')", 2);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state IN ('sent', 'failed')", 2, TIMEOUT_MS,
+                     NULL);
     stop_notifier(pid);
 
-    assert_int_equal(fake_http_count(server), 2); /* slow 0 once, slow 1 once */
+    assert_int_equal(fake_http_count(harness_fake_http()), 2); /* slow 0 once, slow 1 once */
     char why[512];
     pg_text("SELECT state || ' ' || last_error FROM alert_deliveries WHERE alert_id = 'slow-0'",
             why, sizeof why);
@@ -427,7 +372,7 @@ static void test_kill_during_request_is_not_resent(void **state)
 static int copies_skipped(void *arg)
 {
     int want = *(int *)arg, n = 0;
-    char *log = harness_slurp(log_path);
+    char *log = harness_slurp(harness_log_path());
     for (const char *p = log ? strstr(log, "already delivered") : NULL; p;
          p = strstr(p + 1, "already delivered"))
         n++;
@@ -444,7 +389,7 @@ static void test_two_notifiers_and_copies_send_once(void **state)
     harness_publish_alerts("twin", "warning", 100, "burst ", "");
     pid_t a = start_notifier("*=telegram", "200");
     pid_t b = start_notifier("*=telegram", "200");
-    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 100);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 100, TIMEOUT_MS, NULL);
     int copies = 100;
     assert_true(harness_wait_for(copies_skipped, &copies, TIMEOUT_MS));
     stop_notifier(a);
@@ -463,15 +408,15 @@ static void test_two_notifiers_and_copies_send_once(void **state)
 static void test_webhook_delivery(void **state)
 {
     (void)state;
-    fake_http_script(server, 503, "busy", 1);
+    fake_http_script(harness_fake_http(), 503, "busy", 1);
     harness_publish_alerts("hook", "info", 1, "hooked ", "");
     pid_t pid = start_notifier("info=webhook+log;*=log", "50");
-    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1, TIMEOUT_MS, NULL);
     stop_notifier(pid);
 
-    assert_int_equal(fake_http_count(server), 2);
+    assert_int_equal(fake_http_count(harness_fake_http()), 2);
     fake_request r;
-    assert_int_equal(fake_http_request(server, 1, &r), 0);
+    assert_int_equal(fake_http_request(harness_fake_http(), 1, &r), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.alert_id, "hook-0");
     json_object *doc = json_tokener_parse(r.body), *v;
@@ -506,7 +451,7 @@ static void test_foreign_garbage_is_dead_lettered(void **state)
     }
     harness_publish_alerts("after", "info", 1, "fine ", "");
     pid_t pid = start_notifier("*=log", "50");
-    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1, TIMEOUT_MS, NULL);
     stop_notifier(pid);
     char body[512], why[512];
     for (size_t i = 0; i < 2; i++) {
@@ -528,7 +473,7 @@ static int queue_back(void *arg)
 static int restore_dead(void **state)
 {
     harness_group_setup(state);
-    return cleanup(state);
+    return harness_test_teardown(state);
 }
 
 /* sluice.dead deleted (sluice.dlx then routes nowhere): a message that is
@@ -547,12 +492,12 @@ static void test_garbage_waits_for_sluice_dead(void **state)
     pid_t pid = start_notifier("*=log", "50");
     const char *why = "sluice.dlx routed the dead letter nowhere (312 NO_ROUTE): is sluice.dead "
                       "bound? run sluice-setup";
-    harness_wait_log(log_path, why, 2, 60000);
+    harness_wait_log(harness_log_path(), why, 2, 60000);
     assert_true(harness_wait_for(queue_back, NULL, 30000));
     assert_int_equal(pg_scalar("SELECT count(*) FROM alerts"), 0);
 
     assert_int_equal(harness_group_setup(NULL), 0);
-    wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1);
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 1, TIMEOUT_MS, NULL);
     stop_notifier(pid);
     char body[512], reason[512];
     assert_int_equal(
@@ -589,17 +534,23 @@ static void test_bad_settings_exit_2(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_escaping_and_long_alert, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_retry_after_5xx_and_400, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_burst_respects_chat_rate, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_overall_rate_across_chats, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_restart_mid_burst_sends_nothing_twice, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_kill_during_request_is_not_resent, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_two_notifiers_and_copies_send_once, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_webhook_delivery, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_foreign_garbage_is_dead_lettered, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_garbage_waits_for_sluice_dead, reset, restore_dead),
-        cmocka_unit_test_setup_teardown(test_bad_settings_exit_2, reset, cleanup),
+        harness_unit_test(test_escaping_and_long_alert),
+        harness_unit_test(test_retry_after_5xx_and_400),
+        harness_unit_test(test_burst_respects_chat_rate),
+        harness_unit_test(test_overall_rate_across_chats),
+        harness_unit_test(test_restart_mid_burst_sends_nothing_twice),
+        harness_unit_test(test_kill_during_request_is_not_resent),
+        harness_unit_test(test_two_notifiers_and_copies_send_once),
+        harness_unit_test(test_webhook_delivery),
+        harness_unit_test(test_foreign_garbage_is_dead_lettered),
+        cmocka_unit_test_setup_teardown(test_garbage_waits_for_sluice_dead, harness_test_setup,
+                                        restore_dead),
+        harness_unit_test(test_bad_settings_exit_2),
     };
-    return cmocka_run_group_tests(tests, setup_stack, teardown_stack);
+    const harness_options options = {
+        .setup_args = (const char *const[]){NULL},
+        .telegram_token = TOKEN,
+        .log_name = "notifier",
+    };
+    return harness_run_tests(tests, &options);
 }

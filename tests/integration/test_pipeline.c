@@ -17,13 +17,6 @@
 #define SOURCES HARNESS_SOURCES
 #define RUN_TIMEOUT_MS (10 * 60 * 1000)
 
-static int reset(void **state)
-{
-    (void)state;
-    harness_reset();
-    return 0;
-}
-
 /* Producer and worker run side by side; the worker drains and stops once
  * nothing has arrived for a few seconds. */
 static void run_pipeline(const char *seed, const char *log)
@@ -104,8 +97,8 @@ static void test_warehouse_holds_semi_structured_events(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_four_sources_exactly_once, reset),
-        cmocka_unit_test_setup(test_warehouse_holds_semi_structured_events, reset),
+        cmocka_unit_test_setup(test_four_sources_exactly_once, harness_test_setup),
+        cmocka_unit_test_setup(test_warehouse_holds_semi_structured_events, harness_test_setup),
     };
-    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
+    return harness_run_tests(tests, NULL);
 }

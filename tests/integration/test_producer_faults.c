@@ -24,24 +24,7 @@
 #endif
 
 static const char *const sources[] = {"s_outage"};
-static char workdir[] = "/tmp/sluice-faults-XXXXXX";
 static pid_t producer = -1; /* killed by the teardown if a check failed first */
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    if (!mkdtemp(workdir))
-        return -1;
-    const char *argv[] = {harness_bin("sluice-setup"), "--sources", "s_outage", NULL};
-    char err[8192];
-    if (harness_run(argv, err, sizeof err, 60000) != 0) {
-        print_error("sluice-setup failed: %s\n", err);
-        return -1;
-    }
-    warehouse_truncate();
-    queues_purge(sources, 1);
-    return 0;
-}
 
 static int queue_has(void *arg)
 {
@@ -52,9 +35,9 @@ static void test_broker_restart_mid_run(void **state)
 {
     (void)state;
     char input[512], config[512], log[512], cmd[4096];
-    snprintf(input, sizeof input, "%s/events.ndjson", workdir);
-    snprintf(config, sizeof config, "%s/outage.conf", workdir);
-    snprintf(log, sizeof log, "%s/producer.log", workdir);
+    snprintf(input, sizeof input, "%s/events.ndjson", harness_workdir());
+    snprintf(config, sizeof config, "%s/outage.conf", harness_workdir());
+    snprintf(log, sizeof log, "%s/producer.log", harness_workdir());
     FILE *f = fopen(input, "w");
     assert_non_null(f);
     for (int i = 0; i < EVENTS; i++)
@@ -127,18 +110,16 @@ static int cleanup(void **state)
     return 0;
 }
 
-/* The logs are in the failure messages; the folder itself goes. */
-static int remove_workdir(void **state)
-{
-    (void)state;
-    const char *argv[] = {"rm", "-rf", workdir, NULL};
-    return harness_run(argv, NULL, 0, 60000) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_broker_restart_mid_run, cleanup),
+        cmocka_unit_test_setup_teardown(test_broker_restart_mid_run, harness_test_setup, cleanup),
     };
-    return cmocka_run_group_tests(tests, setup_stack, remove_workdir);
+    const harness_options options = {
+        .setup_args = (const char *const[]){"--sources", "s_outage", NULL},
+        .sources = sources,
+        .nsources = 1,
+        .workdir = 1,
+    };
+    return harness_run_tests(tests, &options);
 }

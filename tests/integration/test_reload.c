@@ -19,8 +19,7 @@
 #define TIMEOUT_MS 120000
 #define STREAM_EVENTS 3000
 
-static const char *const sources[] = {"profiles", "clickstream", "orders", "sensors"};
-static char rules_path[256], bad_path[256], log_path[256], metrics_path[256];
+static char rules_path[256], bad_path[256], metrics_path[256];
 
 /* In force at start: big orders. */
 static const char rules_big[] =
@@ -38,52 +37,12 @@ static const char rules_bad[] =
     "{\"rules\": [{\"name\": \"hot\", \"when\": {\"path\": \"t\", \"above\": 3},\n"
     "  \"severity\": \"info\", \"message\": \"m\"}]}\n";
 
-static void write_file(const char *path, const char *text)
+static int name_files(void)
 {
-    /* Written aside and renamed, as an editor or a deployment would, so the
-     * worker never reads half a file. */
-    char tmp[300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
-static int setup_stack(void **state)
-{
-    (void)state;
-    const char *argv[] = {harness_bin("sluice-setup"), NULL};
-    if (harness_run(argv, NULL, 0, 60000) != 0)
-        return -1;
-    int pid = (int)getpid();
-    snprintf(rules_path, sizeof rules_path, "/tmp/sluice-test-reload-%d.json", pid);
-    snprintf(bad_path, sizeof bad_path, "/tmp/sluice-test-reload-bad-%d.json", pid);
-    snprintf(log_path, sizeof log_path, "/tmp/sluice-test-reload-%d.log", pid);
-    snprintf(metrics_path, sizeof metrics_path, "/tmp/sluice-test-reload-%d.prom", pid);
-    return 0;
-}
-
-static int reset(void **state)
-{
-    (void)state;
-    harness_reset();
-    pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows");
-    char body[64], value[8];
-    while (queue_get("sluice.q.notifier", body, sizeof body, "x", value, sizeof value))
-        ;
-    unlink(log_path);
-    return 0;
-}
-
-static int cleanup(void **state)
-{
-    (void)state;
-    harness_kill_spawned();
-    unlink(rules_path);
-    unlink(bad_path);
-    unlink(metrics_path);
+    const char *dir = harness_workdir();
+    snprintf(rules_path, sizeof rules_path, "%s/rules.json", dir);
+    snprintf(bad_path, sizeof bad_path, "%s/bad.json", dir);
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.prom", dir);
     return 0;
 }
 
@@ -133,12 +92,12 @@ static long long metric(const char *text, const char *series)
 static void test_sighup_reloads_rules_without_losing_events(void **state)
 {
     (void)state;
-    write_file(rules_path, rules_big);
+    harness_write_file(rules_path, rules_big);
     const char *worker[] = {harness_bin("sluice-worker"), "--rules", rules_path, "--metrics-port",
                             harness_port_text(8),         NULL};
-    pid_t pool = harness_spawn(worker, log_path);
-    harness_wait_log(log_path, "worker.0: consuming", 1, TIMEOUT_MS);
-    int child = harness_worker_pid(log_path, 0);
+    pid_t pool = harness_spawn(worker, harness_log_path());
+    harness_wait_log(harness_log_path(), "worker.0: consuming", 1, TIMEOUT_MS);
+    int child = harness_worker_pid(harness_log_path(), 0);
     assert_true(child > 0);
 
     /* A stream of orders; the rules change under it. */
@@ -154,13 +113,13 @@ static void test_sighup_reloads_rules_without_losing_events(void **state)
                               "--seed",
                               "5",
                               NULL};
-    pid_t prod = harness_spawn(producer, log_path);
+    pid_t prod = harness_spawn(producer, harness_log_path());
     long long some = STREAM_EVENTS / 4;
     assert_true(harness_wait_for(events_reached, &some, TIMEOUT_MS));
     long long big_before = alerts_of("big_order");
-    write_file(rules_path, rules_small);
+    harness_write_file(rules_path, rules_small);
     assert_int_equal(kill(pool, SIGHUP), 0);
-    harness_wait_log(log_path, "worker.0: rules reloaded", 1, TIMEOUT_MS);
+    harness_wait_log(harness_log_path(), "worker.0: rules reloaded", 1, TIMEOUT_MS);
     assert_int_equal(harness_wait(prod, TIMEOUT_MS), 0);
     long long all = STREAM_EVENTS;
     assert_true(harness_wait_for(events_reached, &all, TIMEOUT_MS));
@@ -168,8 +127,8 @@ static void test_sighup_reloads_rules_without_losing_events(void **state)
     /* Every event stored once, by the same worker process: nothing was
      * dropped or redone for the reload. */
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), STREAM_EVENTS);
-    assert_int_equal(harness_worker_pid(log_path, 0), child);
-    assert_int_equal(harness_log_count(log_path, "worker crashed"), 0);
+    assert_int_equal(harness_worker_pid(harness_log_path(), 0), child);
+    assert_int_equal(harness_log_count(harness_log_path(), "worker crashed"), 0);
     assert_true(big_before > 0); /* the first rules were in force... */
     long long big_after = alerts_of("big_order");
     /* ...and the new ones from the reload on: no big_order alert raised
@@ -183,7 +142,7 @@ static void test_sighup_reloads_rules_without_losing_events(void **state)
     assert_int_equal(alerts_of("big_order"), big_after);
 
     /* A file with a mistake: the same line as at start, the rules stay. */
-    write_file(bad_path, rules_bad);
+    harness_write_file(bad_path, rules_bad);
     const char *bad_start[] = {
         harness_bin("sluice-worker"), "--rules", bad_path, "--metrics-port", "0", NULL};
     char start_err[2048];
@@ -198,10 +157,10 @@ static void test_sighup_reloads_rules_without_losing_events(void **state)
     assert_non_null(at);
     snprintf(expected, sizeof expected, "%.*s%s%s", (int)(at - line), line, rules_path,
              at + strlen(bad_path));
-    write_file(rules_path, rules_bad);
+    harness_write_file(rules_path, rules_bad);
     assert_int_equal(kill(pool, SIGHUP), 0);
-    harness_wait_log(log_path, "rules reload refused", 1, TIMEOUT_MS);
-    harness_wait_log(log_path, expected, 1, TIMEOUT_MS);
+    harness_wait_log(harness_log_path(), "rules reload refused", 1, TIMEOUT_MS);
+    harness_wait_log(harness_log_path(), expected, 1, TIMEOUT_MS);
     /* Still the tiny_order rules: a second tiny order of c-1 is suppressed
      * by its dedup window, one of c-2 raises an alert. */
     harness_amqp_publish("src.orders",
@@ -211,7 +170,7 @@ static void test_sighup_reloads_rules_without_losing_events(void **state)
     wait_alerts("tiny_order", 2);
     stored = STREAM_EVENTS + 4;
     assert_true(harness_wait_for(events_reached, &stored, TIMEOUT_MS));
-    assert_int_equal(harness_worker_pid(log_path, 0), child);
+    assert_int_equal(harness_worker_pid(harness_log_path(), 0), child);
 
     /* /metrics: the alert counters match the warehouse, and promtool
      * accepts the whole exposition. */
@@ -238,7 +197,6 @@ static void test_sighup_reloads_rules_without_losing_events(void **state)
     kill(pool, SIGTERM);
     assert_int_equal(harness_wait(pool, 60000), 0);
     assert_source_queues_empty();
-    (void)sources;
 }
 
 /* A pool without a rules file ignores SIGHUP instead of dying of it. */
@@ -246,10 +204,10 @@ static void test_sighup_without_rules_is_harmless(void **state)
 {
     (void)state;
     const char *worker[] = {harness_bin("sluice-worker"), "--metrics-port", "0", NULL};
-    pid_t pool = harness_spawn(worker, log_path);
-    harness_wait_log(log_path, "worker.0: consuming", 1, TIMEOUT_MS);
+    pid_t pool = harness_spawn(worker, harness_log_path());
+    harness_wait_log(harness_log_path(), "worker.0: consuming", 1, TIMEOUT_MS);
     assert_int_equal(kill(pool, SIGHUP), 0);
-    harness_wait_log(log_path, "no rules file to re-read", 1, TIMEOUT_MS);
+    harness_wait_log(harness_log_path(), "no rules file to re-read", 1, TIMEOUT_MS);
     harness_amqp_publish("src.orders", "{\"order_id\":\"after-hup\",\"total\":1}");
     long long one = 1;
     assert_true(harness_wait_for(events_reached, &one, TIMEOUT_MS));
@@ -260,9 +218,15 @@ static void test_sighup_without_rules_is_harmless(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sighup_reloads_rules_without_losing_events, reset,
-                                        cleanup),
-        cmocka_unit_test_setup_teardown(test_sighup_without_rules_is_harmless, reset, cleanup),
+        harness_unit_test(test_sighup_reloads_rules_without_losing_events),
+        harness_unit_test(test_sighup_without_rules_is_harmless),
     };
-    return cmocka_run_group_tests(tests, setup_stack, NULL);
+    const harness_options options = {
+        .setup_args = (const char *const[]){NULL},
+        .empties = HARNESS_EMPTY_ALERTS | HARNESS_EMPTY_NOTIFIER,
+        .workdir = 1,
+        .log_name = "reload",
+        .ready = name_files,
+    };
+    return harness_run_tests(tests, &options);
 }

@@ -20,13 +20,6 @@
 
 #define TIMEOUT_MS 120000
 
-static int reset(void **state)
-{
-    (void)state;
-    harness_reset();
-    return 0;
-}
-
 /* Puts the demo's declarations back, whatever a test declared. */
 static int restore_projections(void **state)
 {
@@ -36,11 +29,7 @@ static int restore_projections(void **state)
 
 static void drain_with_worker(void)
 {
-    const char *argv[] = {
-        harness_bin("sluice-worker"), "--idle-exit-ms", "1500", "--metrics-port", "0", NULL};
-    char err[16384];
-    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
-        fail_msg("worker failed: %s", err);
+    harness_drain(NULL);
     assert_int_equal(queue_ready("sluice.q.orders"), 0);
 }
 
@@ -50,14 +39,6 @@ static int setup(const char *a1, const char *a2, const char *a3, const char *a4,
 {
     const char *argv[] = {harness_bin("sluice-setup"), a1, a2, a3, a4, NULL};
     return harness_run(argv, err, cap, 60000);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 /* The partitions exist ahead of time, and a query over a time range reads
@@ -211,7 +192,7 @@ static void test_upgrade_in_place_keeps_rows(void **state)
         snprintf(to, sizeof to, "%s/%s", old_sql, first[i]);
         char *text = harness_slurp(from);
         assert_non_null(text);
-        write_file(to, text);
+        harness_write_file(to, text);
         free(text);
     }
     char err[4096];
@@ -310,7 +291,7 @@ static void test_declared_projection(void **state)
     (void)state;
     char path[] = "/tmp/sluice-projections-XXXXXX";
     close(mkstemp(path));
-    write_file(path, customers_v1);
+    harness_write_file(path, customers_v1);
     char err[4096];
     int rc = setup("--projections", path, NULL, NULL, err, sizeof err);
     if (rc != 0)
@@ -333,7 +314,7 @@ static void test_declared_projection(void **state)
     /* A column added to the declaration: the table gains it. */
     char v2[1024];
     snprintf(v2, sizeof v2, "%scolumn country = text /shipping/country\n", customers_v1);
-    write_file(path, v2);
+    harness_write_file(path, v2);
     rc = setup("--projections", path, NULL, NULL, err, sizeof err);
     if (rc != 0)
         fail_msg("setup with a new column: exit %d: %s", rc, err);
@@ -347,7 +328,7 @@ static void test_declared_projection(void **state)
 
     /* Declared with another type than the table has: exit 2, one line. */
     snprintf(v2, sizeof v2, "%scolumn country = numeric /shipping/country\n", customers_v1);
-    write_file(path, v2);
+    harness_write_file(path, v2);
     rc = setup("--projections", path, NULL, NULL, err, sizeof err);
     assert_int_equal(rc, 2);
     assert_non_null(strstr(err, "column country is text in the table but declared numeric"));
@@ -374,7 +355,7 @@ static void test_bad_declarations(void **state)
     char path[] = "/tmp/sluice-projections-XXXXXX";
     close(mkstemp(path));
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        write_file(path, cases[i].text);
+        harness_write_file(path, cases[i].text);
         char err[4096];
         int rc = setup("--projections", path, NULL, NULL, err, sizeof err);
         if (rc != 2 || !strstr(err, cases[i].message))
@@ -386,12 +367,13 @@ static void test_bad_declarations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_partitions_ahead_and_pruned, reset),
-        cmocka_unit_test_setup(test_copy_across_partition_boundary_stored_once, reset),
-        cmocka_unit_test_setup(test_retention_drops_old_partitions, reset),
-        cmocka_unit_test_setup(test_upgrade_in_place_keeps_rows, reset),
-        cmocka_unit_test_setup_teardown(test_declared_projection, reset, restore_projections),
-        cmocka_unit_test_setup(test_bad_declarations, reset),
+        cmocka_unit_test_setup(test_partitions_ahead_and_pruned, harness_test_setup),
+        cmocka_unit_test_setup(test_copy_across_partition_boundary_stored_once, harness_test_setup),
+        cmocka_unit_test_setup(test_retention_drops_old_partitions, harness_test_setup),
+        cmocka_unit_test_setup(test_upgrade_in_place_keeps_rows, harness_test_setup),
+        cmocka_unit_test_setup_teardown(test_declared_projection, harness_test_setup,
+                                        restore_projections),
+        cmocka_unit_test_setup(test_bad_declarations, harness_test_setup),
     };
-    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
+    return harness_run_tests(tests, NULL);
 }

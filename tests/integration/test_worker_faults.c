@@ -17,24 +17,12 @@
 
 #define TIMEOUT_MS (5 * 60 * 1000)
 
-static char log_path[64];
-
-static int reset(void **state)
-{
-    (void)state;
-    harness_reset();
-    snprintf(log_path, sizeof log_path, "/tmp/sluice-faults-XXXXXX");
-    close(mkstemp(log_path));
-    return 0;
-}
-
 /* Leaves both servers running for whatever test comes next. */
 static int restore(void **state)
 {
     (void)state;
     harness_kill_spawned();
     stack_ctl("start");
-    unlink(log_path);
     return 0;
 }
 
@@ -45,13 +33,6 @@ static int health_is(void *arg)
     char body[256], url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", harness_port(3));
     return http_get(url, body, sizeof body) == health_wanted;
-}
-
-static long long rows_wanted;
-static int rows_reached(void *arg)
-{
-    (void)arg;
-    return pg_scalar("SELECT count(*) FROM events") >= rows_wanted;
 }
 
 static long backlog_wanted;
@@ -66,7 +47,7 @@ static pid_t start_pool(void)
     const char *argv[] = {
         harness_bin("sluice-worker"), "--workers",           "2",    "--metrics-port",
         harness_port_text(3),         "--stats-interval-ms", "1000", NULL};
-    pid_t pool = harness_spawn(argv, log_path);
+    pid_t pool = harness_spawn(argv, harness_log_path());
     health_wanted = 200;
     assert_true(harness_wait_for(health_is, NULL, 60000));
     return pool;
@@ -76,24 +57,19 @@ static pid_t start_producer(const char *count, const char *rate)
 {
     const char *argv[] = {
         harness_bin("sluice-producer"), "--count", count, "--rate", rate, "--seed", "77", NULL};
-    return harness_spawn(argv, log_path);
+    return harness_spawn(argv, harness_log_path());
 }
 
 static void finish(pid_t producer, pid_t pool, long long total)
 {
     if (harness_wait(producer, TIMEOUT_MS) != 0) {
-        char *text = harness_slurp(log_path);
+        char *text = harness_slurp(harness_log_path());
         fail_msg("producer failed; log:\n%s", text ? text : "");
     }
-    rows_wanted = total;
-    if (!harness_wait_for(rows_reached, NULL, TIMEOUT_MS)) {
-        char *text = harness_slurp(log_path);
-        fail_msg("only %lld of %lld rows; log:\n%s", pg_scalar("SELECT count(*) FROM events"),
-                 total, text ? text : "");
-    }
+    harness_wait_sql("SELECT count(*) FROM events", total, TIMEOUT_MS, harness_log_path());
     kill(pool, SIGTERM);
     if (harness_wait(pool, 60000) != 0) {
-        char *text = harness_slurp(log_path);
+        char *text = harness_slurp(harness_log_path());
         fail_msg("pool did not stop cleanly; log:\n%s", text ? text : "");
     }
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), total);
@@ -109,8 +85,7 @@ static void test_postgres_stopped_mid_stream(void **state)
     (void)state;
     pid_t pool = start_pool();
     pid_t producer = start_producer("3000", "500");
-    rows_wanted = 2000;
-    assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
+    harness_wait_sql("SELECT count(*) FROM events", 2000, TIMEOUT_MS, harness_log_path());
 
     stack_ctl("stop-pg");
     health_wanted = 503;
@@ -132,8 +107,7 @@ static void test_rabbitmq_restarted_mid_stream(void **state)
     (void)state;
     pid_t pool = start_pool();
     pid_t producer = start_producer("4000", "600");
-    rows_wanted = 3000;
-    assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
+    harness_wait_sql("SELECT count(*) FROM events", 3000, TIMEOUT_MS, harness_log_path());
 
     stack_ctl("stop-rabbit");
     health_wanted = 503;
@@ -142,11 +116,11 @@ static void test_rabbitmq_restarted_mid_stream(void **state)
 
     health_wanted = 200;
     if (!harness_wait_for(health_is, NULL, 120000)) {
-        char *text = harness_slurp(log_path);
+        char *text = harness_slurp(harness_log_path());
         fail_msg("workers not healthy after the restart; log:\n%s", text ? text : "");
     }
     finish(producer, pool, 16000);
-    char *text = harness_slurp(log_path);
+    char *text = harness_slurp(harness_log_path());
     assert_non_null(strstr(text, "unconfirmed_republished="));
     free(text);
 }
@@ -185,46 +159,46 @@ static void test_event_kept_while_sluice_dead_is_missing(void **state)
 
     const char *argv[] = {
         harness_bin("sluice-worker"), "--max-retries", "2", "--metrics-port", "0", NULL};
-    pid_t worker = harness_spawn(argv, log_path);
+    pid_t worker = harness_spawn(argv, harness_log_path());
     const char *why = "sluice.dlx routed the dead letter nowhere (312 NO_ROUTE): is sluice.dead "
                       "bound? run sluice-setup";
-    harness_wait_log(log_path, why, 1, 60000);
+    harness_wait_log(harness_log_path(), why, 1, 60000);
     /* Between attempts the event is back in its queue, not lost. */
     assert_true(harness_wait_for(orders_ready, NULL, 30000));
     /* Backing off: a handful of attempts in three seconds, not hundreds. */
     sleep(3);
-    int attempts = harness_log_count(log_path, why);
+    int attempts = harness_log_count(harness_log_path(), why);
     if (attempts > 10) {
-        char *text = harness_slurp(log_path);
+        char *text = harness_slurp(harness_log_path());
         fail_msg("%d attempts in 3 s; log:\n%s", attempts, text ? text : "");
     }
-    assert_int_equal(harness_log_count(log_path, "event dead-lettered to sluice.dead"), 0);
+    assert_int_equal(harness_log_count(harness_log_path(), "event dead-lettered to sluice.dead"),
+                     0);
 
     /* sluice-setup declares sluice.dead again: the worker recovers. */
     assert_int_equal(harness_group_setup(NULL), 0);
     if (!harness_wait_for(dead_arrived, NULL, 60000)) {
-        char *text = harness_slurp(log_path);
+        char *text = harness_slurp(harness_log_path());
         fail_msg("the event never reached sluice.dead; log:\n%s", text ? text : "");
     }
-    harness_wait_log(log_path, "event dead-lettered to sluice.dead", 1, 10000);
+    harness_wait_log(harness_log_path(), "event dead-lettered to sluice.dead", 1, 10000);
     kill(worker, SIGTERM);
     assert_int_equal(harness_wait(worker, 60000), 0);
     assert_int_equal(queue_ready("sluice.q.orders"), 0);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 0);
-    char body[256], reason[256];
-    assert_int_equal(
-        queue_get("sluice.dead", body, sizeof body, "x-sluice-reason", reason, sizeof reason), 1);
-    assert_string_equal(body, "{\"refuse\":true}");
-    assert_non_null(strstr(reason, "refused for the test"));
+    assert_dead_letter("{\"refuse\":true}", "refused for the test");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_postgres_stopped_mid_stream, reset, restore),
-        cmocka_unit_test_setup_teardown(test_rabbitmq_restarted_mid_stream, reset, restore),
-        cmocka_unit_test_setup_teardown(test_event_kept_while_sluice_dead_is_missing, reset,
-                                        restore_dead),
+        cmocka_unit_test_setup_teardown(test_postgres_stopped_mid_stream, harness_test_setup,
+                                        restore),
+        cmocka_unit_test_setup_teardown(test_rabbitmq_restarted_mid_stream, harness_test_setup,
+                                        restore),
+        cmocka_unit_test_setup_teardown(test_event_kept_while_sluice_dead_is_missing,
+                                        harness_test_setup, restore_dead),
     };
-    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
+    const harness_options options = {.log_name = "faults"};
+    return harness_run_tests(tests, &options);
 }

@@ -17,30 +17,9 @@
 
 #define TIMEOUT_MS (5 * 60 * 1000)
 
-static char log_path[64];
-
-static int reset(void **state)
-{
-    (void)state;
-    harness_reset();
-    while (queue_get("sluice.dead", (char[8]){0}, 8, "x", (char[8]){0}, 8))
-        ;
-    snprintf(log_path, sizeof log_path, "/tmp/sluice-pool-XXXXXX");
-    close(mkstemp(log_path));
-    return 0;
-}
-
-static int cleanup(void **state)
-{
-    (void)state;
-    harness_kill_spawned();
-    unlink(log_path);
-    return 0;
-}
-
 static void fail_with_log(const char *what)
 {
-    char *text = harness_slurp(log_path);
+    char *text = harness_slurp(harness_log_path());
     fail_msg("%s; log:\n%s", what, text ? text : "");
 }
 
@@ -64,14 +43,7 @@ static pid_t spawn_producer(const char *count, const char *rate, const char *see
 {
     const char *argv[] = {
         harness_bin("sluice-producer"), "--count", count, "--rate", rate, "--seed", seed, NULL};
-    return harness_spawn(argv, log_path);
-}
-
-static long long rows_wanted;
-static int rows_reached(void *arg)
-{
-    (void)arg;
-    return pg_scalar("SELECT count(*) FROM events") >= rows_wanted;
+    return harness_spawn(argv, harness_log_path());
 }
 
 static long expected_consumers;
@@ -136,15 +108,14 @@ static void test_parallel_mode_binds_workers_to_queues(void **state)
                           "--metrics-port",
                           "0",
                           NULL};
-    pid_t pool = harness_spawn(argv, log_path);
+    pid_t pool = harness_spawn(argv, harness_log_path());
     expected_consumers = 2; /* two workers on each queue, one queue each */
     assert_true(harness_wait_for(consumers_attached, NULL, 60000));
-    rows_wanted = 8000;
-    assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
+    harness_wait_sql("SELECT count(*) FROM events", 8000, TIMEOUT_MS, harness_log_path());
     kill(pool, SIGTERM);
     assert_int_equal(harness_wait(pool, 60000), 0);
     assert_exactly(8000);
-    char *text = harness_slurp(log_path);
+    char *text = harness_slurp(harness_log_path());
     assert_non_null(strstr(text, "worker started worker=7 "));
     assert_null(strstr(text, "worker started worker=8 "));
     free(text);
@@ -155,13 +126,12 @@ static void test_unified_mode_and_metrics(void **state)
     (void)state;
     const char *argv[] = {harness_bin("sluice-worker"), "--workers", "3", "--metrics-port",
                           harness_port_text(1),         NULL};
-    pid_t pool = harness_spawn(argv, log_path);
+    pid_t pool = harness_spawn(argv, harness_log_path());
     assert_true(harness_wait_for(healthy, NULL, 60000));
     expected_consumers = 3; /* every worker on every queue */
     assert_true(harness_wait_for(consumers_attached, NULL, 60000));
     produce("1500", "0", "12");
-    rows_wanted = 6000;
-    assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
+    harness_wait_sql("SELECT count(*) FROM events", 6000, TIMEOUT_MS, harness_log_path());
 
     static char body[1 << 17];
     assert_int_equal(http_get(pool_url("/metrics"), body, sizeof body), 200);
@@ -191,7 +161,7 @@ static int pid_changed_from;
 static int worker_restarted(void *arg)
 {
     (void)arg;
-    int pid = harness_worker_pid(log_path, 0);
+    int pid = harness_worker_pid(harness_log_path(), 0);
     return pid != 0 && pid != pid_changed_from;
 }
 
@@ -202,19 +172,16 @@ static void test_crashed_worker_is_restarted_exactly_once(void **state)
     (void)state;
     const char *argv[] = {harness_bin("sluice-worker"), "--workers",    "2",   "--metrics-port",
                           harness_port_text(1),         "--batch-size", "200", NULL};
-    pid_t pool = harness_spawn(argv, log_path);
+    pid_t pool = harness_spawn(argv, harness_log_path());
     assert_true(harness_wait_for(healthy, NULL, 60000));
     pid_t producer = spawn_producer("4000", "1000", "13");
-    rows_wanted = 2000;
-    assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
-    pid_changed_from = harness_worker_pid(log_path, 0);
+    harness_wait_sql("SELECT count(*) FROM events", 2000, TIMEOUT_MS, harness_log_path());
+    pid_changed_from = harness_worker_pid(harness_log_path(), 0);
     assert_true(pid_changed_from > 0);
     kill(pid_changed_from, SIGKILL);
     assert_true(harness_wait_for(worker_restarted, NULL, 60000));
     assert_int_equal(harness_wait(producer, TIMEOUT_MS), 0);
-    rows_wanted = 16000;
-    if (!harness_wait_for(rows_reached, NULL, TIMEOUT_MS))
-        fail_with_log("rows missing after the crash");
+    harness_wait_sql("SELECT count(*) FROM events", 16000, TIMEOUT_MS, harness_log_path());
     assert_true(harness_wait_for(healthy, NULL, 60000));
     static char body[1 << 17];
     assert_int_equal(http_get(pool_url("/metrics"), body, sizeof body), 200);
@@ -234,9 +201,8 @@ static void test_sigterm_during_load(void **state)
     pid_t producer = spawn_producer("3000", "1500", "14");
     const char *argv[] = {
         harness_bin("sluice-worker"), "--workers", "2", "--metrics-port", "0", NULL};
-    pid_t pool = harness_spawn(argv, log_path);
-    rows_wanted = 3000;
-    assert_true(harness_wait_for(rows_reached, NULL, TIMEOUT_MS));
+    pid_t pool = harness_spawn(argv, harness_log_path());
+    harness_wait_sql("SELECT count(*) FROM events", 3000, TIMEOUT_MS, harness_log_path());
     kill(pool, SIGTERM);
     if (harness_wait(pool, 60000) != 0)
         fail_with_log("pool did not stop cleanly");
@@ -277,11 +243,8 @@ static void test_dead_letter_after_bounded_retries(void **state)
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload ? 'fine'"), 1);
     assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE payload ? 'explode'"), 0);
     assert_int_equal(queue_ready("sluice.q.orders"), 0);
+    assert_dead_letter("{\"explode\":true}", "explosives refused");
     char body[256], reason[256];
-    assert_int_equal(
-        queue_get("sluice.dead", body, sizeof body, "x-sluice-reason", reason, sizeof reason), 1);
-    assert_string_equal(body, "{\"explode\":true}");
-    assert_non_null(strstr(reason, "explosives refused"));
     assert_int_equal(queue_get("sluice.dead", body, sizeof body, "x", reason, sizeof reason), 0);
 }
 
@@ -314,13 +277,13 @@ static void test_bad_flags(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parallel_mode_binds_workers_to_queues, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_unified_mode_and_metrics, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_crashed_worker_is_restarted_exactly_once, reset,
-                                        cleanup),
-        cmocka_unit_test_setup_teardown(test_sigterm_during_load, reset, cleanup),
-        cmocka_unit_test_setup_teardown(test_dead_letter_after_bounded_retries, reset, cleanup),
+        harness_unit_test(test_parallel_mode_binds_workers_to_queues),
+        harness_unit_test(test_unified_mode_and_metrics),
+        harness_unit_test(test_crashed_worker_is_restarted_exactly_once),
+        harness_unit_test(test_sigterm_during_load),
+        harness_unit_test(test_dead_letter_after_bounded_retries),
         cmocka_unit_test(test_bad_flags),
     };
-    return cmocka_run_group_tests(tests, harness_group_setup, NULL);
+    const harness_options options = {.empties = HARNESS_EMPTY_DEAD, .log_name = "pool"};
+    return harness_run_tests(tests, &options);
 }
