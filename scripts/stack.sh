@@ -13,6 +13,10 @@
 #   env           print `export SLUICE_..._URL/DSN=...` lines, for eval
 #   start-rabbit, stop-rabbit, start-pg, stop-pg
 #                 one server only (the fault tests kill and revive them)
+#   block-publishers, unblock-publishers
+#                 raise or clear RabbitMQ's memory alarm, which stops it
+#                 reading from publishing connections (a fault test's
+#                 way to hold messages unconfirmed; a restart clears it)
 #
 # Environment:
 #   SLUICE_STATE_DIR      state folder (default: <checkout>/.run; as root, when
@@ -527,6 +531,7 @@ main() {
     case $verb in
         start | stop | restart | status | env) ;;
         start-rabbit | stop-rabbit | start-pg | stop-pg) ;;
+        block-publishers | unblock-publishers) ;;
         *) echo "stack.sh: unknown verb '$verb' (see --help)" >&2; return 2 ;;
     esac
     configure
@@ -551,6 +556,9 @@ main() {
         stop-rabbit) rabbit_stop ;;
         start-pg) pg_start ;;
         stop-pg) pg_stop ;;
+        # A watermark of 0 sets the memory alarm off at once.
+        block-publishers) rmq_ctl set_vm_memory_high_watermark 0 >/dev/null ;;
+        unblock-publishers) rmq_ctl set_vm_memory_high_watermark 0.4 >/dev/null ;;
     esac
 }
 

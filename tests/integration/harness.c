@@ -299,6 +299,44 @@ void harness_accept_events(void)
     pg_exec("DROP TRIGGER IF EXISTS harness_refuse ON events");
 }
 
+void harness_pace_storing(void)
+{
+    pg_exec("CREATE OR REPLACE FUNCTION harness_pace() RETURNS trigger"
+            " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END $$");
+    pg_exec("CREATE TRIGGER harness_pace BEFORE INSERT ON events"
+            " FOR EACH STATEMENT EXECUTE FUNCTION harness_pace()");
+}
+
+void harness_unpace_storing(void)
+{
+    pg_exec("SET client_min_messages = warning;"
+            " DROP TRIGGER IF EXISTS harness_pace ON events");
+}
+
+void assert_generated_exactly(long long per_source)
+{
+    char got[1024], want[1024] = "";
+    /* Per source: rows, distinct seqs, lowest and highest seq. */
+    pg_text("SELECT coalesce(string_agg(format('%s:%s/%s/%s/%s', source, n, d, lo, hi), ' '"
+            " ORDER BY source), '') FROM (SELECT source, count(*) AS n, count(DISTINCT seq) AS d,"
+            " min(seq) AS lo, max(seq) AS hi FROM (SELECT source,"
+            " substring(msg_id FROM '-([0-9]+)$')::bigint AS seq FROM events) e"
+            " GROUP BY source) g",
+            got, sizeof got);
+    static const char *const sorted[HARNESS_SOURCES] = {"clickstream", "orders", "profiles",
+                                                        "sensors"};
+    for (size_t i = 0; i < HARNESS_SOURCES; i++) {
+        size_t len = strlen(want);
+        snprintf(want + len, sizeof want - len, "%s%s:%lld/%lld/0/%lld", i ? " " : "", sorted[i],
+                 per_source, per_source, per_source - 1);
+    }
+    if (strcmp(got, want) != 0)
+        fail_msg("warehouse holds (source:rows/distinct seqs/lowest/highest) %s, "
+                 "the generator was asked for %s",
+                 got, want);
+    assert_source_queues_empty();
+}
+
 void pg_text(const char *sql, char *out, size_t cap)
 {
     PGresult *r = pg_query(sql);
@@ -509,6 +547,48 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+long harness_mgmt_get(const char *path, char *out, size_t cap)
+{
+    const char *base = getenv("SLUICE_MGMT_URL");
+    const char *host = base ? strstr(base, "://") : NULL;
+    if (!host)
+        fail_msg("SLUICE_MGMT_URL is not set (eval \"$(scripts/stack.sh env)\")");
+    /* The stack's management API takes RabbitMQ's default user. */
+    char url[1024];
+    snprintf(url, sizeof url, "http://guest:guest@%sapi/%s", host + 3, path);
+    return http_get(url, out, cap);
+}
+
+long long harness_redelivered(void)
+{
+    long long total = 0;
+    for (size_t i = 0; i < HARNESS_SOURCES; i++) {
+        char path[128];
+        static char body[1 << 16];
+        snprintf(path, sizeof path, "queues/%%2F/sluice.q.%s", harness_sources[i]);
+        long status = harness_mgmt_get(path, body, sizeof body);
+        if (status != 200)
+            fail_msg("GET %s: HTTP %ld", path, status);
+        json_object *doc = json_tokener_parse(body), *stats, *n;
+        if (!doc)
+            fail_msg("GET %s: not JSON: %.200s", path, body);
+        /* No message_stats (or no redeliver in it) until it happened once. */
+        if (json_object_object_get_ex(doc, "message_stats", &stats) &&
+            json_object_object_get_ex(stats, "redeliver", &n))
+            total += json_object_get_int64(n);
+        json_object_put(doc);
+    }
+    return total;
+}
+
+int harness_publisher_blocked(void *arg)
+{
+    (void)arg;
+    static char body[1 << 18];
+    long st = harness_mgmt_get("connections", body, sizeof body);
+    return st == 200 && strstr(body, "\"state\":\"blocked\"") != NULL;
+}
+
 long http_get(const char *url, char *out, size_t cap)
 {
     CURL *curl = curl_easy_init();
@@ -652,6 +732,7 @@ const char *harness_log_path(void)
 void harness_reset(void)
 {
     harness_kill_spawned();
+    harness_unpace_storing();
     pg_exec("TRUNCATE events, ingest_errors");
     /* And the typed tables of whatever projections are declared. */
     pg_exec("DO $$ DECLARE t text; BEGIN"
@@ -744,6 +825,18 @@ void assert_source_queues_empty(void)
         if (n != 0)
             fail_msg("%s holds %ld messages", queue, n);
     }
+}
+
+long long harness_log_max(const char *path, const char *key)
+{
+    char *all = harness_slurp(path);
+    long long most = -1;
+    for (const char *p = all; p && (p = strstr(p, key)) != NULL; p++) {
+        long long n = strtoll(p + strlen(key), NULL, 10);
+        most = n > most ? n : most;
+    }
+    free(all);
+    return most;
 }
 
 int harness_log_count(const char *path, const char *text)

@@ -175,6 +175,38 @@ void harness_publish_each(const char *exchange, int n,
 void harness_publish_alerts(const char *rule, const char *severity, int n, const char *before,
                             const char *after);
 
+/* Fails the test unless the warehouse holds exactly what sluice-producer's
+ * generator was asked for: for each of the demo's four sources,
+ * `per_source` rows whose msg_ids (<source>-<seed>-<seq>) carry every seq
+ * from 0 to per_source - 1 once: no event lost (a gap), none stored twice,
+ * and no more than asked for. The expected total is the test's, never the
+ * producer's report. */
+void assert_generated_exactly(long long per_source);
+
+/* Paces storing: from now on every statement that adds events (each
+ * worker's COPY of a batch) first sleeps 200 ms, so a worker stores at most
+ * batch-size events per 200 ms and a fault test's kill lands while a
+ * backlog is still being stored. harness_reset() (and
+ * harness_unpace_storing()) drop the trigger. */
+void harness_pace_storing(void);
+void harness_unpace_storing(void);
+
+/* Messages RabbitMQ has delivered again (redelivered flag set) from the
+ * demo's source queues since it started: the sum of the management API's
+ * message_stats.redeliver (needs SLUICE_MGMT_URL). The statistics lag by up
+ * to RabbitMQ's collection interval (5 s): wait for a rise, do not read
+ * once. */
+long long harness_redelivered(void);
+
+/* GET of path on the stack's RabbitMQ management API (SLUICE_MGMT_URL,
+ * user guest); returns the HTTP status with the body in out (cut to cap). */
+long harness_mgmt_get(const char *path, char *out, size_t cap);
+
+/* For harness_wait_for after `stack.sh block-publishers`: nonzero once a
+ * connection is blocked, that is, it published and RabbitMQ stopped
+ * reading from it, so what it sends from then on stays unconfirmed. */
+int harness_publisher_blocked(void *arg);
+
 /* Runs one SQL command on the warehouse; fails the test on error. */
 void pg_exec(const char *sql);
 
@@ -243,6 +275,10 @@ int harness_log_count(const char *path, const char *text);
 /* Waits up to timeout_ms until `text` occurs at least `times` times in the
  * file at path; fails the test, showing the file, if it never does. */
 void harness_wait_log(const char *path, const char *text, int times, long timeout_ms);
+
+/* The largest integer that follows `key` anywhere in the file at path
+ * ("buffered=" in "... buffered=12 ..."), or -1 if key never occurs. */
+long long harness_log_max(const char *path, const char *key);
 
 /* Reads a whole file into a malloc'd NUL-terminated string (NULL if none). */
 char *harness_slurp(const char *path);

@@ -200,9 +200,9 @@ static void test_quorum_delivery_limit(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         limit_vhost("DELETE"); /* an earlier failed run's */
         limit_vhost("PUT");
-        const char *argv[] = {harness_bin("sluice-setup"), "--amqp-url", url, "--queue-type",
-                              "quorum", "--delivery-limit", cases[i].limit, "--sources", "limit",
-                              NULL};
+        const char *argv[] = {
+            harness_bin("sluice-setup"), "--amqp-url",   url,         "--queue-type", "quorum",
+            "--delivery-limit",          cases[i].limit, "--sources", "limit",        NULL};
         char err[8192];
         int rc = harness_run(argv, err, sizeof err, TIMEOUT_MS);
         if (rc != 0) {
