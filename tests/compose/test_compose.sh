@@ -170,19 +170,36 @@ stop_producer() {
     log "producer stopped: confirmed=${totals% *} (all runs: confirmed=$CONFIRMED read=$READ)"
 }
 drained() { (($(queued) == 0)) && (($(rows) >= CONFIRMED)); }
-# The warehouse holds every confirmed event once: at least every confirmed
-# one, at most every one read (an unconfirmed publish may have landed),
-# each msg_id once, none rejected.
+# The events the generators made, counted from the warehouse itself, not
+# from the producer's report: message ids are SOURCE-SEED-SEQ and each
+# producer run numbers its events 0, 1, 2, ... per source, so for every
+# source and seed the seqs stored must be 0..highest, each once. Prints
+# "expected gaps": the sum of (highest + 1), and the (source, seed) pairs
+# with a seq missing or stored twice.
+generated() {
+    sql "SELECT coalesce(sum(hi + 1), 0), count(*) FILTER (WHERE n <> hi + 1 OR d <> n OR lo <> 0)
+         FROM (SELECT count(*) AS n, count(DISTINCT seq) AS d, min(seq) AS lo, max(seq) AS hi
+               FROM (SELECT source, substring(msg_id FROM '-([0-9]+)-[0-9]+\$') AS seed,
+                            substring(msg_id FROM '-([0-9]+)\$')::bigint AS seq FROM events) e
+               GROUP BY source, seed) g" | tr '|' ' '
+}
+# The warehouse holds every generated event once: no gap in any source's
+# and seed's seqs, each msg_id once, none rejected; and (a cross-check of
+# the producer, not the expected total) between the events it confirmed
+# and those it read.
 check_complete() {
-    local n distinct errors
+    local n distinct errors expected gaps
     n=$(rows)
     distinct=$(sql "SELECT count(DISTINCT msg_id) FROM events" | tr -d '[:space:]')
     errors=$(sql "SELECT count(*) FROM ingest_errors" | tr -d '[:space:]')
+    read -r expected gaps < <(generated)
+    ((gaps == 0)) || fail "$1: $gaps (source, seed) pairs with a seq missing or doubled"
+    ((n == expected)) || fail "$1: $n rows, but the generators' seqs say $expected"
+    ((n == distinct)) || fail "$1: $n rows for $distinct message ids"
     ((n >= CONFIRMED)) || fail "$1: $n rows, but $CONFIRMED events were confirmed"
     ((n <= READ)) || fail "$1: $n rows, more than the $READ events produced"
-    ((n == distinct)) || fail "$1: $n rows for $distinct message ids"
     ((errors == 0)) || fail "$1: $errors rows in ingest_errors"
-    log "$1: $n rows, every confirmed event once"
+    log "$1: $n rows, every generated event once, no seq missing"
 }
 
 # ---- 1. up --build
@@ -250,11 +267,15 @@ victim=$(dc ps -q worker | sed -n 1p)
 before=$(rows)
 docker kill -s KILL "$victim" >/dev/null
 log "worker ${victim:0:12} killed with SIGKILL at $before rows"
+# Struck mid-work: rows were stored before the kill, and the producer
+# (running until stopped below) keeps making events after it.
+((before > 0)) || fail "the worker was killed before anything was stored"
 docker start "$victim" >/dev/null
 await "the killed worker healthy again" all_healthy worker
 await "3 consumers on every source queue again" consumers_each 3
 stop_producer
 await "queues drained" drained
+(($(rows) > before)) || fail "nothing stored after the kill at $before rows: it struck no work"
 check_complete "after SIGKILL"
 
 # ---- 5. parallel mode, two processes per queue

@@ -772,6 +772,23 @@ int harness_test_teardown(void **state)
     return 0;
 }
 
+static int requests_reached(void *arg)
+{
+    return fake_http_count(group_http) >= *(size_t *)arg;
+}
+
+size_t harness_kill_mid_requests(pid_t pid, size_t at_least, size_t total)
+{
+    if (!harness_wait_for(requests_reached, &at_least, 120000))
+        fail_msg("only %zu of %zu requests arrived", fake_http_count(group_http), at_least);
+    kill(pid, SIGKILL);
+    harness_wait(pid, 10000);
+    size_t got = fake_http_count(group_http);
+    if (got >= total)
+        fail_msg("killed after %zu of %zu requests, not mid-work", got, total);
+    return got;
+}
+
 void harness_write_file(const char *path, const char *text)
 {
     char tmp[4096];

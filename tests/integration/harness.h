@@ -93,6 +93,12 @@ struct fake_http *harness_fake_http(void);
 const char *harness_workdir(void);
 const char *harness_log_path(void);
 
+/* Waits until the group's fake HTTP server has received at_least requests,
+ * SIGKILLs pid (a notifier) and reaps it; fails the test unless fewer than
+ * all `total` requests due had arrived by then, that is, unless the kill
+ * struck mid-work. Returns the requests received at the kill. */
+size_t harness_kill_mid_requests(pid_t pid, size_t at_least, size_t total);
+
 /* Writes text to path, aside first and renamed, as an editor or a
  * deployment would, so a process watching the file never reads half of it.
  * Fails the test on error. */

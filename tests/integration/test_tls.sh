@@ -136,8 +136,17 @@ PIDS+=("$worker")
     fail "the producer over TLS failed"
 wait "$worker" || fail "the worker over TLS exited $?"
 PIDS=()
-rows=$(psql -X -tA "$SLUICE_PG_DSN" -c "SELECT count(DISTINCT msg_id) FROM events")
-(( rows == 2000 )) || fail "$rows events stored over TLS, expected 2000"
+# Exactly the 500 events per source asked for: every row once (rows and
+# distinct ids), and each source's generator seqs 0..499 without a gap.
+read -r rows distinct < <(psql -X -tA -F ' ' "$SLUICE_PG_DSN" \
+    -c "SELECT count(*), count(DISTINCT msg_id) FROM events")
+(( rows == 2000 && distinct == 2000 )) ||
+    fail "$rows events ($distinct distinct) stored over TLS, expected 2000 once each"
+gaps=$(psql -X -tA "$SLUICE_PG_DSN" -c "SELECT count(*) FROM (SELECT source,
+    count(DISTINCT substring(msg_id FROM '-([0-9]+)\$')::int) AS n,
+    max(substring(msg_id FROM '-([0-9]+)\$')::int) AS hi FROM events GROUP BY source) s
+    WHERE n <> 500 OR hi <> 499")
+[[ $gaps == 0 ]] || fail "$gaps sources lack some of their generator seqs 0..499"
 echo "   2000 events stored through amqps:// and sslmode=verify-full"
 ssl=$(psql -X -tA "$SLUICE_PG_DSN" -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
 [[ $ssl == t ]] || fail "pg_stat_ssl says this connection is not SSL"
