@@ -34,6 +34,11 @@ static const char *const all_settings[] = {
     /* sluice-ctl */
     "mgmt_user", "mgmt_password", "json", "reason", "min_id", "max_id", "dead_scan_max", NULL};
 
+void cli_print_version(const char *program)
+{
+    printf("%s %s\n", program, SLUICE_VERSION);
+}
+
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary)
 {
@@ -44,6 +49,9 @@ int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, co
         return CLI_CONTINUE;
     case CFG_HELP:
         cfg_print_help(table, stdout, program, summary);
+        return 0;
+    case CFG_VERSION:
+        cli_print_version(program);
         return 0;
     case CFG_BAD_USAGE:
         break;

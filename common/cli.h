@@ -1,6 +1,6 @@
 /*
  * cli: the start-up steps every sluice binary takes the same way: read its
- * settings (printing --help or a one-line usage error), check the AMQP
+ * settings (printing --help, --version or a one-line usage error), check the AMQP
  * URLs and the source list. Each returns CLI_CONTINUE or the exit code main()
  * should return (0 after --help, 2 for bad usage or config).
  */
@@ -14,6 +14,10 @@
 #define CLI_CONTINUE (-1)
 #define EXIT_RUNTIME 1 /* runtime failure */
 #define EXIT_USAGE 2   /* bad usage or config */
+
+/* Prints "PROGRAM VERSION" on stdout; the version is the project's, set once
+ * in the top CMakeLists.txt (SLUICE_VERSION). */
+void cli_print_version(const char *program);
 
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary);

@@ -68,18 +68,24 @@ static const command commands[] = {{"status", ctl_status},
                                    {"replay-dead", ctl_replay_dead},
                                    {"reprocess-errors", ctl_reprocess_errors}};
 
-static int wants_help(int argc, char **argv)
+/* Whether argv holds `flag` (or `alias`, when not NULL) anywhere: --help
+ * and --version answer before the command is looked at. */
+static int has_flag(int argc, char **argv, const char *flag, const char *alias)
 {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+        if (strcmp(argv[i], flag) == 0 || (alias && strcmp(argv[i], alias) == 0))
             return 1;
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (has_flag(argc, argv, "--help", "-h")) {
         cfg_print_help(ctl_options, stdout, "sluice-ctl COMMAND", summary);
+        return 0;
+    }
+    if (has_flag(argc, argv, "--version", NULL)) {
+        cli_print_version(program);
         return 0;
     }
     if (argc < 2 || argv[1][0] == '-') {
