@@ -412,15 +412,62 @@ void mq_mark_broken(mq_conn *c)
     c->broken = 1;
 }
 
+/* How long a polite close may take before the connection is simply
+ * dropped (the broker requeues what it had delivered either way). */
+#define CLOSE_TIMEOUT_MS 10000
+
+/*
+ * Closes MQ_CHANNEL, dropping what arrives before the broker's close-ok.
+ * rabbitmq-c's amqp_channel_close() waits for close-ok in amqp_simple_rpc(),
+ * which keeps every other frame that comes first; a consumer's channel can
+ * have its whole prefetch of deliveries on the way, so a worker closing
+ * during a drain of large events held them all (190 MB for 900 KB events,
+ * prefetch x the largest body in general). Here each frame read before
+ * close-ok is released at once, so closing costs one frame of memory; the
+ * broker requeues the unacknowledged deliveries when the channel closes.
+ * Returns 0 once close-ok arrived, -1 if the socket failed or the time ran
+ * out (the caller then drops the connection without more ado).
+ */
+static int close_channel_discarding(amqp_connection_state_t st)
+{
+    amqp_channel_close_t req = {.reply_code = AMQP_REPLY_SUCCESS,
+                                .reply_text = amqp_cstring_bytes("closing"),
+                                .class_id = 0,
+                                .method_id = 0};
+    if (amqp_send_method(st, MQ_CHANNEL, AMQP_CHANNEL_CLOSE_METHOD, &req) != AMQP_STATUS_OK)
+        return -1;
+    struct timeval start, now;
+    gettimeofday(&start, NULL);
+    for (;;) {
+        gettimeofday(&now, NULL);
+        long spent_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_usec - start.tv_usec) / 1000;
+        if (spent_ms >= CLOSE_TIMEOUT_MS)
+            return -1;
+        long left_ms = CLOSE_TIMEOUT_MS - spent_ms;
+        struct timeval tv = {.tv_sec = left_ms / 1000, .tv_usec = (left_ms % 1000) * 1000};
+        amqp_frame_t frame;
+        if (amqp_simple_wait_frame_noblock(st, &frame, &tv) != AMQP_STATUS_OK)
+            return -1;
+        /* The broker closing the channel itself at the same moment ends
+         * it as well as its close-ok would. */
+        int closed = frame.channel == MQ_CHANNEL && frame.frame_type == AMQP_FRAME_METHOD &&
+                     (frame.payload.method.id == AMQP_CHANNEL_CLOSE_OK_METHOD ||
+                      frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD);
+        amqp_maybe_release_buffers_on_channel(st, frame.channel);
+        if (closed)
+            return 0;
+    }
+}
+
 void mq_close(mq_conn *c)
 {
     if (!c)
         return;
     if (c->state) {
-        if (!c->broken) {
-            amqp_channel_close(c->state, MQ_CHANNEL, AMQP_REPLY_SUCCESS);
+        /* After the channel's close-ok nothing more comes on it, so the
+         * connection's own close (channel 0) has nothing to hold. */
+        if (!c->broken && close_channel_discarding(c->state) == 0)
             amqp_connection_close(c->state, AMQP_REPLY_SUCCESS);
-        }
         amqp_destroy_connection(c->state);
     }
     free(c->full_url);

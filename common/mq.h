@@ -104,6 +104,10 @@ mq_conn *mq_connect_again(const mq_conn *c, long timeout_ms, char *err, size_t e
 void mq_mark_broken(mq_conn *c);
 
 /* Closes the channel and connection (politely unless broken) and frees all.
+ * What the broker still sends on the channel meanwhile (a consumer's
+ * deliveries in flight, up to its prefetch) is read and dropped a frame at
+ * a time, never held: the broker requeues every unacknowledged delivery,
+ * and closing costs one frame of memory however large the prefetch.
  * Accepts NULL. */
 void mq_close(mq_conn *c);
 
