@@ -543,8 +543,8 @@ static long drain_then_term(const char *input, int n, long *rows_at_term)
     assert_int_equal(harness_run(producer, err, sizeof err, TIMEOUT_MS), 0);
     assert_int_equal(queue_ready("sluice.q.mem"), n);
     snprintf(log, sizeof log, "%s/term-worker.log", workdir);
-    const char *worker[] = {harness_bin("sluice-worker"), "--sources", "mem", "--metrics-port", "0",
-                            NULL};
+    const char *worker[] = {
+        harness_bin("sluice-worker"), "--sources", "mem", "--metrics-port", "0", NULL};
     pid_t pid = harness_spawn(worker, log);
     long tenth = n / 10;
     if (!harness_wait_for(mem_rows_reach, &tenth, TIMEOUT_MS))
@@ -577,8 +577,14 @@ static void test_memory_bounded_at_shutdown(void **state)
     write_events(big, TERM_EVENTS, TERM_BYTES);
     const char *setup[] = {harness_bin("sluice-setup"), "--sources", "mem", NULL};
     assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 0);
-    const char *drain[] = {harness_bin("sluice-worker"), "--sources", "mem", "--idle-exit-ms",
-                           "2000", "--metrics-port", "0", NULL};
+    const char *drain[] = {harness_bin("sluice-worker"),
+                           "--sources",
+                           "mem",
+                           "--idle-exit-ms",
+                           "2000",
+                           "--metrics-port",
+                           "0",
+                           NULL};
 
     char *saved_asan = measure_rss_begin();
     long at_small, at_big;
