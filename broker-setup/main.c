@@ -1,8 +1,15 @@
 /*
- * sluice-setup: declares the broker topology and applies the warehouse
- * migrations. Safe to run any number of times: what exists is left as it
- * is; a queue or exchange that exists with other arguments is reported as a
- * configuration conflict (exit 2) rather than silently changed.
+ * sluice-setup: sets up both servers sluice runs on, despite the folder's
+ * name (broker-setup/, fixed by the project's layout):
+ *   RabbitMQ    the exchanges, queues and bindings (topology.h), and the
+ *               policy that upgrades an older sluice.ingest (policy.h);
+ *   PostgreSQL  the warehouse schema: numbered migrations (migrate.h), the
+ *               time partitions and their retention, and the typed tables
+ *               a deployment declares (projections.h).
+ * RabbitMQ first, then PostgreSQL. Safe to run any number of times: what
+ * exists is left as it is; a queue or exchange that exists with other
+ * arguments is reported as a configuration conflict (exit 2) rather than
+ * silently changed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -209,8 +216,9 @@ int main(int argc, char **argv)
     setup_settings s = {0};
     strlist sources = {0}, urls = {0};
     int rc = cli_parse(setup_options, &s, argc, argv, program,
-                       "Declares sluice's RabbitMQ topology and applies the warehouse migrations; "
-                       "idempotent.");
+                       "Sets up both servers: declares sluice's RabbitMQ topology, then brings the "
+                       "PostgreSQL warehouse to the current schema (migrations, partitions, "
+                       "projections); idempotent.");
     if (rc == CLI_CONTINUE)
         log_init("setup", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
