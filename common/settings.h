@@ -29,6 +29,21 @@
      "amqps://: refuse a broker whose certificate does not chain to amqp_ca_file", NULL},          \
     {"amqp_verify_hostname", CFG_BOOL, offsetof(type, amqp_tls.verify_hostname), "true", 0, 0,     \
      "amqps://: refuse a certificate that does not name the URL's host", NULL}
+/* TLS for an https:// RabbitMQ management API (mgmt.h); the struct holds
+ * an mq_tls named mgmt_tls, resolved by cli_mgmt_tls() (cli.h). The CA
+ * falls back to amqp_ca_file: one broker's listeners usually share a CA. */
+#define SETTING_MGMT_TLS(type)                                                                     \
+    {"mgmt_ca_file", CFG_STRING, offsetof(type, mgmt_tls.ca_file), "", 0, 0,                       \
+     "https:// management API: PEM file of the CA(s) that sign its certificate; empty = "          \
+     "amqp_ca_file, or the system store if that is empty too", NULL},                             \
+    {"mgmt_cert_file", CFG_STRING, offsetof(type, mgmt_tls.cert_file), "", 0, 0,                   \
+     "https:// management API: client certificate (PEM), if the API asks for one", NULL},          \
+    {"mgmt_key_file", CFG_STRING, offsetof(type, mgmt_tls.key_file), "", 0, 0,                     \
+     "https:// management API: private key of mgmt_cert_file (PEM)", NULL},                        \
+    {"mgmt_verify_peer", CFG_BOOL, offsetof(type, mgmt_tls.verify_peer), "true", 0, 0,             \
+     "https:// management API: refuse a certificate that does not chain to mgmt_ca_file", NULL},   \
+    {"mgmt_verify_hostname", CFG_BOOL, offsetof(type, mgmt_tls.verify_hostname), "true", 0, 0,     \
+     "https:// management API: refuse a certificate that does not name the URL's host", NULL}
 /* AMQP heartbeat, into a long named `field`; the _DEFAULT form for a
  * binary whose connections may sit idle longer (the notifier). */
 #define SETTING_HEARTBEAT(type, field) SETTING_HEARTBEAT_DEFAULT(type, field, "30")
