@@ -217,7 +217,7 @@ static int setup_schema(const setup_settings *s)
 int main(int argc, char **argv)
 {
     setup_settings s = {0};
-    mq_tls api_tls;
+    mq_tls api_tls = {0};
     strlist sources = {0}, urls = {0};
     int rc = cli_parse(setup_options, &s, argc, argv, program,
                        "Sets up both servers: declares sluice's RabbitMQ topology, then brings the "
