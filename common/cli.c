@@ -19,7 +19,8 @@ static const char *const all_settings[] = {
     "amqp_verify_hostname", "pg_dsn", "sources", "heartbeat", "max_message_bytes", "log_level",
     "prefetch", "shutdown_timeout_ms",
     /* sluice-setup */
-    "mgmt_url", "queue_type", "delivery_limit", "sql_dir",
+    "mgmt_url", "mgmt_ca_file", "mgmt_cert_file", "mgmt_key_file", "mgmt_verify_peer",
+    "mgmt_verify_hostname", "queue_type", "delivery_limit", "sql_dir",
     /* sluice-producer */
     "source", "adapter", "count", "rate", "duration", "seed", "window", "window_bytes", "buffer",
     "buffer_bytes", "checkpoint_interval_ms", "progress_interval_ms", "checkpoint_dir",
@@ -73,6 +74,21 @@ int cli_amqp(const char *program, const char *amqp_url, const mq_tls *tls, strli
     }
     if (urls->count == 0) {
         fprintf(stderr, "%s: amqp_url is empty\n", program);
+        return EXIT_USAGE;
+    }
+    return CLI_CONTINUE;
+}
+
+int cli_mgmt_tls(const char *program, const mq_tls *mgmt_tls, const mq_tls *amqp_tls, mq_tls *out)
+{
+    char err[1024];
+    *out = *mgmt_tls;
+    if (!out->ca_file || !*out->ca_file)
+        out->ca_file = amqp_tls->ca_file;
+    /* Checked as given, so a message names the setting that holds the
+     * file; the CA file taken over from amqp_tls was checked as such. */
+    if (mq_tls_check(mgmt_tls, "mgmt", err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", program, err);
         return EXIT_USAGE;
     }
     return CLI_CONTINUE;

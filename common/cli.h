@@ -28,6 +28,12 @@ int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, co
  * strlist_free); an empty list is bad usage. */
 int cli_amqp(const char *program, const char *amqp_url, const mq_tls *tls, strlist *urls);
 
+/* The management API's TLS settings (SETTING_MGMT_TLS rows) resolved into
+ * `out`: mgmt_tls's, with amqp_tls's CA file when mgmt_ca_file is unset.
+ * `out` points into the two (no copies: it lives as long as they do). A
+ * bad combination or an unreadable file is bad config. */
+int cli_mgmt_tls(const char *program, const mq_tls *mgmt_tls, const mq_tls *amqp_tls, mq_tls *out);
+
 /* The deployment's sources (source_list.h): the [source NAME] sections of
  * the config file named in argv or SLUICE_CONFIG, or the flat `sources`
  * setting (`flat`, "" when unset). Fills `out` (free with strlist_free). */

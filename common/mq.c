@@ -44,41 +44,53 @@ static struct {
     int verify_hostname;
 } tls_settings = {.verify_peer = 1, .verify_hostname = 1};
 
-static int copy_tls_path(char *dst, size_t cap, const char *path, const char *setting, char *err,
-                         size_t errlen)
+/* A TLS file setting: unset, or a file this process can read. */
+static int check_tls_path(const char *path, const char *prefix, const char *setting, char *err,
+                          size_t errlen)
 {
-    dst[0] = '\0';
     if (!path || !*path)
         return 0;
-    if (strlen(path) >= cap) {
-        snprintf(err, errlen, "%s: path too long", setting);
+    if (strlen(path) >= PATH_MAX) {
+        snprintf(err, errlen, "%s_%s: path too long", prefix, setting);
         return -1;
     }
     if (access(path, R_OK) != 0) {
-        snprintf(err, errlen, "%s: cannot read %s: %s", setting, path, strerror(errno));
+        snprintf(err, errlen, "%s_%s: cannot read %s: %s", prefix, setting, path, strerror(errno));
         return -1;
     }
-    memcpy(dst, path, strlen(path) + 1);
     return 0;
 }
 
-int mq_set_tls(const mq_tls *tls, char *err, size_t errlen)
+int mq_tls_check(const mq_tls *tls, const char *prefix, char *err, size_t errlen)
 {
     int has_cert = tls->cert_file && *tls->cert_file;
     int has_key = tls->key_file && *tls->key_file;
     if (has_cert != has_key) {
-        snprintf(err, errlen, "%s is set but %s is not: a client certificate needs its key",
-                 has_cert ? "amqp_cert_file" : "amqp_key_file",
-                 has_cert ? "amqp_key_file" : "amqp_cert_file");
+        snprintf(err, errlen, "%s_%s is set but %s_%s is not: a client certificate needs its key",
+                 prefix, has_cert ? "cert_file" : "key_file", prefix,
+                 has_cert ? "key_file" : "cert_file");
         return -1;
     }
-    if (copy_tls_path(tls_settings.ca_file, sizeof tls_settings.ca_file, tls->ca_file,
-                      "amqp_ca_file", err, errlen) != 0 ||
-        copy_tls_path(tls_settings.cert_file, sizeof tls_settings.cert_file, tls->cert_file,
-                      "amqp_cert_file", err, errlen) != 0 ||
-        copy_tls_path(tls_settings.key_file, sizeof tls_settings.key_file, tls->key_file,
-                      "amqp_key_file", err, errlen) != 0)
+    if (check_tls_path(tls->ca_file, prefix, "ca_file", err, errlen) != 0 ||
+        check_tls_path(tls->cert_file, prefix, "cert_file", err, errlen) != 0 ||
+        check_tls_path(tls->key_file, prefix, "key_file", err, errlen) != 0)
         return -1;
+    return 0;
+}
+
+/* dst (PATH_MAX bytes) := path, "" if unset; mq_tls_check() bounded it. */
+static void copy_tls_path(char *dst, const char *path)
+{
+    snprintf(dst, PATH_MAX, "%s", path ? path : "");
+}
+
+int mq_set_tls(const mq_tls *tls, char *err, size_t errlen)
+{
+    if (mq_tls_check(tls, "amqp", err, errlen) != 0)
+        return -1;
+    copy_tls_path(tls_settings.ca_file, tls->ca_file);
+    copy_tls_path(tls_settings.cert_file, tls->cert_file);
+    copy_tls_path(tls_settings.key_file, tls->key_file);
     tls_settings.verify_peer = tls->verify_peer;
     tls_settings.verify_hostname = tls->verify_hostname;
     return 0;

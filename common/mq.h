@@ -29,6 +29,15 @@ typedef struct mq_tls {
 } mq_tls;
 
 /*
+ * Checks one set of TLS settings named <prefix>_ca_file, <prefix>_cert_file
+ * and so on (prefix "amqp" for the broker, "mgmt" for its management API):
+ * a client certificate comes with its key and the other way round, and
+ * every file named can be read. Returns 0, or -1 with err on one line
+ * naming the setting ("amqp_ca_file: cannot read /x: No such file ...").
+ */
+int mq_tls_check(const mq_tls *tls, const char *prefix, char *err, size_t errlen);
+
+/*
  * Sets how every later mq_connect() makes amqps:// connections (one set per
  * process: a binary has one broker identity; call it before connecting,
  * from one thread). The settings are copied.

@@ -29,6 +29,7 @@ static const cfg_option ctl_options[] = {
      "status: management API user", NULL},
     {"mgmt_password", CFG_STRING, offsetof(ctl_settings, mgmt_password), "guest", 0, 0,
      "status: management API password (set it in the config file or the environment)", NULL},
+    SETTING_MGMT_TLS(ctl_settings),
     SETTING_HEARTBEAT(ctl_settings, heartbeat),
     SETTING_MAX_MESSAGE_BYTES(ctl_settings, max_message_bytes,
                               "reprocess-errors: larger bodies stay in ingest_errors as too_large"),
@@ -112,6 +113,8 @@ int main(int argc, char **argv)
         log_init("ctl", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &env.urls);
+    if (rc == CLI_CONTINUE)
+        rc = cli_mgmt_tls(program, &s.mgmt_tls, &s.amqp_tls, &env.mgmt_tls);
     if (rc == CLI_CONTINUE)
         rc = cli_sources(program, argc - 1, argv + 1, s.sources, &env.sources);
     if (rc == CLI_CONTINUE) {
