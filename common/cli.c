@@ -20,7 +20,8 @@ static const char *const all_settings[] = {
     "prefetch", "shutdown_timeout_ms",
     /* sluice-setup */
     "mgmt_url", "mgmt_ca_file", "mgmt_cert_file", "mgmt_key_file", "mgmt_verify_peer",
-    "mgmt_verify_hostname", "queue_type", "delivery_limit", "sql_dir",
+    "mgmt_verify_hostname", "queue_type", "delivery_limit", "sql_dir", "projections",
+    "retention_days",
     /* sluice-producer */
     "source", "adapter", "count", "rate", "duration", "seed", "window", "window_bytes", "buffer",
     "buffer_bytes", "checkpoint_interval_ms", "progress_interval_ms", "checkpoint_dir",
