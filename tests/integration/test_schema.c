@@ -75,6 +75,15 @@ static void exec_on(PGconn *c, const char *sql)
     PQclear(r);
 }
 
+/* Runs one statement with text parameters on c; fails the test on error. */
+static void exec_params_on(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%.200s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
 /* The first column of the first row of a query in another database, as
  * text into out. */
 static void text_in(const char *dsn, const char *sql, char *out, size_t cap)
@@ -128,13 +137,13 @@ static void build_released(const char *dsn, int level)
     for (int i = 0; i < level; i++) {
         char *text = harness_slurp(g.gl_pathv[i]);
         assert_non_null(text);
-        const char *name = strrchr(g.gl_pathv[i], '/') + 1;
-        char record[256];
-        snprintf(record, sizeof record,
-                 "INSERT INTO schema_migrations (version, name) VALUES (%d, '%s')", i + 1, name);
+        char version[16];
+        snprintf(version, sizeof version, "%d", i + 1);
+        const char *params[] = {version, strrchr(g.gl_pathv[i], '/') + 1}; /* the file's name */
         exec_on(c, "BEGIN");
         exec_on(c, text);
-        exec_on(c, record);
+        exec_params_on(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                       params);
         exec_on(c, "COMMIT");
         free(text);
     }
@@ -484,20 +493,22 @@ static void test_upgrade_keeps_typed_rows(void **state)
     /* Two events as a foreign client's would be stored: derived ids. */
     const char old_body[] = "{\"order_id\":\"u1\",\"total\":7}";
     const char new_body[] = "{\"order_id\":\"u2\",\"total\":8}";
-    char old_id[EVENT_DERIVED_ID_LEN + 1], new_id[EVENT_DERIVED_ID_LEN + 1], sql[1024];
+    char old_id[EVENT_DERIVED_ID_LEN + 1], new_id[EVENT_DERIVED_ID_LEN + 1];
     event_derive_id("orders", old_body, strlen(old_body), old_id);
     event_derive_id("orders", new_body, strlen(new_body), new_id);
     PGconn *c = open_db(dsn);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO events (msg_id, source, routing_key, payload, produced_at, received_at)"
-             " VALUES ('%s', 'orders', 'src.orders', '%s', now() - interval '40 days',"
-             " now() - interval '40 days'), ('%s', 'orders', 'src.orders', '%s', now(), now())",
-             old_id, old_body, new_id, new_body);
-    exec_on(c, sql);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO orders (msg_id, order_id, total) VALUES ('%s', 'u1', 7), ('%s', 'u2', 8)",
-             old_id, new_id);
-    exec_on(c, sql);
+    const char *rows[] = {old_id, old_body, new_id, new_body};
+    exec_params_on(c,
+                   "INSERT INTO events (msg_id, source, routing_key, payload, produced_at,"
+                   " received_at) VALUES ($1, 'orders', 'src.orders', $2,"
+                   " now() - interval '40 days', now() - interval '40 days'),"
+                   " ($3, 'orders', 'src.orders', $4, now(), now())",
+                   4, rows);
+    const char *ids[] = {old_id, new_id};
+    exec_params_on(c,
+                   "INSERT INTO orders (msg_id, order_id, total)"
+                   " VALUES ($1, 'u1', 7), ($2, 'u2', 8)",
+                   2, ids);
     /* The alert functions of that release. */
     exec_on(c, "SELECT sluice_raise_alert('big:o1', 'big', 'warning', 'orders', 'o1', 'hi',"
                " '', 0, 'alert.warning.big')");
