@@ -51,8 +51,9 @@ END $$;
 -- number of its deliveries that are new: 0 for a copy (planned before, or
 -- earlier in this batch). The alert ids' advisory locks
 -- (sluice_lock_alert_ids, alerts.sql) keep one row per alert_id.
-CREATE OR REPLACE FUNCTION sluice_plan_alerts(p_alert_ids text[], p_rules text[], p_severities text[],
-                                              p_sources text[], p_messages text[], p_channels text[],
+CREATE OR REPLACE FUNCTION sluice_plan_alerts(p_alert_ids text[], p_rules text[],
+                                              p_severities text[], p_sources text[],
+                                              p_messages text[], p_channels text[],
                                               p_grouped text[], p_group_keys text[])
 RETURNS TABLE (n integer, fresh integer) LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan AS $$

@@ -24,7 +24,8 @@ $$ SELECT CASE WHEN jsonb_typeof(v) = 'number' AND v::numeric = trunc(v::numeric
 
 -- A string in ISO 8601 form; anything else, or a date that does not exist,
 -- is NULL. The exception block is entered only for strings of that shape.
-CREATE OR REPLACE FUNCTION sluice_timestamptz(v jsonb) RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE AS $$
+CREATE OR REPLACE FUNCTION sluice_timestamptz(v jsonb) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF jsonb_typeof(v) <> 'string' OR NOT (v #>> '{}') ~
        '^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d{1,6})?)?)?(Z|[+-]\d\d(:?\d\d)?)?$' THEN
@@ -44,7 +45,8 @@ $$;
 
 -- The SQL expression of a declared column: its value in `payload` at
 -- pointer p, converted to type t, or NULL if the value has another type.
-CREATE OR REPLACE FUNCTION sluice_projection_expr(t text, p text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+CREATE OR REPLACE FUNCTION sluice_projection_expr(t text, p text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE t
         WHEN 'jsonb' THEN v
         -- A string as it is, any other value as its JSON text: one lookup.
@@ -58,7 +60,8 @@ CREATE OR REPLACE FUNCTION sluice_projection_expr(t text, p text) RETURNS text L
                  format('payload #>> %L', sluice_pointer_path(p)) AS vt) s
 $$;
 
-CREATE OR REPLACE FUNCTION sluice_projection_sql_type(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+CREATE OR REPLACE FUNCTION sluice_projection_sql_type(t text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE t WHEN 'length' THEN 'integer' ELSE t END
 $$;
 
