@@ -3,9 +3,9 @@
  * name (broker-setup/, fixed by the project's layout):
  *   RabbitMQ    the exchanges, queues and bindings (topology.h), and the
  *               policy that upgrades an older sluice.ingest (policy.h);
- *   PostgreSQL  the warehouse schema: numbered migrations (migrate.h), the
- *               time partitions and their retention, and the typed tables
- *               a deployment declares (projections.h).
+ *   PostgreSQL  the warehouse schema: numbered migrations, then the function
+ *               files (migrate.h), the time partitions and their retention,
+ *               and the typed tables a deployment declares (projections.h).
  * RabbitMQ first, then PostgreSQL. Safe to run any number of times: what
  * exists is left as it is; a queue or exchange that exists with other
  * arguments is reported as a configuration conflict (exit 2) rather than
@@ -201,6 +201,11 @@ static int setup_schema(const setup_settings *s)
     }
     PQclear(PQexec(db, "SET client_min_messages = warning"));
     int applied = migrate_apply(db, s->sql_dir, err, sizeof err);
+    if (applied == MIGRATE_MISMATCH) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        PQfinish(db);
+        return EXIT_USAGE;
+    }
     if (applied < 0) {
         log_error("migrations failed: %s", err);
         PQfinish(db);
