@@ -61,7 +61,9 @@ static const cfg_option setup_options[] = {
      "0 = no limit (on RabbitMQ 4 too, where it is declared as -1)",
      NULL},
     {"sql_dir", CFG_STRING, offsetof(setup_settings, sql_dir), SLUICE_SQL_DIR, 0, 0,
-     "folder of numbered migrations (NNN_name.sql)", NULL},
+     "folder of numbered migrations (NNN_name.sql), applied once each, and of functions/, the "
+     "function files applied on every run",
+     NULL},
     {"projections", CFG_STRING, offsetof(setup_settings, projections), "", 0, 0,
      "file of [projection NAME] sections: the typed tables to create and fill (the file is the "
      "whole set; unset: the warehouse's declarations are left as they are)",

@@ -275,8 +275,12 @@ static int apply_function_file(PGconn *db, const char *dir, const char *name, ch
     char *text = read_file(dir, name, &len, err, errlen);
     if (!text)
         return MIGRATE_FAILED;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    /* The file's name in messages; a path too long for it is only cut short
+     * there (read_file() has opened it already). */
+    char path[8192];
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof path)
+        snprintf(path, sizeof path, "%s", name);
     int rc = exec_ok(db, text, path, err, errlen);
     free(text);
     return rc;
