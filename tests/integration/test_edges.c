@@ -497,6 +497,8 @@ static void test_memory_bounded_in_bytes(void **state)
     write_events(big, BIG_EVENTS, BIG_BYTES);
     const char *setup[] = {harness_bin("sluice-setup"), "--sources", "mem", NULL};
     assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 0);
+    /* What a failed earlier run left behind would be counted too. */
+    queue_purge("sluice.q.mem");
     pg_exec("DELETE FROM events WHERE source = 'mem'");
 
     char *saved_asan = measure_rss_begin();
@@ -577,6 +579,7 @@ static void test_memory_bounded_at_shutdown(void **state)
     write_events(big, TERM_EVENTS, TERM_BYTES);
     const char *setup[] = {harness_bin("sluice-setup"), "--sources", "mem", NULL};
     assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 0);
+    queue_purge("sluice.q.mem");
     const char *drain[] = {harness_bin("sluice-worker"),
                            "--sources",
                            "mem",
