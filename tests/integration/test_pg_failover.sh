@@ -73,6 +73,7 @@ check_exactly_once 31 "$PER"
 warned=$(count_in workers1 ' warn worker[.0-9]*: not ready, retrying')
 again=$(count_in workers1 'info worker[.0-9]*: connected again attempts=')
 echo "   worker outage lines: warnings=$warned recoveries=$again"
+grep -h "connected again" "$WORK/workers1.log" | sed 's/^/   /'
 (( warned == 2 && again == 2 )) ||
     fail "expected one warning and one recovery per worker, got $warned and $again"
 (( $(count_in notifier ' warn notifier: not ready, retrying') <= 1 )) ||
@@ -100,7 +101,7 @@ at_ro=$(stored_at "$PORT_B")
 "$STANDBY" promote "$PORT_A" >>"$WORK/pair.log"
 wait_until 300 "the workers to drain part 2" exited "$workers"
 wait "$workers" || fail "the workers exited $?"
-grep "pool stopped" "$WORK/workers2.log" | sed 's/^/   /'
+grep -h -E "connected again|pool stopped" "$WORK/workers2.log" | sed 's/^/   /'
 check_exactly_once 31 "$PER" 32 "$PER2"
 # Nothing was treated as the events' fault.
 ! grep -q -E "event not stored|storing it row by row|dead-lettered" "$WORK/workers1.log" \
