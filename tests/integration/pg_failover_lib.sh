@@ -29,17 +29,9 @@ STANDBY=$ROOT/scripts/pg-standby.sh
 STACK=$ROOT/scripts/stack.sh
 PIDS=()
 
-fail() {
-    echo "FAIL: $*" >&2
-    local f
-    for f in "$WORK"/*.log; do
-        [[ -e $f ]] || continue
-        echo "--- $f (last lines)" >&2
-        tail -n 25 "$f" >&2 || true
-    done
-    "$STANDBY" status >&2 || true
-    exit 1
-}
+# shellcheck source=tests/integration/script_lib.sh
+source "$HERE/script_lib.sh"
+on_fail() { "$STANDBY" status; }
 
 cleanup() {
     local pid
@@ -51,16 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_until SECONDS WHAT COMMAND...: poll COMMAND until it succeeds.
-wait_until() {
-    local limit=$1 what=$2 deadline=$((SECONDS + $1))
-    shift 2
-    until "$@"; do
-        (( SECONDS < deadline )) || fail "waited ${limit}s for $what"
-        sleep 0.1
-    done
-}
-
 # sql_at PORT SQL: one value from the server on PORT (a standby answers
 # reads too).
 sql_at() {
@@ -70,9 +52,6 @@ sql_at() {
 stored_at() { sql_at "$1" "SELECT count(*) FROM events"; }
 # sql SQL: on whichever server is the primary.
 sql() { psql -X -q -tA -v ON_ERROR_STOP=1 "$SLUICE_PG_DSN" -c "$1"; }
-
-running() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [[ $st != Z ]]; }
-exited() { ! running "$1"; }
 count_in() { grep -c -- "$2" "$WORK/$1.log" || true; }
 
 # start_pair sync|async: a fresh primary on PORT_A and a standby on PORT_B;
