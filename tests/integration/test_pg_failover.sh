@@ -14,6 +14,8 @@
 #    fenced or demoted primary): the workers get SQLSTATE 25006, store
 #    nothing there, do not dead-letter or reject anything, and go on once
 #    the old primary is promoted again.
+# First, with neither server up, sluice-ctl's error names both hosts on one
+# line and not the DSN's password.
 # At the end every event is stored exactly once (no gap in the generator's
 # ids), the queues are empty, nothing is dead-lettered or recorded as an
 # ingest error, and every alert of the rule is raised once and written
@@ -30,6 +32,16 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/pg_failover_lib.sh"
 PER=25000 # events per source in part 1: 100,000 in all
 PER2=5000 # in part 2: 20,000
 TOTAL=$((4 * PER))
+
+echo "== a multi-host DSN with a password, neither host up: one line naming both, no password"
+rc=0
+SLUICE_PG_DSN="postgresql://sluice:Pw-$$-secret@127.0.0.1:$PORT_A,127.0.0.1:$PORT_B/sluice?target_session_attrs=read-write" \
+    "$BIN/ctl/sluice-ctl" status >/dev/null 2>"$WORK/nohost.log" || rc=$?
+(( rc == 1 )) || fail "sluice-ctl status with no server up: exit $rc, not 1"
+(( $(wc -l <"$WORK/nohost.log") == 1 )) || fail "more than one line: $(cat "$WORK/nohost.log")"
+grep -q "port $PORT_A failed.*port $PORT_B failed" "$WORK/nohost.log" ||
+    fail "the error does not name both servers: $(cat "$WORK/nohost.log")"
+! grep -q "Pw-$$-secret" "$WORK/nohost.log" || fail "the password is in the error"
 
 echo "== a primary on $PORT_A with a synchronous standby on $PORT_B"
 start_pair sync
