@@ -9,7 +9,7 @@
 #    outage once (its later attempts at debug level) and goes on with the
 #    new primary.
 # 2. The old primary comes back as a synchronous standby of the new one
-#    (a fresh copy), 20,000 more events are drained, and in the middle the
+#    (a fresh copy), 40,000 more events are drained, and in the middle the
 #    new primary turns read-only (default_transaction_read_only, as a
 #    fenced or demoted primary): the workers get SQLSTATE 25006, store
 #    nothing there, do not dead-letter or reject anything, and go on once
@@ -30,7 +30,7 @@ NAME=pg-failover
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/pg_failover_lib.sh"
 
 PER=25000 # events per source in part 1: 100,000 in all
-PER2=5000 # in part 2: 20,000
+PER2=10000 # in part 2: 40,000
 TOTAL=$((4 * PER))
 
 echo "== a multi-host DSN with a password, neither host up: one line naming both, no password"
@@ -98,7 +98,7 @@ echo "== the old primary comes back as a synchronous standby of $PORT_B"
 [[ $(sql_at "$PORT_A" "SELECT pg_is_in_recovery()") == t ]] || fail "port $PORT_A is no standby"
 publish 32 "$PER2"
 start_workers workers2
-wait_until 120 "part 2 under way" stored_b_at_least $((TOTAL + 4000))
+wait_until 120 "part 2 under way" stored_b_at_least $((TOTAL + 2000))
 
 echo "== the primary turns read-only in the middle of the drain"
 sql_at "$PORT_B" "ALTER SYSTEM SET default_transaction_read_only = on" >/dev/null
