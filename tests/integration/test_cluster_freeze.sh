@@ -11,7 +11,7 @@
 #
 # Needs the local stack's PostgreSQL (SLUICE_PG_DSN); uses a database of its
 # own (sluice_freeze_test) and a cluster of its own on SLUICE_CLUSTER_PORT
-# (default here 5740, 5741, 5742), wiped afterwards. The freeze stays well
+# (default here 5775, 5776, 5777), wiped afterwards. The freeze stays well
 # under Erlang's net_ticktime (60 s), so node 1 comes back into its cluster
 # rather than into a partition. SLUICE_BIN_DIR names the build tree.
 set -euo pipefail
@@ -21,7 +21,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(dirname "$(dirname "$HERE")")
 BIN=${SLUICE_BIN_DIR:?SLUICE_BIN_DIR must name the build tree}
 : "${SLUICE_PG_DSN:?start the stack: eval \"\$(scripts/stack.sh env)\" (./run test does)}"
-export SLUICE_CLUSTER_PORT=${SLUICE_CLUSTER_PORT:-5740} SLUICE_CLUSTER_SIZE=3
+export SLUICE_CLUSTER_PORT=${SLUICE_CLUSTER_PORT:-5775} SLUICE_CLUSTER_SIZE=3
 unset SLUICE_CLUSTER_TLS_DIR
 CLUSTER=$ROOT/scripts/cluster.sh
 HEARTBEAT=2
