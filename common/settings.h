@@ -51,7 +51,8 @@
     {"max_message_bytes", CFG_INT, offsetof(type, field), "1048576", 2, 134217728, help, NULL}
 #define SETTING_PG_DSN(type)                                                                       \
     {"pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", 0, \
-     0, "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables apply)",    \
+     0, "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables apply); "
+     "several hosts with target_session_attrs=read-write follow a failover",    \
      NULL}
 #define SETTING_SOURCES(type)                                                                      \
     {"sources", CFG_STRING, offsetof(type, sources), "", 0, 0,                                     \
