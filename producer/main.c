@@ -376,7 +376,9 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
                                 .default_seed = (uint64_t)s->seed,
                                 .default_count = (uint64_t)s->count,
                                 .checkpoint_dir = s->checkpoint_dir,
-                                .stop = &p->stop};
+                                .stop = &p->stop,
+                                .rate = d->rate,
+                                .max_message_bytes = (size_t)s->max_message_bytes};
         char err[1024];
         if (adapter_open(d->adapter, &r->spec, &r->state, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s\n", program, err);
