@@ -198,6 +198,7 @@ struct request {
     unsigned early_status;
     const char *early_why;
     buf raw;
+    size_t received; /* bytes of body so far, as sent */
     int too_large;
     /* Once queued (under src->mu): */
     char *events; /* the body the spans point into (raw's or the inflated copy) */
@@ -822,20 +823,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (rq->early_status)
         return MHD_YES; /* answered */
     if (*upload_data_size) {
-        if (rq->src && !rq->too_large) {
-            if (rq->raw.len + *upload_data_size > rq->src->max_body) {
-                /* A chunked body outgrew the bound: answer now if
-                 * libmicrohttpd lets us, and read no more either way (the
-                 * connection is closed). */
-                rq->too_large = 1;
-                buf_free(&rq->raw);
-                *upload_data_size = 0;
-                return answer_error(c, rq->src, MHD_HTTP_CONTENT_TOO_LARGE,
-                                    "body over max_body_bytes", 0);
-            }
-            buf_append(&rq->raw, upload_data, *upload_data_size);
-        }
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (!rq->src)
+            return MHD_YES;
+        rq->received += n;
+        if (rq->received > rq->src->max_body && !rq->too_large) {
+            /* A chunked body outgrew the bound: keep nothing more. The
+             * 413 can only go out once the body ended (libmicrohttpd
+             * answers no request in the middle of its body), so a body
+             * that goes on past twice the bound is cut off unanswered. */
+            rq->too_large = 1;
+            buf_free(&rq->raw);
+        }
+        if (rq->too_large)
+            return rq->received > 2 * rq->src->max_body ? MHD_NO : MHD_YES;
+        buf_append(&rq->raw, upload_data, n);
         return MHD_YES;
     }
     if (!rq->src)
