@@ -70,11 +70,13 @@ static body_result split_lines(const char *s, size_t len, spans *sp)
     while (pos < len) {
         const char *nl = memchr(s + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - s) : len;
-        size_t stop = end;
-        if (stop > pos && s[stop - 1] == '\r')
+        /* A line's event is its text without the blanks around it (a
+         * CRLF's CR among them). */
+        size_t start = json_skip_ws(s, end, pos), stop = end;
+        while (stop > start && (s[stop - 1] == ' ' || s[stop - 1] == '\t' || s[stop - 1] == '\r'))
             stop--;
-        if (json_skip_ws(s, stop, pos) < stop) {
-            body_result r = push(sp, pos, stop - pos);
+        if (start < stop) {
+            body_result r = push(sp, start, stop - start);
             if (r != BODY_OK)
                 return r;
         }

@@ -40,8 +40,8 @@ const char *body_result_reason(body_result r);
 /*
  * Splits s[0, len) into at most max_events spans, stored in *spans (a
  * malloc'd array the caller frees, also on failure) and *count. An array's
- * elements are its events; NDJSON's non-blank lines (a trailing CR
- * dropped) are; a body that is one JSON value and nothing else is one
+ * elements are its events; NDJSON's non-blank lines (without the blanks
+ * around them, a CRLF's CR among them) are; a body that is one JSON value and nothing else is one
  * event. On BODY_MALFORMED, *count is the number of the array's elements
  * read before the fault (the index of the bad one).
  */
