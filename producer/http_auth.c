@@ -59,17 +59,6 @@ int auth_bearer_ok(const auth_tokens *t, const char *authorization)
     return ok;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int auth_signature_ok(const void *secret, size_t secret_len, const char *prefix, const char *header,
                       const void *body, size_t body_len)
 {
@@ -84,7 +73,8 @@ int auth_signature_ok(const void *secret, size_t secret_len, const char *prefix,
     if (hlen != 2 * sizeof given)
         return 0;
     for (size_t i = 0; i < sizeof given; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char)hex[2 * i]);
+        int lo = OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return 0;
         given[i] = (unsigned char)(hi << 4 | lo);
