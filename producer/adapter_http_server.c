@@ -184,6 +184,8 @@ typedef struct hs {
     char key[160];
     char msg_id[320];
     char where[96];
+    char announce[400]; /* "url=... auth=...", logged by the first next() */
+    int announced;
 
     /* Counters for /metrics. */
     _Atomic uint64_t by_status[NSTATUS], other_status;
@@ -1257,7 +1259,9 @@ static int hs_open(void **state, const source_spec *spec, const void *conf_, cha
     }
     if (listener_join(s, spec, conf, err, errlen) != 0)
         goto fail;
-    log_info("http_server listening source=%s url=%s://%s:%ld%s auth=%s", s->name,
+    /* Said once the source runs (its first next()): a configuration
+     * error in a later section stays the only line printed. */
+    snprintf(s->announce, sizeof s->announce, "url=%s://%s:%ld%s auth=%s",
              conf->tls_cert_file ? "https" : "http", conf->address, s->ls->port, s->path,
              conf->auth == AUTH_NONE        ? "none"
              : s->tokens.count && s->secret ? "bearer+hmac"
@@ -1274,6 +1278,10 @@ static adapter_result hs_next(void *state, source_event *ev, char *err, size_t e
 {
     hs *s = state;
     (void)err, (void)errlen;
+    if (!s->announced) {
+        log_info("http_server listening source=%s %s", s->name, s->announce);
+        s->announced = 1;
+    }
     pthread_mutex_lock(&s->mu);
     if (!s->head && !atomic_load(s->stop)) {
         struct timespec ts;

@@ -176,6 +176,20 @@ out=$("$BIN/producer/sluice-producer" --config "$WORK/noauth.conf" 2>&1) || rc=$
 ((rc == 2)) || fail "a source without auth: exit $rc, expected 2 ($out)"
 [[ $(wc -l <<<"$out") -eq 1 && $out == *"auth = none"* ]] || fail "not one line naming auth = none: $out"
 echo "   exit 2: $out"
+# refused NAME WANT CONFIG: a producer with CONFIG exits 2, one line matching WANT.
+refused() {
+    local rc=0 out
+    printf '%s\n' "$3" >"$WORK/bad.conf"
+    out=$("$BIN/producer/sluice-producer" --config "$WORK/bad.conf" 2>&1) || rc=$?
+    ((rc == 2)) || fail "$1: exit $rc, expected 2 ($out)"
+    [[ $(wc -l <<<"$out") -eq 1 && $out == *"$2"* ]] || fail "$1: not one line with '$2': $out"
+    echo "   exit 2 ($1): ${out#*: }"
+}
+refused "two sources, one path" "already another source's" "$(printf '[source hx_a]\nadapter = http_server\nport = %s\nauth = none\npath = /in\n[source hx_b]\nadapter = http_server\nport = %s\nauth = none\npath = /in' "$PORT" "$PORT")"
+refused "auth = none beside a token" "auth = none beside" "$(printf '[source hx_a]\nadapter = http_server\nport = %s\nauth = none\ntoken = x' "$PORT")"
+refused "a certificate without its key" "needs both tls_cert_file and tls_key_file" "$(printf '[source hx_a]\nadapter = http_server\nport = %s\nauth = none\ntls_cert_file = %s' "$PORT" "$WORK/server.pem")"
+# shellcheck disable=SC2016 # the ${VAR} is for the producer to expand
+refused "an unset token variable" "HX_UNSET_TOKEN, which is not set" "$(printf '[source hx_a]\nadapter = http_server\nport = %s\ntoken = ${HX_UNSET_TOKEN}' "$PORT")"
 
 start_producer
 start_worker
