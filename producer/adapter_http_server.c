@@ -56,6 +56,7 @@
 #include "gunzip.h"
 #include "http_auth.h"
 #include "http_body.h"
+#include "http_metrics.h"
 #include "json_scan.h"
 #include "log.h"
 #include "util.h"
@@ -130,13 +131,6 @@ static const cfg_option hs_settings[] = {
     CFG_END,
 };
 
-/* The statuses counted on /metrics. */
-static const unsigned counted_status[] = {202, 400, 401, 404, 405, 413, 415, 429, 500, 503};
-#define NSTATUS (sizeof counted_status / sizeof *counted_status)
-/* Upper bounds (seconds) of the time-to-confirm histogram's buckets. */
-static const double confirm_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                         0.25,  0.5,    1,     2.5,  5,     10};
-#define NBUCKETS (sizeof confirm_buckets / sizeof *confirm_buckets)
 #define AUTH_LOG_SLOTS 32
 
 typedef struct listener listener;
@@ -187,10 +181,7 @@ typedef struct hs {
     char announce[400]; /* "url=... auth=...", logged by the first next() */
     int announced;
 
-    /* Counters for /metrics. */
-    _Atomic uint64_t by_status[NSTATUS], other_status;
-    _Atomic uint64_t events_accepted, bytes_received, auth_failures;
-    _Atomic uint64_t confirm_hist[NBUCKETS], confirm_count, confirm_sum_us;
+    http_counters counters; /* for /metrics */
 } hs;
 
 /* One HTTP request, from its headers to the end of its answer. */
@@ -232,19 +223,6 @@ static listener *listeners;
 
 /* ---------------------------------------------------------------- answers */
 
-static void count_status(hs *s, unsigned status)
-{
-    if (!s)
-        return;
-    for (size_t i = 0; i < NSTATUS; i++) {
-        if (counted_status[i] == status) {
-            atomic_fetch_add(&s->by_status[i], 1);
-            return;
-        }
-    }
-    atomic_fetch_add(&s->other_status, 1);
-}
-
 /* Queues an answer with a body that is copied. */
 static enum MHD_Result answer(struct MHD_Connection *c, hs *s, unsigned status,
                               const char *content_type, const char *body, long retry_after_s)
@@ -263,7 +241,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, hs *s, unsigned status,
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
-    count_status(s, status);
+    if (s)
+        http_count_status(&s->counters, status);
     return ret;
 }
 
@@ -328,84 +307,21 @@ static int hs_ready_locked(hs *s, char *why, size_t cap)
 
 /* ---------------------------------------------------------------- metrics */
 
+/* The metrics page of a listener: its sources' counters. */
 static void render_metrics(listener *ls, FILE *out)
 {
-    fputs("# HELP sluice_http_requests_total Requests to the HTTP door by source and status.\n"
-          "# TYPE sluice_http_requests_total counter\n",
-          out);
     pthread_mutex_lock(&ls->mu);
-    for (size_t i = 0; i < ls->nroutes; i++) {
-        hs *s = ls->routes[i];
-        for (size_t k = 0; k < NSTATUS; k++)
-            fprintf(out, "sluice_http_requests_total{source=\"%s\",code=\"%u\"} %" PRIu64 "\n",
-                    s->name, counted_status[k], atomic_load(&s->by_status[k]));
-        fprintf(out, "sluice_http_requests_total{source=\"%s\",code=\"other\"} %" PRIu64 "\n",
-                s->name, atomic_load(&s->other_status));
-    }
-    static const struct {
-        const char *name, *help;
-        size_t offset;
-    } counters[] = {
-        {"sluice_http_events_accepted_total", "Events of requests answered 202.",
-         offsetof(hs, events_accepted)},
-        {"sluice_http_received_bytes_total", "Bytes of request bodies as sent.",
-         offsetof(hs, bytes_received)},
-        {"sluice_http_auth_failures_total", "Requests refused 401.", offsetof(hs, auth_failures)},
-    };
-    for (size_t c = 0; c < sizeof counters / sizeof *counters; c++) {
-        fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", counters[c].name, counters[c].help,
-                counters[c].name);
-        for (size_t i = 0; i < ls->nroutes; i++) {
-            _Atomic uint64_t *v = (_Atomic uint64_t *)((char *)ls->routes[i] + counters[c].offset);
-            fprintf(out, "%s{source=\"%s\"} %" PRIu64 "\n", counters[c].name, ls->routes[i]->name,
-                    atomic_load(v));
-        }
-    }
-    fputs("# HELP sluice_http_requests_waiting Requests waiting for their confirms now.\n"
-          "# TYPE sluice_http_requests_waiting gauge\n",
-          out);
-    for (size_t i = 0; i < ls->nroutes; i++) {
+    http_metrics_row *rows = calloc(ls->nroutes ? ls->nroutes : 1, sizeof *rows);
+    for (size_t i = 0; rows && i < ls->nroutes; i++) {
         hs *s = ls->routes[i];
         pthread_mutex_lock(&s->mu);
-        size_t waiting = s->waiting;
+        rows[i] = (http_metrics_row){s->name, &s->counters, s->waiting};
         pthread_mutex_unlock(&s->mu);
-        fprintf(out, "sluice_http_requests_waiting{source=\"%s\"} %zu\n", s->name, waiting);
     }
-    fputs("# HELP sluice_http_confirm_seconds From a request's admission to the broker's confirm "
-          "of its last event, for requests answered 202.\n"
-          "# TYPE sluice_http_confirm_seconds histogram\n",
-          out);
-    for (size_t i = 0; i < ls->nroutes; i++) {
-        hs *s = ls->routes[i];
-        uint64_t cumulative = 0;
-        for (size_t b = 0; b < NBUCKETS; b++) {
-            cumulative += atomic_load(&s->confirm_hist[b]);
-            fprintf(out,
-                    "sluice_http_confirm_seconds_bucket{source=\"%s\",le=\"%g\"} %" PRIu64 "\n",
-                    s->name, confirm_buckets[b], cumulative);
-        }
-        fprintf(out,
-                "sluice_http_confirm_seconds_bucket{source=\"%s\",le=\"+Inf\"} %" PRIu64 "\n"
-                "sluice_http_confirm_seconds_sum{source=\"%s\"} %.6f\n"
-                "sluice_http_confirm_seconds_count{source=\"%s\"} %" PRIu64 "\n",
-                s->name, atomic_load(&s->confirm_count), s->name,
-                (double)atomic_load(&s->confirm_sum_us) / 1e6, s->name,
-                atomic_load(&s->confirm_count));
-    }
+    if (rows)
+        http_metrics_render(out, rows, ls->nroutes);
     pthread_mutex_unlock(&ls->mu);
-}
-
-static void observe_confirm(hs *s, int64_t us)
-{
-    double secs = (double)us / 1e6;
-    for (size_t b = 0; b < NBUCKETS; b++) {
-        if (secs <= confirm_buckets[b]) {
-            atomic_fetch_add(&s->confirm_hist[b], 1);
-            break;
-        }
-    }
-    atomic_fetch_add(&s->confirm_count, 1);
-    atomic_fetch_add(&s->confirm_sum_us, (uint64_t)(us > 0 ? us : 0));
+    free(rows);
 }
 
 static enum MHD_Result serve_page(struct MHD_Connection *c, listener *ls, int page)
@@ -463,7 +379,7 @@ static void auth_failed(struct MHD_Connection *c, hs *s, const char *what)
 {
     char addr[64];
     client_address(c, addr, sizeof addr);
-    atomic_fetch_add(&s->auth_failures, 1);
+    atomic_fetch_add(&s->counters.auth_failures, 1);
     int64_t now = mono_us();
     size_t oldest = 0;
     int log = 1;
@@ -708,12 +624,10 @@ static unsigned admit_and_wait(hs *s, request *rq, long *retry_after, const char
     unqueue(s, rq);
     s->waiting--;
     s->pending_bytes -= rq->bytes;
-    if (status == MHD_HTTP_ACCEPTED) {
-        observe_confirm(s, mono_us() - started);
-        atomic_fetch_add(&s->events_accepted, rq->nspans);
-    } else {
+    if (status == MHD_HTTP_ACCEPTED)
+        http_count_accepted(&s->counters, rq->nspans, mono_us() - started);
+    else
         *retry_after = s->retry_after_s;
-    }
 out:
     pthread_mutex_unlock(&s->mu);
     return status;
@@ -725,7 +639,7 @@ static enum MHD_Result finish(struct MHD_Connection *c, request *rq)
     hs *s = rq->src;
     if (rq->too_large)
         return answer_error(c, s, MHD_HTTP_CONTENT_TOO_LARGE, "body over max_body_bytes", 0);
-    atomic_fetch_add(&s->bytes_received, rq->raw.len);
+    atomic_fetch_add(&s->counters.bytes_received, rq->raw.len);
     if (rq->raw.failed)
         return answer_error(c, s, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", s->retry_after_s);
     if (s->secret &&
