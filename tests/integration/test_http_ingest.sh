@@ -156,6 +156,12 @@ port = $PORT
 auth = none
 rate = 20
 
+[source hx_small]
+adapter = http_server
+port = $PORT
+auth = none
+max_pending_bytes = 65536
+
 [source hx_tls]
 adapter = http_server
 port = $TLS_PORT
@@ -513,6 +519,19 @@ echo "== SIGTERM while requests wait for their confirms"
 rabbit_down=1
 await 30 "the producer seeing the broker gone" grep -q 'connection lost\|broker unavailable' \
     "$WORK/producer.log"
+# Bytes waiting for confirms are bounded: with 40 kB of one request
+# waiting, 40 kB more are refused at once.
+pad=$(head -c 900 /dev/zero | tr '\0' p)
+for i in $(seq 0 39); do printf '{"run":"%s","case":"small","i":%d,"pad":"%s"}\n' "$RUN" "$i" "$pad"; done >"$WORK/small"
+post "$WORK/small1" "$URL/v1/sources/hx_small" --data-binary @"$WORK/small" &
+client_pids+=($!)
+small_waiting() { metric 'sluice_http_requests_waiting{source="hx_small"}'; }
+await 30 "a 40 kB request waiting" at_least 1 small_waiting
+t0=$SECONDS
+expect 503 "40 kB more with 40 kB of 64 kB waiting" "$URL/v1/sources/hx_small" --data-binary @"$WORK/small"
+grep -q 'buffer full' "$WORK/last.body" || fail "503 not for a full buffer: $(<"$WORK/last.body")"
+grep -qi '^Retry-After:' "$WORK/last.headers" || fail "503 for a full buffer without Retry-After"
+((SECONDS - t0 < 5)) || fail "the full buffer's 503 took $((SECONDS - t0)) s"
 for i in 1 2 3 4 5 6; do
     post "$WORK/term$i" "$TOK" -H "Authorization: Bearer new-token" --data-binary "$(ev term "$i")" &
     client_pids+=($!)
@@ -528,6 +547,8 @@ for i in 1 2 3 4 5 6; do
         fail "request $i in flight at SIGTERM: HTTP $(<"$WORK/term$i.code"), expected 503"
     grep -qi '^Retry-After:' "$WORK/term$i.headers" || fail "503 at SIGTERM without Retry-After"
 done
+[[ $(<"$WORK/small1.code") == 503 ]] ||
+    fail "the 40 kB request in flight at SIGTERM: HTTP $(<"$WORK/small1.code"), expected 503"
 ((SECONDS - t0 < 9)) || fail "the answers came from the confirm timeout, not the shutdown"
 wait "$producer_pid" || true
 producer_pid=
