@@ -3,7 +3,7 @@
  * same events the producer makes (the generator's four sources, `count`
  * each) into a JSONB table with COPY on libpq, `batch` rows per
  * transaction (the worker's batch size), and nothing else: no staging
- * table, no duplicate check beyond the primary key, no normalisers.
+ * table, no duplicate check beyond the primary key, no projections.
  *
  *   bench-pg-copy PG_DSN COUNT_PER_SOURCE SEED BATCH
  *

@@ -1,8 +1,15 @@
 /*
- * sluice-setup: declares the broker topology and applies the warehouse
- * migrations. Safe to run any number of times: what exists is left as it
- * is; a queue or exchange that exists with other arguments is reported as a
- * configuration conflict (exit 2) rather than silently changed.
+ * sluice-setup: sets up both servers sluice runs on, despite the folder's
+ * name (broker-setup/, fixed by the project's layout):
+ *   RabbitMQ    the exchanges, queues and bindings (topology.h), and the
+ *               policy that upgrades an older sluice.ingest (policy.h);
+ *   PostgreSQL  the warehouse schema: numbered migrations, then the function
+ *               files (migrate.h), the time partitions and their retention,
+ *               and the typed tables a deployment declares (projections.h).
+ * RabbitMQ first, then PostgreSQL. Safe to run any number of times: what
+ * exists is left as it is; a queue or exchange that exists with other
+ * arguments is reported as a configuration conflict (exit 2) rather than
+ * silently changed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +34,7 @@ typedef struct setup_settings {
     char *pg_dsn;
     char *sources;
     char *mgmt_url;
+    mq_tls mgmt_tls;
     int queue_type; /* topology_queue_type */
     long delivery_limit;
     char *sql_dir;
@@ -44,6 +52,7 @@ static const cfg_option setup_options[] = {
      "RabbitMQ management API (http://host:15672/), used only to give an sluice.ingest declared "
      "by an older setup its alternate exchange by a policy; empty: amqp_url's host and login",
      NULL},
+    SETTING_MGMT_TLS(setup_settings),
     {"queue_type", CFG_ENUM, offsetof(setup_settings, queue_type), "classic", 0, 0,
      "classic, or quorum for a RabbitMQ cluster (replicated on every node)", topology_queue_types},
     {"delivery_limit", CFG_INT, offsetof(setup_settings, delivery_limit), "20", 0, 1000000,
@@ -52,7 +61,9 @@ static const cfg_option setup_options[] = {
      "0 = no limit (on RabbitMQ 4 too, where it is declared as -1)",
      NULL},
     {"sql_dir", CFG_STRING, offsetof(setup_settings, sql_dir), SLUICE_SQL_DIR, 0, 0,
-     "folder of numbered migrations (NNN_name.sql)", NULL},
+     "folder of numbered migrations (NNN_name.sql), applied once each, and of functions/, the "
+     "function files applied on every run",
+     NULL},
     {"projections", CFG_STRING, offsetof(setup_settings, projections), "", 0, 0,
      "file of [projection NAME] sections: the typed tables to create and fill (the file is the "
      "whole set; unset: the warehouse's declarations are left as they are)",
@@ -86,7 +97,9 @@ static int declare_once(const setup_settings *s, const strlist *urls, const strl
     return rc;
 }
 
-static int setup_topology(const setup_settings *s, const strlist *urls, const strlist *sources)
+/* api_tls: the management API's TLS settings (cli_mgmt_tls). */
+static int setup_topology(const setup_settings *s, const mq_tls *api_tls, const strlist *urls,
+                          const strlist *sources)
 {
     char err[1024];
     int rc = declare_once(s, urls, sources, 0, err, sizeof err);
@@ -94,8 +107,7 @@ static int setup_topology(const setup_settings *s, const strlist *urls, const st
         /* Declared by an older setup: upgrade it in place by a policy. */
         log_info("exchange " SLUICE_EXCHANGE_INGEST " has no alternate exchange argument; "
                  "setting it by policy " POLICY_NAME);
-        int prc = policy_ensure_alternate(s->mgmt_url, urls->items[0], s->amqp_tls.ca_file, err,
-                                          sizeof err);
+        int prc = policy_ensure_alternate(s->mgmt_url, urls->items[0], api_tls, err, sizeof err);
         if (prc == POLICY_CONFLICT) {
             fprintf(stderr, "%s: %s\n", program, err);
             return EXIT_USAGE;
@@ -191,6 +203,11 @@ static int setup_schema(const setup_settings *s)
     }
     PQclear(PQexec(db, "SET client_min_messages = warning"));
     int applied = migrate_apply(db, s->sql_dir, err, sizeof err);
+    if (applied == MIGRATE_MISMATCH) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        PQfinish(db);
+        return EXIT_USAGE;
+    }
     if (applied < 0) {
         log_error("migrations failed: %s", err);
         PQfinish(db);
@@ -207,18 +224,22 @@ static int setup_schema(const setup_settings *s)
 int main(int argc, char **argv)
 {
     setup_settings s = {0};
+    mq_tls api_tls = {0};
     strlist sources = {0}, urls = {0};
     int rc = cli_parse(setup_options, &s, argc, argv, program,
-                       "Declares sluice's RabbitMQ topology and applies the warehouse migrations; "
-                       "idempotent.");
+                       "Sets up both servers: declares sluice's RabbitMQ topology, then brings the "
+                       "PostgreSQL warehouse to the current schema (migrations, partitions, "
+                       "projections); idempotent.");
     if (rc == CLI_CONTINUE)
         log_init("setup", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &urls);
     if (rc == CLI_CONTINUE)
+        rc = cli_mgmt_tls(program, &s.mgmt_tls, &s.amqp_tls, &api_tls);
+    if (rc == CLI_CONTINUE)
         rc = cli_sources(program, argc, argv, s.sources, &sources);
     if (rc == CLI_CONTINUE) {
-        rc = setup_topology(&s, &urls, &sources);
+        rc = setup_topology(&s, &api_tls, &urls, &sources);
         if (rc == 0)
             rc = setup_schema(&s);
     }

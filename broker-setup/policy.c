@@ -5,7 +5,6 @@
 #include "policy.h"
 
 #include "amqp_api.h"
-#include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include "buf.h"
 #include "event.h"
 #include "log.h"
+#include "mgmt.h"
 #include "mq.h"
 #include "util.h"
 
@@ -23,66 +23,9 @@
     " '^sluice\\.ingest$' '{\"alternate-exchange\":\"" SLUICE_EXCHANGE_UNROUTED "\"}'"
 
 typedef struct api {
-    CURL *curl;
-    char base[512];  /* ends in '/' */
-    char shown[512]; /* base without a password, for messages */
-    char *vhost;     /* URL-escaped */
+    mgmt *m;
     char vhost_name[256];
-    char *user, *password;
-    const char *ca_file;
 } api;
-
-/* The answer's body (text: a buf ends in a NUL). */
-typedef buf reply;
-
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-    reply *r = arg;
-    size_t add = size * n;
-    if (r->len + add > 1 << 20)
-        return 0; /* an exchange's description is small: stop a runaway answer */
-    return buf_append(r, data, add) == 0 ? add : 0;
-}
-
-/* One request; fills *status and *out (free it). Returns 0, or -1 with err
- * if no answer came. */
-static int request(api *a, const char *method, const char *path, const char *body, long *status,
-                   reply *out, char *err, size_t errlen)
-{
-    char url[1024];
-    snprintf(url, sizeof url, "%s%s", a->base, path);
-    memset(out, 0, sizeof *out);
-    CURL *c = a->curl;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (a->user) {
-        curl_easy_setopt(c, CURLOPT_USERNAME, a->user);
-        curl_easy_setopt(c, CURLOPT_PASSWORD, a->password ? a->password : "");
-    }
-    if (a->ca_file && *a->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
-    struct curl_slist *headers = NULL;
-    if (body) {
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    }
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(headers);
-    if (rc != CURLE_OK) {
-        snprintf(err, errlen, "management API %s%s: %s", a->shown, path, curl_easy_strerror(rc));
-        buf_free(out);
-        return -1;
-    }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    return 0;
-}
 
 /* The policy's name in force on sluice.ingest ("" if none) and its type,
  * durability and alternate-exchange argument, from GET exchanges/... */
@@ -91,19 +34,26 @@ typedef struct exchange_view {
     int durable;
 } exchange_view;
 
+/* Says what the API answered, with the start of its body. */
+static void answered(const api *a, const char *kind, const char *name, long status, const buf *r,
+                     const char *advice, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "management API %s: %s %s of vhost %s answered %ld%s%.200s%s",
+             mgmt_url(a->m), kind, name, a->vhost_name, status, r->data ? ": " : "",
+             r->data ? r->data : "", advice);
+}
+
 static int get_exchange(api *a, exchange_view *v, char *err, size_t errlen)
 {
-    char path[512];
-    snprintf(path, sizeof path, "api/exchanges/%s/" SLUICE_EXCHANGE_INGEST, a->vhost);
     long status = 0;
-    reply r;
-    if (request(a, "GET", path, NULL, &status, &r, err, errlen) != 0)
+    buf r;
+    if (mgmt_call(a->m, "GET", "exchanges", SLUICE_EXCHANGE_INGEST, NULL, &status, &r, err,
+                  errlen) != 0)
         return -1;
     int rc = -1;
     json_object *doc = r.data ? json_tokener_parse(r.data) : NULL, *x;
     if (status != 200 || !doc) {
-        snprintf(err, errlen, "management API %s%s answered %ld%s%.200s", a->shown, path, status,
-                 r.data ? ": " : "", r.data ? r.data : "");
+        answered(a, "exchange", SLUICE_EXCHANGE_INGEST, status, &r, "", err, errlen);
         goto done;
     }
     memset(v, 0, sizeof *v);
@@ -126,27 +76,28 @@ done:
 
 static int put_policy(api *a, char *err, size_t errlen)
 {
-    char path[512];
-    snprintf(path, sizeof path, "api/policies/%s/" POLICY_NAME, a->vhost);
     static const char body[] =
         "{\"pattern\":\"^sluice\\\\.ingest$\",\"apply-to\":\"exchanges\","
         "\"priority\":0,\"definition\":{\"alternate-exchange\":\"" SLUICE_EXCHANGE_UNROUTED "\"}}";
     long status = 0;
-    reply r;
-    if (request(a, "PUT", path, body, &status, &r, err, errlen) != 0)
+    buf r;
+    if (mgmt_call(a->m, "PUT", "policies", POLICY_NAME, body, &status, &r, err, errlen) != 0)
         return -1;
     int rc = status == 201 || status == 204 ? 0 : -1;
     if (rc != 0)
-        snprintf(err, errlen, "management API %s%s answered %ld%s%.200s%s", a->shown, path, status,
-                 r.data ? ": " : "", r.data ? r.data : "",
+        answered(a, "policy", POLICY_NAME, status, &r,
                  status == 401 ? " (setup needs a user with the policymaker or administrator tag)"
-                               : "");
+                               : "",
+                 err, errlen);
     buf_free(&r);
     return rc;
 }
 
-/* Fills the API's base URL, login and vhost from the settings. */
-static int api_init(api *a, const char *mgmt_url, const char *amqp_url, char *err, size_t errlen)
+/* Opens the API's client from the settings: mgmt_url, else derived from
+ * amqp_url's host; mgmt_url's own user information, else amqp_url's
+ * login; amqp_url's vhost. */
+static int api_init(api *a, const char *api_url, const char *amqp_url, const mq_tls *tls, char *err,
+                    size_t errlen)
 {
     char *copy = strdup(amqp_url);
     struct amqp_connection_info info;
@@ -157,46 +108,28 @@ static int api_init(api *a, const char *mgmt_url, const char *amqp_url, char *er
         free(copy);
         return -1;
     }
-    if (mgmt_url && *mgmt_url) {
-        size_t n = strlen(mgmt_url);
-        snprintf(a->base, sizeof a->base, "%s%s", mgmt_url, mgmt_url[n - 1] == '/' ? "" : "/");
-    } else {
-        snprintf(a->base, sizeof a->base, "%s://%s:%d/", info.ssl ? "https" : "http", info.host,
+    char base[512];
+    if (api_url && *api_url)
+        snprintf(base, sizeof base, "%s", api_url);
+    else
+        snprintf(base, sizeof base, "%s://%s:%d/", info.ssl ? "https" : "http", info.host,
                  info.ssl ? 15671 : 15672);
-    }
-    mq_redact_url(a->base, a->shown, sizeof a->shown);
-    /* userinfo in mgmt_url wins; otherwise the broker's own login. */
-    const char *scheme_end = strstr(a->base, "://");
-    if (!(scheme_end && strchr(scheme_end, '@'))) {
-        a->user = strdup(info.user);
-        a->password = strdup(info.password);
-    }
-    a->curl = curl_easy_init();
-    a->vhost = a->curl ? curl_easy_escape(a->curl, info.vhost, 0) : NULL;
+    const char *scheme_end = strstr(base, "://");
+    int own_login = scheme_end && strchr(scheme_end, '@');
+    a->m =
+        mgmt_new(base, own_login ? NULL : info.user, info.password, info.vhost, tls, err, errlen);
     snprintf(a->vhost_name, sizeof a->vhost_name, "%s", info.vhost);
     free(copy);
-    if (!a->curl || !a->vhost) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    return 0;
+    return a->m ? 0 : -1;
 }
 
-static void api_free(api *a)
+int policy_ensure_alternate(const char *api_url, const char *amqp_url, const mq_tls *tls, char *err,
+                            size_t errlen)
 {
-    curl_free(a->vhost);
-    curl_easy_cleanup(a->curl);
-    free(a->user);
-    free(a->password);
-}
-
-int policy_ensure_alternate(const char *mgmt_url, const char *amqp_url, const char *ca_file,
-                            char *err, size_t errlen)
-{
-    api a = {.ca_file = ca_file};
+    api a = {0};
     exchange_view v;
     int rc = POLICY_FAILED;
-    if (api_init(&a, mgmt_url, amqp_url, err, errlen) != 0 ||
+    if (api_init(&a, api_url, amqp_url, tls, err, errlen) != 0 ||
         get_exchange(&a, &v, err, errlen) != 0)
         goto done;
     if (strcmp(v.type, "topic") != 0 || !v.durable) {
@@ -220,7 +153,7 @@ int policy_ensure_alternate(const char *mgmt_url, const char *amqp_url, const ch
             goto done;
         log_info("policy set name=" POLICY_NAME " exchange=" SLUICE_EXCHANGE_INGEST
                  " alternate_exchange=" SLUICE_EXCHANGE_UNROUTED " api=%s",
-                 a.shown);
+                 mgmt_url(a.m));
         /* The broker applies a policy as it stores it; looking again shows
          * whether a policy of a higher priority keeps ours out. */
         int64_t deadline = mono_us() + 5000000;
@@ -241,10 +174,10 @@ int policy_ensure_alternate(const char *mgmt_url, const char *amqp_url, const ch
     }
     rc = POLICY_OK;
 done:
-    if (rc == POLICY_FAILED && a.vhost) {
+    if (rc == POLICY_FAILED && a.m) {
         size_t n = strlen(err);
         snprintf(err + n, errlen - n, BY_HAND, a.vhost_name);
     }
-    api_free(&a);
+    mgmt_free(a.m);
     return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * policy: sets sluice.ingest's alternate exchange by a RabbitMQ policy,
+ * policy: a RabbitMQ part of sluice-setup (main.c lists both servers'
+ * parts). Sets sluice.ingest's alternate exchange by a RabbitMQ policy,
  * through the management HTTP API, for a broker whose sluice.ingest was
  * declared by a setup older than the alternate exchange.
  *
@@ -14,6 +15,8 @@
 
 #include <stddef.h>
 
+#include "mq.h"
+
 #define POLICY_NAME "sluice-ingest-unrouted"
 
 #define POLICY_OK 0
@@ -23,11 +26,12 @@
 /*
  * Makes sure policy POLICY_NAME (pattern ^sluice\.ingest$, exchanges,
  * alternate-exchange sluice.unrouted) exists in the vhost of `amqp_url`
- * and is the policy in force on sluice.ingest. `mgmt_url` is the API's
- * base URL (http://host:15672/); empty: derived from amqp_url's host
- * (https and port 15671 for amqps://). Without user information of its
- * own it logs in with amqp_url's user and password. `ca_file` (may be NULL
- * or empty) verifies an https API as amqp_ca_file verifies the broker.
+ * and is the policy in force on sluice.ingest, through the management API
+ * (mgmt.h). `api_url` is the API's base URL (http://host:15672/); empty:
+ * derived from amqp_url's host (https and port 15671 for amqps://).
+ * Without user information of its own it logs in with amqp_url's user and
+ * password. `tls` (the mgmt_* TLS settings; NULL: the system's CA store)
+ * verifies an https API.
  *
  * Returns POLICY_OK; POLICY_CONFLICT with err saying what stands in the
  * way (sluice.ingest is not a durable topic exchange, has another
@@ -35,7 +39,7 @@
  * POLICY_FAILED with err naming the URL (no password) and the answer, and
  * the rabbitmqctl command that does the same by hand.
  */
-int policy_ensure_alternate(const char *mgmt_url, const char *amqp_url, const char *ca_file,
-                            char *err, size_t errlen);
+int policy_ensure_alternate(const char *api_url, const char *amqp_url, const mq_tls *tls, char *err,
+                            size_t errlen);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * projections: the typed tables a deployment declares per source, read
+ * projections: a PostgreSQL part of sluice-setup (main.c lists both
+ * servers' parts). The typed tables a deployment declares per source, read
  * from "[projection NAME]" sections of a file and turned into tables and
  * the trigger that fills them (sql/005: sluice_build_projections).
  *

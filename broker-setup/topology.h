@@ -1,5 +1,6 @@
 /*
- * topology: declares sluice's exchanges, queues and bindings on an AMQP
+ * topology: sluice-setup's RabbitMQ part (main.c lists both servers' parts).
+ * Declares sluice's exchanges, queues and bindings on an AMQP
  * connection: the names of event.h, as the README's sluice-setup section
  * lists them, which every producer, worker and notifier relies on. Every
  * declaration is idempotent: running it again against the same broker

@@ -19,7 +19,9 @@ static const char *const all_settings[] = {
     "amqp_verify_hostname", "pg_dsn", "sources", "heartbeat", "max_message_bytes", "log_level",
     "prefetch", "shutdown_timeout_ms",
     /* sluice-setup */
-    "mgmt_url", "queue_type", "delivery_limit", "sql_dir",
+    "mgmt_url", "mgmt_ca_file", "mgmt_cert_file", "mgmt_key_file", "mgmt_verify_peer",
+    "mgmt_verify_hostname", "queue_type", "delivery_limit", "sql_dir", "projections",
+    "retention_days",
     /* sluice-producer */
     "source", "adapter", "count", "rate", "duration", "seed", "window", "window_bytes", "buffer",
     "buffer_bytes", "checkpoint_interval_ms", "progress_interval_ms", "checkpoint_dir",
@@ -34,6 +36,11 @@ static const char *const all_settings[] = {
     /* sluice-ctl */
     "mgmt_user", "mgmt_password", "json", "reason", "min_id", "max_id", "dead_scan_max", NULL};
 
+void cli_print_version(const char *program)
+{
+    printf("%s %s\n", program, SLUICE_VERSION);
+}
+
 int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, const char *program,
               const char *summary)
 {
@@ -44,6 +51,9 @@ int cli_parse(const cfg_option *table, void *settings, int argc, char **argv, co
         return CLI_CONTINUE;
     case CFG_HELP:
         cfg_print_help(table, stdout, program, summary);
+        return 0;
+    case CFG_VERSION:
+        cli_print_version(program);
         return 0;
     case CFG_BAD_USAGE:
         break;
@@ -65,6 +75,21 @@ int cli_amqp(const char *program, const char *amqp_url, const mq_tls *tls, strli
     }
     if (urls->count == 0) {
         fprintf(stderr, "%s: amqp_url is empty\n", program);
+        return EXIT_USAGE;
+    }
+    return CLI_CONTINUE;
+}
+
+int cli_mgmt_tls(const char *program, const mq_tls *mgmt_tls, const mq_tls *amqp_tls, mq_tls *out)
+{
+    char err[1024];
+    *out = *mgmt_tls;
+    if (!out->ca_file || !*out->ca_file)
+        out->ca_file = amqp_tls->ca_file;
+    /* Checked as given, so a message names the setting that holds the
+     * file; the CA file taken over from amqp_tls was checked as such. */
+    if (mq_tls_check(mgmt_tls, "mgmt", err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", program, err);
         return EXIT_USAGE;
     }
     return CLI_CONTINUE;

@@ -332,6 +332,8 @@ cfg_result cfg_parse(const cfg_option *table, void *settings, int argc, char **a
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return CFG_HELP;
+        if (strcmp(argv[i], "--version") == 0)
+            return CFG_VERSION;
     }
     if (cfg_defaults(table, settings, err, errlen) != 0)
         return CFG_BAD_USAGE;
@@ -359,12 +361,17 @@ void cfg_print_help(const cfg_option *table, FILE *out, const char *program, con
             append_choices(o->choices, words, sizeof words);
             fprintf(out, ", one of %s", words);
         }
+        if (o->type == CFG_INT)
+            fprintf(out, ", %ld to %ld", o->min, o->max);
+        if (o->type == CFG_LIST)
+            fprintf(out, ", repeatable");
         if (o->default_value)
             fprintf(out, ", default %s", *o->default_value ? o->default_value : "\"\"");
         fputc('\n', out);
     }
     fprintf(out, "  --%-22s %s\n", "config FILE", "read settings from FILE (env SLUICE_CONFIG)");
     fprintf(out, "  --%-22s %s\n", "help", "print this help");
+    fprintf(out, "  --%-22s %s\n", "version", "print the program's name and version");
 }
 
 void cfg_print_keys(const cfg_option *table, FILE *out, const char *indent)

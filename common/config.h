@@ -54,6 +54,7 @@ typedef struct cfg_option {
 typedef enum {
     CFG_OK = 0,
     CFG_HELP = 1,       /* --help was given: caller prints help and exits 0 */
+    CFG_VERSION = 2,    /* --version was given: caller prints its version and exits 0 */
     CFG_BAD_USAGE = -2, /* err says what and where: caller exits 2 */
 } cfg_result;
 
@@ -80,8 +81,8 @@ void cfg_tolerate(const char *const *names);
 int cfg_set(const cfg_option *table, void *settings, const char *name, const char *value,
             const char *origin, char *err, size_t errlen);
 
-/* Prints "usage" and one line per setting with its flag, variable, default
- * and help. */
+/* Prints "usage" and one line per setting with its flag, variable, the
+ * words of an enum, the range of an int, default and help. */
 void cfg_print_help(const cfg_option *table, FILE *out, const char *program, const char *summary);
 
 /*

@@ -44,41 +44,53 @@ static struct {
     int verify_hostname;
 } tls_settings = {.verify_peer = 1, .verify_hostname = 1};
 
-static int copy_tls_path(char *dst, size_t cap, const char *path, const char *setting, char *err,
-                         size_t errlen)
+/* A TLS file setting: unset, or a file this process can read. */
+static int check_tls_path(const char *path, const char *prefix, const char *setting, char *err,
+                          size_t errlen)
 {
-    dst[0] = '\0';
     if (!path || !*path)
         return 0;
-    if (strlen(path) >= cap) {
-        snprintf(err, errlen, "%s: path too long", setting);
+    if (strlen(path) >= PATH_MAX) {
+        snprintf(err, errlen, "%s_%s: path too long", prefix, setting);
         return -1;
     }
     if (access(path, R_OK) != 0) {
-        snprintf(err, errlen, "%s: cannot read %s: %s", setting, path, strerror(errno));
+        snprintf(err, errlen, "%s_%s: cannot read %s: %s", prefix, setting, path, strerror(errno));
         return -1;
     }
-    memcpy(dst, path, strlen(path) + 1);
     return 0;
 }
 
-int mq_set_tls(const mq_tls *tls, char *err, size_t errlen)
+int mq_tls_check(const mq_tls *tls, const char *prefix, char *err, size_t errlen)
 {
     int has_cert = tls->cert_file && *tls->cert_file;
     int has_key = tls->key_file && *tls->key_file;
     if (has_cert != has_key) {
-        snprintf(err, errlen, "%s is set but %s is not: a client certificate needs its key",
-                 has_cert ? "amqp_cert_file" : "amqp_key_file",
-                 has_cert ? "amqp_key_file" : "amqp_cert_file");
+        snprintf(err, errlen, "%s_%s is set but %s_%s is not: a client certificate needs its key",
+                 prefix, has_cert ? "cert_file" : "key_file", prefix,
+                 has_cert ? "key_file" : "cert_file");
         return -1;
     }
-    if (copy_tls_path(tls_settings.ca_file, sizeof tls_settings.ca_file, tls->ca_file,
-                      "amqp_ca_file", err, errlen) != 0 ||
-        copy_tls_path(tls_settings.cert_file, sizeof tls_settings.cert_file, tls->cert_file,
-                      "amqp_cert_file", err, errlen) != 0 ||
-        copy_tls_path(tls_settings.key_file, sizeof tls_settings.key_file, tls->key_file,
-                      "amqp_key_file", err, errlen) != 0)
+    if (check_tls_path(tls->ca_file, prefix, "ca_file", err, errlen) != 0 ||
+        check_tls_path(tls->cert_file, prefix, "cert_file", err, errlen) != 0 ||
+        check_tls_path(tls->key_file, prefix, "key_file", err, errlen) != 0)
         return -1;
+    return 0;
+}
+
+/* dst (PATH_MAX bytes) := path, "" if unset; mq_tls_check() bounded it. */
+static void copy_tls_path(char *dst, const char *path)
+{
+    snprintf(dst, PATH_MAX, "%s", path ? path : "");
+}
+
+int mq_set_tls(const mq_tls *tls, char *err, size_t errlen)
+{
+    if (mq_tls_check(tls, "amqp", err, errlen) != 0)
+        return -1;
+    copy_tls_path(tls_settings.ca_file, tls->ca_file);
+    copy_tls_path(tls_settings.cert_file, tls->cert_file);
+    copy_tls_path(tls_settings.key_file, tls->key_file);
     tls_settings.verify_peer = tls->verify_peer;
     tls_settings.verify_hostname = tls->verify_hostname;
     return 0;
@@ -412,15 +424,62 @@ void mq_mark_broken(mq_conn *c)
     c->broken = 1;
 }
 
+/* How long a polite close may take before the connection is simply
+ * dropped (the broker requeues what it had delivered either way). */
+#define CLOSE_TIMEOUT_MS 10000
+
+/*
+ * Closes MQ_CHANNEL, dropping what arrives before the broker's close-ok.
+ * rabbitmq-c's amqp_channel_close() waits for close-ok in amqp_simple_rpc(),
+ * which keeps every other frame that comes first; a consumer's channel can
+ * have its whole prefetch of deliveries on the way, so a worker closing
+ * during a drain of large events held them all (190 MB for 900 KB events,
+ * prefetch x the largest body in general). Here each frame read before
+ * close-ok is released at once, so closing costs one frame of memory; the
+ * broker requeues the unacknowledged deliveries when the channel closes.
+ * Returns 0 once close-ok arrived, -1 if the socket failed or the time ran
+ * out (the caller then drops the connection without more ado).
+ */
+static int close_channel_discarding(amqp_connection_state_t st)
+{
+    amqp_channel_close_t req = {.reply_code = AMQP_REPLY_SUCCESS,
+                                .reply_text = amqp_cstring_bytes("closing"),
+                                .class_id = 0,
+                                .method_id = 0};
+    if (amqp_send_method(st, MQ_CHANNEL, AMQP_CHANNEL_CLOSE_METHOD, &req) != AMQP_STATUS_OK)
+        return -1;
+    struct timeval start, now;
+    gettimeofday(&start, NULL);
+    for (;;) {
+        gettimeofday(&now, NULL);
+        long spent_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_usec - start.tv_usec) / 1000;
+        if (spent_ms >= CLOSE_TIMEOUT_MS)
+            return -1;
+        long left_ms = CLOSE_TIMEOUT_MS - spent_ms;
+        struct timeval tv = {.tv_sec = left_ms / 1000, .tv_usec = (left_ms % 1000) * 1000};
+        amqp_frame_t frame;
+        if (amqp_simple_wait_frame_noblock(st, &frame, &tv) != AMQP_STATUS_OK)
+            return -1;
+        /* The broker closing the channel itself at the same moment ends
+         * it as well as its close-ok would. */
+        int closed = frame.channel == MQ_CHANNEL && frame.frame_type == AMQP_FRAME_METHOD &&
+                     (frame.payload.method.id == AMQP_CHANNEL_CLOSE_OK_METHOD ||
+                      frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD);
+        amqp_maybe_release_buffers_on_channel(st, frame.channel);
+        if (closed)
+            return 0;
+    }
+}
+
 void mq_close(mq_conn *c)
 {
     if (!c)
         return;
     if (c->state) {
-        if (!c->broken) {
-            amqp_channel_close(c->state, MQ_CHANNEL, AMQP_REPLY_SUCCESS);
+        /* After the channel's close-ok nothing more comes on it, so the
+         * connection's own close (channel 0) has nothing to hold. */
+        if (!c->broken && close_channel_discarding(c->state) == 0)
             amqp_connection_close(c->state, AMQP_REPLY_SUCCESS);
-        }
         amqp_destroy_connection(c->state);
     }
     free(c->full_url);

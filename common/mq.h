@@ -29,6 +29,15 @@ typedef struct mq_tls {
 } mq_tls;
 
 /*
+ * Checks one set of TLS settings named <prefix>_ca_file, <prefix>_cert_file
+ * and so on (prefix "amqp" for the broker, "mgmt" for its management API):
+ * a client certificate comes with its key and the other way round, and
+ * every file named can be read. Returns 0, or -1 with err on one line
+ * naming the setting ("amqp_ca_file: cannot read /x: No such file ...").
+ */
+int mq_tls_check(const mq_tls *tls, const char *prefix, char *err, size_t errlen);
+
+/*
  * Sets how every later mq_connect() makes amqps:// connections (one set per
  * process: a binary has one broker identity; call it before connecting,
  * from one thread). The settings are copied.
@@ -104,6 +113,10 @@ mq_conn *mq_connect_again(const mq_conn *c, long timeout_ms, char *err, size_t e
 void mq_mark_broken(mq_conn *c);
 
 /* Closes the channel and connection (politely unless broken) and frees all.
+ * What the broker still sends on the channel meanwhile (a consumer's
+ * deliveries in flight, up to its prefetch) is read and dropped a frame at
+ * a time, never held: the broker requeues every unacknowledged delivery,
+ * and closing costs one frame of memory however large the prefetch.
  * Accepts NULL. */
 void mq_close(mq_conn *c);
 

@@ -70,3 +70,15 @@ int pg_prepare(PGconn *db, const pg_statement *table, size_t n, char *err, size_
     }
     return 0;
 }
+
+int pg_sqlstate_is_transient(const char *state)
+{
+    /* Classes by their first two characters; see pg.h for why each. */
+    static const char *const classes[] = {"08", "40", "53", "57", "58"};
+    if (!state || !*state)
+        return 1;
+    for (size_t i = 0; i < sizeof classes / sizeof *classes; i++)
+        if (strncmp(state, classes[i], 2) == 0)
+            return 1;
+    return strcmp(state, "25006") == 0;
+}

@@ -54,4 +54,32 @@ int pg_error(PGconn *db, const PGresult *r, char *err, size_t errlen, const char
  */
 char *pg_flatten(char *text);
 
+/*
+ * Whether an error with SQLSTATE `state` (PQresultErrorField(r,
+ * PG_DIAG_SQLSTATE); NULL if the result carries none) says "try again
+ * later" rather than "this statement or its data is wrong": the same
+ * statement, on the same data, may succeed once the server or the
+ * connection is well again, so a caller retries (reconnecting first) and
+ * never blames the row. Returns 1 for:
+ *   no SQLSTATE   the error came from libpq itself (connection lost, out of
+ *                 memory), not from the server's verdict on the statement;
+ *   class 08      connection exception: the connection failed or broke;
+ *   class 40      transaction rollback: serialization failure, deadlock,
+ *                 a commit of unknown outcome (40003); retrying is the
+ *                 documented answer to each;
+ *   class 53      insufficient resources: disk full, out of memory, too
+ *                 many connections; they pass as the server recovers;
+ *   class 57      operator intervention: admin or crash shutdown (57P01,
+ *                 57P02), cannot connect now (57P03, a server starting),
+ *                 query cancelled (57014) - the server's state, not ours;
+ *   class 58      system error, external to PostgreSQL (58030 I/O error):
+ *                 the server's disk or files, not the data sent;
+ *   25006         read_only_sql_transaction: the node is a standby, as a
+ *                 former primary is after a failover; reconnecting with a
+ *                 multi-host DSN finds the new primary.
+ * Every other state, data exceptions (22) and integrity violations (23)
+ * among them, returns 0: the caller decides what the row's fault means.
+ */
+int pg_sqlstate_is_transient(const char *state);
+
 #endif

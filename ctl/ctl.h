@@ -21,6 +21,7 @@ typedef struct ctl_settings {
     char *mgmt_url;
     char *mgmt_user;
     char *mgmt_password;
+    mq_tls mgmt_tls;
     long heartbeat;
     long max_message_bytes;
     int log_level; /* log_level (log.h) */
@@ -36,6 +37,7 @@ typedef struct ctl_env {
     const ctl_settings *s;
     strlist urls;    /* amqp_url split into nodes */
     strlist sources; /* the configured source list */
+    mq_tls mgmt_tls; /* the management API's TLS settings (cli_mgmt_tls) */
 } ctl_env;
 
 int ctl_status(const ctl_env *env);

@@ -29,6 +29,7 @@ static const cfg_option ctl_options[] = {
      "status: management API user", NULL},
     {"mgmt_password", CFG_STRING, offsetof(ctl_settings, mgmt_password), "guest", 0, 0,
      "status: management API password (set it in the config file or the environment)", NULL},
+    SETTING_MGMT_TLS(ctl_settings),
     SETTING_HEARTBEAT(ctl_settings, heartbeat),
     SETTING_MAX_MESSAGE_BYTES(ctl_settings, max_message_bytes,
                               "reprocess-errors: larger bodies stay in ingest_errors as too_large"),
@@ -68,18 +69,24 @@ static const command commands[] = {{"status", ctl_status},
                                    {"replay-dead", ctl_replay_dead},
                                    {"reprocess-errors", ctl_reprocess_errors}};
 
-static int wants_help(int argc, char **argv)
+/* Whether argv holds `flag` (or `alias`, when not NULL) anywhere: --help
+ * and --version answer before the command is looked at. */
+static int has_flag(int argc, char **argv, const char *flag, const char *alias)
 {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+        if (strcmp(argv[i], flag) == 0 || (alias && strcmp(argv[i], alias) == 0))
             return 1;
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (has_flag(argc, argv, "--help", "-h")) {
         cfg_print_help(ctl_options, stdout, "sluice-ctl COMMAND", summary);
+        return 0;
+    }
+    if (has_flag(argc, argv, "--version", NULL)) {
+        cli_print_version(program);
         return 0;
     }
     if (argc < 2 || argv[1][0] == '-') {
@@ -106,6 +113,8 @@ int main(int argc, char **argv)
         log_init("ctl", (log_level)s.log_level);
     if (rc == CLI_CONTINUE)
         rc = cli_amqp(program, s.amqp_url, &s.amqp_tls, &env.urls);
+    if (rc == CLI_CONTINUE)
+        rc = cli_mgmt_tls(program, &s.mgmt_tls, &s.amqp_tls, &env.mgmt_tls);
     if (rc == CLI_CONTINUE)
         rc = cli_sources(program, argc - 1, argv + 1, s.sources, &env.sources);
     if (rc == CLI_CONTINUE) {

@@ -8,12 +8,14 @@
  * the session's events_stage table, moved into events if its msg_id can be
  * claimed in event_ids (a msg_id already stored is a no-op; the declared
  * projections are filled by the trigger on events, as for the worker's
- * batches; a warehouse older than migration 005 runs its normalisers,
- * sluice_apply_normalizers() of sql/002, instead), and the ingest_errors row is
- * deleted, all in one commit: a row leaves ingest_errors only once its
- * event is stored. A row that fails again stays, with the new reason and
- * detail. What this relies on in the schema is listed in the README
- * (sluice-ctl reprocess-errors).
+ * batches), and the ingest_errors row is deleted, all in one commit: a row
+ * leaves ingest_errors only once its event is stored. A row that fails
+ * again stays, with the new reason and detail. What this relies on in the
+ * schema is listed in the README (sluice-ctl reprocess-errors).
+ *
+ * Only the current schema is served: sluice-setup brings a warehouse to
+ * the latest migrations before anything else runs against it, so there is
+ * no path here for a warehouse that setup has not upgraded.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -57,17 +59,6 @@ typedef struct counts {
     uint64_t tried, stored, failed;
 } counts;
 
-/* SQLSTATE classes that say nothing about the row: the connection, a
- * deadlock or serialization failure, resources, the server going away. */
-static int transient(const char *state)
-{
-    static const char *const classes[] = {"08", "40", "53", "57", "58"};
-    for (size_t i = 0; state && i < sizeof classes / sizeof *classes; i++)
-        if (strncmp(state, classes[i], 2) == 0)
-            return 1;
-    return 0;
-}
-
 /* Records that row `id` failed again. Returns 0, or -1 with err. */
 static int still_failing(PGconn *db, const char *id, const char *reason, const char *detail,
                          char *err, size_t errlen)
@@ -82,8 +73,8 @@ static int still_failing(PGconn *db, const char *id, const char *reason, const c
 /* Stores one row's event and deletes the row, in one transaction. Returns
  * 1 if stored, 0 if it failed again (recorded), -1 on a failure of the
  * connection or the server (nothing changed; err says why). */
-static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, int normalize,
-                     char *err, size_t errlen)
+static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, char *err,
+                     size_t errlen)
 {
     const char *id = PQgetvalue(rows, i, 0);
     size_t raw_len = 0;
@@ -123,14 +114,11 @@ static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, int 
     } steps[] = {
         {"staging", stage_sql, 5, stage, PGRES_COMMAND_OK},
         {"storing", move_sql, 0, NULL, PGRES_COMMAND_OK},
-        {"normalising", "SELECT sluice_apply_normalizers()", 0, NULL, PGRES_TUPLES_OK},
         {"deleting the ingest error", "DELETE FROM ingest_errors WHERE id = $1", 1, del,
          PGRES_COMMAND_OK},
     };
     int failed = 0, record = 0; /* record: the failure is the row's, not the server's */
     for (size_t k = 0; k < sizeof steps / sizeof *steps && !failed; k++) {
-        if (k == 2 && !normalize)
-            continue;
         PGresult *r =
             PQexecParams(db, steps[k].sql, steps[k].n, NULL, steps[k].params, NULL, NULL, 0);
         if (PQresultStatus(r) != steps[k].want) {
@@ -138,7 +126,7 @@ static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, int 
             const char *sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
             snprintf(why, sizeof why, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(db));
             pg_flatten(why);
-            record = PQstatus(db) == CONNECTION_OK && !transient(sqlstate);
+            record = PQstatus(db) == CONNECTION_OK && !pg_sqlstate_is_transient(sqlstate);
             if (!record)
                 snprintf(err, errlen, "row %s: %s: %s", id, steps[k].what, why);
         }
@@ -176,15 +164,13 @@ int ctl_reprocess_errors(const ctl_env *env)
         goto done;
     if (db_command(db, create_stage_sql, err, sizeof err) != 0)
         goto done;
-    r = db_query(db, PGRES_TUPLES_OK, "looking up the schema",
-                 "SELECT to_regproc('sluice_apply_normalizers') IS NOT NULL,"
-                 " (SELECT count(*) FROM ingest_errors WHERE id > $1 AND ($2 = '' OR reason = $2)"
-                 " AND ($3 = '' OR source = $3) AND ($4::bigint = 0 OR id <= $4::bigint))",
+    r = db_query(db, PGRES_TUPLES_OK, "counting ingest_errors",
+                 "SELECT count(*) FROM ingest_errors WHERE id > $1 AND ($2 = '' OR reason = $2)"
+                 " AND ($3 = '' OR source = $3) AND ($4::bigint = 0 OR id <= $4::bigint)",
                  4, (const char *const[]){last_id, s->reason, s->source, max_id}, err, sizeof err);
     if (!r)
         goto done;
-    int normalize = PQgetvalue(r, 0, 0)[0] == 't';
-    uint64_t total = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    uint64_t total = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     r = NULL;
     progress bar;
@@ -201,7 +187,7 @@ int ctl_reprocess_errors(const ctl_env *env)
         for (int i = 0; i < rows; i++) {
             if (shutdown_requested)
                 break;
-            int stored = store_one(db, v, r, i, normalize, err, sizeof err);
+            int stored = store_one(db, v, r, i, err, sizeof err);
             if (stored < 0)
                 goto done;
             n.tried++;

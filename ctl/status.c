@@ -100,9 +100,10 @@ static void read_queues(const ctl_env *env, status *st)
     const ctl_settings *s = env->s;
     char vhost[256], err[1024];
     amqp_vhost(env->urls.items[0], vhost, sizeof vhost);
-    mgmt *m = mgmt_new(s->mgmt_url, s->mgmt_user, s->mgmt_password, vhost);
+    mgmt *m = mgmt_new(s->mgmt_url, s->mgmt_user, s->mgmt_password, vhost, &env->mgmt_tls, err,
+                       sizeof err);
     if (!m) {
-        part_failed(st, "queues", "out of memory");
+        part_failed(st, "queues", err);
         return;
     }
     for (size_t i = 0; i < st->nrows; i++) {

@@ -1,5 +1,5 @@
 /*
- * fuzz_rules: workers/rules.c evaluating rules and filling message
+ * fuzz_rules: workers/rules_eval.c evaluating rules and filling message
  * templates with the fields of any event a publisher may send.
  *
  * Input: a rules file (or, if it is none, a template), a NUL byte, an

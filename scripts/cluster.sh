@@ -14,6 +14,9 @@
 #   stop-node N   stop node N (1-based) the polite way, as an operator would
 #   kill-node N   stop node N with SIGKILL, as a crash would
 #   start-node N  start node N again; return once it is back in the cluster
+#   freeze-node N stop node N's Erlang VM with SIGSTOP: a hung node, whose
+#                 connections stay open but answer nothing
+#   thaw-node N   let a frozen node N run again (SIGCONT)
 #   status        one line per node; exit 0 if all run, 3 otherwise
 #   env           print `export SLUICE_AMQP_URL=...` with every node's URL
 #   queues        name, type, ready messages, leader and arguments of every
@@ -28,10 +31,17 @@
 #                          server.key; the nodes then listen for amqps://
 #                          only, and require a client certificate signed by
 #                          ca.pem (read on every start of a node)
+#   SLUICE_CLUSTER_MGMT    1: every node also serves the management API
+#                          (rabbitmq_management) on its AMQP port + 10000,
+#                          as RabbitMQ's own 5672/15672; with
+#                          SLUICE_CLUSTER_TLS_DIR over https only, with the
+#                          same certificate and client certificate rule
+#                          (default 0: the plugin is not started)
 #   SLUICE_STATE_DIR       as for stack.sh (default <checkout>/.run)
 #   SLUICE_START_TIMEOUT   seconds to wait for each step (default 180)
 # Derived from the ports, so clusters on different ports never meet:
-#   node N is sluice-c<its AMQP port>@localhost with Erlang distribution on
+#   node N is sluice-c<its AMQP port>@localhost with the management API (if
+#   any) on its AMQP port + 10000, Erlang distribution on
 #   its AMQP port + 20000; the cluster's private epmd listens on node 1's
 #   port + 30000 (every node of a host registers with the same epmd).
 #
@@ -65,6 +75,8 @@ configure() {
     SIZE=${SLUICE_CLUSTER_SIZE:-3}
     START_TIMEOUT=${SLUICE_START_TIMEOUT:-180}
     TLS_DIR=${SLUICE_CLUSTER_TLS_DIR:-}
+    MGMT=${SLUICE_CLUSTER_MGMT:-0}
+    [[ $MGMT == [01] ]] || die "SLUICE_CLUSTER_MGMT must be 0 or 1, not '$MGMT'"
     local name value
     for name in BASE_PORT SIZE START_TIMEOUT; do
         value=${!name}
@@ -93,6 +105,7 @@ node_vars() {
         die "node must be 1 to $SIZE, not '$n'"
     fi
     NODE_PORT=$((BASE_PORT + n - 1))
+    NODE_MGMT_PORT=$((NODE_PORT + 10000))
     NODE_NAME=sluice-c$NODE_PORT@localhost
     NODE_DIR=$CLUSTER_DIR/node$n
     NODE_PID=$NODE_DIR/mnesia/$NODE_NAME.pid
@@ -177,10 +190,27 @@ node_prepare() {
         else
             echo "listeners.tcp.default = 127.0.0.1:$NODE_PORT"
         fi
+        if (( MGMT )) && [[ -n $TLS_DIR ]]; then
+            # Only management.ssl: the plugin then opens no http listener.
+            echo "management.ssl.ip = 127.0.0.1"
+            echo "management.ssl.port = $NODE_MGMT_PORT"
+            echo "management.ssl.cacertfile = $NODE_DIR/tls/ca.pem"
+            echo "management.ssl.certfile = $NODE_DIR/tls/server.pem"
+            echo "management.ssl.keyfile = $NODE_DIR/tls/server.key"
+            echo "management.ssl.verify = verify_peer"
+            echo "management.ssl.fail_if_no_peer_cert = true"
+        elif (( MGMT )); then
+            echo "management.tcp.ip = 127.0.0.1"
+            echo "management.tcp.port = $NODE_MGMT_PORT"
+        fi
         echo "log.console = false"
         echo "log.file.level = info"
     } | write_as "$RMQ_USER" "$NODE_DIR/rabbitmq.conf"
-    echo '[].' | write_as "$RMQ_USER" "$NODE_DIR/enabled_plugins"
+    if (( MGMT )); then
+        echo '[rabbitmq_management].' | write_as "$RMQ_USER" "$NODE_DIR/enabled_plugins"
+    else
+        echo '[].' | write_as "$RMQ_USER" "$NODE_DIR/enabled_plugins"
+    fi
     write_as "$RMQ_USER" "$NODE_DIR/rabbitmq-env.conf" </dev/null
     rm -f "$NODE_PID"
 }
@@ -190,6 +220,8 @@ node_launch() {
     node_vars "$1"
     node_alive && return 0
     port_open "$NODE_PORT" && die "127.0.0.1:$NODE_PORT is already in use by another process"
+    (( MGMT )) && port_open "$NODE_MGMT_PORT" &&
+        die "127.0.0.1:$NODE_MGMT_PORT (management API) is already in use by another process"
     node_prepare
     note "starting node $NODE_NAME on 127.0.0.1:$NODE_PORT"
     local cmd=(env "${NODE_ENV[@]}" "$RMQ_BIN/rabbitmq-server")
@@ -198,7 +230,8 @@ node_launch() {
     setsid "${cmd[@]}" >>"$NODE_CONSOLE" 2>&1 </dev/null &
 }
 
-# node_wait N: until node N's application runs and its AMQP port answers.
+# node_wait N: until node N's application runs and its AMQP port (and its
+# management API's, if any) answers.
 node_wait() {
     node_vars "$1"
     local deadline=$((SECONDS + START_TIMEOUT)) rc=0 out
@@ -211,6 +244,12 @@ node_wait() {
     until port_open "$NODE_PORT"; do
         node_alive || node_fail "the node exited"
         (( SECONDS < deadline )) || node_fail "AMQP port silent after ${START_TIMEOUT}s"
+        sleep 0.2
+    done
+    until (( ! MGMT )) || port_open "$NODE_MGMT_PORT"; do
+        node_alive || node_fail "the node exited"
+        (( SECONDS < deadline )) ||
+            node_fail "management API port $NODE_MGMT_PORT silent after ${START_TIMEOUT}s"
         sleep 0.2
     done
 }
@@ -277,6 +316,17 @@ node_kill() {
     rm -f "$NODE_PID"
 }
 
+# signal_node N SIGNAL WHAT: send SIGNAL to node N's VM.
+signal_node() {
+    node_vars "$1"
+    local pid
+    if ! pid=$(node_pid) || ! node_alive; then
+        die "node $NODE_NAME is not running"
+    fi
+    note "$3 node $NODE_NAME (pid $pid)"
+    kill "-$2" "$pid"
+}
+
 do_start() {
     local n t0=$SECONDS
     ensure_dirs
@@ -329,6 +379,14 @@ do_env() {
     done
     local IFS=,
     echo "export SLUICE_AMQP_URL=${urls[*]}"
+    if (( MGMT )); then
+        node_vars 1
+        if [[ -n $TLS_DIR ]]; then
+            echo "export SLUICE_MGMT_URL=https://localhost:$NODE_MGMT_PORT/"
+        else
+            echo "export SLUICE_MGMT_URL=http://127.0.0.1:$NODE_MGMT_PORT/"
+        fi
+    fi
 }
 
 do_queues() {
@@ -351,7 +409,7 @@ main() {
     local verb=$1 node=${2:-}
     case $verb in
         start | stop | status | env | queues | wipe) (( $# == 1 )) || { echo "cluster.sh: $verb takes no argument" >&2; return 2; } ;;
-        stop-node | kill-node | start-node) (( $# == 2 )) || { echo "cluster.sh: $verb needs a node number" >&2; return 2; } ;;
+        stop-node | kill-node | start-node | freeze-node | thaw-node) (( $# == 2 )) || { echo "cluster.sh: $verb needs a node number" >&2; return 2; } ;;
         *) echo "cluster.sh: unknown verb '$verb' (see --help)" >&2; return 2 ;;
     esac
     configure
@@ -368,6 +426,8 @@ main() {
         stop-node) node_stop "$node" ;;
         kill-node) node_kill "$node" ;;
         start-node) do_start_node "$node" ;;
+        freeze-node) signal_node "$node" STOP freezing ;;
+        thaw-node) signal_node "$node" CONT thawing ;;
         status) do_status || return 3 ;;
         env) do_env ;;
         queues) do_queues ;;

@@ -13,7 +13,7 @@
  *                  child needs nothing, the "any" needs nothing)
  *   not, unknown   nothing
  * Each step of this only weakens what is required, so it never says "no"
- * where the evaluator (rules.c) would fire.
+ * where the evaluator (rules_eval.c) would fire.
  */
 #define _GNU_SOURCE /* memmem */
 #include "prefilter.h"
@@ -109,7 +109,7 @@ static char *quoted(const char *s, size_t len)
     return q;
 }
 
-/* The keys of a path, split as rules.c's lookup splits it ('.', '[', ']');
+/* The keys of a path, split as rules_eval.c's lookup splits it ('.', '[', ']');
  * a step that could be an array index (all of it a number to strtoul) or
  * is empty needs no key. */
 static void path_needs(needs *n, const char *path)
@@ -221,7 +221,7 @@ static int sources_of(prule *r, json_object *rule)
 {
     json_object *s = NULL;
     if (!json_object_object_get_ex(rule, "sources", &s) || !json_object_is_type(s, json_type_array))
-        return 0; /* "*" or absent: every source (anything else is refused by rules.c) */
+        return 0; /* "*" or absent: every source (anything else is refused by rules_parse.c) */
     size_t n = json_object_array_length(s);
     if (!(r->sources = calloc(n ? n : 1, sizeof *r->sources)))
         return -1;

@@ -75,19 +75,6 @@ typedef enum {
     SQL_FAILED      /* database unreachable or transient trouble: retry it all later */
 } sql_outcome;
 
-/* SQLSTATE classes that say "try again later", not "this row is bad":
- * connection exception, transaction rollback (serialisation, deadlock),
- * insufficient resources, operator intervention, system error. */
-static int transient_class(const char *state)
-{
-    static const char *const classes[] = {"08", "40", "53", "57", "58"};
-    for (size_t i = 0; i < sizeof classes / sizeof *classes; i++) {
-        if (strncmp(state, classes[i], 2) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static sql_outcome outcome(PGconn *db, PGresult *r, ExecStatusType want, char *err, size_t errlen)
 {
     if (PQresultStatus(r) == want)
@@ -97,7 +84,7 @@ static sql_outcome outcome(PGconn *db, PGresult *r, ExecStatusType want, char *e
     snprintf(err, errlen, "%s%s%s", state ? state : "", state ? " " : "",
              msg ? msg : PQerrorMessage(db));
     pg_flatten(err);
-    if (PQstatus(db) != CONNECTION_OK || !state || transient_class(state))
+    if (PQstatus(db) != CONNECTION_OK || pg_sqlstate_is_transient(state))
         return SQL_FAILED;
     /* No partition for the time: not the row's fault. Reconnecting runs
      * the partition maintenance, which creates it. */
@@ -358,8 +345,8 @@ static sql_outcome run_step(warehouse *w, const warehouse_step *step, const batc
     return step->fn(step->arg, w->db, b, err, errlen) == 0 ? SQL_OK : SQL_FAILED;
 }
 
-static sql_outcome store_fast(warehouse *w, batch *b, const warehouse_step *step,
-                              store_result *res, char *err, size_t errlen)
+static sql_outcome store_fast(warehouse *w, batch *b, const warehouse_step *step, store_result *res,
+                              char *err, size_t errlen)
 {
     size_t valid = b->count - b->invalid, added = 0;
     for (size_t i = 0; i < b->count; i++)

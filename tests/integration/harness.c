@@ -176,6 +176,15 @@ int harness_wait(pid_t pid, long timeout_ms)
     return wait_usage(pid, timeout_ms, NULL);
 }
 
+int harness_wait_peak_rss(pid_t pid, long timeout_ms, long *peak_kb)
+{
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    int rc = wait_usage(pid, timeout_ms, &ru);
+    *peak_kb = ru.ru_maxrss;
+    return rc;
+}
+
 static int run_usage(const char *const argv[], char *err, size_t cap, long timeout_ms,
                      struct rusage *ru)
 {

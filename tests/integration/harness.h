@@ -145,6 +145,10 @@ void harness_drain(const char *const extra[]);
  * log_path. Returns its pid. */
 pid_t harness_spawn(const char *const argv[], const char *log_path);
 
+/* harness_wait(), also giving the largest peak RSS in kB of the process and
+ * of any child it waited for (wait4's ru_maxrss). */
+int harness_wait_peak_rss(pid_t pid, long timeout_ms, long *peak_kb);
+
 /* Waits for pid to exit, at most timeout_ms (then kills it). Returns the
  * exit code, or -1 after a signal or the timeout. */
 int harness_wait(pid_t pid, long timeout_ms);

@@ -5,8 +5,8 @@
  *  - replay-dead killed (SIGKILL) in the middle, then run again: nothing
  *    lost, and the warehouse holds each event exactly once;
  *  - reprocess-errors stores the ingest_errors rows whose cause was fixed
- *    (a normaliser's constraint), keeps the others with their new reason,
- *    and honours its filters;
+ *    (a projection trigger's constraint), keeps the others with their new
+ *    reason, and honours its filters;
  *  - status reports queues, warehouse, ingest_errors, dead letters and
  *    alerts, as a table and as JSON, and leaves sluice.dead as it was. */
 #include <setjmp.h>
@@ -242,33 +242,33 @@ static void test_replay_stopped_by_sigint_moves_each_once(void **state)
 /* A projection of sensors, filled by a trigger of the test's own, that
  * refuses values at or above a limit, so events fail in the database
  * until the limit is raised. */
-static void install_strict_normalizer(void)
+static void install_strict_projection(void)
 {
     pg_exec("DROP TABLE IF EXISTS ctl_test_readings");
     pg_exec("CREATE TABLE ctl_test_readings (msg_id text PRIMARY KEY, value numeric,"
             " CONSTRAINT ctl_test_value_lt_100 CHECK (value < 100))");
-    pg_exec("CREATE OR REPLACE FUNCTION ctl_test_normalize() RETURNS trigger"
+    pg_exec("CREATE OR REPLACE FUNCTION ctl_test_project() RETURNS trigger"
             " LANGUAGE plpgsql AS $$ BEGIN"
             " INSERT INTO ctl_test_readings SELECT msg_id, (payload->>'value')::numeric"
             " FROM new_events WHERE source = 'sensors'; RETURN NULL; END $$");
-    pg_exec("CREATE TRIGGER ctl_test_normalize AFTER INSERT ON events"
+    pg_exec("CREATE TRIGGER ctl_test_project AFTER INSERT ON events"
             " REFERENCING NEW TABLE AS new_events"
-            " FOR EACH STATEMENT EXECUTE FUNCTION ctl_test_normalize()");
+            " FOR EACH STATEMENT EXECUTE FUNCTION ctl_test_project()");
 }
 
-static int restore_normalizer(void **state)
+static int restore_projection(void **state)
 {
     harness_kill_spawned();
-    pg_exec("DROP TRIGGER IF EXISTS ctl_test_normalize ON events");
+    pg_exec("DROP TRIGGER IF EXISTS ctl_test_project ON events");
     pg_exec("DROP TABLE IF EXISTS ctl_test_readings");
-    pg_exec("DROP FUNCTION IF EXISTS ctl_test_normalize()");
+    pg_exec("DROP FUNCTION IF EXISTS ctl_test_project()");
     return harness_test_teardown(state);
 }
 
 static void test_reprocess_stores_what_was_fixed(void **state)
 {
     (void)state;
-    install_strict_normalizer();
+    install_strict_projection();
     harness_amqp_publish("src.sensors", "{\"device\":\"a\",\"value\":5}");
     harness_amqp_publish("src.sensors", "{\"device\":\"b\",\"value\":150}");
     harness_amqp_publish("src.sensors", "{\"device\":\"c\",\"value\":250}");
@@ -492,7 +492,7 @@ int main(void)
         harness_unit_test(test_replay_killed_midway_loses_and_doubles_nothing),
         harness_unit_test(test_replay_stopped_by_sigint_moves_each_once),
         cmocka_unit_test_setup_teardown(test_reprocess_stores_what_was_fixed, harness_test_setup,
-                                        restore_normalizer),
+                                        restore_projection),
         harness_unit_test(test_status_reports_every_part),
         cmocka_unit_test_setup_teardown(test_replayed_event_keeps_its_produced_time,
                                         harness_test_setup, drop_refusal),

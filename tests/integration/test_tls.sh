@@ -10,10 +10,17 @@
 #    environment (never on the command line), and every event is stored;
 #  - a wrong CA, a certificate that does not name the host, and a missing
 #    client certificate are each refused with a clear error (exit 1), and
-#    so is a wrong CA for PostgreSQL; inconsistent TLS settings exit 2.
+#    so is a wrong CA for PostgreSQL; inconsistent TLS settings exit 2;
+#  - the management API listens on https only, signed by the test CA and
+#    asking for a client certificate: sluice-ctl status and sluice-setup
+#    (upgrading an older sluice.ingest by a policy) reach it with the
+#    mgmt_* TLS settings, and are refused with a clear error with the
+#    wrong CA, without a CA (the system store), or without a client
+#    certificate.
 #
-# Ports: RabbitMQ SLUICE_TLS_AMQP_PORT (default 5750; Erlang distribution
-# +20000, epmd +30000), PostgreSQL SLUICE_TLS_PG_PORT (default 5760).
+# Ports: RabbitMQ SLUICE_TLS_AMQP_PORT (default 5750; management API
+# +10000, Erlang distribution +20000, epmd +30000), PostgreSQL
+# SLUICE_TLS_PG_PORT (default 5760).
 # SLUICE_BIN_DIR names the build tree. Everything is removed afterwards.
 set -euo pipefail
 # Workers that serve /metrics would share one port on this machine: off.
@@ -53,7 +60,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export SLUICE_CLUSTER_PORT=$AMQP_PORT SLUICE_CLUSTER_SIZE=1
+export SLUICE_CLUSTER_PORT=$AMQP_PORT SLUICE_CLUSTER_SIZE=1 SLUICE_CLUSTER_MGMT=1
 export SLUICE_CLUSTER_TLS_DIR=$WORK/server
 
 # ------------------------------------------------------------ certificates
@@ -82,7 +89,8 @@ chmod 644 "$WORK"/*.pem "$WORK/server"/*.pem
 chmod 600 "$WORK"/*.key "$WORK/server"/*.key
 
 # ------------------------------------------------------------ the servers
-echo "== RabbitMQ with amqps:// only on localhost:$AMQP_PORT"
+command -v curl >/dev/null || { echo "SKIP: the curl command is needed"; exit 77; }
+echo "== RabbitMQ with amqps:// only on localhost:$AMQP_PORT, https management API on +10000"
 "$CLUSTER" wipe >/dev/null
 "$CLUSTER" start
 
@@ -169,4 +177,84 @@ expect_refused 2 "^sluice-setup: amqp_cert_file is set but amqp_key_file is not"
     "certificate without key" --amqp-key-file ""
 expect_refused 2 "^sluice-setup: amqp_ca_file: cannot read $WORK/missing.pem" \
     "missing CA file" --amqp-ca-file "$WORK/missing.pem"
-echo "PASS: TLS to RabbitMQ and PostgreSQL works, and bad certificates are refused"
+
+echo "== the management API over https: sluice-ctl status"
+MGMT_URL=https://localhost:$((AMQP_PORT + 10000))/
+export SLUICE_MGMT_URL=$MGMT_URL
+CTL=$BIN/ctl/sluice-ctl
+# The right CA and a client certificate: the queues come from the API.
+"$CTL" status --json --mgmt-ca-file "$WORK/ca.pem" --mgmt-cert-file "$WORK/client.pem" \
+    --mgmt-key-file "$WORK/client.key" >"$WORK/status.json" 2>"$WORK/status.log" ||
+    fail "sluice-ctl status with mgmt_ca_file exited $?: $(cat "$WORK/status.log")"
+grep -qE '"exists": ?true' "$WORK/status.json" ||
+    fail "sluice-ctl status shows no queue from the management API: $(cat "$WORK/status.json")"
+echo "   sluice-ctl status read the queues through $MGMT_URL with mgmt_ca_file"
+
+# expect_ctl_refused PATTERN WHAT ARGS...: sluice-ctl status ARGS exits 1
+# and says on its line for the queues why the API was not reached.
+expect_ctl_refused() {
+    local pattern=$1 what=$2 rc=0 out
+    shift 2
+    out=$("$CTL" status "$@" 2>&1 >/dev/null) || rc=$?
+    (( rc == 1 )) || fail "status, $what: exit $rc, expected 1; output: $out"
+    grep -qE -- "^sluice-ctl: status: queues: management API $MGMT_URL.*$pattern" <<<"$out" ||
+        fail "status, $what: no '$pattern' in: $out"
+    echo "   refused as expected ($what): $(grep -E -- "$pattern" <<<"$out" | head -n 1 |
+        sed -E 's/^sluice-ctl: status: queues: //')"
+}
+CLIENT=(--mgmt-cert-file "$WORK/client.pem" --mgmt-key-file "$WORK/client.key")
+expect_ctl_refused "not signed by a CA in mgmt_ca_file \\($WORK/wrong-ca.pem\\)" \
+    "management API certificate from another CA" --mgmt-ca-file "$WORK/wrong-ca.pem" "${CLIENT[@]}"
+SLUICE_AMQP_CA_FILE='' expect_ctl_refused "not signed by a CA in mgmt_ca_file \\(unset" \
+    "no CA file: the system store" "${CLIENT[@]}"
+expect_ctl_refused "may require a client certificate: mgmt_cert_file" \
+    "no client certificate for the management API" --mgmt-ca-file "$WORK/ca.pem"
+IP_URL=https://127.0.0.1:$((AMQP_PORT + 10000))/
+SLUICE_MGMT_URL=$IP_URL MGMT_URL=$IP_URL expect_ctl_refused "does not name the URL's host" \
+    "URL host not named by the management API's certificate" "${CLIENT[@]}"
+"$CTL" status --mgmt-url "$IP_URL" --mgmt-verify-hostname false "${CLIENT[@]}" \
+    >"$WORK/status-ip.log" 2>&1 ||
+    fail "mgmt_verify_hostname=false did not accept 127.0.0.1: $(cat "$WORK/status-ip.log")"
+rc=0
+out=$("$CTL" status --mgmt-cert-file "$WORK/client.pem" 2>&1) || rc=$?
+if (( rc != 2 )) ||
+    ! grep -q "^sluice-ctl: mgmt_cert_file is set but mgmt_key_file is not" <<<"$out"; then
+    fail "a management API certificate without its key: exit $rc: $out"
+fi
+
+echo "== the management API over https: sluice-setup upgrades an older sluice.ingest"
+# A vhost where sluice.ingest is as setups before the alternate exchange
+# declared it (no arguments), made through the API itself.
+VHOST=sluice-tls-upgrade
+api() {
+    curl -sS -o /dev/null -w '%{http_code}' --cacert "$WORK/ca.pem" --cert "$WORK/client.pem" \
+        --key "$WORK/client.key" -u guest:guest -H 'Content-Type: application/json' \
+        -X "$1" "${MGMT_URL}api/$2" ${3:+--data "$3"}
+}
+[[ $(api PUT "vhosts/$VHOST" '{}') == 20? ]] || fail "cannot create vhost $VHOST"
+[[ $(api PUT "permissions/$VHOST/guest" '{"configure":".*","write":".*","read":".*"}') == 20? ]] ||
+    fail "cannot grant guest vhost $VHOST"
+[[ $(api PUT "exchanges/$VHOST/sluice.ingest" '{"type":"topic","durable":true}') == 20? ]] ||
+    fail "cannot declare an older sluice.ingest in vhost $VHOST"
+VHOST_URL=amqps://guest:guest@localhost:$AMQP_PORT/$VHOST
+WRONG_CA="TLS: its certificate is not signed by a CA in mgmt_ca_file \\($WORK/wrong-ca.pem\\)"
+expect_refused 1 "management API $MGMT_URL.*: $WRONG_CA" \
+    "setup: management API certificate from another CA" \
+    --amqp-url "$VHOST_URL" --mgmt-ca-file "$WORK/wrong-ca.pem" "${CLIENT[@]}"
+expect_refused 1 "may require a client certificate: mgmt_cert_file" \
+    "setup: no client certificate for the management API" --amqp-url "$VHOST_URL"
+"$SETUP" --amqp-url "$VHOST_URL" --mgmt-ca-file "$WORK/ca.pem" "${CLIENT[@]}" \
+    >"$WORK/setup-policy.log" 2>&1 || fail "sluice-setup through the https management API failed"
+grep -q "policy set name=sluice-ingest-unrouted" "$WORK/setup-policy.log" ||
+    fail "sluice-setup set no policy: $(cat "$WORK/setup-policy.log")"
+[[ $(api GET "policies/$VHOST/sluice-ingest-unrouted") == 200 ]] ||
+    fail "the policy sluice-ingest-unrouted is not in vhost $VHOST"
+# Without mgmt_ca_file the API is verified with amqp_ca_file, as before the
+# mgmt_* settings: setup looks at sluice.ingest through the API again.
+"$SETUP" --amqp-url "$VHOST_URL" "${CLIENT[@]}" >"$WORK/setup-again.log" 2>&1 ||
+    fail "sluice-setup, management API with amqp_ca_file: $(cat "$WORK/setup-again.log")"
+grep -q "setting it by policy" "$WORK/setup-again.log" ||
+    fail "the second sluice-setup did not go through the management API"
+echo "   sluice-setup set its policy through $MGMT_URL (mgmt_ca_file, then amqp_ca_file)"
+echo "PASS: TLS to RabbitMQ, its management API and PostgreSQL works;" \
+    "bad certificates are refused"

@@ -1,7 +1,7 @@
 /* Integration tests of sluice-worker's pool against the real servers:
  * parallel and unified modes, /metrics and /healthz, restarts of crashed
  * workers (exactly once even when killed mid-batch), SIGTERM under load,
- * per-source normalisation, and dead-lettering after bounded retries. */
+ * per-source projections, and dead-lettering after bounded retries. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -132,7 +132,7 @@ static void test_unified_mode_and_metrics(void **state)
     kill(pool, SIGTERM);
     assert_int_equal(harness_wait(pool, 60000), 0);
     assert_generated_exactly(1500);
-    /* Each source's normaliser made its typed rows, with typed values. */
+    /* Each source's projection made its typed rows, with typed values. */
     assert_int_equal(pg_scalar("SELECT count(*) FROM orders"), 1500);
     assert_int_equal(pg_scalar("SELECT count(*) FROM sensor_readings WHERE value IS NULL"), 0);
     assert_int_equal(pg_scalar("SELECT count(*) FROM page_views"), 1500);

@@ -240,9 +240,25 @@ static void test_help(void **state)
     fclose(out);
     assert_non_null(strstr(text, "--count"));
     assert_non_null(strstr(text, "SLUICE_COUNT"));
-    assert_non_null(strstr(text, "default 10"));
+    /* The range is what a user needs before a value is refused. */
+    assert_non_null(strstr(text, "SLUICE_COUNT, 0 to 100, default 10"));
+    assert_non_null(strstr(text, "--version"));
     assert_non_null(strstr(text, "SLUICE_COLOUR, one of red, green or blue, default green"));
     free(text);
+    cfg_free(demo_options, &s);
+}
+
+/* --version wins over everything else on the line, like --help, so that
+ * it answers even beside a bad flag. */
+static void test_version(void **state)
+{
+    (void)state;
+    demo_settings s;
+    char err[256];
+    char *argv[] = {"prog", "--no-such-flag", "--version"};
+    assert_int_equal(parse(&s, 3, argv, err), CFG_VERSION);
+    char *plain[] = {"prog", "--count", "5"};
+    assert_int_equal(parse(&s, 3, plain, err), CFG_OK);
     cfg_free(demo_options, &s);
 }
 
@@ -256,6 +272,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_env_names_variable, clear_env),
         cmocka_unit_test_setup(test_file_error_names_line, clear_env),
         cmocka_unit_test_setup(test_help, clear_env),
+        cmocka_unit_test_setup(test_version, clear_env),
         cmocka_unit_test_setup(test_enum_takes_its_words, clear_env),
         cmocka_unit_test_setup(test_settings_then_sections, clear_env),
     };

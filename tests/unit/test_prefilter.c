@@ -1,7 +1,7 @@
 /* Unit tests for workers/prefilter.c. The property that matters: the
- * prefilter never says "no" to an event a rule fires on (rules.c decides
- * what fires). Checked on events of the demo's generators against the
- * example rules file and against rules of every operator and combinator,
+ * prefilter never says "no" to an event a rule fires on (rules_eval.c
+ * decides what fires). Checked on events of the demo's generators against
+ * the example rules file and against rules of every operator and combinator,
  * on hand-made events with escapes, and on what the prefilter does skip,
  * so it earns its place. */
 #include <setjmp.h>

@@ -1,6 +1,7 @@
-/* Unit tests for workers/rules.c: parsing rules files (good ones, and bad
- * ones refused with the rule and the problem named), path lookup, every
- * operator and combinator, templates. Table-driven. */
+/* Unit tests for workers/rules_parse.c and rules_eval.c: parsing rules
+ * files (good ones, and bad ones refused with the rule and the problem
+ * named), path lookup, every operator and combinator, templates.
+ * Table-driven. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
