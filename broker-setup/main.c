@@ -48,7 +48,7 @@ static const cfg_option setup_options[] = {
     SETTING_AMQP_TLS(setup_settings),
     SETTING_PG_DSN(setup_settings),
     SETTING_SOURCES(setup_settings),
-    {"mgmt_url", CFG_STRING, offsetof(setup_settings, mgmt_url), "", 0, 0,
+    {"mgmt_url", CFG_SECRET, offsetof(setup_settings, mgmt_url), "", 0, 0,
      "RabbitMQ management API (http://host:15672/), used only to give an sluice.ingest declared "
      "by an older setup its alternate exchange by a policy; empty: amqp_url's host and login",
      NULL},

@@ -13,7 +13,7 @@
 #include "log.h"
 
 #define SETTING_AMQP_URL(type)                                                                     \
-    {"amqp_url", CFG_STRING, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672", 0,     \
+    {"amqp_url", CFG_SECRET, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672", 0,     \
      0, "AMQP URL; several, comma-separated, are tried in turn (cluster nodes)", NULL}
 /* The five TLS settings of one client, into the mq_tls named `field`:
  * <prefix>_ca_file, _cert_file, _key_file, _verify_peer, _verify_hostname.
@@ -50,7 +50,7 @@
 #define SETTING_MAX_MESSAGE_BYTES(type, field, help)                                               \
     {"max_message_bytes", CFG_INT, offsetof(type, field), "1048576", 2, 134217728, help, NULL}
 #define SETTING_PG_DSN(type)                                                                       \
-    {"pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", 0, \
+    {"pg_dsn", CFG_SECRET, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", 0, \
      0, "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables apply)",    \
      NULL}
 #define SETTING_SOURCES(type)                                                                      \
