@@ -3,9 +3,9 @@
  * name (broker-setup/, fixed by the project's layout):
  *   RabbitMQ    the exchanges, queues and bindings (topology.h), and the
  *               policy that upgrades an older sluice.ingest (policy.h);
- *   PostgreSQL  the warehouse schema: numbered migrations (migrate.h), the
- *               time partitions and their retention, and the typed tables
- *               a deployment declares (projections.h).
+ *   PostgreSQL  the warehouse schema: numbered migrations, then the function
+ *               files (migrate.h), the time partitions and their retention,
+ *               and the typed tables a deployment declares (projections.h).
  * RabbitMQ first, then PostgreSQL. Safe to run any number of times: what
  * exists is left as it is; a queue or exchange that exists with other
  * arguments is reported as a configuration conflict (exit 2) rather than
@@ -61,7 +61,9 @@ static const cfg_option setup_options[] = {
      "0 = no limit (on RabbitMQ 4 too, where it is declared as -1)",
      NULL},
     {"sql_dir", CFG_STRING, offsetof(setup_settings, sql_dir), SLUICE_SQL_DIR, 0, 0,
-     "folder of numbered migrations (NNN_name.sql)", NULL},
+     "folder of numbered migrations (NNN_name.sql), applied once each, and of functions/, the "
+     "function files applied on every run",
+     NULL},
     {"projections", CFG_STRING, offsetof(setup_settings, projections), "", 0, 0,
      "file of [projection NAME] sections: the typed tables to create and fill (the file is the "
      "whole set; unset: the warehouse's declarations are left as they are)",
@@ -201,6 +203,11 @@ static int setup_schema(const setup_settings *s)
     }
     PQclear(PQexec(db, "SET client_min_messages = warning"));
     int applied = migrate_apply(db, s->sql_dir, err, sizeof err);
+    if (applied == MIGRATE_MISMATCH) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        PQfinish(db);
+        return EXIT_USAGE;
+    }
     if (applied < 0) {
         log_error("migrations failed: %s", err);
         PQfinish(db);

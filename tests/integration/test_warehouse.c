@@ -1,9 +1,8 @@
 /* Integration tests of the warehouse at volume, against the real servers:
  * time partitions (created ahead, pruned by a time range, dropped after
- * the retention), idempotency across a partition boundary, the upgrade of
- * a warehouse made by migrations 001-003 with its rows, and projections a
- * deployment declares (created, filled, extended, refused when wrong). */
-#include <libpq-fe.h>
+ * the retention), idempotency across a partition boundary, and projections
+ * a deployment declares (created, filled, extended, refused when wrong).
+ * Upgrades of older warehouses: test_schema.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,9 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <glob.h>
 
-#include "event.h"
 #include "harness.h"
 
 #define TIMEOUT_MS 120000
@@ -160,142 +157,6 @@ static void test_retention_drops_old_partitions(void **state)
         pg_scalar("SELECT count(*) FROM sluice_partitioning WHERE retention IS NOT NULL"), 0);
 }
 
-/* Queries another database (the upgrade test's). */
-static long long scalar_in(const char *dsn, const char *sql)
-{
-    PGconn *db = PQconnectdb(dsn);
-    if (PQstatus(db) != CONNECTION_OK)
-        fail_msg("connect %s: %s", dsn, PQerrorMessage(db));
-    PGresult *r = PQexec(db, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(db));
-    long long v = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : 0;
-    PQclear(r);
-    PQfinish(db);
-    return v;
-}
-
-/* How many numbered migrations sql/ holds: an upgrade applies every one. */
-static long migration_files(void)
-{
-    glob_t g;
-    if (glob(SLUICE_SQL_DIR "/[0-9]*.sql", 0, NULL, &g) != 0)
-        fail_msg("no migrations in %s", SLUICE_SQL_DIR);
-    long n = (long)g.gl_pathc;
-    globfree(&g);
-    return n;
-}
-
-/* A warehouse made by migrations 001-003, with rows, upgrades in place:
- * its events (old and recent), ingest errors and typed rows are kept, and
- * an event it holds is still a duplicate afterwards. */
-static void test_upgrade_in_place_keeps_rows(void **state)
-{
-    (void)state;
-    pg_exec("DROP DATABASE IF EXISTS sluice_upgrade_test WITH (FORCE)");
-    pg_exec("CREATE DATABASE sluice_upgrade_test");
-    char dsn[512];
-    snprintf(dsn, sizeof dsn, "%s", harness_pg_dsn());
-    char *slash = strrchr(dsn, '/');
-    assert_non_null(slash);
-    snprintf(slash, sizeof dsn - (size_t)(slash - dsn), "/sluice_upgrade_test");
-
-    /* Yesterday's schema: the first three migrations only. */
-    char old_sql[] = "/tmp/sluice-sql-XXXXXX";
-    assert_non_null(mkdtemp(old_sql));
-    const char *first[] = {"001_warehouse.sql", "002_source_normalizers.sql",
-                           "003_alert_delivery.sql"};
-    for (size_t i = 0; i < 3; i++) {
-        char from[1024], to[1024];
-        snprintf(from, sizeof from, "%s/%s", SLUICE_SQL_DIR, first[i]);
-        snprintf(to, sizeof to, "%s/%s", old_sql, first[i]);
-        char *text = harness_slurp(from);
-        assert_non_null(text);
-        write_file(to, text);
-        free(text);
-    }
-    char err[4096];
-    int rc = setup("--pg-dsn", dsn, "--sql-dir", old_sql, err, sizeof err);
-    if (rc != 0)
-        fail_msg("setup with migrations 001-003: exit %d: %s", rc, err);
-    /* Two events as a foreign client's would be stored: derived ids. */
-    const char old_body[] = "{\"order_id\":\"u1\",\"total\":7}";
-    const char new_body[] = "{\"order_id\":\"u2\",\"total\":8}";
-    char old_id[EVENT_DERIVED_ID_LEN + 1], new_id[EVENT_DERIVED_ID_LEN + 1], sql[1024];
-    event_derive_id("orders", old_body, strlen(old_body), old_id);
-    event_derive_id("orders", new_body, strlen(new_body), new_id);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO events (msg_id, source, routing_key, payload, produced_at, received_at)"
-             " VALUES ('%s', 'orders', 'src.orders', '%s', now() - interval '40 days',"
-             " now() - interval '40 days'), ('%s', 'orders', 'src.orders', '%s', now(), now())",
-             old_id, old_body, new_id, new_body);
-    scalar_in(dsn, sql);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO orders (msg_id, order_id, total) VALUES ('%s', 'u1', 7), ('%s', 'u2', 8)",
-             old_id, new_id);
-    scalar_in(dsn, sql);
-    scalar_in(dsn, "SELECT sluice_raise_alert('big:o1', 'big', 'warning', 'orders', 'o1', 'hi',"
-                   " '', 0, 'alert.warning.big')");
-    scalar_in(dsn,
-              "SELECT sluice_plan_deliveries('big:o1', 'big', 'warning', 'orders', 'hi', 'log')");
-    scalar_in(dsn, "INSERT INTO ingest_errors (msg_id, source, routing_key, reason, raw,"
-                   " received_at) VALUES ('bad-1', 'orders', 'src.orders', 'invalid_json',"
-                   " '\\x7b', now() - interval '3 days')");
-
-    /* Today's setup, with the demo's declarations, on that warehouse. */
-    rc = setup("--pg-dsn", dsn, "--projections", SLUICE_SOURCE_DIR "/config/projections.conf", err,
-               sizeof err);
-    if (rc != 0)
-        fail_msg("upgrade: exit %d: %s", rc, err);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM schema_migrations"), migration_files());
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM pg_partitioned_table"
-                                    " WHERE partrelid IN ('events'::regclass, 'alerts'::regclass)"),
-                     2);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events"), 2);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events_history"), 1);
-    assert_int_equal(scalar_in(dsn, "SELECT sum((payload->>'total')::int) FROM events"), 15);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM ingest_errors WHERE msg_id = 'bad-1'"),
-                     1);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM orders"), 2);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM event_ids"), 3);
-    /* The alert kept its row and delivery, and is still raised once. */
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM alerts a JOIN alert_deliveries d"
-                                    " USING (alert_id) WHERE a.alert_id = 'big:o1'"),
-                     1);
-    scalar_in(dsn, "SELECT sluice_raise_alert('big:o1', 'big', 'warning', 'orders', 'o1', 'hi',"
-                   " '', 0, 'alert.warning.big')");
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM alerts"), 1);
-    /* Both old events delivered again are duplicates, whichever partition
-     * holds them; a new one is stored and projected by the declaration
-     * that adopted the old table. */
-    harness_amqp_publish("src.orders", old_body);
-    harness_amqp_publish("src.orders", new_body);
-    harness_amqp_publish("src.orders", "{\"order_id\":\"u3\",\"total\":9}");
-    const char *worker[] = {harness_bin("sluice-worker"),
-                            "--pg-dsn",
-                            dsn,
-                            "--idle-exit-ms",
-                            "1500",
-                            "--metrics-port",
-                            "0",
-                            NULL};
-    char werr[16384];
-    if (harness_run(worker, werr, sizeof werr, TIMEOUT_MS) != 0)
-        fail_msg("worker on the upgraded warehouse failed: %s", werr);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events"), 3);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM orders"), 3);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM orders WHERE order_id = 'u3'"), 1);
-    /* Running it again changes nothing. */
-    rc = setup("--pg-dsn", dsn, "--projections", SLUICE_SOURCE_DIR "/config/projections.conf", err,
-               sizeof err);
-    assert_int_equal(rc, 0);
-    assert_int_equal(scalar_in(dsn, "SELECT count(*) FROM events"), 3);
-    pg_exec("DROP DATABASE sluice_upgrade_test WITH (FORCE)");
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", old_sql);
-    assert_int_equal(system(cmd), 0);
-}
-
 static const char customers_v1[] = "[projection test_customers]\n"
                                    "source = orders\n"
                                    "upsert_key = customer_id\n"
@@ -389,7 +250,6 @@ int main(void)
         cmocka_unit_test_setup(test_partitions_ahead_and_pruned, reset),
         cmocka_unit_test_setup(test_copy_across_partition_boundary_stored_once, reset),
         cmocka_unit_test_setup(test_retention_drops_old_partitions, reset),
-        cmocka_unit_test_setup(test_upgrade_in_place_keeps_rows, reset),
         cmocka_unit_test_setup_teardown(test_declared_projection, reset, restore_projections),
         cmocka_unit_test_setup(test_bad_declarations, reset),
     };
