@@ -23,6 +23,7 @@
 #include "projections.h"
 #include "settings.h"
 #include "topology.h"
+#include "users.h"
 
 #ifndef SLUICE_SQL_DIR
 #define SLUICE_SQL_DIR "sql"
@@ -40,8 +41,26 @@ typedef struct setup_settings {
     char *sql_dir;
     char *projections;
     long retention_days;
+    /* Indexed by users_kind. */
+    char *amqp_user[USERS_COUNT], *amqp_password[USERS_COUNT];
     int log_level; /* log_level (log.h) */
 } setup_settings;
+
+/* The name and the password of one component's RabbitMQ user (users.h). */
+#define SETTING_AMQP_USER(kind, index, user)                                                       \
+    {                                                                                              \
+        "amqp_" kind "_user", CFG_STRING, offsetof(setup_settings, amqp_user[index]), user, 0, 0,  \
+            "RabbitMQ user setup creates for sluice-" kind ", with the least rights it needs",     \
+            NULL                                                                                   \
+    }
+#define SETTING_AMQP_PASSWORD(kind, index)                                                         \
+    {                                                                                              \
+        "amqp_" kind "_password", CFG_SECRET, offsetof(setup_settings, amqp_password[index]), "",  \
+            0, 0,                                                                                  \
+            "amqp_" kind                                                                           \
+            "_user's password, set again on every run; empty: that user is left alone",            \
+            NULL                                                                                   \
+    }
 
 static const cfg_option setup_options[] = {
     SETTING_AMQP_URL(setup_settings),
@@ -72,6 +91,12 @@ static const cfg_option setup_options[] = {
      "drop partitions of events, ingest_errors and alerts once entirely older than this many "
      "days (0 = keep for ever)",
      NULL},
+    SETTING_AMQP_USER("producer", USERS_PRODUCER, "sluice-producer"),
+    SETTING_AMQP_PASSWORD("producer", USERS_PRODUCER),
+    SETTING_AMQP_USER("worker", USERS_WORKER, "sluice-worker"),
+    SETTING_AMQP_PASSWORD("worker", USERS_WORKER),
+    SETTING_AMQP_USER("notifier", USERS_NOTIFIER, "sluice-notifier"),
+    SETTING_AMQP_PASSWORD("notifier", USERS_NOTIFIER),
     SETTING_LOG_LEVEL(setup_settings),
     CFG_END,
 };
@@ -130,6 +155,29 @@ static int setup_topology(const setup_settings *s, const mq_tls *api_tls, const 
         log_error("declaring topology failed: %s", err);
         return EXIT_RUNTIME;
     }
+    return 0;
+}
+
+/* Each component's RabbitMQ user (users.h), for those given a password. */
+static int setup_users(const setup_settings *s, const mq_tls *api_tls, const strlist *urls)
+{
+    char err[1024];
+    users_account accounts[USERS_COUNT];
+    for (int k = 0; k < USERS_COUNT; k++)
+        accounts[k] = (users_account){s->amqp_user[k], s->amqp_password[k]};
+    int done = 0;
+    int rc = users_ensure(s->mgmt_url, urls->items[0], api_tls, accounts, &done, err, sizeof err);
+    if (rc == USERS_CONFLICT) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        return EXIT_USAGE;
+    }
+    if (rc != USERS_OK) {
+        log_error("cannot set up the RabbitMQ users: %s", err);
+        return EXIT_RUNTIME;
+    }
+    if (done == 0)
+        log_info("rabbitmq users left as they are (no amqp_*_password set): every component "
+                 "logs in with what its amqp_url says");
     return 0;
 }
 
@@ -240,6 +288,8 @@ int main(int argc, char **argv)
         rc = cli_sources(program, argc, argv, s.sources, &sources);
     if (rc == CLI_CONTINUE) {
         rc = setup_topology(&s, &api_tls, &urls, &sources);
+        if (rc == 0)
+            rc = setup_users(&s, &api_tls, &urls);
         if (rc == 0)
             rc = setup_schema(&s);
     }
