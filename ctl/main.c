@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "ctl.h"
+#include "db.h"
 #include "log.h"
 #include "settings.h"
 
@@ -63,11 +64,17 @@ static const char summary[] =
 typedef struct command {
     const char *name;
     int (*run)(const ctl_env *env);
+    const char *needs; /* of PostgreSQL, for a refusal's message (db.h) */
 } command;
 
-static const command commands[] = {{"status", ctl_status},
-                                   {"replay-dead", ctl_replay_dead},
-                                   {"reprocess-errors", ctl_reprocess_errors}};
+static const command commands[] = {
+    {"status", ctl_status,
+     "sluice-ctl status needs SELECT on the warehouse: pg_dsn as the reader role, sluice_reader "
+     "by default"},
+    {"replay-dead", ctl_replay_dead, NULL},
+    {"reprocess-errors", ctl_reprocess_errors,
+     "sluice-ctl reprocess-errors needs the writer role's rights: pg_dsn as sluice_writer by "
+     "default"}};
 
 /* Whether argv holds `flag` (or `alias`, when not NULL) anywhere: --help
  * and --version answer before the command is looked at. */
@@ -120,6 +127,7 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         shutdown_install();
+        db_set_needs(cmd->needs);
         rc = cmd->run(&env);
         curl_global_cleanup();
     }

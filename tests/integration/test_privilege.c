@@ -6,6 +6,7 @@
  * compose's Docker secrets give them.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "amqp_api.h"
 #include "event.h"
@@ -24,6 +26,10 @@
 #define PRODUCER_PASSWORD "producer-secret-1"
 #define WORKER_PASSWORD "worker-secret-1"
 #define NOTIFIER_PASSWORD "notifier-secret-1"
+#define PG_PASSWORD "pg-secret-1" /* of each PostgreSQL role */
+
+#define TIMEOUT_MS 300000
+#define EVENTS_PER_SOURCE 5000
 
 static char secret_dir[] = "/tmp/sluice-privilege-XXXXXX";
 
@@ -47,6 +53,12 @@ static int group_setup(void **state)
     secret_file("SLUICE_AMQP_PRODUCER_PASSWORD_FILE", "producer", PRODUCER_PASSWORD);
     secret_file("SLUICE_AMQP_WORKER_PASSWORD_FILE", "worker", WORKER_PASSWORD);
     secret_file("SLUICE_AMQP_NOTIFIER_PASSWORD_FILE", "notifier", NOTIFIER_PASSWORD);
+    static const char *const words[] = {"OWNER", "WRITER", "NOTIFIER", "READER"};
+    for (size_t i = 0; i < 4; i++) {
+        char var[64];
+        snprintf(var, sizeof var, "SLUICE_PG_%s_PASSWORD_FILE", words[i]);
+        secret_file(var, words[i], PG_PASSWORD);
+    }
     return harness_group_setup(state);
 }
 
@@ -241,13 +253,346 @@ static void test_password_rotation(void **state)
     assert_int_equal(harness_run(argv, err, sizeof err, 60000), 0);
 }
 
+/* The stack's PostgreSQL as `role`, keyword=value form; statically
+ * allocated. */
+static const char *dsn_as(const char *role)
+{
+    static char dsn[512];
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(harness_pg_dsn(), &why);
+    assert_non_null(opts);
+    const char *host = "", *port = "", *dbname = "";
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (o->val && strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        else if (o->val && strcmp(o->keyword, "port") == 0)
+            port = o->val;
+        else if (o->val && strcmp(o->keyword, "dbname") == 0)
+            dbname = o->val;
+    }
+    snprintf(dsn, sizeof dsn, "host=%s port=%s dbname=%s user=%s password=%s", host, port, dbname,
+             role, PG_PASSWORD);
+    PQconninfoFree(opts);
+    return dsn;
+}
+
+static PGconn *pg_as(const char *role)
+{
+    PGconn *db = PQconnectdb(dsn_as(role));
+    if (PQstatus(db) != CONNECTION_OK)
+        fail_msg("connecting as %s: %s", role, PQerrorMessage(db));
+    return db;
+}
+
+/* "" if `sql` succeeded, else its SQLSTATE; statically allocated. */
+static const char *sqlstate(PGconn *db, const char *sql)
+{
+    static char state[6];
+    PGresult *r = PQexec(db, sql);
+    ExecStatusType st = PQresultStatus(r);
+    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    snprintf(state, sizeof state, "%s",
+             st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? ""
+             : s                                             ? s
+                                                             : "?????");
+    PQclear(r);
+    return state;
+}
+
+#define DENIED "42501" /* insufficient_privilege */
+
+static void assert_denied(PGconn *db, const char *role, const char *sql)
+{
+    const char *state = sqlstate(db, sql);
+    if (strcmp(state, DENIED) != 0)
+        fail_msg("as %s, '%s' gave SQLSTATE '%s', not " DENIED, role, sql, state);
+}
+
+static void assert_allowed(PGconn *db, const char *role, const char *sql)
+{
+    const char *state = sqlstate(db, sql);
+    if (*state)
+        fail_msg("as %s, '%s' was refused: SQLSTATE %s", role, sql, state);
+}
+
+#define INSERT_EVENT                                                                               \
+    "INSERT INTO events (msg_id, source, routing_key, payload, received_at)"                       \
+    " VALUES ('privilege-1', 'orders', 'src.orders', '{}', now())"
+
+/* Setup gave each role the password of its file (as a SCRAM verifier),
+ * and the schema to the owner. */
+static void test_roles_exist(void **state)
+{
+    (void)state;
+    assert_int_equal(pg_scalar("SELECT count(*) FROM pg_authid WHERE rolname IN ('sluice_owner',"
+                               " 'sluice_writer', 'sluice_notifier', 'sluice_reader')"
+                               " AND rolcanlogin AND NOT rolsuper AND NOT rolcreaterole"
+                               " AND rolpassword LIKE 'SCRAM-SHA-256$%'"),
+                     4);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM pg_class WHERE relnamespace ="
+                               " 'public'::regnamespace AND relkind IN ('r', 'p')"
+                               " AND pg_get_userbyid(relowner) <> 'sluice_owner'"),
+                     0);
+}
+
+/* The writer stores and maintains partitions, and can do nothing else to
+ * the warehouse: no DDL, no change to a stored event, no reading of
+ * events or of the notifier's tables. */
+static void test_writer_role(void **state)
+{
+    (void)state;
+    PGconn *db = pg_as("sluice_writer");
+    static const char *const denied[] = {
+        "DROP TABLE events",
+        "TRUNCATE events",
+        "ALTER TABLE events ADD COLUMN intruder integer",
+        "CREATE TABLE intruder (x integer)",
+        "UPDATE events SET source = 'intruder'",
+        "DELETE FROM events",
+        "SELECT count(*) FROM events",
+        "SELECT count(*) FROM alert_deliveries",
+        "DELETE FROM alerts",
+        "DROP TABLE ingest_errors",
+        "SELECT sluice_create_partition('events', 'day', now() + interval '100 days')",
+        "SELECT sluice_build_projections()",
+    };
+    for (size_t i = 0; i < sizeof denied / sizeof *denied; i++)
+        assert_denied(db, "sluice_writer", denied[i]);
+    assert_allowed(db, "sluice_writer", "SELECT sluice_maintain_partitions()");
+    assert_allowed(db, "sluice_writer", "BEGIN; " INSERT_EVENT "; ROLLBACK");
+    PQfinish(db);
+}
+
+/* The reader reads every table, partitions included, and writes none. */
+static void test_reader_role(void **state)
+{
+    (void)state;
+    PGconn *db = pg_as("sluice_reader");
+    assert_allowed(db, "sluice_reader", "SELECT count(*) FROM events");
+    assert_allowed(db, "sluice_reader", "SELECT count(*) FROM alerts");
+    assert_allowed(db, "sluice_reader", "SELECT count(*) FROM orders"); /* a typed table */
+    char part[128], sql[256];
+    pg_text("SELECT 'events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')", part, sizeof part);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", part);
+    assert_allowed(db, "sluice_reader", sql);
+    static const char *const denied[] = {
+        INSERT_EVENT,
+        "DELETE FROM ingest_errors",
+        "UPDATE alerts SET state = 'sent'",
+        "CREATE TABLE intruder (x integer)",
+        "SELECT sluice_maintain_partitions()",
+    };
+    for (size_t i = 0; i < sizeof denied / sizeof *denied; i++)
+        assert_denied(db, "sluice_reader", denied[i]);
+    PQfinish(db);
+}
+
+/* The notifier reaches the alert and delivery tables only. */
+static void test_notifier_role(void **state)
+{
+    (void)state;
+    PGconn *db = pg_as("sluice_notifier");
+    assert_allowed(db, "sluice_notifier", "SELECT count(*) FROM alert_deliveries");
+    assert_denied(db, "sluice_notifier", "SELECT count(*) FROM events");
+    assert_denied(db, "sluice_notifier", INSERT_EVENT);
+    assert_denied(db, "sluice_notifier", "DROP TABLE alert_messages");
+    PQfinish(db);
+}
+
+static char rules_path[300], notifier_log[300];
+
+/* A secret file under secret_dir holding `text`; its path in out. */
+static void secret_path(const char *name, const char *text, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", secret_dir, name);
+    FILE *f = fopen(out, "w");
+    assert_non_null(f);
+    fprintf(f, "%s\n", text);
+    fclose(f);
+}
+
+static void run_or_fail(const char *what, const char *const argv[])
+{
+    char err[16384];
+    if (harness_run(argv, err, sizeof err, TIMEOUT_MS) != 0)
+        fail_msg("%s failed: %s", what, err);
+}
+
+static int alerts_all_sent(void *arg)
+{
+    (void)arg;
+    return pg_scalar("SELECT count(*) FROM alerts WHERE state <> 'sent'") == 0;
+}
+
+/*
+ * The whole pipeline with the least rights: the producer, the workers and
+ * the notifier each log in with their own RabbitMQ user and PostgreSQL
+ * role, read from files. 4 x 5,000 events are stored exactly once, twice
+ * published; the worker's maintenance on connecting creates tomorrow's
+ * partition (dropped before) and drops one past the retention; the alerts
+ * its rule raises are delivered and recorded by the notifier.
+ */
+static void test_pipeline_with_roles(void **state)
+{
+    (void)state;
+    harness_reset();
+    pg_exec("TRUNCATE alerts, alert_deliveries, alert_windows, alert_messages, alert_groups");
+    queue_purge(SLUICE_QUEUE_NOTIFIER);
+    char tomorrow[128], old[128];
+    pg_text(
+        "SELECT 'events_' || to_char((now() + interval '1 day') AT TIME ZONE 'UTC', 'YYYYMMDD')",
+        tomorrow, sizeof tomorrow);
+    pg_text("SELECT 'events_' || to_char((now() - interval '400 days') AT TIME ZONE 'UTC',"
+            " 'YYYYMMDD')",
+            old, sizeof old);
+    char sql[512];
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", tomorrow);
+    pg_exec(sql);
+    pg_exec("SET ROLE sluice_owner;"
+            " SELECT sluice_create_partition('events', 'day', now() - interval '400 days');"
+            " RESET ROLE");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_class WHERE relname IN ('%s', '%s')",
+             tomorrow, old);
+    assert_int_equal(pg_scalar(sql), 1); /* the old one only */
+    pg_exec(
+        "UPDATE sluice_partitioning SET retention = interval '300 days' WHERE parent = 'events'");
+
+    char producer_url[300], worker_url[300], notifier_url[300], writer_dsn[300], notifier_dsn[300];
+    secret_path("producer_url", url_as("sluice-producer", PRODUCER_PASSWORD), producer_url,
+                sizeof producer_url);
+    secret_path("worker_url", url_as("sluice-worker", WORKER_PASSWORD), worker_url,
+                sizeof worker_url);
+    secret_path("notifier_url", url_as("sluice-notifier", NOTIFIER_PASSWORD), notifier_url,
+                sizeof notifier_url);
+    secret_path("writer_dsn", dsn_as("sluice_writer"), writer_dsn, sizeof writer_dsn);
+    secret_path("notifier_dsn", dsn_as("sluice_notifier"), notifier_dsn, sizeof notifier_dsn);
+    snprintf(rules_path, sizeof rules_path, "%s/rules.json", secret_dir);
+    FILE *f = fopen(rules_path, "w");
+    assert_non_null(f);
+    fputs("{\"rules\": [{\"name\": \"big_order\", \"sources\": [\"orders\"],"
+          " \"when\": {\"path\": \"total\", \"gt\": 1250}, \"severity\": \"info\","
+          " \"message\": \"order {order_id}: {total}\"}]}\n",
+          f);
+    fclose(f);
+
+    char count[32];
+    snprintf(count, sizeof count, "%d", EVENTS_PER_SOURCE);
+    const char *producer[] = {
+        harness_bin("sluice-producer"), "--count", count, "--amqp-url-file", producer_url, NULL};
+    const char *worker[] = {harness_bin("sluice-worker"),
+                            "--rules",
+                            rules_path,
+                            "--idle-exit-ms",
+                            "2000",
+                            "--metrics-port",
+                            "0",
+                            "--amqp-url-file",
+                            worker_url,
+                            "--pg-dsn-file",
+                            writer_dsn,
+                            NULL};
+    for (int round = 0; round < 2; round++) { /* the second publishes the same events again */
+        run_or_fail("sluice-producer", producer);
+        run_or_fail("sluice-worker", worker);
+        assert_source_queues_empty();
+        assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 4 * EVENTS_PER_SOURCE);
+        assert_int_equal(pg_scalar("SELECT count(DISTINCT msg_id) FROM events"),
+                         4 * EVENTS_PER_SOURCE);
+    }
+    assert_int_equal(pg_scalar("SELECT count(*) FROM ingest_errors"), 0);
+    assert_int_equal(queue_ready(SLUICE_QUEUE_DEAD), 0);
+
+    /* The worker's maintenance, as the writer, through the owner's
+     * function: tomorrow's partition is back, the owner's, readable by the
+     * reader; the old one is gone. */
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_class WHERE relname = '%s'"
+             " AND pg_get_userbyid(relowner) = 'sluice_owner'",
+             tomorrow);
+    assert_int_equal(pg_scalar(sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_class WHERE relname = '%s'", old);
+    assert_int_equal(pg_scalar(sql), 0);
+    PGconn *reader = pg_as("sluice_reader");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tomorrow);
+    assert_allowed(reader, "sluice_reader", sql);
+    PQfinish(reader);
+    pg_exec("UPDATE sluice_partitioning SET retention = NULL WHERE parent = 'events'");
+
+    /* One alert per big order, each delivered once by the notifier. */
+    long long big = pg_scalar("SELECT count(*) FROM events WHERE source = 'orders'"
+                              " AND (payload->>'total')::numeric > 1250");
+    assert_true(big > 0);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alerts"), big);
+    snprintf(notifier_log, sizeof notifier_log, "%s/notifier.log", secret_dir);
+    const char *notifier[] = {harness_bin("sluice-notifier"),
+                              "--metrics-port",
+                              "0",
+                              "--amqp-url-file",
+                              notifier_url,
+                              "--pg-dsn-file",
+                              notifier_dsn,
+                              NULL};
+    pid_t pid = harness_spawn(notifier, notifier_log);
+    assert_true(harness_wait_for(alerts_all_sent, NULL, TIMEOUT_MS));
+    kill(pid, SIGTERM);
+    assert_int_equal(harness_wait(pid, 30000), 0);
+    assert_int_equal(queue_ready(SLUICE_QUEUE_NOTIFIER), 0);
+    assert_int_equal(harness_log_count(notifier_log, "alert rule=big_order"), big);
+    /* No password in any log line. */
+    assert_int_equal(harness_log_count(notifier_log, "secret-1"), 0);
+}
+
+/* sluice-ctl status works as the reader, reprocess-errors as the writer;
+ * each refused with the other's role says which role it needs, and a
+ * refused reprocess-errors leaves the row as it was. */
+static void test_ctl_roles(void **state)
+{
+    (void)state;
+    harness_reset();
+    pg_exec("INSERT INTO event_ids (msg_id, received_at, is_error) VALUES ('privilege-e', now(), "
+            "true)");
+    pg_exec(
+        "INSERT INTO ingest_errors (msg_id, source, routing_key, reason, detail, raw, received_at)"
+        " VALUES ('privilege-e', 'orders', 'src.orders', 'invalid_json', 'was bad',"
+        " convert_to('{\"fixed\": 1}', 'UTF8'), now())");
+    char reader_dsn[300], writer_dsn[300], err[8192];
+    secret_path("reader_dsn", dsn_as("sluice_reader"), reader_dsn, sizeof reader_dsn);
+    secret_path("writer_dsn", dsn_as("sluice_writer"), writer_dsn, sizeof writer_dsn);
+    const char *status_reader[] = {harness_bin("sluice-ctl"), "status", "--pg-dsn-file", reader_dsn,
+                                   NULL};
+    const char *status_writer[] = {harness_bin("sluice-ctl"), "status", "--pg-dsn-file", writer_dsn,
+                                   NULL};
+    const char *reprocess_reader[] = {harness_bin("sluice-ctl"), "reprocess-errors",
+                                      "--pg-dsn-file", reader_dsn, NULL};
+    const char *reprocess_writer[] = {harness_bin("sluice-ctl"), "reprocess-errors",
+                                      "--pg-dsn-file", writer_dsn, NULL};
+    if (harness_run(status_reader, err, sizeof err, TIMEOUT_MS) != 0)
+        fail_msg("status as the reader: %s", err);
+    assert_int_equal(harness_run(status_writer, err, sizeof err, TIMEOUT_MS), 1);
+    if (!strstr(err, "permission denied") || !strstr(err, "status needs SELECT on the warehouse"))
+        fail_msg("status as the writer: %s", err);
+
+    assert_int_equal(harness_run(reprocess_reader, err, sizeof err, TIMEOUT_MS), 1);
+    if (!strstr(err, "reprocess-errors needs the writer role's rights"))
+        fail_msg("reprocess-errors as the reader: %s", err);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM ingest_errors WHERE reason = 'invalid_json'"),
+                     1);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 0);
+
+    if (harness_run(reprocess_writer, err, sizeof err, TIMEOUT_MS) != 0)
+        fail_msg("reprocess-errors as the writer: %s", err);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM ingest_errors"), 0);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events WHERE msg_id = 'privilege-e'"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_producer_user),
-        cmocka_unit_test(test_worker_user),
-        cmocka_unit_test(test_notifier_user),
-        cmocka_unit_test(test_password_rotation),
+        cmocka_unit_test(test_producer_user),       cmocka_unit_test(test_worker_user),
+        cmocka_unit_test(test_notifier_user),       cmocka_unit_test(test_password_rotation),
+        cmocka_unit_test(test_roles_exist),         cmocka_unit_test(test_writer_role),
+        cmocka_unit_test(test_reader_role),         cmocka_unit_test(test_notifier_role),
+        cmocka_unit_test(test_pipeline_with_roles), cmocka_unit_test(test_ctl_roles),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
