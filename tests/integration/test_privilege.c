@@ -335,13 +335,27 @@ static void test_roles_exist(void **state)
                      0);
 }
 
+/* Connects as `role` and runs each statement of `allowed` (NULL-ended),
+ * which must succeed, and of `denied`, which must be refused for lack of
+ * rights. */
+static void check_role(const char *role, const char *const *allowed, const char *const *denied)
+{
+    PGconn *db = pg_as(role);
+    for (; *allowed; allowed++)
+        assert_allowed(db, role, *allowed);
+    for (; *denied; denied++)
+        assert_denied(db, role, *denied);
+    PQfinish(db);
+}
+
 /* The writer stores and maintains partitions, and can do nothing else to
  * the warehouse: no DDL, no change to a stored event, no reading of
  * events or of the notifier's tables. */
 static void test_writer_role(void **state)
 {
     (void)state;
-    PGconn *db = pg_as("sluice_writer");
+    static const char *const allowed[] = {"SELECT sluice_maintain_partitions()",
+                                          "BEGIN; " INSERT_EVENT "; ROLLBACK", NULL};
     static const char *const denied[] = {
         "DROP TABLE events",
         "TRUNCATE events",
@@ -355,48 +369,40 @@ static void test_writer_role(void **state)
         "DROP TABLE ingest_errors",
         "SELECT sluice_create_partition('events', 'day', now() + interval '100 days')",
         "SELECT sluice_build_projections()",
+        NULL,
     };
-    for (size_t i = 0; i < sizeof denied / sizeof *denied; i++)
-        assert_denied(db, "sluice_writer", denied[i]);
-    assert_allowed(db, "sluice_writer", "SELECT sluice_maintain_partitions()");
-    assert_allowed(db, "sluice_writer", "BEGIN; " INSERT_EVENT "; ROLLBACK");
-    PQfinish(db);
+    check_role("sluice_writer", allowed, denied);
 }
 
 /* The reader reads every table, partitions included, and writes none. */
 static void test_reader_role(void **state)
 {
     (void)state;
-    PGconn *db = pg_as("sluice_reader");
-    assert_allowed(db, "sluice_reader", "SELECT count(*) FROM events");
-    assert_allowed(db, "sluice_reader", "SELECT count(*) FROM alerts");
-    assert_allowed(db, "sluice_reader", "SELECT count(*) FROM orders"); /* a typed table */
     char part[128], sql[256];
     pg_text("SELECT 'events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')", part, sizeof part);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", part);
-    assert_allowed(db, "sluice_reader", sql);
+    const char *const allowed[] = {"SELECT count(*) FROM events", "SELECT count(*) FROM alerts",
+                                   "SELECT count(*) FROM orders", /* a typed table */
+                                   sql, NULL};
     static const char *const denied[] = {
         INSERT_EVENT,
         "DELETE FROM ingest_errors",
         "UPDATE alerts SET state = 'sent'",
         "CREATE TABLE intruder (x integer)",
         "SELECT sluice_maintain_partitions()",
+        NULL,
     };
-    for (size_t i = 0; i < sizeof denied / sizeof *denied; i++)
-        assert_denied(db, "sluice_reader", denied[i]);
-    PQfinish(db);
+    check_role("sluice_reader", allowed, denied);
 }
 
 /* The notifier reaches the alert and delivery tables only. */
 static void test_notifier_role(void **state)
 {
     (void)state;
-    PGconn *db = pg_as("sluice_notifier");
-    assert_allowed(db, "sluice_notifier", "SELECT count(*) FROM alert_deliveries");
-    assert_denied(db, "sluice_notifier", "SELECT count(*) FROM events");
-    assert_denied(db, "sluice_notifier", INSERT_EVENT);
-    assert_denied(db, "sluice_notifier", "DROP TABLE alert_messages");
-    PQfinish(db);
+    static const char *const allowed[] = {"SELECT count(*) FROM alert_deliveries", NULL};
+    static const char *const denied[] = {"SELECT count(*) FROM events", INSERT_EVENT,
+                                         "DROP TABLE alert_messages", NULL};
+    check_role("sluice_notifier", allowed, denied);
 }
 
 static char rules_path[300], notifier_log[300];
@@ -542,6 +548,66 @@ static void test_pipeline_with_roles(void **state)
     assert_int_equal(harness_log_count(notifier_log, "secret-1"), 0);
 }
 
+/* The count of tables of schema public in `dsn`'s database owned by
+ * `owner`. */
+static long long tables_owned(const char *dsn, const char *owner)
+{
+    PGconn *db = PQconnectdb(dsn);
+    assert_int_equal(PQstatus(db), CONNECTION_OK);
+    const char *params[] = {owner};
+    PGresult *r = PQexecParams(db,
+                               "SELECT count(*) FROM pg_class WHERE relnamespace ="
+                               " 'public'::regnamespace AND relkind IN ('r', 'p')"
+                               " AND pg_get_userbyid(relowner) = $1",
+                               1, NULL, params, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    long long n = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(db);
+    return n;
+}
+
+/* An existing warehouse, set up by a login that is no superuser but has
+ * CREATEROLE (and owns the database), is handed to the owner role in
+ * place when setup runs with the roles, and a second run changes nothing
+ * more. */
+static void test_existing_warehouse_converted(void **state)
+{
+    (void)state;
+    pg_exec("DROP DATABASE IF EXISTS sluice_privilege_cr");
+    pg_exec("DROP ROLE IF EXISTS sluice_privilege_admin");
+    pg_exec("CREATE ROLE sluice_privilege_admin LOGIN CREATEROLE");
+    pg_exec("CREATE DATABASE sluice_privilege_cr OWNER sluice_privilege_admin");
+    char dsn_file[300], dsn[512];
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(harness_pg_dsn(), &why);
+    assert_non_null(opts);
+    const char *host = "", *port = "";
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (o->val && strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        else if (o->val && strcmp(o->keyword, "port") == 0)
+            port = o->val;
+    }
+    snprintf(dsn, sizeof dsn,
+             "host=%s port=%s dbname=sluice_privilege_cr user=sluice_privilege_admin", host, port);
+    PQconninfoFree(opts);
+    secret_path("cr_dsn", dsn, dsn_file, sizeof dsn_file);
+    const char *before[] = {
+        harness_bin("sluice-setup"), "--pg-dsn-file", dsn_file, "--pg-roles", "false", NULL};
+    const char *with_roles[] = {harness_bin("sluice-setup"), "--pg-dsn-file", dsn_file, NULL};
+    run_or_fail("sluice-setup --pg-roles false", before);
+    long long tables = tables_owned(dsn, "sluice_privilege_admin");
+    assert_true(tables > 10);
+    run_or_fail("sluice-setup with the roles", with_roles);
+    assert_int_equal(tables_owned(dsn, "sluice_privilege_admin"), 0);
+    assert_int_equal(tables_owned(dsn, "sluice_owner"), tables);
+    run_or_fail("sluice-setup again", with_roles);
+    assert_int_equal(tables_owned(dsn, "sluice_owner"), tables);
+    pg_exec("DROP DATABASE sluice_privilege_cr");
+    pg_exec("DROP ROLE sluice_privilege_admin");
+}
+
 /* sluice-ctl status works as the reader, reprocess-errors as the writer;
  * each refused with the other's role says which role it needs, and a
  * refused reprocess-errors leaves the row as it was. */
@@ -588,11 +654,17 @@ static void test_ctl_roles(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_producer_user),       cmocka_unit_test(test_worker_user),
-        cmocka_unit_test(test_notifier_user),       cmocka_unit_test(test_password_rotation),
-        cmocka_unit_test(test_roles_exist),         cmocka_unit_test(test_writer_role),
-        cmocka_unit_test(test_reader_role),         cmocka_unit_test(test_notifier_role),
-        cmocka_unit_test(test_pipeline_with_roles), cmocka_unit_test(test_ctl_roles),
+        cmocka_unit_test(test_producer_user),
+        cmocka_unit_test(test_worker_user),
+        cmocka_unit_test(test_notifier_user),
+        cmocka_unit_test(test_password_rotation),
+        cmocka_unit_test(test_roles_exist),
+        cmocka_unit_test(test_writer_role),
+        cmocka_unit_test(test_reader_role),
+        cmocka_unit_test(test_notifier_role),
+        cmocka_unit_test(test_pipeline_with_roles),
+        cmocka_unit_test(test_ctl_roles),
+        cmocka_unit_test(test_existing_warehouse_converted),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
