@@ -453,6 +453,23 @@ static void measure_rss_end(char *saved)
     free(saved);
 }
 
+/* The memory tests' inputs: n events of 100 bytes in `small`, n of `bytes`
+ * in `big` (paths of 600 bytes, named after `tag`), for the source `mem`,
+ * whose queue setup declares and whose queue and rows a failed earlier run
+ * may have left are emptied. */
+static void prepare_mem(const char *tag, int n, size_t bytes, char *small, char *big)
+{
+    char err[8192];
+    snprintf(small, 600, "%s/%s-small.ndjson", workdir, tag);
+    snprintf(big, 600, "%s/%s-big.ndjson", workdir, tag);
+    write_events(small, n, 100);
+    write_events(big, n, bytes);
+    const char *setup[] = {harness_bin("sluice-setup"), "--sources", "mem", NULL};
+    assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 0);
+    queue_purge("sluice.q.mem");
+    pg_exec("DELETE FROM events WHERE source = 'mem'");
+}
+
 /* Publishes the file through a stdin source `mem` and drains it with a
  * unified worker; gives both processes' peak RSS in kB. */
 static void pass_through(const char *input, int n, long *producer_kb, long *worker_kb)
@@ -485,19 +502,13 @@ static void pass_through(const char *input, int n, long *producer_kb, long *work
 
 /* Peak RSS with maximum-size events against the same processes with small
  * ones, measured in the same run: the difference is what the bodies cost,
- * and it must stay within the byte bounds (README, "Memory"), not grow
+ * and it must stay within the byte bounds (docs/operations.md, "Memory"), not grow
  * with the number of events held. */
 static void test_memory_bounded_in_bytes(void **state)
 {
     (void)state;
-    char small[600], big[600], err[8192];
-    snprintf(small, sizeof small, "%s/small.ndjson", workdir);
-    snprintf(big, sizeof big, "%s/big.ndjson", workdir);
-    write_events(small, BIG_EVENTS, 100);
-    write_events(big, BIG_EVENTS, BIG_BYTES);
-    const char *setup[] = {harness_bin("sluice-setup"), "--sources", "mem", NULL};
-    assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 0);
-    pg_exec("DELETE FROM events WHERE source = 'mem'");
+    char small[600], big[600];
+    prepare_mem("bytes", BIG_EVENTS, BIG_BYTES, small, big);
 
     char *saved_asan = measure_rss_begin();
     long p0, w0, p1, w1;
@@ -571,12 +582,7 @@ static void test_memory_bounded_at_shutdown(void **state)
     (void)state;
     enum { TERM_EVENTS = 300, TERM_BYTES = 900 * 1024 };
     char small[600], big[600], err[8192];
-    snprintf(small, sizeof small, "%s/term-small.ndjson", workdir);
-    snprintf(big, sizeof big, "%s/term-big.ndjson", workdir);
-    write_events(small, TERM_EVENTS, 100);
-    write_events(big, TERM_EVENTS, TERM_BYTES);
-    const char *setup[] = {harness_bin("sluice-setup"), "--sources", "mem", NULL};
-    assert_int_equal(harness_run(setup, err, sizeof err, TIMEOUT_MS), 0);
+    prepare_mem("term", TERM_EVENTS, TERM_BYTES, small, big);
     const char *drain[] = {harness_bin("sluice-worker"),
                            "--sources",
                            "mem",
@@ -588,7 +594,6 @@ static void test_memory_bounded_at_shutdown(void **state)
 
     char *saved_asan = measure_rss_begin();
     long at_small, at_big;
-    pg_exec("DELETE FROM events WHERE source = 'mem'");
     long small_kb = drain_then_term(small, TERM_EVENTS, &at_small);
     assert_int_equal(harness_run(drain, err, sizeof err, TIMEOUT_MS), 0);
     pg_exec("DELETE FROM events WHERE source = 'mem'");
