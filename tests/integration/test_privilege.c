@@ -70,6 +70,8 @@ static int group_teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+static void secret_path(const char *name, const char *text, char *out, size_t cap);
+
 /* The stack's AMQP URL with another login. Statically allocated. */
 static const char *url_as(const char *user, const char *password)
 {
@@ -216,6 +218,17 @@ static void test_worker_user(void **state)
     assert_int_equal(try_op(c, OP_DECLARE, "sluice.q.intruder", NULL), REFUSED);
     mq_close(c);
     assert_int_equal(queue_ready("sluice.q.orders"), 0); /* nothing got through */
+    /* sluice-ctl replay-dead needs an administrator: as the producer, it
+     * is refused, and says so. */
+    char url_file[300], err[8192];
+    secret_path("producer_url", url_as("sluice-producer", PRODUCER_PASSWORD), url_file,
+                sizeof url_file);
+    const char *replay[] = {harness_bin("sluice-ctl"), "replay-dead", "--amqp-url-file", url_file,
+                            NULL};
+    assert_int_equal(harness_run(replay, err, sizeof err, TIMEOUT_MS), 1);
+    if (!strstr(err, "403 ACCESS_REFUSED") || !strstr(err, "RabbitMQ user lacks the permission"))
+        fail_msg("replay-dead as the producer: %s", err);
+    assert_int_equal(queue_ready(SLUICE_QUEUE_DEAD), 1); /* left where it was */
     /* What the allowed publishes left behind. */
     queue_purge(SLUICE_QUEUE_DEAD);
     queue_purge(SLUICE_QUEUE_NOTIFIER);
