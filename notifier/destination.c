@@ -23,6 +23,7 @@
 #include "grouptext.h"
 #include "ledger.h"
 #include "log.h"
+#include "outage.h"
 #include "util.h"
 
 struct destination {
@@ -404,10 +405,15 @@ static void *run(void *arg)
     ledger *l = NULL;
     int leased = 0;
     unsigned attempt = 0;
-    char err[1024];
+    outage down = {0};
+    char err[1024], what[300];
     while (!stopping(t)) {
         if (!l && !(l = ledger_open(t->sh->cfg->pg_dsn, err, sizeof err)))
             goto failed;
+        if (down.attempts) {
+            snprintf(what, sizeof what, "destination reached the ledger again channel=%s", t->name);
+            outage_log_recovery(&down, what);
+        }
         if (!leased) {
             if (ledger_lease(l, t->name, &leased, err, sizeof err) != 0)
                 goto failed;
@@ -442,9 +448,9 @@ static void *run(void *arg)
         if (stopping(t))
             break;
         long delay = backoff_ms(attempt++, 200, 10000);
-        log_warn("destination cannot reach the ledger, retrying channel=%s error=\"%s\" "
-                 "retry_in_ms=%ld",
-                 t->name, err, delay);
+        snprintf(what, sizeof what, "destination cannot reach the ledger, retrying channel=%s",
+                 t->name);
+        outage_log_failure(&down, what, err, delay);
         wait_ms(t, delay);
     }
     ledger_close(l);

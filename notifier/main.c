@@ -27,12 +27,13 @@
 #include "cli.h"
 #include "consumer.h"
 #include "delivery.h"
-#include "httpd.h"
 #include "event.h"
 #include "grouping.h"
+#include "httpd.h"
 #include "ledger.h"
 #include "log.h"
 #include "mq.h"
+#include "outage.h"
 #include "routes.h"
 #include "settings.h"
 
@@ -184,7 +185,8 @@ static int ready(void *d, char *why, size_t whylen)
     (void)d;
     if (atomic_load(&queue_consumed))
         return 1;
-    snprintf(why, whylen, "sluice.q.notifier not consumed (queue missing or its consumer cancelled)");
+    snprintf(why, whylen,
+             "sluice.q.notifier not consumed (queue missing or its consumer cancelled)");
     return 0;
 }
 
@@ -294,8 +296,8 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
         }
         last = in->delivery_tag;
         int64_t left_ms = (until - mono_us()) / 1000;
-        if (n + 1 < batch && (got = consumer_next(s->c, in, left_ms > 0 ? (long)left_ms : 0, err,
-                                                  errlen)) < 0)
+        if (n + 1 < batch &&
+            (got = consumer_next(s->c, in, left_ms > 0 ? (long)left_ms : 0, err, errlen)) < 0)
             return -1;
     }
     if (deliverer_plan(d, s->l, err, errlen) != 0 || ledger_commit(s->l, err, errlen) != 0 ||
@@ -333,11 +335,13 @@ static void consume(const notifier_settings *s, deliverer *d, reloadable *rl, co
     size_t next = 0;
     unsigned attempt = 0;
     int resumed = 0, held = 0;
+    outage down = {0};
     while (!shutdown_requested) {
         session ss = {0};
         if (open_session(&ss, urls, &next, s, err, errlen) == 0 &&
             (resumed || (resumed = deliverer_resume(d, ss.l, err, errlen) == 0))) {
             log_info("consuming queue=%s url=%s", SLUICE_QUEUE_NOTIFIER, mq_url(ss.conn));
+            outage_log_recovery(&down, "connected again");
             if (!held)
                 attempt = 0;
             if (serve(&ss, d, rl, s->prefetch, err, errlen) == 0) {
@@ -352,7 +356,7 @@ static void consume(const notifier_settings *s, deliverer *d, reloadable *rl, co
             log_error("message not dead-lettered, left in %s: %s retry_in_ms=%ld",
                       SLUICE_QUEUE_NOTIFIER, err, delay);
         else
-            log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
+            outage_log_failure(&down, "not ready, retrying", err, delay);
         sleep_interruptible_ms(delay);
     }
 }

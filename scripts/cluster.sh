@@ -14,6 +14,9 @@
 #   stop-node N   stop node N (1-based) the polite way, as an operator would
 #   kill-node N   stop node N with SIGKILL, as a crash would
 #   start-node N  start node N again; return once it is back in the cluster
+#   freeze-node N stop node N's Erlang VM with SIGSTOP: a hung node, whose
+#                 connections stay open but answer nothing
+#   thaw-node N   let a frozen node N run again (SIGCONT)
 #   status        one line per node; exit 0 if all run, 3 otherwise
 #   env           print `export SLUICE_AMQP_URL=...` with every node's URL
 #   queues        name, type, ready messages, leader and arguments of every
@@ -313,6 +316,17 @@ node_kill() {
     rm -f "$NODE_PID"
 }
 
+# signal_node N SIGNAL WHAT: send SIGNAL to node N's VM.
+signal_node() {
+    node_vars "$1"
+    local pid
+    if ! pid=$(node_pid) || ! node_alive; then
+        die "node $NODE_NAME is not running"
+    fi
+    note "$3 node $NODE_NAME (pid $pid)"
+    kill "-$2" "$pid"
+}
+
 do_start() {
     local n t0=$SECONDS
     ensure_dirs
@@ -395,7 +409,7 @@ main() {
     local verb=$1 node=${2:-}
     case $verb in
         start | stop | status | env | queues | wipe) (( $# == 1 )) || { echo "cluster.sh: $verb takes no argument" >&2; return 2; } ;;
-        stop-node | kill-node | start-node) (( $# == 2 )) || { echo "cluster.sh: $verb needs a node number" >&2; return 2; } ;;
+        stop-node | kill-node | start-node | freeze-node | thaw-node) (( $# == 2 )) || { echo "cluster.sh: $verb needs a node number" >&2; return 2; } ;;
         *) echo "cluster.sh: unknown verb '$verb' (see --help)" >&2; return 2 ;;
     esac
     configure
@@ -412,6 +426,8 @@ main() {
         stop-node) node_stop "$node" ;;
         kill-node) node_kill "$node" ;;
         start-node) do_start_node "$node" ;;
+        freeze-node) signal_node "$node" STOP freezing ;;
+        thaw-node) signal_node "$node" CONT thawing ;;
         status) do_status || return 3 ;;
         env) do_env ;;
         queues) do_queues ;;

@@ -71,11 +71,16 @@ password pg_reader_password >/dev/null
 
 write rabbitmq_admin.conf "default_user = $rabbit_user
 default_pass = $admin"
+# Both PostgreSQL servers: libpq connects to whichever takes writes, so the
+# sluice services follow a failover to postgres-standby (profile ha; without
+# it the second name is never needed while postgres is up).
+pg_hosts="postgres:5432,postgres-standby:5432"
+pg_options="target_session_attrs=read-write&connect_timeout=10"
 write setup_amqp_url "amqp://$rabbit_user:$admin@rabbitmq:5672"
-write setup_pg_dsn "postgresql://$pg_user:$superuser@postgres:5432/$pg_db"
+write setup_pg_dsn "postgresql://$pg_user:$superuser@$pg_hosts/$pg_db?$pg_options"
 write producer_amqp_url "amqp://sluice-producer:$producer@rabbitmq:5672"
 write worker_amqp_url "amqp://sluice-worker:$worker@rabbitmq:5672"
 write notifier_amqp_url "amqp://sluice-notifier:$notifier@rabbitmq:5672"
-write worker_pg_dsn "postgresql://sluice_writer:$writer_pg@postgres:5432/$pg_db"
-write notifier_pg_dsn "postgresql://sluice_notifier:$notifier_pg@postgres:5432/$pg_db"
+write worker_pg_dsn "postgresql://sluice_writer:$writer_pg@$pg_hosts/$pg_db?$pg_options"
+write notifier_pg_dsn "postgresql://sluice_notifier:$notifier_pg@$pg_hosts/$pg_db?$pg_options"
 echo "compose-secrets: secrets in $dir"

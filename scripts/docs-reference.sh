@@ -30,6 +30,9 @@ block_for() {
   # A sanitizer build's leak check needs ptrace; --help leaks nothing.
   help=$(ASAN_OPTIONS=detect_leaks=0 "$build/$bin" --help) ||
     { echo "docs-reference: $build/$bin --help failed" >&2; return 1; }
+  # A build's defaults may name its checkout (sluice-setup's sql_dir): the
+  # document says <checkout> there, so any clone compares equal.
+  help=${help//"$root/"/<checkout>/}
   printf '<!-- help: %s begin -->\n```text\n%s\n```\n<!-- help: %s end -->\n' "$name" "$help" "$name"
 }
 

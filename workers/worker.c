@@ -15,6 +15,7 @@
 #include "deadletter.h"
 #include "event.h"
 #include "log.h"
+#include "outage.h"
 #include "retries.h"
 #include "warehouse.h"
 
@@ -368,8 +369,7 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
     w.validator = event_validator_new((size_t)cfg->max_message_bytes);
     w.failures = retries_new(4096);
     w.dead = deadletter_new(cfg->amqp_urls, (int)cfg->heartbeat);
-    if (cfg->rules &&
-        !(w.alerts = alerting_new(cfg->rules, cfg->amqp_urls, (int)cfg->heartbeat))) {
+    if (cfg->rules && !(w.alerts = alerting_new(cfg->rules, cfg->amqp_urls, (int)cfg->heartbeat))) {
         log_error("out of memory starting the worker");
         goto done;
     }
@@ -404,10 +404,12 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
 
     char err[1024];
     unsigned attempt = 0;
+    outage down = {0};
     while (!shutdown_requested) {
         session s = {0};
         w.dead_letter_failed = 0;
         if (connect_both(&w, &s, err, sizeof err) == 0) {
+            outage_log_recovery(&down, "connected again");
             if (deadletter_failures(w.dead) == 0)
                 attempt = 0;
             if (serve(&w, &s, err, sizeof err) == 0) {
@@ -419,10 +421,12 @@ int worker_run(const worker_config *cfg, const strlist *sources, metrics *m, siz
         batch_reset(&w.pending);
         disconnect(&w, &s);
         long delay = backoff_ms(attempt++, 200, 10000);
+        /* A broker or database outage (a PostgreSQL failover among them)
+         * is logged when it starts and when it ends, not per attempt. */
         if (w.dead_letter_failed)
             log_error("%s retry_in_ms=%ld", err, delay);
         else
-            log_warn("not ready, retrying error=\"%s\" retry_in_ms=%ld", err, delay);
+            outage_log_failure(&down, "not ready, retrying", err, delay);
         sleep_interruptible_ms(delay);
     }
     log_stats(&w, "stopped");

@@ -32,15 +32,6 @@ DB=sluice_cluster_test
 WORK=$(mktemp -d /tmp/sluice-cluster-test-XXXXXX)
 PIDS=()
 
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$WORK"/*.log; do
-        echo "--- $f (last lines)" >&2
-        tail -n 25 "$f" >&2 || true
-    done
-    exit 1
-}
-
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -49,37 +40,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The stack's DSN, pointed at this test's database.
-admin_dsn=$SLUICE_PG_DSN
-test_dsn=$(sed -E "s#/[^/?]*(\?|$)#/$DB\1#" <<<"${SLUICE_PG_DSN%/}" | sed -E "s#^(postgres(ql)?://[^/]*)\$#\1/$DB#")
-[[ $test_dsn == *"/$DB"* ]] || fail "cannot derive a DSN for $DB from $SLUICE_PG_DSN"
-sql() { psql -X -q -tA -v ON_ERROR_STOP=1 "$test_dsn" -c "$1"; }
-stored() { sql "SELECT count(*) FROM events"; }
-
-# wait_until SECONDS WHAT COMMAND...: poll COMMAND until it succeeds.
-wait_until() {
-    local limit=$1 what=$2 deadline=$((SECONDS + $1))
-    shift 2
-    until "$@"; do
-        (( SECONDS < deadline )) || fail "waited ${limit}s for $what"
-        sleep 0.2
-    done
-}
-stored_at_least() { (( $(stored) >= $1 )); }
-# A child that exited stays a zombie until `wait`: kill -0 would still succeed.
-running() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [[ $st != Z ]]; }
-exited() { ! running "$1"; }
-log_has() { grep -q -- "$2" "$WORK/$1.log"; }
+# shellcheck source=tests/integration/script_lib.sh
+source "$HERE/script_lib.sh"
 
 echo "== fresh database $DB and cluster on port $SLUICE_CLUSTER_PORT"
-psql -X -q -v ON_ERROR_STOP=1 "$admin_dsn" -c "DROP DATABASE IF EXISTS $DB" \
-    -c "CREATE DATABASE $DB" 2>&1 | grep -v NOTICE || true
+use_database "$DB"
 "$CLUSTER" wipe >/dev/null
 "$CLUSTER" start
 eval "$("$CLUSTER" env)"
 export SLUICE_AMQP_URL SLUICE_PG_DSN=$test_dsn
 IFS=, read -r url1 url2 url3 <<<"$SLUICE_AMQP_URL"
-redacted() { sed -E 's#://([^:]*):[^@]*@#://\1@#' <<<"$1"; }
 
 "$BIN/broker-setup/sluice-setup" --queue-type quorum >"$WORK/setup.log" 2>&1 ||
     fail "sluice-setup --queue-type quorum failed"
@@ -149,26 +119,8 @@ kill -TERM "$notifier"
 wait_until 30 "the notifier to stop" exited "$notifier"
 wait "$notifier" || fail "the notifier exited $?"
 
-echo "== stopping the producer (SIGTERM: waits for its confirms), draining the worker"
-kill -TERM "$producer"
-wait_until 120 "the producer to stop" exited "$producer"
-wait "$producer" || fail "the producer exited $?"
-done_line=$(grep "producer: done" "$WORK/producer.log") || fail "the producer logged no done line"
-TOTAL=$(sed -E 's/.* confirmed=([0-9]+) outstanding=0 .*/\1/;t;s/.*/x/' <<<"$done_line")
-[[ $TOTAL =~ ^[0-9]+$ ]] || fail "the producer stopped with unconfirmed events: $done_line"
-wait_until 300 "the worker to drain the queues" exited "$worker"
-wait "$worker" || fail "the worker exited $?"
+drain_and_check "$producer" "$worker"
 PIDS=()
-
-read -r rows distinct < <(sql "SELECT count(*), count(DISTINCT msg_id) FROM events" | tr '|' ' ')
-echo "== warehouse: rows=$rows distinct=$distinct expected=$TOTAL"
-(( rows == TOTAL && distinct == TOTAL )) || fail "rows=$rows distinct=$distinct, expected $TOTAL"
-errors=$(sql "SELECT count(*) FROM ingest_errors")
-(( errors == 0 )) || fail "$errors ingest_errors"
-queues=$("$CLUSTER" queues)
-if awk -F'\t' '$3 != 0 { bad = 1 } END { exit !bad }' <<<"$queues"; then
-    fail "queues not empty: $queues"
-fi
 # How the clients moved (the timestamps give each failover's gap).
 grep -h -E "producer: (connected|connection lost|done)|worker: (consuming|not ready|stopped)|notifier: (consuming|not ready)" \
     "$WORK/producer.log" "$WORK/worker.log" "$WORK/notifier.log" | sort | sed 's/^/   /'

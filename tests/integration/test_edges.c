@@ -764,12 +764,11 @@ static void test_every_log_entry_is_one_line(void **state)
     char log[600];
     snprintf(log, sizeof log, "%s/oneline.log", workdir);
     unlink(log);
-    const char *argv[] = {harness_bin("sluice-worker"),
-                          "--pg-dsn",
+    const char *argv[] = {harness_bin("sluice-worker"), "--pg-dsn",
                           "postgresql://sluice@127.0.0.1:1/sluice?connect_timeout=2",
-                          "--metrics-port",
-                          "0",
-                          NULL};
+                          "--metrics-port", "0",
+                          /* Attempts after the first log at debug level. */
+                          "--log-level", "debug", NULL};
     pid_t pid = harness_spawn(argv, log);
     if (!harness_wait_for(retried_twice, log, 60000))
         fail_msg("the worker never reported the refused connection: %s", harness_slurp(log));
