@@ -95,7 +95,11 @@ sed -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\|PROMET
     -e "s/^SLUICE_QUEUE_TYPE=.*/SLUICE_QUEUE_TYPE=$QUEUE_TYPE/" \
     -e "/^\(RABBITMQ_IMAGE\|POSTGRES_IMAGE\|PROMETHEUS_IMAGE\|SLUICE_DEBIAN\)=/d" \
     "$CTX/.env.example" >"$CTX/.env"
-"$ROOT/scripts/images.sh" env "$GEN" >>"$CTX/.env"
+# sluice's image under a tag of this stack's own (the AMQP port, as the
+# project name): test runs of other checkouts on the same engine build
+# theirs meanwhile, and a shared tag would swap a container's binaries
+# under it when compose recreates one.
+"$ROOT/scripts/images.sh" env "$GEN" | sed "s/^SLUICE_IMAGE=.*/&-${SLUICE_AMQP_PORT:-5672}/" >>"$CTX/.env"
 dc down -v --remove-orphans >/dev/null 2>&1 || true # a previous run's leftovers
 (unset SLUICE_SECRETS_DIR && cd "$CTX" && scripts/compose-secrets.sh >/dev/null)
 
