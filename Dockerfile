@@ -18,7 +18,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       librabbitmq-dev libpq-dev libjson-c-dev libssl-dev libcurl4-openssl-dev \
-      libmicrohttpd-dev \
+      libmicrohttpd-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole checkout less .dockerignore's list, so a new source folder needs
@@ -35,8 +35,8 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
  && strip /out/bin/*
 
 # ---- runtime: shared libraries, CA certificates (amqps://, sslmode), binaries.
-# libmicrohttpd: the worker pool's /metrics and /healthz; libcurl: HTTP
-# notification channels. scripts/check-compose.sh checks this list against
+# libmicrohttpd: the worker pool's /metrics and /healthz and the producer's
+# HTTP door; zlib1g: its gzip bodies; libcurl: HTTP notification channels. scripts/check-compose.sh checks this list against
 # what the binaries link. curl: the worker's healthcheck (GET /healthz).
 # Debian 13 renamed three of the libraries' packages (64-bit time_t: t64).
 FROM debian:${DEBIAN}-slim
@@ -45,7 +45,7 @@ RUN . /etc/os-release \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
       librabbitmq4 libpq5 libjson-c5 libssl3$t64 libcurl4$t64 libmicrohttpd12$t64 \
-      ca-certificates curl \
+      zlib1g ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin sluice

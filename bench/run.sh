@@ -4,15 +4,16 @@
 # and the database's own ceilings measured in the same run.
 #
 # Usage: bench/run.sh [--count N] [--repeats R] [--build DIR] [--out DIR] [--smoke]
-#                     [--only table1|rules] [--profile]
+#                     [--only table1|rules|http] [--profile]
 #   --count N     events per source and run (default 25000; 4 sources)
 #   --repeats R   repeats of every measurement; figures are medians (default 3)
 #   --build DIR   where the binaries are (default build/, non-sanitized)
 #   --out DIR     where results go (default bench/out/<UTC time>)
 #   --smoke       a seconds-long check that everything works (CI): 1000
 #                 events per source, one repeat, no chart if gnuplot is absent
-#   --only WHAT   run only the Table 1 scenarios and baselines (table1) or
-#                 only the rules scenario (rules); default both
+#   --only WHAT   run only the Table 1 scenarios and baselines (table1),
+#                 only the rules scenario (rules) or only the HTTP door's
+#                 (http); default all three
 #   --profile     one more unified drain, with `perf record` on the worker's
 #                 PostgreSQL backend: results.md then says where that
 #                 backend's time went, phase by phase (bench/pg_phases.py)
@@ -40,6 +41,13 @@
 # either; the ratio of their median throughputs is the figure. Then paced
 # runs with rules at half the median live throughput without rules, for
 # p99 end to end.
+# HTTP (unified mode): events into the warehouse through the HTTP door (a
+# producer with one http_server source, orders) under wrk
+# (bench/wrk_ingest.lua), as fast as it answers: single-event requests, and
+# NDJSON batches of 100; each as a ratio to raw confirmed publish in the
+# same run; then single-event requests paced near 1,000 requests/s for the
+# p99 of the 202. Throughput = events stored / (first produced_at .. last
+# stored_at); every event answered 202 must be stored.
 #
 # Uses the running local stack if SLUICE_AMQP_URL, SLUICE_PG_DSN and
 # SLUICE_MGMT_URL are set, else starts it with scripts/stack.sh. Works in a
@@ -59,6 +67,8 @@ OUT=
 SMOKE=
 ONLY=
 PROFILE=
+HTTP_SECONDS=15 # each wrk run of the HTTP scenario
+HTTP_PORT=${SLUICE_BENCH_HTTP_PORT:-18090}
 SOURCES=(profiles clickstream orders sensors)
 VHOST=sluice-bench
 BENCH_DB=sluice_bench
@@ -81,8 +91,8 @@ while [ $# -gt 0 ]; do
     --repeats) REPEATS=${2:?--repeats needs a number}; shift 2 ;;
     --build) BUILD=$(cd "${2:?--build needs a folder}" && pwd -P); shift 2 ;;
     --out) OUT=${2:?--out needs a folder}; shift 2 ;;
-    --smoke) SMOKE=1; COUNT=1000; REPEATS=1; shift ;;
-    --only) ONLY=${2:?--only needs table1 or rules}; shift 2 ;;
+    --smoke) SMOKE=1; COUNT=1000; REPEATS=1; HTTP_SECONDS=2; shift ;;
+    --only) ONLY=${2:?--only needs table1, rules or http}; shift 2 ;;
     --profile) PROFILE=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench: unknown argument '$1' (try --help)" >&2; exit 2 ;;
@@ -90,9 +100,9 @@ while [ $# -gt 0 ]; do
 done
 [[ $COUNT =~ ^[1-9][0-9]*$ && $REPEATS =~ ^[1-9][0-9]*$ ]] ||
   { echo "bench: --count and --repeats must be positive integers" >&2; exit 2; }
-[[ -z $ONLY || $ONLY == table1 || $ONLY == rules ]] ||
-  { echo "bench: --only must be table1 or rules, got '$ONLY'" >&2; exit 2; }
-want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # table1|rules
+[[ -z $ONLY || $ONLY == table1 || $ONLY == rules || $ONLY == http ]] ||
+  { echo "bench: --only must be table1, rules or http, got '$ONLY'" >&2; exit 2; }
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # table1|rules|http
 if [ -n "$PROFILE" ]; then
   command -v perf >/dev/null || { echo "bench: --profile needs perf (apt-get install linux-perf)" >&2; exit 2; }
 fi
@@ -115,6 +125,9 @@ PYTHON=${SLUICE_BENCH_PYTHON:-/usr/bin/python3}
 for t in psql curl awk; do
   command -v "$t" >/dev/null || die "$t is not installed (./run deps)"
 done
+if want http; then
+  command -v wrk >/dev/null || die "wrk is not installed (./run deps installs it)"
+fi
 
 # ------------------------------------------------------------ the stack
 
@@ -350,6 +363,94 @@ median() { # SCENARIO MODE COL
                               else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# Raw publish as in a live run: a raw consumer drains the queues meanwhile,
+# so the broker holds no backlog (with one, it writes more to disk).
+raw_publish_live() { # REPEAT
+  local r=$1 rc_pid waited=0
+  reset
+  "$BUILD/bench/bench-raw-consume" "$AMQP_URL" "$TOTAL" "$PREFETCH" "$BATCH" \
+    >/dev/null 2>"$LOGS/raw_consume_live.$r.log" &
+  rc_pid=$!
+  until grep -qs consuming "$LOGS/raw_consume_live.$r.log"; do
+    sleep 0.02
+    waited=$((waited + 1))
+    if [ $waited -ge 500 ] || ! kill -0 $rc_pid 2>/dev/null; then
+      die "the raw consumer never started: see $LOGS/raw_consume_live.$r.log"
+    fi
+  done
+  baseline raw_publish "$r" "$BUILD/bench/bench-raw-publish" "$AMQP_URL" "$COUNT" "$((SEED_BASE + 1000 + r))" "$WINDOW"
+  wait $rc_pid || die "the raw consumer failed: see $LOGS/raw_consume_live.$r.log"
+}
+
+# One run of wrk against the HTTP door (source orders of a producer with an
+# http_server section), a unified worker storing; appends its row.
+# Scenarios: http_single and http_paced (one event a request), http_batch
+# (NDJSON batches of 100).
+http_run() { # SCENARIO REPEAT
+  local scenario=$1 r=$2 tag=$1.unified.$2 batch=1 conns=64 pause=0
+  case $scenario in
+    http_batch) batch=100 conns=16 ;;
+    http_paced) conns=20 pause=20 ;; # 20 connections, 20 ms apart: under 1,000 requests/s
+  esac
+  reset
+  server_mark
+  start_workers unified "$tag"
+  local waited=0
+  until grep -sq ' consuming ' "$LOGS/$tag.worker.log"; do
+    sleep 0.02
+    waited=$((waited + 1))
+    if [ $waited -ge 500 ] || ! kill -0 "$WORKER_PID" 2>/dev/null; then
+      die "the worker never started consuming: see $LOGS/$tag.worker.log"
+    fi
+  done
+  printf '[source orders]\nadapter = http_server\nport = %s\nauth = none\n' "$HTTP_PORT" \
+    >"$LOGS/$tag.conf"
+  "$BUILD/bench/bench-procstat" -o "$LOGS/$tag.producer.procstat" -- \
+    "$BUILD/producer/sluice-producer" --config "$LOGS/$tag.conf" --window "$WINDOW" \
+    --progress-interval-ms 0 --log-level warn 2>"$LOGS/$tag.producer.log" &
+  local ppid=$!
+  waited=0
+  until curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz"; do
+    sleep 0.02
+    waited=$((waited + 1))
+    if [ $waited -ge 500 ] || ! kill -0 $ppid 2>/dev/null; then
+      die "the producer never listened on $HTTP_PORT: see $LOGS/$tag.producer.log"
+    fi
+  done
+  SLUICE_WRK_BATCH=$batch SLUICE_WRK_DELAY_MS=$pause SLUICE_WRK_RUN=$tag \
+    wrk -t 2 -c "$conns" -d "${HTTP_SECONDS}s" --timeout 30s -s "$ROOT/bench/wrk_ingest.lua" \
+    "http://127.0.0.1:$HTTP_PORT/v1/sources/orders" >"$LOGS/$tag.wrk.log" 2>&1 ||
+    die "wrk failed: see $LOGS/$tag.wrk.log"
+  kill -TERM $ppid
+  wait $ppid || die "the producer failed: see $LOGS/$tag.producer.log"
+  wait "$WORKER_PID" || die "the worker failed: see $LOGS/$tag.worker.log"
+  WORKER_PID=
+  local accepted other p50 p95 p99 n
+  accepted=$(val accepted_requests "$LOGS/$tag.wrk.log")
+  other=$(val other_requests "$LOGS/$tag.wrk.log")
+  p50=$(val p50_ms "$LOGS/$tag.wrk.log")
+  p95=$(val p95_ms "$LOGS/$tag.wrk.log")
+  p99=$(val p99_ms "$LOGS/$tag.wrk.log")
+  [ -n "$accepted" ] && [ "$accepted" -gt 0 ] || die "$tag: no request answered 202 (see $LOGS/$tag.wrk.log)"
+  n=$(q -c "SELECT count(*) FROM events")
+  # Every event answered 202 is stored (and events of requests answered
+  # otherwise may be too).
+  [ "$n" -ge $((accepted * batch)) ] ||
+    die "$tag: $n events stored, but $((accepted * batch)) were answered 202"
+  local pg mq secs thr wps=$LOGS/$tag.worker.procstat pps=$LOGS/$tag.producer.procstat
+  read -r pg mq <<<"$(server_used)"
+  secs=$(q -c "SELECT extract(epoch FROM max(stored_at) - min(produced_at)) FROM events")
+  thr=$(calc "$n/$secs" 0)
+  local wcpu pcpu psecs
+  wcpu=$(val cpu_s "$wps")
+  pcpu=$(val cpu_s "$pps")
+  psecs=$(val wall_s "$pps")
+  # p50/p95/p99: of the HTTP answers (wrk), not end to end; rate_per_source:
+  # requests answered 202 per second; alerts: requests answered otherwise.
+  echo "$scenario,unified,$r,$n,$(calc "$secs" 3),$thr,$p50,$p95,$p99,$wcpu,$(calc "100*$wcpu/$secs"),$(calc "$wcpu*100000/$n" 3),$(calc "$(val peak_rss_kb "$wps")/1024"),$(calc "$(val sum_hwm_kb "$wps")/1024"),$(val max_procs "$wps"),$psecs,$(calc "$n/$psecs" 0),$pcpu,$(calc "100*$pcpu/$psecs"),$(calc "$pcpu*100000/$n" 3),$(calc "$(val peak_rss_kb "$pps")/1024"),$(calc "$accepted/$(val seconds "$LOGS/$tag.wrk.log")" 0),$(calc "$pg*100000/$n" 2),$(calc "$mq*100000/$n" 2),$other" >>"$CSV"
+  progress "$scenario #$r" "$(printf '%8.0f events/s  202 p99 %7.1f ms  %s not 202' "$thr" "$p99" "$other")"
+}
+
 # ------------------------------------------------------------ the runs
 
 SEED_BASE=$(date +%s)
@@ -360,22 +461,7 @@ echo "==> $((${#SOURCES[@]})) sources x $COUNT events, $REPEATS repeats; $cores 
 echo "==> results in $OUT"
 if want table1; then
 for r in $(seq 1 "$REPEATS"); do
-  # Raw publish as in a live run: a raw consumer drains the queues meanwhile,
-  # so the broker holds no backlog (with one, it writes more to disk).
-  reset
-  "$BUILD/bench/bench-raw-consume" "$AMQP_URL" "$TOTAL" "$PREFETCH" "$BATCH" \
-    >/dev/null 2>"$LOGS/raw_consume_live.$r.log" &
-  rc_pid=$!
-  waited=0
-  until grep -qs consuming "$LOGS/raw_consume_live.$r.log"; do
-    sleep 0.02
-    waited=$((waited + 1))
-    if [ $waited -ge 500 ] || ! kill -0 $rc_pid 2>/dev/null; then
-      die "the raw consumer never started: see $LOGS/raw_consume_live.$r.log"
-    fi
-  done
-  baseline raw_publish "$r" "$BUILD/bench/bench-raw-publish" "$AMQP_URL" "$COUNT" "$((SEED_BASE + 1000 + r))" "$WINDOW"
-  wait $rc_pid || die "the raw consumer failed: see $LOGS/raw_consume_live.$r.log"
+  raw_publish_live "$r"
   # Raw consume as in a drain: the queues are filled first (that publish,
   # into a backlog, is a figure of its own).
   reset
@@ -414,6 +500,16 @@ if want rules; then
   RULES_PACE=$(calc "$(median rules_off unified throughput) / 2 / ${#SOURCES[@]}" 0)
   for r in $(seq 1 "$REPEATS"); do
     sluice_run rules_paced unified "$r" "$RULES_PACE"
+  done
+fi
+if want http; then
+  for r in $(seq 1 "$REPEATS"); do
+    [ -z "$ONLY" ] || raw_publish_live "$r" # with table1 run, it measured it already
+    http_run http_single "$r"
+    http_run http_batch "$r"
+  done
+  for r in $(seq 1 "$REPEATS"); do
+    http_run http_paced "$r"
   done
 fi
 if [ -n "$PROFILE" ]; then
@@ -581,6 +677,41 @@ if want rules; then
     echo "|---|---|---|"
     echo "| live with rules ≥ 85 % of live without | $(pct "$R_RATIO") % ($(fmt "${R[rules_on.throughput]}") vs $(fmt "${R[rules_off.throughput]}") msg/s) | $(verdict "$R_RATIO >= 0.85") |"
     echo "| p99 with rules ≤ 250 ms at half the rate without | ${R[rules_paced.p99_ms]} ms | $(verdict "${R[rules_paced.p99_ms]} <= 250") |"
+  } >>"$OUT/results.md"
+fi
+if want http; then
+  declare -A H
+  H_PUB=$(median baseline raw_publish throughput)
+  for sc in http_single http_batch http_paced; do
+    for col in throughput p50_ms p95_ms p99_ms rate_per_source producer_cpu_s_per_100k producer_peak_rss_mb worker_cpu_s_per_100k alerts; do
+      H[$sc.$col]=$(median "$sc" unified "$col")
+    done
+    H[$sc.ratio]=$(calc "${H[$sc.throughput]}/$H_PUB" 2)
+    echo "$sc,unified,${H[$sc.throughput]},$H_PUB,${H[$sc.ratio]},${H[$sc.p50_ms]},${H[$sc.p95_ms]},${H[$sc.p99_ms]},,${H[$sc.worker_cpu_s_per_100k]},,,,${H[$sc.producer_cpu_s_per_100k]},${H[$sc.producer_peak_rss_mb]},${H[$sc.rate_per_source]},," >>"$SUM"
+  done
+  {
+    echo
+    echo "## The HTTP door: events into the warehouse through http_server (unified worker)"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $cores cores. wrk (bench/wrk_ingest.lua) for $HTTP_SECONDS s a run,"
+    echo "medians of $REPEATS repeats; raw confirmed publish ($(fmt "$H_PUB") msg/s) measured in the same run."
+    echo "A request is answered 202 only once the broker confirmed all its events. Command:"
+    echo "\`bench/run.sh ${ONLY:+--only $ONLY }--repeats $REPEATS\`."
+    echo
+    echo "| run | events/s stored | share of raw confirmed publish | requests/s answered 202 | 202 latency p50 / p95 / p99 (ms) | answered otherwise | producer CPU-s/100k, MB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for sc in http_single http_batch http_paced; do
+      case $sc in http_single) name="single-event requests, 64 connections" ;;
+        http_batch) name="NDJSON batches of 100, 16 connections" ;;
+        http_paced) name="single-event requests, paced (20 connections, 20 ms apart)" ;; esac
+      echo "| $name | $(fmt "${H[$sc.throughput]}") | $(pct "${H[$sc.ratio]}") % | $(fmt "${H[$sc.rate_per_source]}") | ${H[$sc.p50_ms]} / ${H[$sc.p95_ms]} / ${H[$sc.p99_ms]} | ${H[$sc.alerts]} | ${H[$sc.producer_cpu_s_per_100k]}, ${H[$sc.producer_peak_rss_mb]} |"
+    done
+    echo
+    echo "| target | measured | |"
+    echo "|---|---|---|"
+    echo "| batches of 100 ≥ 70 % of raw confirmed publish | $(pct "${H[http_batch.ratio]}") % | $(verdict "${H[http_batch.ratio]} >= 0.70") |"
+    echo "| single-event requests ≥ 5,000 events/s | $(fmt "${H[http_single.throughput]}") | $(verdict "${H[http_single.throughput]} >= 5000") |"
+    echo "| p99 of the 202 ≤ 50 ms near 1,000 requests/s | ${H[http_paced.p99_ms]} ms at $(fmt "${H[http_paced.rate_per_source]}") requests/s | $(verdict "${H[http_paced.p99_ms]} <= 50") |"
   } >>"$OUT/results.md"
 fi
 if [ -n "$PROFILE" ]; then

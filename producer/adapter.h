@@ -7,7 +7,9 @@
  *
  * Threads: all calls on one instance come from one thread at a time (the
  * source's reader thread, or the main thread before it starts and after it
- * ended), so an instance needs no locking of its own.
+ * ended), so an instance needs no locking of its own. The one exception is
+ * confirmed(), which the publishing thread calls while the reader runs: an
+ * adapter that has it locks what it shares with it.
  */
 #ifndef SLUICE_ADAPTER_H
 #define SLUICE_ADAPTER_H
@@ -36,6 +38,11 @@ typedef struct source_spec {
     uint64_t default_count;     /* --count */
     const char *checkpoint_dir; /* where adapters keep checkpoints */
     const atomic_int *stop;     /* set when the producer stops reading */
+    long rate;                  /* the section's `rate` (events/s; 0 = none), which the
+                                   reader thread paces next() to; an adapter that is pushed
+                                   to may refuse what would exceed it */
+    size_t max_message_bytes;   /* the producer's bound, which its reader checks every event
+                                   against (event_validate) */
 } source_spec;
 
 /* One event handed out by next(). body, msg_id and where point into memory
@@ -82,6 +89,14 @@ typedef struct adapter_class {
     /* Every event up to `position` is confirmed by the broker: the adapter
      * may record that it need not produce them again. May be NULL. */
     int (*checkpoint)(void *state, uint64_t position, char *err, size_t errlen);
+    /* The same news as checkpoint(), at once and for every confirm: every
+     * event up to `position` is confirmed by the broker. Called on the
+     * publishing thread, concurrently with next() (see Threads above), so
+     * it must be quick and thread-safe. For an adapter that owes someone
+     * an answer per event (http_server answers a request once all its
+     * events are confirmed), where checkpoint()'s interval would be too
+     * slow. May be NULL. */
+    void (*confirmed)(void *state, uint64_t position);
     void (*close)(void *state); /* accepts NULL */
 } adapter_class;
 
@@ -129,5 +144,25 @@ void source_sleep_ms(const atomic_int *stop, long ms);
  */
 void source_event_id(const char *source, const char *scope, uint64_t position, const char *body,
                      size_t len, char *out);
+
+/*
+ * The message id of an item that an adapter received (from an HTTP
+ * response or request): "<source>:<value>" of the member id_pointer names
+ * (a JSON pointer; NULL for none) when the item has it and the id stays
+ * under 250 bytes, else source_event_id(source, scope, 0, item). Either
+ * way the same item gets the same id whenever it comes again. Writes at
+ * most cap bytes (at least SOURCE_EVENT_ID_LEN + 1) into out.
+ */
+void source_item_id(const char *source, const char *scope, const char *id_pointer, const char *item,
+                    size_t len, char *out, size_t cap);
+
+/*
+ * Copies `in` into out (cap bytes) with each ${VAR} replaced by the
+ * environment's VAR, so a secret never sits in the config file or on the
+ * command line. An unset variable, an unclosed ${ or a result too long is
+ * an error naming the setting `key`. Returns 0, or -1 with err.
+ */
+int spec_expand_env(const source_spec *spec, const char *key, const char *in, char *out, size_t cap,
+                    char *err, size_t errlen);
 
 #endif

@@ -123,45 +123,6 @@ static void http_close(void *state)
     free(h);
 }
 
-/* Replaces ${VAR} by the environment's VAR. Returns 0, or -1 with err. */
-static int expand_env(const source_spec *spec, const char *in, char *out, size_t cap, char *err,
-                      size_t errlen)
-{
-    size_t n = 0;
-    while (*in) {
-        if (in[0] == '$' && in[1] == '{') {
-            const char *close = strchr(in + 2, '}');
-            if (!close) {
-                spec_error(spec, "header", err, errlen, "unclosed ${ in header");
-                return -1;
-            }
-            char var[256];
-            snprintf(var, sizeof var, "%.*s", (int)(close - in - 2), in + 2);
-            const char *v = getenv(var);
-            if (!v) {
-                spec_error(spec, "header", err, errlen,
-                           "header needs environment variable %s, which is not set", var);
-                return -1;
-            }
-            size_t vlen = strlen(v);
-            if (n + vlen >= cap)
-                goto too_long;
-            memcpy(out + n, v, vlen);
-            n += vlen;
-            in = close + 1;
-            continue;
-        }
-        if (n + 1 >= cap)
-            goto too_long;
-        out[n++] = *in++;
-    }
-    out[n] = '\0';
-    return 0;
-too_long:
-    spec_error(spec, "header", err, errlen, "header too long");
-    return -1;
-}
-
 typedef struct http_conf {
     char *url, *items_pointer, *id_pointer;
     int format; /* http_format */
@@ -233,7 +194,7 @@ static int add_headers(http_state *h, const source_spec *spec, const strlist *he
 {
     for (size_t i = 0; i < headers->count; i++) {
         char line[8192];
-        if (expand_env(spec, headers->items[i], line, sizeof line, err, errlen) != 0)
+        if (spec_expand_env(spec, "header", headers->items[i], line, sizeof line, err, errlen) != 0)
             return -1;
         if (!strchr(line, ':')) {
             spec_error(spec, "header", err, errlen, "header must be 'Name: value'");
@@ -382,25 +343,6 @@ static int start_items(http_state *h, source_event *ev)
     return 0;
 }
 
-/* The message id of an item: from id_pointer if set and present. */
-static void item_id(http_state *h, const char *item, size_t len)
-{
-    const char *v;
-    size_t vlen;
-    if (h->id_pointer && item[0] == '{' &&
-        json_pointer_find(item, len, h->id_pointer, &v, &vlen) == 0 && vlen > 0) {
-        if (v[0] == '"' && vlen >= 2) {
-            v++;
-            vlen -= 2;
-        }
-        if (vlen + strlen(h->name) + 2 < 250) {
-            snprintf(h->msg_id, sizeof h->msg_id, "%s:%.*s", h->name, (int)vlen, v);
-            return;
-        }
-    }
-    source_event_id(h->name, "http", 0, item, len, h->msg_id);
-}
-
 /* The next item of the current response: 1 with ev filled, 0 if none left. */
 static int next_item(http_state *h, source_event *ev)
 {
@@ -439,7 +381,7 @@ static int next_item(http_state *h, source_event *ev)
     h->item_no++;
     snprintf(h->where, sizeof h->where, "item %" PRIu64 " of response %" PRIu64, h->item_no,
              h->response_no);
-    item_id(h, item, len);
+    source_item_id(h->name, "http", h->id_pointer, item, len, h->msg_id, sizeof h->msg_id);
     ev->body = item;
     ev->len = len;
     ev->msg_id = h->msg_id;

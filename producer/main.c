@@ -285,6 +285,16 @@ static void run_sources(producer *p)
             }
         } else if (hub_done(p->hub)) {
             break;
+        } else if (publisher_outstanding(p->pub) == 0) {
+            /* Nothing to be confirmed: wait on the hub, so an event that
+             * comes now goes out at once (a waiting HTTP client sees the
+             * difference), and look at the connection without waiting. */
+            p->has_pending = hub_take(p->hub, &p->pending, 20);
+            if (!p->has_pending && publisher_poll(p->pub, 0, err, sizeof err) != 0) {
+                log_warn("connection lost error=\"%s\"", err);
+                if (reconnect_until(p, INT64_MAX) != 0)
+                    break;
+            }
         } else if (publisher_poll(p->pub, 20, err, sizeof err) != 0) {
             log_warn("connection lost error=\"%s\"", err);
             if (reconnect_until(p, INT64_MAX) != 0)
@@ -376,7 +386,9 @@ static int open_sources(producer *p, const source_defs *defs, const char *config
                                 .default_seed = (uint64_t)s->seed,
                                 .default_count = (uint64_t)s->count,
                                 .checkpoint_dir = s->checkpoint_dir,
-                                .stop = &p->stop};
+                                .stop = &p->stop,
+                                .rate = d->rate,
+                                .max_message_bytes = (size_t)s->max_message_bytes};
         char err[1024];
         if (adapter_open(d->adapter, &r->spec, &r->state, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s\n", program, err);

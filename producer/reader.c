@@ -116,6 +116,8 @@ void reader_confirmed(void *arg, void *owner, uint64_t position)
     atomic_store(&r->confirmed_pos, position);
     atomic_store(&r->has_confirmed, 1);
     atomic_fetch_add(&r->confirmed, 1);
+    if (r->def->adapter->confirmed)
+        r->def->adapter->confirmed(r->state, position);
 }
 
 int readers_start(source_run *runs, size_t n)

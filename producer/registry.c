@@ -15,7 +15,8 @@
     X(generator)                                                                                   \
     X(file)                                                                                        \
     X(stdin)                                                                                       \
-    X(http)
+    X(http)                                                                                        \
+    X(http_server)
 
 #define DECLARE(name) extern const adapter_class name##_adapter;
 ADAPTERS(DECLARE)

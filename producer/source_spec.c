@@ -12,6 +12,7 @@
 
 #include "adapter.h"
 #include "event.h"
+#include "json_scan.h"
 #include "util.h"
 
 /* The last line setting `key`, or NULL. */
@@ -120,4 +121,61 @@ void source_sleep_ms(const atomic_int *stop, long ms)
         struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)left * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+void source_item_id(const char *source, const char *scope, const char *id_pointer, const char *item,
+                    size_t len, char *out, size_t cap)
+{
+    const char *v;
+    size_t vlen;
+    if (id_pointer && len > 0 && item[0] == '{' &&
+        json_pointer_find(item, len, id_pointer, &v, &vlen) == 0 && vlen > 0) {
+        if (v[0] == '"' && vlen >= 2) {
+            v++;
+            vlen -= 2;
+        }
+        if (vlen + strlen(source) + 2 < 250 && vlen + strlen(source) + 2 <= cap) {
+            snprintf(out, cap, "%s:%.*s", source, (int)vlen, v);
+            return;
+        }
+    }
+    source_event_id(source, scope, 0, item, len, out);
+}
+
+int spec_expand_env(const source_spec *spec, const char *key, const char *in, char *out, size_t cap,
+                    char *err, size_t errlen)
+{
+    size_t n = 0;
+    while (*in) {
+        if (in[0] == '$' && in[1] == '{') {
+            const char *close = strchr(in + 2, '}');
+            if (!close) {
+                spec_error(spec, key, err, errlen, "unclosed ${ in %s", key);
+                return -1;
+            }
+            char var[256];
+            snprintf(var, sizeof var, "%.*s", (int)(close - in - 2), in + 2);
+            const char *v = getenv(var);
+            if (!v) {
+                spec_error(spec, key, err, errlen,
+                           "%s needs environment variable %s, which is not set", key, var);
+                return -1;
+            }
+            size_t vlen = strlen(v);
+            if (n + vlen >= cap)
+                goto too_long;
+            memcpy(out + n, v, vlen);
+            n += vlen;
+            in = close + 1;
+            continue;
+        }
+        if (n + 1 >= cap)
+            goto too_long;
+        out[n++] = *in++;
+    }
+    out[n] = '\0';
+    return 0;
+too_long:
+    spec_error(spec, key, err, errlen, "%s too long", key);
+    return -1;
 }

@@ -126,7 +126,7 @@ done <<<"$services"
 #    need (direct NEEDED entries; libc is in the base image, the sanitizer
 #    runtimes only in a test build).
 runtime_packages=$(awk '/^FROM/ { stage++ } stage == 2' Dockerfile |
-    grep -oE '\b(lib[a-z0-9.+-]+|ca-certificates)\b' | sort -u)
+    grep -oE '\b(lib[a-z0-9.+-]+|zlib1g|ca-certificates)\b' | sort -u)
 while read -r binary; do
     [[ -n $binary ]] || continue
     path=$(find "$BUILD" -maxdepth 2 -type f -name "$binary" -perm -u+x | head -n 1)
@@ -134,7 +134,10 @@ while read -r binary; do
     for lib in $(readelf -d "$path" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
         case $lib in libc.so.* | libm.so.* | libasan.so.* | libubsan.so.* | ld-linux*) continue ;; esac
         file=$(ldd "$path" | awk -v l="$lib" '$1 == l { print $3 }')
-        package=$(dpkg -S "$(readlink -f "$file")" 2>/dev/null | head -n 1 | cut -d: -f1)
+        # dpkg knows a library by the path its package installed (/lib or
+        # /usr/lib, which usrmerge links): ask for both.
+        package=$({ dpkg -S "$(readlink -f "$file")" || dpkg -S "$file"; } 2>/dev/null |
+            head -n 1 | cut -d: -f1 || true)
         if [[ -z $package ]]; then
             bad "$binary needs $lib, which no Debian package provides here"
         elif ! grep -qx "$package" <<<"$runtime_packages"; then

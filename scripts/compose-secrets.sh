@@ -9,6 +9,7 @@
 #                               each component's RabbitMQ user
 #     pg_{owner,writer,notifier,reader}_password
 #                               the warehouse's roles (sluice_owner, ...)
+#     ingest_token              bearer token of the producer's HTTP door
 #   made from them (rewritten on every run):
 #     rabbitmq_admin.conf       default_user/default_pass for RabbitMQ's
 #                               first boot (its conf.d)
@@ -68,6 +69,7 @@ password pg_owner_password >/dev/null
 writer_pg=$(password pg_writer_password)
 notifier_pg=$(password pg_notifier_password)
 password pg_reader_password >/dev/null
+password ingest_token >/dev/null
 
 write rabbitmq_admin.conf "default_user = $rabbit_user
 default_pass = $admin"

@@ -8,10 +8,12 @@
 # From a clean build context (the checkout's files, nothing built), with
 # .env made from .env.example:
 #   1. up --build: setup exits 0, every sluice service becomes healthy,
-#      events of every source land in the warehouse, and the orders in the
-#      typed table its projection declares; each service is connected as
-#      its own RabbitMQ user and PostgreSQL role, and no password of the
-#      secret files is in `docker inspect` of a container or in the logs;
+#      an event POSTed to the producer's HTTP door (source ingest, on its
+#      published loopback port) is answered 202, events of every source
+#      land in the warehouse, and the orders in the typed table its
+#      projection declares; each service is connected as its own RabbitMQ
+#      user and PostgreSQL role, and no password or token of the secret
+#      files is in `docker inspect` of a container or in the logs;
 #   2. alerts raised by the example rules are delivered by the notifier's
 #      log channel;
 #   3. --scale worker=3: three consumers on every source queue, and
@@ -91,7 +93,7 @@ trap 'exit 130' INT
 # .env as the README says: .env.example, and the passwords made by
 # scripts/compose-secrets.sh into $CTX/secrets. The stand-in images replace
 # the official ones; host ports 0 = any free port.
-sed -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\|PROMETHEUS_PORT\)=.*/\1=0/" \
+sed -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\|PROMETHEUS_PORT\|SLUICE_INGEST_PORT\)=.*/\1=0/" \
     -e "s/^SLUICE_QUEUE_TYPE=.*/SLUICE_QUEUE_TYPE=$QUEUE_TYPE/" \
     -e "/^\(RABBITMQ_IMAGE\|POSTGRES_IMAGE\|PROMETHEUS_IMAGE\|SLUICE_DEBIAN\)=/d" \
     "$CTX/.env.example" >"$CTX/.env"
@@ -104,7 +106,7 @@ dc down -v --remove-orphans >/dev/null 2>&1 || true # a previous run's leftovers
 (unset SLUICE_SECRETS_DIR && cd "$CTX" && scripts/compose-secrets.sh >/dev/null)
 
 # ---- helpers
-SOURCES=(profiles clickstream orders sensors)
+SOURCES=(profiles clickstream orders sensors ingest)
 sql() { dc exec -T postgres psql -U sluice -d sluice -XtAq -c "$1"; }
 # "name consumers messages" for every sluice source queue.
 queues() {
@@ -199,6 +201,17 @@ lib=$(docker run --rm --entrypoint dpkg-query "$image" -W -f '${Version}' librab
 log "image $image: Debian $(docker run --rm --entrypoint cat "$image" /etc/debian_version), rabbitmq-c $lib"
 await "setup exited 0" setup_done
 await "worker, producer and notifier healthy" all_healthy worker producer notifier
+# The HTTP door (source ingest): an event posted on its published loopback
+# port is answered 202 once RabbitMQ confirmed it.
+ingest_post() {
+    local addr token
+    addr=$(dc port producer 8088 | tail -n 1)
+    token=$(cat "$CTX/secrets/ingest_token")
+    [[ -n $addr ]] || return 1
+    [[ $(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
+        --data '{"order_id":"compose-1","amount":12.5}' "http://$addr/v1/sources/ingest") == 202 ]]
+}
+await "an event posted to the HTTP door answered 202" ingest_post
 await "events of every source in the warehouse" every_source_stored
 # The declared projections (config/projections.conf, mounted into setup).
 typed_rows() { [[ $(sql "SELECT count(*) FROM orders") -gt 0 ]]; }
@@ -206,7 +219,7 @@ await "orders projected into their typed table" typed_rows
 
 # ---- 1b. least privilege: each service logs in as its own account, and no
 # password is in `docker inspect` of a container or in the logs
-passwords=$(cat "$CTX"/secrets/*_password)
+passwords=$(cat "$CTX"/secrets/*_password "$CTX/secrets/ingest_token")
 inspected=0
 for id in $(dc ps -a -q); do
     inspect=$(docker inspect "$id")

@@ -4,7 +4,9 @@
 # the query are taken from README.md (the fenced block after each
 # "<!-- example: NAME -->" line) and run in a scratch folder where `build`
 # is the build tree and `scripts` the checkout's, against the local stack:
-#   - the piped event is stored once under source shop, and the query shows it;
+#   - the piped event is stored once under source shop, the pushed one under
+#     hooks (curl's 202 came after the broker's confirm), and the query
+#     shows both;
 #   - the rule fires and the notifier delivers the alert on its log channel;
 #   - piping the same line again stores nothing new (the stdin adapter's ids
 #     derive from source, line number and content).
@@ -58,8 +60,9 @@ await() {
 sql "DELETE FROM alert_deliveries WHERE alert_id IN
        (SELECT alert_id FROM alerts WHERE rule = 'big_order' AND source = 'shop');
      DELETE FROM alerts WHERE rule = 'big_order' AND source = 'shop';
-     DELETE FROM event_ids WHERE msg_id IN (SELECT msg_id FROM events WHERE source = 'shop');
-     DELETE FROM events WHERE source = 'shop'" >/dev/null
+     DELETE FROM event_ids WHERE msg_id IN
+       (SELECT msg_id FROM events WHERE source IN ('shop', 'hooks'));
+     DELETE FROM events WHERE source IN ('shop', 'hooks')" >/dev/null
 
 example shop.conf >"$WORK/shop.conf"
 example rules.json >"$WORK/rules.json"
@@ -78,11 +81,17 @@ pids+=("$!")
 kill -0 "${pids[0]}" 2>/dev/null || fail "the README's worker is not running"
 build/notifier/sluice-notifier --metrics-port 0 >notifier.log 2>&1 &
 pids+=("$!")
+eval "$(example push)" >push.log 2>&1 || fail "the README's push failed: $(cat push.log)"
+pids+=("$!")
+grep -q '"accepted":1' push.log || fail "curl did not get the door's 202 answer: $(cat push.log)"
 
 stored() { [[ $(sql "SELECT count(*) FROM events WHERE source = 'shop' AND payload->>'order_id' = 'A-1'") == "$1" ]]; }
 await 30 "the piped event stored" stored 1
+pushed() { [[ $(sql "SELECT count(*) FROM events WHERE source = 'hooks' AND payload->>'order_id' = 'B-7'") == 1 ]]; }
+await 30 "the pushed event stored" pushed
 out=$(eval "$(example query)") || fail "the README's query failed"
-grep -q 'A-1' <<<"$out" && grep -q '1250' <<<"$out" || fail "the README's query does not show the event: $out"
+grep -q 'A-1' <<<"$out" && grep -q '1250' <<<"$out" && grep -q 'B-7' <<<"$out" ||
+    fail "the README's query does not show both events: $out"
 
 delivered() {
     [[ $(sql "SELECT count(*) FROM alerts a JOIN alert_deliveries d USING (alert_id)
@@ -99,4 +108,4 @@ duplicates() {
 }
 await 30 "the second copy counted as a duplicate by the worker" duplicates
 stored 1 || fail "piping the same event again stored it twice"
-echo "test_docs_example: README example ran: stored once, queried, alert delivered, re-run absorbed"
+echo "test_docs_example: README example ran: piped and pushed events stored once, queried, alert delivered, re-run absorbed"
