@@ -21,8 +21,10 @@
 #include "pg.h"
 #include "policy.h"
 #include "projections.h"
+#include "roles.h"
 #include "settings.h"
 #include "topology.h"
+#include "users.h"
 
 #ifndef SLUICE_SQL_DIR
 #define SLUICE_SQL_DIR "sql"
@@ -40,15 +42,48 @@ typedef struct setup_settings {
     char *sql_dir;
     char *projections;
     long retention_days;
+    /* Indexed by users_kind. */
+    char *amqp_user[USERS_COUNT], *amqp_password[USERS_COUNT];
+    int pg_roles;
+    /* Indexed by role_kind. */
+    char *pg_role[ROLE_COUNT], *pg_password[ROLE_COUNT];
     int log_level; /* log_level (log.h) */
 } setup_settings;
+
+/* The name and the password of one component's RabbitMQ user (users.h). */
+#define SETTING_AMQP_USER(kind, index, user)                                                       \
+    {                                                                                              \
+        "amqp_" kind "_user", CFG_STRING, offsetof(setup_settings, amqp_user[index]), user, 0, 0,  \
+            "RabbitMQ user setup creates for sluice-" kind ", with the least rights it needs",     \
+            NULL                                                                                   \
+    }
+#define SETTING_AMQP_PASSWORD(kind, index)                                                         \
+    {                                                                                              \
+        "amqp_" kind "_password", CFG_SECRET, offsetof(setup_settings, amqp_password[index]), "",  \
+            0, 0,                                                                                  \
+            "amqp_" kind                                                                           \
+            "_user's password, set again on every run; empty: that user is left alone",            \
+            NULL                                                                                   \
+    }
+
+/* The name and the password of one PostgreSQL role (roles.h). */
+#define SETTING_PG_ROLE(word, index, help)                                                         \
+    {                                                                                              \
+        "pg_" word "_role", CFG_STRING, offsetof(setup_settings, pg_role[index]), "sluice_" word,  \
+            0, 0, help, NULL                                                                       \
+    }
+#define SETTING_PG_PASSWORD(word, index)                                                           \
+    {                                                                                              \
+        "pg_" word "_password", CFG_SECRET, offsetof(setup_settings, pg_password[index]), "", 0,   \
+            0, "pg_" word "_role's password, set again on every run; empty: left as it is", NULL   \
+    }
 
 static const cfg_option setup_options[] = {
     SETTING_AMQP_URL(setup_settings),
     SETTING_AMQP_TLS(setup_settings),
     SETTING_PG_DSN(setup_settings),
     SETTING_SOURCES(setup_settings),
-    {"mgmt_url", CFG_STRING, offsetof(setup_settings, mgmt_url), "", 0, 0,
+    {"mgmt_url", CFG_SECRET, offsetof(setup_settings, mgmt_url), "", 0, 0,
      "RabbitMQ management API (http://host:15672/), used only to give an sluice.ingest declared "
      "by an older setup its alternate exchange by a policy; empty: amqp_url's host and login",
      NULL},
@@ -72,6 +107,29 @@ static const cfg_option setup_options[] = {
      "drop partitions of events, ingest_errors and alerts once entirely older than this many "
      "days (0 = keep for ever)",
      NULL},
+    SETTING_AMQP_USER("producer", USERS_PRODUCER, "sluice-producer"),
+    SETTING_AMQP_PASSWORD("producer", USERS_PRODUCER),
+    SETTING_AMQP_USER("worker", USERS_WORKER, "sluice-worker"),
+    SETTING_AMQP_PASSWORD("worker", USERS_WORKER),
+    SETTING_AMQP_USER("notifier", USERS_NOTIFIER, "sluice-notifier"),
+    SETTING_AMQP_PASSWORD("notifier", USERS_NOTIFIER),
+    {"pg_roles", CFG_BOOL, offsetof(setup_settings, pg_roles), "true", 0, 0,
+     "create the owner, writer, notifier and reader roles, hand the schema to the owner and "
+     "grant each its rights (needs a superuser or CREATEROLE); false: setup's login keeps "
+     "everything",
+     NULL},
+    SETTING_PG_ROLE("owner", ROLE_OWNER, "role that owns the schema (the only one with DDL)"),
+    SETTING_PG_PASSWORD("owner", ROLE_OWNER),
+    SETTING_PG_ROLE("writer", ROLE_WRITER,
+                    "role of sluice-worker and sluice-ctl reprocess-errors: stores events, ingest "
+                    "errors and alerts"),
+    SETTING_PG_PASSWORD("writer", ROLE_WRITER),
+    SETTING_PG_ROLE("notifier", ROLE_NOTIFIER,
+                    "role of sluice-notifier: the alert and delivery tables"),
+    SETTING_PG_PASSWORD("notifier", ROLE_NOTIFIER),
+    SETTING_PG_ROLE("reader", ROLE_READER,
+                    "role of people, dashboards and sluice-ctl status: SELECT on every table"),
+    SETTING_PG_PASSWORD("reader", ROLE_READER),
     SETTING_LOG_LEVEL(setup_settings),
     CFG_END,
 };
@@ -130,6 +188,29 @@ static int setup_topology(const setup_settings *s, const mq_tls *api_tls, const 
         log_error("declaring topology failed: %s", err);
         return EXIT_RUNTIME;
     }
+    return 0;
+}
+
+/* Each component's RabbitMQ user (users.h), for those given a password. */
+static int setup_users(const setup_settings *s, const mq_tls *api_tls, const strlist *urls)
+{
+    char err[1024];
+    users_account accounts[USERS_COUNT];
+    for (int k = 0; k < USERS_COUNT; k++)
+        accounts[k] = (users_account){s->amqp_user[k], s->amqp_password[k]};
+    int done = 0;
+    int rc = users_ensure(s->mgmt_url, urls->items[0], api_tls, accounts, &done, err, sizeof err);
+    if (rc == USERS_CONFLICT) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        return EXIT_USAGE;
+    }
+    if (rc != USERS_OK) {
+        log_error("cannot set up the RabbitMQ users: %s", err);
+        return EXIT_RUNTIME;
+    }
+    if (done == 0)
+        log_info("rabbitmq users left as they are (no amqp_*_password set): every component "
+                 "logs in with what its amqp_url says");
     return 0;
 }
 
@@ -202,6 +283,20 @@ static int setup_schema(const setup_settings *s)
         return EXIT_RUNTIME;
     }
     PQclear(PQexec(db, "SET client_min_messages = warning"));
+    role_account accounts[ROLE_COUNT];
+    for (int k = 0; k < ROLE_COUNT; k++)
+        accounts[k] = (role_account){s->pg_role[k], s->pg_password[k]};
+    if (s->pg_roles) {
+        int rrc = roles_prepare(db, accounts, err, sizeof err);
+        if (rrc != ROLES_OK) {
+            if (rrc == ROLES_CONFLICT)
+                fprintf(stderr, "%s: %s\n", program, err);
+            else
+                log_error("%s", err);
+            PQfinish(db);
+            return rrc == ROLES_CONFLICT ? EXIT_USAGE : EXIT_RUNTIME;
+        }
+    }
     int applied = migrate_apply(db, s->sql_dir, err, sizeof err);
     if (applied == MIGRATE_MISMATCH) {
         fprintf(stderr, "%s: %s\n", program, err);
@@ -217,6 +312,10 @@ static int setup_schema(const setup_settings *s)
     int rc = setup_partitions(db, s);
     if (rc == 0 && s->projections && *s->projections)
         rc = setup_projections(db, s->projections);
+    if (rc == 0 && s->pg_roles && roles_grant(db, accounts, err, sizeof err) != ROLES_OK) {
+        log_error("%s", err);
+        rc = EXIT_RUNTIME;
+    }
     PQfinish(db);
     return rc;
 }
@@ -240,6 +339,8 @@ int main(int argc, char **argv)
         rc = cli_sources(program, argc, argv, s.sources, &sources);
     if (rc == CLI_CONTINUE) {
         rc = setup_topology(&s, &api_tls, &urls, &sources);
+        if (rc == 0)
+            rc = setup_users(&s, &api_tls, &urls);
         if (rc == 0)
             rc = setup_schema(&s);
     }

@@ -4,12 +4,12 @@
  */
 #include "policy.h"
 
-#include "amqp_api.h"
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "buf.h"
 #include "event.h"
 #include "log.h"
@@ -93,43 +93,14 @@ static int put_policy(api *a, char *err, size_t errlen)
     return rc;
 }
 
-/* Opens the API's client from the settings: mgmt_url, else derived from
- * amqp_url's host; mgmt_url's own user information, else amqp_url's
- * login; amqp_url's vhost. */
-static int api_init(api *a, const char *api_url, const char *amqp_url, const mq_tls *tls, char *err,
-                    size_t errlen)
-{
-    char *copy = strdup(amqp_url);
-    struct amqp_connection_info info;
-    if (!copy || amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
-        char shown[512];
-        mq_redact_url(amqp_url, shown, sizeof shown);
-        snprintf(err, errlen, "cannot parse amqp_url %s", shown);
-        free(copy);
-        return -1;
-    }
-    char base[512];
-    if (api_url && *api_url)
-        snprintf(base, sizeof base, "%s", api_url);
-    else
-        snprintf(base, sizeof base, "%s://%s:%d/", info.ssl ? "https" : "http", info.host,
-                 info.ssl ? 15671 : 15672);
-    const char *scheme_end = strstr(base, "://");
-    int own_login = scheme_end && strchr(scheme_end, '@');
-    a->m =
-        mgmt_new(base, own_login ? NULL : info.user, info.password, info.vhost, tls, err, errlen);
-    snprintf(a->vhost_name, sizeof a->vhost_name, "%s", info.vhost);
-    free(copy);
-    return a->m ? 0 : -1;
-}
-
 int policy_ensure_alternate(const char *api_url, const char *amqp_url, const mq_tls *tls, char *err,
                             size_t errlen)
 {
     api a = {0};
     exchange_view v;
     int rc = POLICY_FAILED;
-    if (api_init(&a, api_url, amqp_url, tls, err, errlen) != 0 ||
+    if (!(a.m = admin_open(api_url, amqp_url, tls, a.vhost_name, sizeof a.vhost_name, NULL, 0,
+                           err, errlen)) ||
         get_exchange(&a, &v, err, errlen) != 0)
         goto done;
     if (strcmp(v.type, "topic") != 0 || !v.durable) {

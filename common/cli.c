@@ -21,7 +21,10 @@ static const char *const all_settings[] = {
     /* sluice-setup */
     "mgmt_url", "mgmt_ca_file", "mgmt_cert_file", "mgmt_key_file", "mgmt_verify_peer",
     "mgmt_verify_hostname", "queue_type", "delivery_limit", "sql_dir", "projections",
-    "retention_days",
+    "retention_days", "amqp_producer_user", "amqp_producer_password", "amqp_worker_user",
+    "amqp_worker_password", "amqp_notifier_user", "amqp_notifier_password", "pg_roles",
+    "pg_owner_role", "pg_owner_password", "pg_writer_role", "pg_writer_password",
+    "pg_notifier_role", "pg_notifier_password", "pg_reader_role", "pg_reader_password",
     /* sluice-producer */
     "source", "adapter", "count", "rate", "duration", "seed", "window", "window_bytes", "buffer",
     "buffer_bytes", "checkpoint_interval_ms", "progress_interval_ms", "checkpoint_dir",

@@ -11,6 +11,12 @@
 #include <string.h>
 #include <strings.h>
 
+/* A CFG_SECRET's file: key NAME_file, variable SLUICE_NAME_FILE. */
+#define FILE_SUFFIX "_file"
+#define FILE_SUFFIX_LEN 5
+/* The most a secret's file may hold: a password, a token or a DSN. */
+#define SECRET_FILE_MAX 65536
+
 static const char *const *tolerated;
 
 void cfg_tolerate(const char *const *names)
@@ -18,10 +24,15 @@ void cfg_tolerate(const char *const *names)
     tolerated = names;
 }
 
+/* A tolerated name, or its NAME_file (which may be another program's
+ * secret file). */
 static int is_tolerated(const char *name)
 {
+    size_t len = strlen(name);
+    if (len > FILE_SUFFIX_LEN && strcmp(name + len - FILE_SUFFIX_LEN, FILE_SUFFIX) == 0)
+        len -= FILE_SUFFIX_LEN;
     for (const char *const *t = tolerated; t && *t; t++) {
-        if (strcmp(*t, name) == 0)
+        if (strcmp(*t, name) == 0 || (strlen(*t) == len && strncmp(*t, name, len) == 0))
             return 1;
     }
     return 0;
@@ -34,6 +45,29 @@ static const cfg_option *find_option(const cfg_option *table, const char *name, 
             return o;
     }
     return NULL;
+}
+
+/* The row a key of `len` bytes sets, as cfg_find(); *from_file says
+ * whether the key named a CFG_SECRET's file. */
+static const cfg_option *resolve(const cfg_option *table, const char *name, size_t len,
+                                 int *from_file)
+{
+    *from_file = 0;
+    const cfg_option *o = find_option(table, name, len);
+    if (o || len <= FILE_SUFFIX_LEN ||
+        strncmp(name + len - FILE_SUFFIX_LEN, FILE_SUFFIX, FILE_SUFFIX_LEN) != 0)
+        return o;
+    o = find_option(table, name, len - FILE_SUFFIX_LEN);
+    if (!o || o->type != CFG_SECRET)
+        return NULL;
+    *from_file = 1;
+    return o;
+}
+
+const cfg_option *cfg_find(const cfg_option *table, const char *name)
+{
+    int from_file;
+    return resolve(table, name, strlen(name), &from_file);
 }
 
 /* "amqp_url" -> "SLUICE_AMQP_URL" */
@@ -77,19 +111,82 @@ static void append_choices(const char *const *choices, char *buf, size_t buflen)
     }
 }
 
+/* Frees a string setting's value; a secret's bytes are wiped first, so a
+ * freed password does not linger in the heap. */
+static void free_string(const cfg_option *o, char *value)
+{
+    if (value && o->type == CFG_SECRET)
+        explicit_bzero(value, strlen(value));
+    free(value);
+}
+
+/*
+ * Reads a CFG_SECRET's file into a malloc'd string: the whole file, less
+ * its trailing newlines (an editor's or `echo`'s). An unreadable, empty or
+ * oversized file, or one holding a NUL byte, is refused: each is a mistake
+ * that would otherwise surface later as a failed login. `origin` and
+ * `name` word the message; the contents never appear in it.
+ */
+static char *read_secret_file(const char *path, const cfg_option *o, const char *origin, char *err,
+                              size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s_file %s: %s", origin, o->name, path, strerror(errno));
+        goto fail;
+    }
+    if (!(text = malloc(SECRET_FILE_MAX + 1))) {
+        snprintf(err, errlen, "%s: out of memory", origin);
+        goto fail;
+    }
+    len = fread(text, 1, SECRET_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: %s_file %s: read error", origin, o->name, path);
+        goto fail;
+    }
+    if (len > SECRET_FILE_MAX) {
+        snprintf(err, errlen, "%s: %s_file %s: larger than %d bytes", origin, o->name, path,
+                 SECRET_FILE_MAX);
+        goto fail;
+    }
+    if (memchr(text, '\0', len)) {
+        snprintf(err, errlen, "%s: %s_file %s: holds a NUL byte", origin, o->name, path);
+        goto fail;
+    }
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    text[len] = '\0';
+    if (len == 0) {
+        snprintf(err, errlen, "%s: %s_file %s: empty", origin, o->name, path);
+        goto fail;
+    }
+    fclose(f);
+    return text;
+fail:
+    if (text)
+        explicit_bzero(text, SECRET_FILE_MAX + 1);
+    free(text);
+    if (f)
+        fclose(f);
+    return NULL;
+}
+
 static int store_value(const cfg_option *o, void *settings, const char *value, const char *origin,
                        char *err, size_t errlen)
 {
     char *field = (char *)settings + o->offset;
     switch (o->type) {
-    case CFG_STRING: {
+    case CFG_STRING:
+    case CFG_SECRET: {
         char **slot = (char **)(void *)field;
         char *copy = value ? strdup(value) : NULL;
         if (value && !copy) {
             snprintf(err, errlen, "%s: out of memory", origin);
             return -1;
         }
-        free(*slot);
+        free_string(o, *slot);
         *slot = copy;
         return 0;
     }
@@ -139,15 +236,31 @@ static int store_value(const cfg_option *o, void *settings, const char *value, c
     return -1;
 }
 
+/* Stores `value`, or, when it names a CFG_SECRET's file, that file's
+ * contents. */
+static int store_setting(const cfg_option *o, int from_file, void *settings, const char *value,
+                         const char *origin, char *err, size_t errlen)
+{
+    if (!from_file)
+        return store_value(o, settings, value, origin, err, errlen);
+    char *secret = read_secret_file(value, o, origin, err, errlen);
+    if (!secret)
+        return -1;
+    int rc = store_value(o, settings, secret, origin, err, errlen);
+    free_string(o, secret);
+    return rc;
+}
+
 int cfg_set(const cfg_option *table, void *settings, const char *name, const char *value,
             const char *origin, char *err, size_t errlen)
 {
-    const cfg_option *o = find_option(table, name, strlen(name));
+    int from_file;
+    const cfg_option *o = resolve(table, name, strlen(name), &from_file);
     if (!o) {
         snprintf(err, errlen, "%s: unknown setting '%s'", origin, name);
         return -1;
     }
-    return store_value(o, settings, value, origin, err, errlen);
+    return store_setting(o, from_file, settings, value, origin, err, errlen);
 }
 
 /* A config file line without its comment and surrounding blanks. '#'
@@ -229,7 +342,7 @@ static int setting_line(void *ctx, file_line *l, char *err, size_t errlen)
     settings_reader *r = ctx;
     if (l->header)
         return 1;
-    if (!find_option(r->table, l->key, strlen(l->key)) && is_tolerated(l->key))
+    if (!cfg_find(r->table, l->key) && is_tolerated(l->key))
         return 0; /* another program's setting in a shared file */
     return cfg_set(r->table, r->settings, l->key, l->value, l->origin, err, errlen);
 }
@@ -241,12 +354,28 @@ static int load_file(const cfg_option *table, void *settings, const char *path, 
     return read_lines(path, setting_line, &r, err, errlen);
 }
 
+/* SLUICE_NAME, and for a CFG_SECRET SLUICE_NAME_FILE: as the postgres
+ * image does, an empty *_FILE is unset and the two together are refused,
+ * since which one should win is a guess. */
 static int load_env(const cfg_option *table, void *settings, char *err, size_t errlen)
 {
-    char var[128];
+    char var[128], file_var[160];
     for (const cfg_option *o = table; o->name; o++) {
         env_name(o->name, var, sizeof var);
         const char *v = getenv(var);
+        if (o->type == CFG_SECRET) {
+            snprintf(file_var, sizeof file_var, "%s_FILE", var);
+            const char *path = getenv(file_var);
+            if (path && *path) {
+                if (v && *v) {
+                    snprintf(err, errlen, "%s and %s are both set: keep one", var, file_var);
+                    return -1;
+                }
+                if (store_setting(o, 1, settings, path, file_var, err, errlen) != 0)
+                    return -1;
+                continue;
+            }
+        }
         if (v && store_value(o, settings, v, var, err, errlen) != 0)
             return -1;
     }
@@ -302,13 +431,14 @@ static int load_flags(const cfg_option *table, void *settings, int argc, char **
         for (size_t k = 0; k < len; k++)
             key[k] = name[k] == '-' ? '_' : name[k];
         key[len] = '\0';
-        const cfg_option *o = find_option(table, key, len);
+        int from_file;
+        const cfg_option *o = resolve(table, key, len, &from_file);
         if (!o) {
             snprintf(err, errlen, "unknown flag '%.*s' (see --help)", (int)len + 2, arg);
             return -1;
         }
         flag_name(o->name, fname, sizeof fname);
-        snprintf(origin, sizeof origin, "--%s", fname);
+        snprintf(origin, sizeof origin, "--%s%s", fname, from_file ? "-file" : "");
         const char *value;
         if (eq)
             value = eq + 1;
@@ -320,7 +450,7 @@ static int load_flags(const cfg_option *table, void *settings, int argc, char **
             snprintf(err, errlen, "%s needs a value", origin);
             return -1;
         }
-        if (store_value(o, settings, value, origin, err, errlen) != 0)
+        if (store_setting(o, from_file, settings, value, origin, err, errlen) != 0)
             return -1;
     }
     return 0;
@@ -367,6 +497,8 @@ void cfg_print_help(const cfg_option *table, FILE *out, const char *program, con
             fprintf(out, ", repeatable");
         if (o->default_value)
             fprintf(out, ", default %s", *o->default_value ? o->default_value : "\"\"");
+        if (o->type == CFG_SECRET)
+            fprintf(out, "; or read from a file: --%s-file, env %s_FILE", fname, var);
         fputc('\n', out);
     }
     fprintf(out, "  --%-22s %s\n", "config FILE", "read settings from FILE (env SLUICE_CONFIG)");
@@ -389,6 +521,8 @@ void cfg_print_keys(const cfg_option *table, FILE *out, const char *indent)
             fprintf(out, "; repeatable");
         if (o->default_value)
             fprintf(out, "; default %s", *o->default_value ? o->default_value : "\"\"");
+        if (o->type == CFG_SECRET)
+            fprintf(out, "; or %s_file = FILE holding it", o->name);
         fputc('\n', out);
     }
 }
@@ -397,9 +531,9 @@ void cfg_free(const cfg_option *table, void *settings)
 {
     for (const cfg_option *o = table; o->name; o++) {
         void *field = (char *)settings + o->offset;
-        if (o->type == CFG_STRING) {
+        if (o->type == CFG_STRING || o->type == CFG_SECRET) {
             char **slot = field;
-            free(*slot);
+            free_string(o, *slot);
             *slot = NULL;
         } else if (o->type == CFG_LIST) {
             strlist_free(field);

@@ -32,12 +32,21 @@
  */
 /* CFG_LIST is a setting that may be given several times, each adding one
  * value to a strlist (util.h), e.g. an HTTP header. */
-typedef enum { CFG_STRING, CFG_INT, CFG_BOOL, CFG_ENUM, CFG_LIST } cfg_type;
+/*
+ * CFG_SECRET is a CFG_STRING that may carry a password or a token (a URL
+ * or DSN with credentials, a bearer token). It may also be given as the
+ * contents of a file, the postgres image's *_FILE convention, so it never
+ * needs argv or a process environment: key NAME_file, variable
+ * SLUICE_NAME_FILE or flag --name-file names the file, whose text without
+ * its trailing newlines is the value (Docker secrets are such files). Its
+ * value is never written into a message.
+ */
+typedef enum { CFG_STRING, CFG_INT, CFG_BOOL, CFG_ENUM, CFG_LIST, CFG_SECRET } cfg_type;
 
 typedef struct cfg_option {
     const char *name;          /* setting name: file key; flag and env derive from it */
     cfg_type type;             /* storage: char * (malloc'd), long, int (0/1), int (index),
-                                  strlist (its strings malloc'd) */
+                                  strlist (its strings malloc'd), char * (malloc'd) */
     size_t offset;             /* offsetof() the field in the settings struct */
     const char *default_value; /* text parsed like any other value; NULL = unset */
     long min, max;             /* accepted range for CFG_INT */
@@ -77,9 +86,14 @@ cfg_result cfg_parse(const cfg_option *table, void *settings, int argc, char **a
 void cfg_tolerate(const char *const *names);
 
 /* Sets one setting from text; `origin` names where the text came from for
- * the error message. Returns 0 or -1 with err filled. */
+ * the error message. `name` may be a CFG_SECRET's NAME_file, and `value`
+ * then names the file to read. Returns 0 or -1 with err filled. */
 int cfg_set(const cfg_option *table, void *settings, const char *name, const char *value,
             const char *origin, char *err, size_t errlen);
+
+/* The row `name` sets: the row of that name, or the CFG_SECRET row whose
+ * NAME_file it is; NULL if none. Points into `table`. */
+const cfg_option *cfg_find(const cfg_option *table, const char *name);
 
 /* Prints "usage" and one line per setting with its flag, variable, the
  * words of an enum, the range of an int, default and help. */
@@ -96,7 +110,8 @@ void cfg_print_keys(const cfg_option *table, FILE *out, const char *indent);
  * cfg_parse() does first. Returns 0, or -1 with err filled. */
 int cfg_defaults(const cfg_option *table, void *settings, char *err, size_t errlen);
 
-/* Frees the strings cfg_parse stored in `settings`. Accepts a settings
+/* Frees the strings cfg_parse stored in `settings`, a CFG_SECRET's wiped
+ * first. Accepts a settings
  * struct that was never parsed if it was zero-initialised. */
 void cfg_free(const cfg_option *table, void *settings);
 

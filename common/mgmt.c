@@ -137,8 +137,10 @@ static void describe_failure(const mgmt *m, const char *url, CURLcode rc, const 
     }
 }
 
-int mgmt_call(mgmt *m, const char *method, const char *kind, const char *name, const char *body,
-              long *status, buf *reply, char *err, size_t errlen)
+/* mgmt_call() and mgmt_call_global(): `in_vhost` says whether the path
+ * holds the client's vhost. */
+static int request(mgmt *m, const char *method, const char *kind, int in_vhost, const char *name,
+                   const char *body, long *status, buf *reply, char *err, size_t errlen)
 {
     memset(reply, 0, sizeof *reply);
     *status = 0;
@@ -148,8 +150,9 @@ int mgmt_call(mgmt *m, const char *method, const char *kind, const char *name, c
         return -1;
     }
     char url[2048], shown[1024], detail[CURL_ERROR_SIZE] = "";
-    snprintf(url, sizeof url, "%sapi/%s/%s/%s", m->base, kind, m->vhost, escaped);
-    snprintf(shown, sizeof shown, "%sapi/%s/%s/%s", m->shown, kind, m->vhost, escaped);
+    const char *vhost = in_vhost ? m->vhost : "", *slash = in_vhost ? "/" : "";
+    snprintf(url, sizeof url, "%sapi/%s/%s%s%s", m->base, kind, vhost, slash, escaped);
+    snprintf(shown, sizeof shown, "%sapi/%s/%s%s%s", m->shown, kind, vhost, slash, escaped);
     curl_free(escaped);
 
     CURL *c = m->curl;
@@ -191,6 +194,18 @@ int mgmt_call(mgmt *m, const char *method, const char *kind, const char *name, c
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     return 0;
+}
+
+int mgmt_call(mgmt *m, const char *method, const char *kind, const char *name, const char *body,
+              long *status, buf *reply, char *err, size_t errlen)
+{
+    return request(m, method, kind, 1, name, body, status, reply, err, errlen);
+}
+
+int mgmt_call_global(mgmt *m, const char *method, const char *kind, const char *name,
+                     const char *body, long *status, buf *reply, char *err, size_t errlen)
+{
+    return request(m, method, kind, 0, name, body, status, reply, err, errlen);
 }
 
 static double rate(json_object *q, const char *stat)

@@ -49,6 +49,11 @@ const char *mgmt_url(const mgmt *m);
 int mgmt_call(mgmt *m, const char *method, const char *kind, const char *name, const char *body,
               long *status, buf *reply, char *err, size_t errlen);
 
+/* As mgmt_call(), on an object of no vhost: api/<kind>/<name> (kind
+ * "users"). */
+int mgmt_call_global(mgmt *m, const char *method, const char *kind, const char *name,
+                     const char *body, long *status, buf *reply, char *err, size_t errlen);
+
 typedef struct mgmt_queue {
     int found;     /* 0: the API answered 404 (no such queue) */
     long messages; /* ready + unacknowledged */

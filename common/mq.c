@@ -202,6 +202,16 @@ int mq_fail(mq_conn *c, int status, const char *what, char *err, size_t errlen)
     return -1;
 }
 
+/* Said after a refusal for lack of permission: sluice-setup gives each
+ * component's user only what its own operations need. */
+static const char *refusal_hint(unsigned code)
+{
+    return code == AMQP_ACCESS_REFUSED
+               ? " (this RabbitMQ user lacks the permission; docs/security.md lists what each "
+                 "sluice user may do)"
+               : "";
+}
+
 int mq_check(mq_conn *c, amqp_rpc_reply_t reply, const char *what, char *err, size_t errlen)
 {
     switch (reply.reply_type) {
@@ -216,8 +226,9 @@ int mq_check(mq_conn *c, amqp_rpc_reply_t reply, const char *what, char *err, si
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *m = reply.reply.decoded;
-            snprintf(err, errlen, "%s: server closed the channel: %u %.*s", what, m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            snprintf(err, errlen, "%s: server closed the channel: %u %.*s%s", what, m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes,
+                     refusal_hint(m->reply_code));
         } else if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             amqp_connection_close_t *m = reply.reply.decoded;
             snprintf(err, errlen, "%s: server closed the connection: %u %.*s", what, m->reply_code,
@@ -396,8 +407,9 @@ int mq_unexpected_frame(mq_conn *c, const amqp_frame_t *frame, char *err, size_t
     switch (frame->payload.method.id) {
     case AMQP_CHANNEL_CLOSE_METHOD: {
         amqp_channel_close_t *m = frame->payload.method.decoded;
-        snprintf(err, errlen, "broker closed the channel: %u %.*s", m->reply_code,
-                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        snprintf(err, errlen, "broker closed the channel: %u %.*s%s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes,
+                 refusal_hint(m->reply_code));
         break;
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {

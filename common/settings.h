@@ -14,7 +14,7 @@
 
 #define SETTING_AMQP_URL(type)                                                                     \
     {                                                                                              \
-        "amqp_url", CFG_STRING, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672", 0,  \
+        "amqp_url", CFG_SECRET, offsetof(type, amqp_url), "amqp://guest:guest@127.0.0.1:5672", 0,  \
             0, "AMQP URL; several, comma-separated, are tried in turn (cluster nodes)", NULL       \
     }
 /* The five TLS settings of one client, into the mq_tls named `field`:
@@ -83,7 +83,7 @@
     }
 #define SETTING_PG_DSN(type)                                                                       \
     {                                                                                              \
-        "pg_dsn", CFG_STRING, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", \
+        "pg_dsn", CFG_SECRET, offsetof(type, pg_dsn), "postgresql://sluice@127.0.0.1:5432/sluice", \
             0, 0,                                                                                  \
             "PostgreSQL connection string (URI or key=value; sslmode and the PG* variables "       \
             "apply); "                                                                             \

@@ -3,6 +3,27 @@
  */
 #include "db.h"
 
+#include <stdio.h>
+#include <string.h>
+
+static const char *needs;
+
+void db_set_needs(const char *text)
+{
+    needs = text;
+}
+
+int db_refused(const char *state, char *err, size_t errlen)
+{
+    if (!state || strcmp(state, "42501") != 0)
+        return 0;
+    if (needs) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, " (%s)", needs);
+    }
+    return 1;
+}
+
 PGresult *db_query(PGconn *db, ExecStatusType want, const char *what, const char *sql, int nparams,
                    const char *const *params, char *err, size_t errlen)
 {
@@ -10,6 +31,7 @@ PGresult *db_query(PGconn *db, ExecStatusType want, const char *what, const char
     if (PQresultStatus(r) == want)
         return r;
     pg_error(db, r, err, errlen, "%s", what);
+    db_refused(PQresultErrorField(r, PG_DIAG_SQLSTATE), err, errlen);
     PQclear(r);
     return NULL;
 }

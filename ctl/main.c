@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "ctl.h"
+#include "db.h"
 #include "log.h"
 #include "settings.h"
 
@@ -27,8 +28,8 @@ static const cfg_option ctl_options[] = {
      "status: root of RabbitMQ's management HTTP API", NULL},
     {"mgmt_user", CFG_STRING, offsetof(ctl_settings, mgmt_user), "guest", 0, 0,
      "status: management API user", NULL},
-    {"mgmt_password", CFG_STRING, offsetof(ctl_settings, mgmt_password), "guest", 0, 0,
-     "status: management API password (set it in the config file or the environment)", NULL},
+    {"mgmt_password", CFG_SECRET, offsetof(ctl_settings, mgmt_password), "guest", 0, 0,
+     "status: management API password", NULL},
     SETTING_MGMT_TLS(ctl_settings),
     SETTING_HEARTBEAT(ctl_settings, heartbeat),
     SETTING_MAX_MESSAGE_BYTES(ctl_settings, max_message_bytes,
@@ -63,11 +64,17 @@ static const char summary[] =
 typedef struct command {
     const char *name;
     int (*run)(const ctl_env *env);
+    const char *needs; /* of PostgreSQL, for a refusal's message (db.h) */
 } command;
 
-static const command commands[] = {{"status", ctl_status},
-                                   {"replay-dead", ctl_replay_dead},
-                                   {"reprocess-errors", ctl_reprocess_errors}};
+static const command commands[] = {
+    {"status", ctl_status,
+     "sluice-ctl status needs SELECT on the warehouse: pg_dsn as the reader role, sluice_reader "
+     "by default"},
+    {"replay-dead", ctl_replay_dead, NULL},
+    {"reprocess-errors", ctl_reprocess_errors,
+     "sluice-ctl reprocess-errors needs the writer role's rights: pg_dsn as sluice_writer by "
+     "default"}};
 
 /* Whether argv holds `flag` (or `alias`, when not NULL) anywhere: --help
  * and --version answer before the command is looked at. */
@@ -120,6 +127,7 @@ int main(int argc, char **argv)
     if (rc == CLI_CONTINUE) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         shutdown_install();
+        db_set_needs(cmd->needs);
         rc = cmd->run(&env);
         curl_global_cleanup();
     }

@@ -126,9 +126,13 @@ static int store_one(PGconn *db, event_validator *v, PGresult *rows, int i, char
             const char *sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
             snprintf(why, sizeof why, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(db));
             pg_flatten(why);
-            record = PQstatus(db) == CONNECTION_OK && !pg_sqlstate_is_transient(sqlstate);
-            if (!record)
+            /* A refusal for lack of rights is the role's, not the row's. */
+            record = PQstatus(db) == CONNECTION_OK && !pg_sqlstate_is_transient(sqlstate) &&
+                     strcmp(sqlstate ? sqlstate : "", "42501") != 0;
+            if (!record) {
                 snprintf(err, errlen, "row %s: %s: %s", id, steps[k].what, why);
+                db_refused(sqlstate, err, errlen);
+            }
         }
         PQclear(r);
     }

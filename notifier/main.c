@@ -88,7 +88,7 @@ static const cfg_option notifier_options[] = {
      1000, "messages per second to one chat", NULL},
     {"telegram_rate_total", CFG_INT, offsetof(notifier_settings, telegram_rate_total), "30", 1,
      10000, "messages per second to Telegram overall", NULL},
-    {"webhook_url", CFG_STRING, offsetof(notifier_settings, webhook_url), "", 0, 0,
+    {"webhook_url", CFG_SECRET, offsetof(notifier_settings, webhook_url), "", 0, 0,
      "URL the webhook channel POSTs each alert to (JSON)", NULL},
     {"max_attempts", CFG_INT, offsetof(notifier_settings, max_attempts), "6", 1, 100,
      "attempts per channel on 5xx or network errors before the alert is dead-lettered", NULL},

@@ -65,10 +65,7 @@ static int read_settings(const adapter_class *a, const source_spec *spec, void *
         const cfg_entry *e = &spec->settings[i];
         if (spec->used[i])
             continue;
-        const cfg_option *o = a->settings;
-        while (o->name && strcmp(o->name, e->key) != 0)
-            o++;
-        if (!o->name) {
+        if (!cfg_find(a->settings, e->key)) {
             spec_error(spec, e->key, err, errlen, "adapter %s has no setting '%s'", a->name,
                        e->key);
             return -1;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # check-compose.sh - validates the container set-up without a Docker engine:
 #   - compose.yaml is valid for docker-compose (Debian's package) with the
-#     variables of .env.example, and refuses to run without the secrets;
+#     variables of .env.example; no password is in a service's environment
+#     (each is a Docker secret, a file of scripts/compose-secrets.sh, named
+#     by a *_FILE variable);
 #   - every command a sluice service runs is a binary of the build tree that
 #     the Dockerfile puts into the image, and every --flag it passes and
 #     every SLUICE_* variable it sets is a setting that binary knows (read
@@ -31,14 +33,51 @@ trap 'rm -f "$resolved"' EXIT
 docker-compose --project-directory "$ROOT" --env-file "$ROOT/.env.example" -f compose.yaml \
     config >"$resolved" || { echo "check-compose: compose.yaml is invalid" >&2; exit 1; }
 empty_env=$(mktemp)
-if out=$(env -u RABBITMQ_USER -u RABBITMQ_PASSWORD -u POSTGRES_USER -u POSTGRES_PASSWORD \
+if out=$(env -u POSTGRES_USER \
         docker-compose --project-directory "$ROOT" --env-file "$empty_env" -f compose.yaml \
         config -q 2>&1); then
-    bad "compose.yaml accepts missing passwords (expected \${VAR:?...} to refuse)"
-elif ! grep -q "set RABBITMQ_.* in .env\|set POSTGRES_.* in .env" <<<"$out"; then
-    bad "missing secrets are refused without naming them: $out"
+    bad "compose.yaml accepts a missing POSTGRES_USER (expected \${VAR:?...} to refuse)"
+elif ! grep -q "set POSTGRES_.* in .env" <<<"$out"; then
+    bad "a missing POSTGRES_USER is refused without naming it: $out"
 fi
 rm -f "$empty_env"
+
+# 1b. Secrets: no service's environment holds a password (a *PASSWORD*,
+#     *PASS, *TOKEN* or *SECRET* variable must be a *_FILE; no URL carries
+#     user:password@); each *_FILE names /run/secrets/<a secret the
+#     service mounts>; each secret is a file scripts/compose-secrets.sh
+#     writes.
+secrets_dir=$(mktemp -d)
+SLUICE_SECRETS_DIR=$secrets_dir/s bash scripts/compose-secrets.sh >/dev/null ||
+    bad "scripts/compose-secrets.sh failed"
+while read -r problem; do
+    [[ -z $problem ]] || bad "$problem"
+done < <(python3 - "$resolved" "$secrets_dir/s" <<'PY'
+import os, re, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+made = set(os.listdir(sys.argv[2]))
+declared = doc.get("secrets") or {}
+for name, spec in declared.items():
+    if os.path.basename(spec.get("file", "")) not in made:
+        print(f"secret {name}: {spec.get('file')} is not a file scripts/compose-secrets.sh writes")
+for name, svc in doc["services"].items():
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) for e in env)
+    mounted = {s if isinstance(s, str) else s.get("source") for s in svc.get("secrets") or []}
+    for key, value in env.items():
+        value = "" if value is None else str(value)
+        if re.search(r"PASSWORD|PASS$|TOKEN|SECRET", key) and not key.endswith("_FILE"):
+            print(f"service {name}: {key} holds a secret in the environment (use {key}_FILE)")
+        if re.search(r"://[^/@\s]*:[^/@\s]*@", value):
+            print(f"service {name}: {key} holds a URL with a password")
+        if key.endswith("_FILE") and key.startswith(("SLUICE_", "POSTGRES_")):
+            m = re.fullmatch(r"/run/secrets/(.+)", value)
+            if not m or m.group(1) not in mounted:
+                print(f"service {name}: {key}={value} is not a secret the service mounts")
+PY
+)
+rm -rf "$secrets_dir"
 
 # 2. The sluice services' commands and settings, from the resolved file.
 services=$(python3 - "$resolved" <<'PY'

@@ -3,8 +3,11 @@
 # RabbitMQ, one unified worker stores them in PostgreSQL and evaluates the
 # example rules (config/rules.example.json), a notifier delivers the alerts
 # through its log channel, then a few SQL queries and sluice-ctl status
-# show what arrived.
-# Expects the stack's SLUICE_AMQP_URL and SLUICE_PG_DSN in the environment
+# show what arrived. Each component logs in as its own RabbitMQ user and
+# PostgreSQL role, which setup creates (docs/security.md), with passwords
+# kept as files in the logs folder's secrets/.
+# Expects the stack's SLUICE_AMQP_URL and SLUICE_PG_DSN (an administrator
+# and a superuser, as scripts/stack.sh env prints them) in the environment
 # (./run demo sets them).
 set -euo pipefail
 
@@ -20,20 +23,45 @@ RULES=${SLUICE_DEMO_RULES:-$ROOT/config/rules.example.json}
 LOGS=${SLUICE_STATE_DIR:-$ROOT/.run}/demo
 mkdir -p "$LOGS"
 
-q() { psql "$SLUICE_PG_DSN" -X -q -v ON_ERROR_STOP=1 "$@"; }
+# Passwords of the components' accounts (random, made once) and the URLs
+# and DSNs with them: the stack's, with another login.
+SECRETS=$LOGS/secrets
+mkdir -p "$SECRETS"
+chmod 700 "$SECRETS"
+secret() {
+  [ -s "$SECRETS/$1" ] || head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$SECRETS/$1"
+  cat "$SECRETS/$1"
+}
+# login URL USER PASSWORD: URL (scheme://[userinfo@]rest) with USER:PASSWORD@.
+login() { sed -E "s#^([a-z]+://)([^@/]*@)?#\1$2:$3@#" <<<"$1"; }
+for who in producer worker notifier; do
+  export "SLUICE_AMQP_${who^^}_PASSWORD_FILE=$SECRETS/amqp_${who}_password"
+  login "$SLUICE_AMQP_URL" "sluice-$who" "$(secret "amqp_${who}_password")" >"$SECRETS/${who}_amqp_url"
+done
+for role in owner writer notifier reader; do
+  export "SLUICE_PG_${role^^}_PASSWORD_FILE=$SECRETS/pg_${role}_password"
+  login "$SLUICE_PG_DSN" "sluice_$role" "$(secret "pg_${role}_password")" >"$SECRETS/${role}_pg_dsn"
+done
+READER_DSN=$(cat "$SECRETS/reader_pg_dsn")
+
+q() { psql "$READER_DSN" -X -q -v ON_ERROR_STOP=1 "$@"; }
 say() { printf '\n==> %s\n' "$*"; }
 stored() { q -At -c "SELECT count(*) FROM events WHERE msg_id LIKE '%-$SEED-%'"; }
 
-say "declaring the topology and applying migrations (sluice-setup)"
+say "declaring the topology, the components' accounts and the schema (sluice-setup)"
 "$BUILD/broker-setup/sluice-setup" --log-level warn --projections "$ROOT/config/projections.conf"
 
 say "running ${#SOURCES[@]} sources x $COUNT events -> RabbitMQ -> unified worker -> PostgreSQL"
-"$BUILD/workers/sluice-worker" --stats-interval-ms 1000 --rules "$RULES" 2>"$LOGS/worker.log" &
+"$BUILD/workers/sluice-worker" --stats-interval-ms 1000 --rules "$RULES" \
+  --amqp-url-file "$SECRETS/worker_amqp_url" --pg-dsn-file "$SECRETS/writer_pg_dsn" \
+  2>"$LOGS/worker.log" &
 worker=$!
-"$BUILD/notifier/sluice-notifier" 2>"$LOGS/notifier.log" &
+"$BUILD/notifier/sluice-notifier" --amqp-url-file "$SECRETS/notifier_amqp_url" \
+  --pg-dsn-file "$SECRETS/notifier_pg_dsn" 2>"$LOGS/notifier.log" &
 notifier=$!
 trap 'kill "$worker" "$notifier" 2>/dev/null || true' EXIT
-"$BUILD/producer/sluice-producer" --count "$COUNT" --seed "$SEED" 2>"$LOGS/producer.log" &
+"$BUILD/producer/sluice-producer" --count "$COUNT" --seed "$SEED" \
+  --amqp-url-file "$SECRETS/producer_amqp_url" 2>"$LOGS/producer.log" &
 producer=$!
 
 start=$(date +%s.%N)
@@ -97,9 +125,10 @@ say "a few alerts as the notifier's log channel delivered them ($LOGS/notifier.l
 grep " alert rule=.*-$SEED-" "$LOGS/notifier.log" | head -3 | sed 's/^/    /' || true
 
 say "the pipeline at a glance: sluice-ctl status"
-"$BUILD/ctl/sluice-ctl" status --log-level warn | sed 's/^/    /' || true
+"$BUILD/ctl/sluice-ctl" status --log-level warn --pg-dsn-file "$SECRETS/reader_pg_dsn" |
+  sed 's/^/    /' || true
 
 say "all rows in the warehouse: $(q -At -c 'SELECT count(*) FROM events') events, $(q -At -c 'SELECT count(*) FROM ingest_errors') ingest errors"
-echo "    query it yourself:  psql $SLUICE_PG_DSN"
+echo "    query it yourself:  psql \"\$(cat $SECRETS/reader_pg_dsn)\"   (role sluice_reader)"
 echo "    RabbitMQ management: ${SLUICE_MGMT_URL:-http://127.0.0.1:15680/} (guest/guest)"
 echo "    logs: $LOGS"

@@ -40,13 +40,16 @@ END $$;
 -- copy of an id later in the same batch gets the first copy's state.
 -- Returns each alert's position (1-based) with its state, in order:
 -- 'raised' (publish it), 'suppressed', or the state of the row an earlier
--- copy of the event left (a redelivery).
+-- copy of the event left (a redelivery). With the owner's rights and a
+-- fixed search path: the writer role records alerts only through it
+-- (grants.sql).
 CREATE OR REPLACE FUNCTION sluice_raise_alerts(p_alert_ids text[], p_rules text[],
                                                p_severities text[], p_sources text[],
                                                p_msg_ids text[], p_messages text[],
                                                p_dedup_keys text[], p_windows_s integer[],
                                                p_routing_keys text[])
 RETURNS TABLE (n integer, state text) LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 BEGIN

@@ -39,7 +39,11 @@ END $$;
 -- the ids of their events and the deliveries of their alerts. Returns the
 -- number of partitions dropped. Serialised by an advisory lock, so
 -- workers (when they connect) and setup may call it at the same time.
-CREATE OR REPLACE FUNCTION sluice_maintain_partitions() RETURNS integer LANGUAGE plpgsql AS $$
+-- With the owner's rights (a parent's owner creates its partitions), the
+-- search path fixed so that a caller's objects cannot stand in for ours;
+-- only the writer role may call it (grants.sql).
+CREATE OR REPLACE FUNCTION sluice_maintain_partitions() RETURNS integer LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     p       record;
     part    record;

@@ -140,11 +140,14 @@ BEGIN
             || E'    SELECT min(source), max(source) INTO lo, hi FROM new_events;\n'
             || body || E'    RETURN NULL;\nEND';
     -- Replacing the function needs no lock on events; the trigger is
-    -- created or dropped only when that changes.
+    -- created or dropped only when that changes. It runs with the owner's
+    -- rights, so the writer role stores events without rights of its own
+    -- on the typed tables.
     IF body IS DISTINCT FROM (SELECT prosrc FROM pg_proc
-                              WHERE oid = to_regproc('sluice_project_events')) THEN
+                              WHERE oid = to_regproc('sluice_project_events') AND prosecdef) THEN
         EXECUTE 'CREATE OR REPLACE FUNCTION sluice_project_events() RETURNS trigger'
-                ' LANGUAGE plpgsql AS ' || quote_literal(body);
+                ' LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS '
+                || quote_literal(body);
     END IF;
     IF n > 0 AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'events'::regclass
                              AND tgname = 'events_project') THEN

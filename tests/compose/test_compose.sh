@@ -11,7 +11,9 @@
 #      an event POSTed to the producer's HTTP door (source ingest, on its
 #      published loopback port) is answered 202, events of every source
 #      land in the warehouse, and the orders in the typed table its
-#      projection declares;
+#      projection declares; each service is connected as its own RabbitMQ
+#      user and PostgreSQL role, and no password or token of the secret
+#      files is in `docker inspect` of a container or in the logs;
 #   2. alerts raised by the example rules are delivered by the notifier's
 #      log channel;
 #   3. --scale worker=3: three consumers on every source queue, and
@@ -88,18 +90,20 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 (cd "$ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -C "$CTX" -xf -
 
-# .env as the README says: .env.example with the passwords changed. The
-# stand-in images replace the official ones; host ports 0 = any free port.
-pw() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-sed -e "s/^RABBITMQ_PASSWORD=.*/RABBITMQ_PASSWORD=$(pw)/" \
-    -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(pw)/" \
-    -e "s/^SLUICE_INGEST_TOKEN=.*/SLUICE_INGEST_TOKEN=$(pw)/" \
-    -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\|PROMETHEUS_PORT\|SLUICE_INGEST_PORT\)=.*/\1=0/" \
+# .env as the README says: .env.example, and the passwords made by
+# scripts/compose-secrets.sh into $CTX/secrets. The stand-in images replace
+# the official ones; host ports 0 = any free port.
+sed -e "s/^\(RABBITMQ_MGMT_PORT\|RABBITMQ_PROMETHEUS_PORT\|POSTGRES_PORT\|PROMETHEUS_PORT\|SLUICE_INGEST_PORT\)=.*/\1=0/" \
     -e "s/^SLUICE_QUEUE_TYPE=.*/SLUICE_QUEUE_TYPE=$QUEUE_TYPE/" \
     -e "/^\(RABBITMQ_IMAGE\|POSTGRES_IMAGE\|PROMETHEUS_IMAGE\|SLUICE_DEBIAN\)=/d" \
     "$CTX/.env.example" >"$CTX/.env"
-"$ROOT/scripts/images.sh" env "$GEN" >>"$CTX/.env"
+# sluice's image under a tag of this stack's own (the AMQP port, as the
+# project name): test runs of other checkouts on the same engine build
+# theirs meanwhile, and a shared tag would swap a container's binaries
+# under it when compose recreates one.
+"$ROOT/scripts/images.sh" env "$GEN" | sed "s/^SLUICE_IMAGE=.*/&-${SLUICE_AMQP_PORT:-5672}/" >>"$CTX/.env"
 dc down -v --remove-orphans >/dev/null 2>&1 || true # a previous run's leftovers
+(unset SLUICE_SECRETS_DIR && cd "$CTX" && scripts/compose-secrets.sh >/dev/null)
 
 # ---- helpers
 SOURCES=(profiles clickstream orders sensors ingest)
@@ -219,7 +223,7 @@ await "worker, producer and notifier healthy" all_healthy worker producer notifi
 ingest_post() {
     local addr token
     addr=$(dc port producer 8088 | tail -n 1)
-    token=$(sed -n 's/^SLUICE_INGEST_TOKEN=//p' "$CTX/.env")
+    token=$(cat "$CTX/secrets/ingest_token")
     [[ -n $addr ]] || return 1
     [[ $(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
         --data '{"order_id":"compose-1","amount":12.5}' "http://$addr/v1/sources/ingest") == 202 ]]
@@ -229,6 +233,37 @@ await "events of every source in the warehouse" every_source_stored
 # The declared projections (config/projections.conf, mounted into setup).
 typed_rows() { [[ $(sql "SELECT count(*) FROM orders") -gt 0 ]]; }
 await "orders projected into their typed table" typed_rows
+
+# ---- 1b. least privilege: each service logs in as its own account, and no
+# password is in `docker inspect` of a container or in the logs
+passwords=$(cat "$CTX"/secrets/*_password "$CTX/secrets/ingest_token")
+inspected=0
+for id in $(dc ps -a -q); do
+    inspect=$(docker inspect "$id")
+    while read -r pw; do
+        ! grep -qF -- "$pw" <<<"$inspect" ||
+            fail "a password of $CTX/secrets is in docker inspect of $(docker inspect -f '{{.Name}}' "$id")"
+    done <<<"$passwords"
+    inspected=$((inspected + 1))
+done
+all_logs=$(dc logs --no-color 2>&1)
+while read -r pw; do
+    ! grep -qF -- "$pw" <<<"$all_logs" || fail "a password of $CTX/secrets is in the services' logs"
+done <<<"$passwords"
+log "no password in docker inspect of $inspected containers nor in their logs"
+db_users() {
+    sql "SELECT string_agg(DISTINCT usename, ',' ORDER BY usename) FROM pg_stat_activity
+         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()" | tr -d '[:space:]'
+}
+[[ $(db_users) == sluice_notifier,sluice_writer ]] ||
+    fail "PostgreSQL sessions are of '$(db_users)', not sluice_notifier and sluice_writer only"
+mq_users() {
+    dc exec -T rabbitmq rabbitmqctl -q list_connections --no-table-headers user |
+        tr -d '\r' | sort -u | paste -sd, -
+}
+[[ $(mq_users) == sluice-notifier,sluice-producer,sluice-worker ]] ||
+    fail "RabbitMQ connections are of '$(mq_users)', not the three components' own users"
+log "each service connected as its own account (PostgreSQL: $(db_users); RabbitMQ: $(mq_users))"
 
 # ---- 2. alerts through the notifier's log channel
 # (grep reads everything: a grep -q quitting early would fail the pipe.)

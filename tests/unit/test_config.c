@@ -17,6 +17,7 @@ typedef struct demo_settings {
     long count;
     int verbose;
     int colour; /* index into colours */
+    char *token;
 } demo_settings;
 
 static const char *const colours[] = {"red", "green", "blue", NULL};
@@ -26,6 +27,7 @@ static const cfg_option demo_options[] = {
     {"count", CFG_INT, offsetof(demo_settings, count), "10", 0, 100, "how many", NULL},
     {"verbose", CFG_BOOL, offsetof(demo_settings, verbose), "false", 0, 0, "chatty", NULL},
     {"colour", CFG_ENUM, offsetof(demo_settings, colour), "green", 0, 0, "which", colours},
+    {"token", CFG_SECRET, offsetof(demo_settings, token), NULL, 0, 0, "password", NULL},
     CFG_END,
 };
 
@@ -37,6 +39,9 @@ static int clear_env(void **state)
     unsetenv("SLUICE_VERBOSE");
     unsetenv("SLUICE_COLOUR");
     unsetenv("SLUICE_CONFIG");
+    unsetenv("SLUICE_TOKEN");
+    unsetenv("SLUICE_TOKEN_FILE");
+    cfg_tolerate(NULL);
     return 0;
 }
 
@@ -226,6 +231,152 @@ static void test_settings_then_sections(void **state)
     unlink(path);
 }
 
+/* Writes `len` bytes to a new temporary file; its path goes to `path`
+ * (a "/tmp/sluice-config-XXXXXX" buffer). */
+static void write_temp(char *path, const char *text, size_t len)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* A secret's file, named by the variable, the flag or the config key,
+ * gives its value less the trailing newlines; blanks, '#' and inner
+ * newlines are the secret's own. */
+static void test_secret_from_file(void **state)
+{
+    (void)state;
+    char secret[] = "/tmp/sluice-config-XXXXXX", other[] = "/tmp/sluice-config-XXXXXX",
+         conf[] = "/tmp/sluice-config-XXXXXX", line[300];
+    write_temp(secret, " p#ss word\nline2\r\n\n", 19);
+    write_temp(other, "from-flag\n", 10);
+    snprintf(line, sizeof line, "token_file = %s\n", other);
+    write_temp(conf, line, strlen(line));
+    demo_settings s;
+    char err[256];
+
+    setenv("SLUICE_TOKEN_FILE", secret, 1);
+    char *argv[] = {"prog"};
+    assert_int_equal(parse(&s, 1, argv, err), CFG_OK);
+    assert_string_equal(s.token, " p#ss word\nline2");
+    cfg_free(demo_options, &s);
+    assert_null(s.token);
+
+    /* The flag names a file too, and beats the environment. */
+    char *argv_flag[] = {"prog", "--token-file", other};
+    assert_int_equal(parse(&s, 3, argv_flag, err), CFG_OK);
+    assert_string_equal(s.token, "from-flag");
+    cfg_free(demo_options, &s);
+
+    /* The environment's file beats the config file's. */
+    char *argv_conf[] = {"prog", "--config", conf};
+    assert_int_equal(parse(&s, 3, argv_conf, err), CFG_OK);
+    assert_string_equal(s.token, " p#ss word\nline2");
+    cfg_free(demo_options, &s);
+    unsetenv("SLUICE_TOKEN_FILE");
+    assert_int_equal(parse(&s, 3, argv_conf, err), CFG_OK);
+    assert_string_equal(s.token, "from-flag");
+    cfg_free(demo_options, &s);
+
+    /* A section's key NAME_file goes through cfg_set and cfg_find alike. */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(cfg_set(demo_options, &s, "token_file", secret, "here", err, sizeof err), 0);
+    assert_string_equal(s.token, " p#ss word\nline2");
+    assert_ptr_equal(cfg_find(demo_options, "token_file"), cfg_find(demo_options, "token"));
+    assert_null(cfg_find(demo_options, "url_file")); /* url is not a secret */
+    assert_null(cfg_find(demo_options, "_file"));
+    cfg_free(demo_options, &s);
+
+    /* The value itself still works, and an empty *_FILE is unset. */
+    setenv("SLUICE_TOKEN", "plain", 1);
+    setenv("SLUICE_TOKEN_FILE", "", 1);
+    assert_int_equal(parse(&s, 1, argv, err), CFG_OK);
+    assert_string_equal(s.token, "plain");
+    cfg_free(demo_options, &s);
+    unlink(secret);
+    unlink(other);
+    unlink(conf);
+}
+
+/* Each wrong secret file is refused with the setting and the path, and
+ * never with what the file holds. */
+static void test_secret_file_errors(void **state)
+{
+    (void)state;
+    char empty[] = "/tmp/sluice-config-XXXXXX", nul[] = "/tmp/sluice-config-XXXXXX",
+         big[] = "/tmp/sluice-config-XXXXXX";
+    write_temp(empty, "\n\n", 2);
+    write_temp(nul, "hunter2\0rest", 12);
+    static char large[65537];
+    memset(large, 'x', sizeof large);
+    write_temp(big, large, sizeof large);
+    static const struct {
+        const char *var, *flag;
+        int file;                   /* index into paths, or -1: no such file */
+        const char *before, *after; /* the message holds before, the path, after */
+    } cases[] = {
+        {NULL, "--token-file", -1, "--token-file: token_file ", ": No such file"},
+        {"SLUICE_TOKEN_FILE", NULL, -1, "SLUICE_TOKEN_FILE: token_file ", ": No such file"},
+        {NULL, "--token-file", 0, "token_file ", ": empty"},
+        {NULL, "--token-file", 1, "token_file ", ": holds a NUL byte"},
+        {NULL, "--token-file", 2, "token_file ", ": larger than 65536 bytes"},
+        {NULL, "--url-file", 0, "unknown flag '--url-file'", NULL},
+    };
+    const char *paths[] = {empty, nul, big};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *path = cases[i].file < 0 ? "/nonexistent/token" : paths[cases[i].file];
+        char expected[300], err[256] = "";
+        snprintf(expected, sizeof expected, "%s%s%s", cases[i].before, cases[i].after ? path : "",
+                 cases[i].after ? cases[i].after : "");
+        char *argv[] = {"prog", (char *)cases[i].flag, (char *)path};
+        if (cases[i].var)
+            setenv(cases[i].var, path, 1);
+        demo_settings s;
+        assert_int_equal(parse(&s, cases[i].flag ? 3 : 1, argv, err), CFG_BAD_USAGE);
+        if (!strstr(err, expected))
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err, expected);
+        assert_null(strstr(err, "hunter2"));
+        assert_null(s.token);
+        cfg_free(demo_options, &s);
+        if (cases[i].var)
+            unsetenv(cases[i].var);
+    }
+
+    /* Both the value and its file: which one was meant is a guess. */
+    setenv("SLUICE_TOKEN", "hunter2", 1);
+    setenv("SLUICE_TOKEN_FILE", nul, 1);
+    demo_settings s;
+    char err[256];
+    char *argv[] = {"prog"};
+    assert_int_equal(parse(&s, 1, argv, err), CFG_BAD_USAGE);
+    assert_string_equal(err, "SLUICE_TOKEN and SLUICE_TOKEN_FILE are both set: keep one");
+    cfg_free(demo_options, &s);
+    unlink(empty);
+    unlink(nul);
+    unlink(big);
+}
+
+/* A shared config file may hold another program's secret file. */
+static void test_tolerated_secret_file(void **state)
+{
+    (void)state;
+    static const char *const others[] = {"mgmt_password", NULL};
+    char conf[] = "/tmp/sluice-config-XXXXXX";
+    const char text[] = "mgmt_password_file = /run/secrets/x\ncount = 3\n";
+    write_temp(conf, text, sizeof text - 1);
+    demo_settings s;
+    char err[256];
+    char *argv[] = {"prog", "--config", conf};
+    assert_int_equal(parse(&s, 3, argv, err), CFG_BAD_USAGE); /* unknown to this table */
+    cfg_free(demo_options, &s);
+    cfg_tolerate(others);
+    assert_int_equal(parse(&s, 3, argv, err), CFG_OK);
+    assert_int_equal(s.count, 3);
+    cfg_free(demo_options, &s);
+    unlink(conf);
+}
+
 static void test_help(void **state)
 {
     (void)state;
@@ -244,6 +395,9 @@ static void test_help(void **state)
     assert_non_null(strstr(text, "SLUICE_COUNT, 0 to 100, default 10"));
     assert_non_null(strstr(text, "--version"));
     assert_non_null(strstr(text, "SLUICE_COLOUR, one of red, green or blue, default green"));
+    assert_non_null(strstr(text, "SLUICE_TOKEN; or read from a file: --token-file, env "
+                                 "SLUICE_TOKEN_FILE"));
+    assert_null(strstr(text, "--url-file"));
     free(text);
     cfg_free(demo_options, &s);
 }
@@ -275,6 +429,9 @@ int main(void)
         cmocka_unit_test_setup(test_version, clear_env),
         cmocka_unit_test_setup(test_enum_takes_its_words, clear_env),
         cmocka_unit_test_setup(test_settings_then_sections, clear_env),
+        cmocka_unit_test_setup(test_secret_from_file, clear_env),
+        cmocka_unit_test_setup(test_secret_file_errors, clear_env),
+        cmocka_unit_test_setup(test_tolerated_secret_file, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,16 +1,22 @@
 #!/bin/sh
 # Entry point of the postgres stand-in: on an empty data folder, creates the
-# cluster with POSTGRES_USER as superuser (password POSTGRES_PASSWORD) and
-# the database POSTGRES_DB; then runs the server as postgres in the
-# foreground.
+# cluster with POSTGRES_USER as superuser (password POSTGRES_PASSWORD, or
+# the contents of the file POSTGRES_PASSWORD_FILE, as the official image
+# reads it) and the database POSTGRES_DB; then runs the server as postgres
+# in the foreground.
 set -eu
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    [ -z "${POSTGRES_PASSWORD:-}" ] ||
+        { echo "both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are set" >&2; exit 1; }
+    POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE")
+fi
 user=${POSTGRES_USER:-postgres}
 db=${POSTGRES_DB:-$user}
 mkdir -p "$PGDATA" /var/run/postgresql
 chown postgres:postgres "$PGDATA" /var/run/postgresql
 chmod 700 "$PGDATA"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
+    : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE must be set}"
     pwfile=$(mktemp)
     printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
     chown postgres "$pwfile"
