@@ -24,13 +24,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$WORK"/*.log; do
-        [[ -e $f ]] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
-    done
-    exit 1
-}
+HERE=$(dirname "${BASH_SOURCE[0]}")
+# shellcheck source=tests/integration/script_lib.sh
+source "$HERE/script_lib.sh"
 
 # example NAME: the fenced block after README's "<!-- example: NAME -->".
 example() {
@@ -45,15 +41,6 @@ example() {
 
 sql() { psql "$SLUICE_PG_DSN" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
-# await SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds.
-await() {
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
-    until "$@"; do
-        ((SECONDS < deadline)) || fail "$what: not within the time allowed"
-        sleep 0.2
-    done
-}
 
 # A stack that ran this before holds the event and its alert: forget both,
 # so that this run has to store and deliver them again.
@@ -86,9 +73,9 @@ pids+=("$!")
 grep -q '"accepted":1' push.log || fail "curl did not get the door's 202 answer: $(cat push.log)"
 
 stored() { [[ $(sql "SELECT count(*) FROM events WHERE source = 'shop' AND payload->>'order_id' = 'A-1'") == "$1" ]]; }
-await 30 "the piped event stored" stored 1
+wait_until 30 "the piped event stored" stored 1
 pushed() { [[ $(sql "SELECT count(*) FROM events WHERE source = 'hooks' AND payload->>'order_id' = 'B-7'") == 1 ]]; }
-await 30 "the pushed event stored" pushed
+wait_until 30 "the pushed event stored" pushed
 out=$(eval "$(example query)") || fail "the README's query failed"
 grep -q 'A-1' <<<"$out" && grep -q '1250' <<<"$out" && grep -q 'B-7' <<<"$out" ||
     fail "the README's query does not show both events: $out"
@@ -97,7 +84,7 @@ delivered() {
     [[ $(sql "SELECT count(*) FROM alerts a JOIN alert_deliveries d USING (alert_id)
               WHERE a.rule = 'big_order' AND a.source = 'shop' AND d.channel = 'log' AND d.state = 'sent'") == 1 ]]
 }
-await 30 "the rule's alert delivered on the log channel" delivered
+wait_until 30 "the rule's alert delivered on the log channel" delivered
 
 # The same line again: the same message id, so no second row.
 producer_line=$(example run | grep -A1 '^echo ')
@@ -106,6 +93,6 @@ duplicates() {
     curl -fsS "http://127.0.0.1:$metrics_port/metrics" |
         awk '$1 == "sluice_events_duplicate_total{source=\"shop\"}" && $2 >= 1 { found = 1 } END { exit !found }'
 }
-await 30 "the second copy counted as a duplicate by the worker" duplicates
+wait_until 30 "the second copy counted as a duplicate by the worker" duplicates
 stored 1 || fail "piping the same event again stored it twice"
 echo "test_docs_example: README example ran: piped and pushed events stored once, queried, alert delivered, re-run absorbed"

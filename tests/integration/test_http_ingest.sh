@@ -50,26 +50,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$WORK"/*.log; do
-        [[ -e $f ]] && { echo "--- $f (last lines)" >&2; tail -n 25 "$f" >&2; }
-    done
-    exit 1
-}
+HERE=$(dirname "${BASH_SOURCE[0]}")
+# shellcheck source=tests/integration/script_lib.sh
+source "$HERE/script_lib.sh"
+# On a failure, script_lib's fail shows this too.
+on_fail() { echo "last row count: $(cat "$WORK/rows.seen" 2>/dev/null)"; }
 
 sql() { psql "$SLUICE_PG_DSN" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
-# await SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds.
-await() {
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
-    until "$@"; do
-        ((SECONDS < deadline)) ||
-            fail "$what: not within the time allowed (last row count: $(cat "$WORK/rows.seen" 2>/dev/null))"
-        sleep 0.2
-    done
-}
 
 # post OUT URL CURL-ARGS...: the status code (000: no answer) into OUT.code,
 # the answer's body and headers into OUT.body and OUT.headers.
@@ -105,7 +93,7 @@ start_producer() {
     "$BIN/producer/sluice-producer" --config "$CONF" --shutdown-timeout-ms 2000 \
         >>"$WORK/producer.log" 2>&1 &
     producer_pid=$!
-    await 30 "the producer listening" curl -sf -o /dev/null --max-time 2 "$URL/healthz"
+    wait_until 30 "the producer listening" curl -sf -o /dev/null --max-time 2 "$URL/healthz"
 }
 
 start_worker() {
@@ -226,7 +214,7 @@ expect 405 "GET on a source" "$OPEN" -X GET
 expect 404 "an unknown path" "$URL/v1/sources/nope" --data-binary '{}'
 # A sentinel after the refused batch: once it is stored, so would the batch be.
 expect 202 "sentinel" "$OPEN" --data-binary "$(ev sentinel 0)"
-await 30 "the body forms stored" rows_are "payload->>'case' = 'sentinel'" 1
+wait_until 30 "the body forms stored" rows_are "payload->>'case' = 'sentinel'" 1
 for c in object:1 array:3 ndjson:2 sniffed:2 gzip:2 invalid:0; do
     n=$(rows "payload->>'case' = '${c%%:*}'")
     [[ $n == "${c##*:}" ]] || fail "case ${c%%:*}: $n rows, expected ${c##*:}"
@@ -324,7 +312,7 @@ for attempt in 1 2; do
     expect 202 "the same bytes, attempt $attempt" "$OPEN" --data-binary "$(ev bytes 0)"
 done
 expect 202 "sentinel" "$OPEN" --data-binary "$(ev sentinel 1)"
-await 30 "the retries stored" rows_are "payload->>'case' = 'sentinel'" 2
+wait_until 30 "the retries stored" rows_are "payload->>'case' = 'sentinel'" 2
 for c in idem:2 idptr:1 bytes:1; do
     n=$(rows "payload->>'case' = '${c%%:*}'")
     [[ $n == "${c##*:}" ]] || fail "retried ${c%%:*}: $n rows, expected ${c##*:}"
@@ -340,7 +328,7 @@ curl -s -o /dev/null --max-time 10 --cacert "$WORK/wrong.pem" -X POST --data-bin
     "https://localhost:$TLS_PORT/v1/sources/hx_tls" || rc=$?
 ((rc == 60)) || fail "HTTPS against another CA: curl exit $rc, expected 60 (certificate refused)"
 echo "   refused by curl with another CA (exit 60)"
-await 30 "the HTTPS event stored" rows_are "payload->>'case' = 'tls'" 1
+wait_until 30 "the HTTPS event stored" rows_are "payload->>'case' = 'tls'" 1
 
 # ------------------------------------------------------------ metrics
 echo "== /metrics and /healthz"
@@ -368,7 +356,7 @@ print(s.recv(200).split(b"\r\n")[0].decode())
 PY
 slow=$!
 client_pids+=("$slow")
-await 10 "the slow client started" grep -q started "$WORK/slow.out"
+wait_until 10 "the slow client started" grep -q started "$WORK/slow.out"
 started=$SECONDS
 for i in $(seq 0 19); do
     t0=$(date +%s%N)
@@ -427,16 +415,16 @@ at_least() { (($("${@:2}") >= $1)); } # at_least N COMMAND...: its output is N o
 # ------------------------------------------------------------ broker outage
 echo "== RabbitMQ stopped while 4 clients post"
 start_clients outage 4 "$OPEN" 5
-await 30 "some requests answered 202" at_least 8 count_status outage 202
+wait_until 30 "some requests answered 202" at_least 8 count_status outage 202
 "$STACK" stop-rabbit >"$WORK/stack.log" 2>&1
 rabbit_down=1
 stopped_at=$(date +%s%N) # the broker is gone by now
-await 60 "503s while the broker is away" at_least 4 count_status outage 503
+wait_until 60 "503s while the broker is away" at_least 4 count_status outage 503
 "$STACK" start-rabbit >>"$WORK/stack.log" 2>&1
 rabbit_down=0
 restarted_at=$(date +%s%N)
 after_restart() { statuses outage | awk -v t="$restarted_at" '$2 == 202 && $3 > t' | wc -l; }
-await 120 "202s again after the broker is back" at_least 8 after_restart
+wait_until 120 "202s again after the broker is back" at_least 8 after_restart
 stop_clients
 total=$(statuses outage | wc -l)
 ok=$(count_status outage 202)
@@ -454,7 +442,7 @@ sent_before=$(statuses outage | awk -v t="$stopped_at" '$3 < t && $2 == 503' | w
 echo "   $total requests: $ok answered 202, $unavailable 503 ($struck of them waiting for confirms when the broker went)"
 kill -0 "$worker_pid" 2>/dev/null || start_worker
 keys_ok=$(statuses outage | awk '$2 == 202 { printf "%s\x27%s\x27", (n++ ? "," : ""), $1 }')
-await 120 "every event answered 202 stored" rows_are \
+wait_until 120 "every event answered 202 stored" rows_are \
     "payload->>'case' = 'outage' AND payload->>'key' IN ($keys_ok)" $((ok * 5))
 dups=$(sql "SELECT count(*) - count(DISTINCT (payload->>'key', payload->>'j')) FROM events
             WHERE payload->>'run' = '$RUN' AND payload->>'case' = 'outage'")
@@ -464,7 +452,7 @@ echo "   all $((ok * 5)) events answered 202 stored, none twice"
 # ------------------------------------------------------------ SIGKILL
 echo "== the producer SIGKILLed while 6 clients post batches of 20"
 start_clients kill 6 "$OPEN" 20
-await 30 "some requests answered 202" at_least 8 count_status kill 202
+wait_until 30 "some requests answered 202" at_least 8 count_status kill 202
 # Strike while requests wait for their confirms. The clients spend part of
 # their time starting curl, between requests, so a kill may land in a gap:
 # then the producer is started again and struck again, up to 5 times.
@@ -474,20 +462,20 @@ struck_at() { statuses kill | awk -v t="$1" '$3 < t && $4 >= t && $2 != 202' | w
 struck=0
 kills=0
 while ((struck == 0 && kills < 5)); do
-    await 30 "requests waiting for confirms" at_least 2 open_waiting
+    wait_until 30 "requests waiting for confirms" at_least 2 open_waiting
     killed_at=$(date +%s%N)
     kill -9 "$producer_pid"
     wait "$producer_pid" 2>/dev/null || true
     kills=$((kills + 1))
     refused=$(count_status kill 000)
-    await 30 "requests refused while the producer is gone" at_least $((refused + 4)) count_status kill 000
+    wait_until 30 "requests refused while the producer is gone" at_least $((refused + 4)) count_status kill 000
     start_producer
     restarted_at=$(date +%s%N)
     struck=$(struck_at "$killed_at")
 done
 ((struck >= 1)) || fail "$kills kills, none while a request was in flight: the fault struck nothing"
 after_kill() { statuses kill | awk -v t="$restarted_at" '$2 == 202 && $3 > t' | wc -l; }
-await 60 "202s from the new producer" at_least 4 after_kill
+wait_until 60 "202s from the new producer" at_least 4 after_kill
 stop_clients
 total=$(statuses kill | wc -l)
 ok=$(count_status kill 202)
@@ -507,7 +495,7 @@ retry() { # KEY
 }
 for key in $(statuses kill | awk '$2 != 202 { print $1 }'); do retry "$key"; done
 for key in $(statuses kill | awk '$2 == 202 { print $1 }' | head -n 10); do retry "$key"; done
-await 120 "every request of the kill stored" rows_are "payload->>'case' = 'kill'" $((total * 20))
+wait_until 120 "every request of the kill stored" rows_are "payload->>'case' = 'kill'" $((total * 20))
 dups=$(sql "SELECT count(*) - count(DISTINCT (payload->>'key', payload->>'j')) FROM events
             WHERE payload->>'run' = '$RUN' AND payload->>'case' = 'kill'")
 ((dups == 0)) || fail "$dups events of the kill stored twice"
@@ -517,7 +505,7 @@ echo "   all $((total * 20)) events stored once, after $((total - ok)) retries a
 echo "== SIGTERM while requests wait for their confirms"
 "$STACK" stop-rabbit >>"$WORK/stack.log" 2>&1
 rabbit_down=1
-await 30 "the producer seeing the broker gone" grep -q 'connection lost\|broker unavailable' \
+wait_until 30 "the producer seeing the broker gone" grep -q 'connection lost\|broker unavailable' \
     "$WORK/producer.log"
 # Bytes waiting for confirms are bounded: with 40 kB of one request
 # waiting, 40 kB more are refused at once.
@@ -526,7 +514,7 @@ for i in $(seq 0 39); do printf '{"run":"%s","case":"small","i":%d,"pad":"%s"}\n
 post "$WORK/small1" "$URL/v1/sources/hx_small" --data-binary @"$WORK/small" &
 client_pids+=($!)
 small_waiting() { metric 'sluice_http_requests_waiting{source="hx_small"}'; }
-await 30 "a 40 kB request waiting" at_least 1 small_waiting
+wait_until 30 "a 40 kB request waiting" at_least 1 small_waiting
 t0=$SECONDS
 expect 503 "40 kB more with 40 kB of 64 kB waiting" "$URL/v1/sources/hx_small" --data-binary @"$WORK/small"
 grep -q 'buffer full' "$WORK/last.body" || fail "503 not for a full buffer: $(<"$WORK/last.body")"
@@ -537,7 +525,7 @@ for i in 1 2 3 4 5 6; do
     client_pids+=($!)
 done
 waiting() { metric 'sluice_http_requests_waiting{source="hx_tok"}'; }
-await 30 "six requests waiting" at_least 6 waiting
+wait_until 30 "six requests waiting" at_least 6 waiting
 t0=$SECONDS
 kill -TERM "$producer_pid"
 for p in "${client_pids[@]}"; do wait "$p" || true; done
