@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "event.h"
 #include "log.h"
 #include "pg.h"
@@ -117,29 +118,15 @@ static char *read_file(const char *dir, const char *name, size_t *len, char *err
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    char *text = NULL;
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    buf text = {0};
+    /* buf_reserve: an empty file still gives a string. */
+    if (buf_append_file(&text, path) != 0 || buf_reserve(&text, 0) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        buf_free(&text);
         return NULL;
     }
-    if (fseek(f, 0, SEEK_END) != 0)
-        goto io_fail;
-    long size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0)
-        goto io_fail;
-    text = malloc((size_t)size + 1);
-    if (!text || fread(text, 1, (size_t)size, f) != (size_t)size)
-        goto io_fail;
-    text[size] = '\0';
-    *len = (size_t)size;
-    fclose(f);
-    return text;
-io_fail:
-    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-    free(text);
-    fclose(f);
-    return NULL;
+    *len = text.len;
+    return text.data;
 }
 
 /* "sha256:<hex>" of the file's bytes, as they are. */

@@ -3,7 +3,9 @@
  */
 #include "buf.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +42,29 @@ int buf_append(buf *b, const void *bytes, size_t n)
     b->len += n;
     b->data[b->len] = '\0';
     return 0;
+}
+
+int buf_append_file(buf *b, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char chunk[8192];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (buf_append(b, chunk, n) != 0) {
+            errno = ENOMEM;
+            rc = -1;
+        }
+    if (rc == 0 && ferror(f)) {
+        errno = EIO;
+        rc = -1;
+    }
+    int saved = errno;
+    fclose(f);
+    errno = saved;
+    return rc;
 }
 
 void buf_clear(buf *b)

@@ -29,6 +29,11 @@ int buf_reserve(buf *b, size_t more);
 /* Appends n bytes. Returns 0, or -1 as buf_reserve(). */
 int buf_append(buf *b, const void *bytes, size_t n);
 
+/* Appends the whole file at `path`. Returns 0, or -1 with errno set if it
+ * cannot be opened or read (ENOMEM, and failed set, if memory ran out);
+ * what was appended before a read error stays. */
+int buf_append_file(buf *b, const char *path);
+
 /* Empties the buffer and forgets a failure; keeps the memory. */
 void buf_clear(buf *b);
 

@@ -778,20 +778,6 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* -------------------------------------------------------------- listeners */
 
-static int read_file(const char *path, buf *out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(out, chunk, n);
-    int rc = ferror(f) || out->failed ? -1 : 0;
-    fclose(f);
-    return rc;
-}
-
 static void listener_free(listener *ls)
 {
     if (!ls)
@@ -841,8 +827,8 @@ static listener *listener_start(const source_spec *spec, const hs_conf *conf, ch
         goto fail;
     }
     if (conf->tls_cert_file) {
-        if (read_file(conf->tls_cert_file, &cert) != 0 ||
-            read_file(conf->tls_key_file, &key) != 0) {
+        if (buf_append_file(&cert, conf->tls_cert_file) != 0 ||
+            buf_append_file(&key, conf->tls_key_file) != 0) {
             spec_error(spec, cert.len ? "tls_key_file" : "tls_cert_file", err, errlen,
                        "cannot read %s", cert.len ? conf->tls_key_file : conf->tls_cert_file);
             goto fail;
@@ -1044,7 +1030,7 @@ static int load_secret(hs *s, const source_spec *spec, const hs_conf *conf, char
         buf_append(&b, text, strlen(text));
         OPENSSL_cleanse(text, sizeof text);
     } else if (conf->hmac_secret_file) {
-        if (read_file(conf->hmac_secret_file, &b) != 0) {
+        if (buf_append_file(&b, conf->hmac_secret_file) != 0) {
             spec_error(spec, "hmac_secret_file", err, errlen, "cannot read %s",
                        conf->hmac_secret_file);
             goto out;

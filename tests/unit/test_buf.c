@@ -1,9 +1,13 @@
 /* Unit tests for the growable byte buffer (common/buf.c). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -64,12 +68,40 @@ static void test_failure_is_sticky_until_clear(void **state)
     buf_free(&b); /* a freed buf is a zeroed one */
 }
 
+/* A whole file, larger than one read, after what the buffer held; a
+ * missing file says so through errno and leaves the buffer as it was. */
+static void test_append_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-test-buf-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static char bytes[20000];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (char)('a' + i % 26);
+    assert_int_equal(write(fd, bytes, sizeof bytes), (ssize_t)sizeof bytes);
+    close(fd);
+    buf b = {0};
+    buf_append(&b, "head:", 5);
+    assert_int_equal(buf_append_file(&b, path), 0);
+    assert_int_equal(b.len, 5 + sizeof bytes);
+    assert_memory_equal(b.data + 5, bytes, sizeof bytes);
+    assert_int_equal(b.data[b.len], '\0');
+    unlink(path);
+    errno = 0;
+    assert_int_equal(buf_append_file(&b, path), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(b.len, 5 + sizeof bytes);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_keeps_a_nul),
         cmocka_unit_test(test_grows_and_clear_keeps_memory),
         cmocka_unit_test(test_failure_is_sticky_until_clear),
+        cmocka_unit_test(test_append_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
