@@ -117,7 +117,11 @@ static int check_numbers(const name_list *m, const char *dir, char *err, size_t 
 static char *read_file(const char *dir, const char *name, size_t *len, char *err, size_t errlen)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        snprintf(err, errlen, "%s: path too long", name);
+        return NULL;
+    }
     buf text = {0};
     /* buf_reserve: an empty file still gives a string. */
     if (buf_append_file(&text, path) != 0 || buf_reserve(&text, 0) != 0) {
