@@ -86,6 +86,12 @@ static const char *text_field(json_object *o, const char *key)
     return NULL;
 }
 
+/* A field the alerts' indexes could not hold (NULL: absent, fine). */
+static int too_long(const char *s)
+{
+    return s && strlen(s) > ALERT_FIELD_MAX;
+}
+
 int alert_decode(const char *body, size_t len, alert *out, alert_doc **doc)
 {
     memset(out, 0, sizeof *out);
@@ -118,7 +124,23 @@ int alert_decode(const char *body, size_t len, alert *out, alert_doc **doc)
     /* What the database would refuse must not come back forever: the
      * caller dead-letters such a message rather than retrying it. */
     if (!utf8_valid(body, len) || !out->alert_id || !*out->alert_id || !out->rule ||
-        !alert_severity(out->severity) || !out->source || !out->message)
+        !alert_severity(out->severity) || !out->source || !out->message ||
+        too_long(out->alert_id) || too_long(out->rule) || too_long(out->source) ||
+        too_long(out->msg_id) || too_long(out->dedup_key))
         return -1;
     return 0;
+}
+
+void alert_cut_text(char *text, size_t max)
+{
+    static const char ellipsis[] = "\xe2\x80\xa6"; /* … */
+    size_t len = strlen(text);
+    if (len <= max)
+        return;
+    size_t keep = max - (sizeof ellipsis - 1);
+    /* Back off continuation bytes (10xxxxxx): the cut falls before a
+     * character's first byte. */
+    while (keep > 0 && ((unsigned char)text[keep] & 0xC0) == 0x80)
+        keep--;
+    memcpy(text + keep, ellipsis, sizeof ellipsis); /* with its NUL */
 }

@@ -72,6 +72,28 @@ int alert_decode(const char *body, size_t len, alert *out, alert_doc **doc);
 /* Why alert_decode() refuses a message: one line, statically allocated. */
 #define ALERT_DECODE_ERROR                                                                         \
     "not an alert: expected a UTF-8 JSON object with string fields alert_id, rule, "               \
-    "severity (" ALERT_SEVERITIES "), source and message"
+    "severity (" ALERT_SEVERITIES "), source and message (alert_id, rule, source, msg_id "        \
+    "and dedup_key of at most 1024 bytes)"
+
+/* The longest alert message, in bytes. A message is for a person (a
+ * Telegram message holds 4,096 characters): a worker cuts the message it
+ * fills from a large event's fields, and the notifier cuts a longer one it
+ * is sent, so what the destinations load per alert stays small. */
+#define ALERT_MESSAGE_MAX 16384
+
+/* The longest alert_id, rule, source, msg_id and dedup_key the notifier
+ * takes, in bytes: PostgreSQL cannot index a value of more than about
+ * 2.7 KB, and a row it refused would hold back every alert. A worker's are
+ * far shorter (a rule name, a message id of at most 255 bytes, a dedup key
+ * of at most 512). */
+#define ALERT_FIELD_MAX 1024
+
+/* Cuts the NUL-terminated UTF-8 text to at most max bytes (max >= 4): if it
+ * is longer, it ends at a character boundary with "…" (U+2026) inside the
+ * max. A shorter text is left as it is. */
+void alert_cut_text(char *text, size_t max);
+
+/* Why the notifier refuses a message larger than its max_message_bytes. */
+#define ALERT_TOO_LARGE "not an alert: larger than the notifier's max_message_bytes"
 
 #endif

@@ -142,6 +142,24 @@ static void bump(uint64_t *field)
     __atomic_add_fetch(field, 1, __ATOMIC_RELAXED);
 }
 
+/* Dead-letters a message that is no alert sluice can take, with the
+ * reason: what the database would refuse must not come back forever.
+ * DELIVERY_DONE once sluice.dead has it, else DELIVERY_HELD (err). */
+static delivery_result refuse(deliverer *d, const char *rk, const char *body, size_t len,
+                              const char *reason, char *err, size_t errlen)
+{
+    dead_letter dl = {
+        .routing_key = rk, .message_id = "-", .body = body, .len = len, .reason = reason};
+    pthread_mutex_lock(&d->shared.lock);
+    int rc = deadletter_publish(d->shared.dead, &dl, err, errlen);
+    pthread_mutex_unlock(&d->shared.lock);
+    if (rc != 0)
+        return DELIVERY_HELD;
+    bump(&d->stats.dead_lettered);
+    log_warn("message dead-lettered to sluice.dead reason=\"%s\" bytes=%zu", reason, len);
+    return DELIVERY_DONE;
+}
+
 delivery_result deliver(deliverer *d, const routes *rt, const char *rk, const char *body,
                         size_t len, char *err, size_t errlen)
 {
@@ -149,25 +167,25 @@ delivery_result deliver(deliverer *d, const routes *rt, const char *rk, const ch
     alert a;
     alert_doc *doc = NULL;
     bump(&d->stats.alerts);
+    /* Not decoded: json-c's tree of a large text is several times its size. */
+    if (d->cfg->max_alert_bytes && len > d->cfg->max_alert_bytes)
+        return refuse(d, rk, body, len, ALERT_TOO_LARGE, err, errlen);
     if (alert_decode(body, len, &a, &doc) != 0) {
-        /* What the database would refuse must not come back forever: such a
-         * message is dead-lettered, not retried. */
-        dead_letter dl = {.routing_key = rk,
-                          .message_id = "-",
-                          .body = body,
-                          .len = len,
-                          .reason = ALERT_DECODE_ERROR};
-        pthread_mutex_lock(&d->shared.lock);
-        int rc = deadletter_publish(d->shared.dead, &dl, err, errlen);
-        pthread_mutex_unlock(&d->shared.lock);
-        if (rc != 0) {
-            res = DELIVERY_HELD;
-        } else {
-            bump(&d->stats.dead_lettered);
-            log_warn("message dead-lettered to sluice.dead reason=\"%s\"", ALERT_DECODE_ERROR);
-        }
         alert_doc_free(doc);
-        return res;
+        return refuse(d, rk, body, len, ALERT_DECODE_ERROR, err, errlen);
+    }
+    /* A foreign alert's long message is cut as a worker cuts its own. */
+    char *cut = NULL;
+    if (strlen(a.message) > ALERT_MESSAGE_MAX) {
+        if (!(cut = malloc(ALERT_MESSAGE_MAX + 2))) {
+            alert_doc_free(doc);
+            snprintf(err, errlen, "out of memory");
+            return DELIVERY_ERROR;
+        }
+        memcpy(cut, a.message, ALERT_MESSAGE_MAX + 1);
+        cut[ALERT_MESSAGE_MAX + 1] = '\0';
+        alert_cut_text(cut, ALERT_MESSAGE_MAX);
+        a.message = cut;
     }
     const route *r = routes_match(rt, a.severity, a.rule);
     static const route log_only = {
@@ -195,6 +213,7 @@ delivery_result deliver(deliverer *d, const routes *rt, const char *rk, const ch
     } else if (res == DELIVERY_DONE) {
         log_debug("alert taken alert_id=%s channels=%s group=\"%s\"", a.alert_id, names, key);
     }
+    free(cut);
     alert_doc_free(doc);
     return res;
 }

@@ -24,6 +24,7 @@
 typedef struct delivery_config {
     dest_config dest; /* what every destination reads */
     long rate_total;  /* Telegram messages per second, across chats */
+    size_t max_alert_bytes; /* a larger message is dead-lettered, not decoded */
     grouping group;   /* at start; deliverer_set_grouping() changes it */
 } delivery_config;
 
@@ -50,8 +51,8 @@ typedef enum {
 } delivery_result;
 
 /* Takes one message of sluice.q.notifier (routing key rk) and routes it by
- * r, for the next deliverer_plan(); a message that is no alert is
- * dead-lettered at once. */
+ * r, for the next deliverer_plan(); a message that is no alert, or larger
+ * than cfg->max_alert_bytes, is dead-lettered at once with the reason. */
 delivery_result deliver(deliverer *d, const routes *r, const char *rk, const char *body,
                         size_t len, char *err, size_t errlen);
 

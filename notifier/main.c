@@ -43,6 +43,8 @@ typedef struct notifier_settings {
     char *pg_dsn;
     long heartbeat;
     long prefetch;
+    long batch_max_bytes;
+    long max_message_bytes;
     char *routes;
     char *telegram_api_url;
     char *telegram_chat_id;
@@ -73,6 +75,16 @@ static const cfg_option notifier_options[] = {
     SETTING_HEARTBEAT_DEFAULT(notifier_settings, heartbeat, "60"),
     {"prefetch", CFG_INT, offsetof(notifier_settings, prefetch), "100", 1, 65535,
      "unacknowledged alerts held at once; also the most planned in one transaction", NULL},
+    /* What the consuming thread holds is the batch being planned: bounded
+     * in bytes, not only in alerts, whatever the alerts' size. */
+    {"batch_max_bytes", CFG_INT, offsetof(notifier_settings, batch_max_bytes), "1048576", 1024,
+     1073741824,
+     "bytes of alerts planned in one transaction: a batch ends at prefetch alerts or once it "
+     "holds this many bytes",
+     NULL},
+    SETTING_MAX_MESSAGE_BYTES(notifier_settings, max_message_bytes,
+                              "largest alert taken; a larger message is dead-lettered with the "
+                              "reason (sluice's workers cut an alert's message to 16 KiB)"),
     {"routes", CFG_STRING, offsetof(notifier_settings, routes), "*=log", 0, 0,
      "where alerts go: PATTERN=CHANNEL[+CHANNEL];... with PATTERN SEVERITY[.RULE] (* matches "
      "any) and CHANNEL log, webhook, telegram or telegram:CHAT; first match wins",
@@ -265,21 +277,31 @@ static void reload(reloadable *rl, deliverer *d)
  * of the work. What it adds to an alert's way is this, at most. */
 #define PLAN_GATHER_MS 20
 
+/* How many alerts, and how many of their bytes, one planning batch takes
+ * at most. */
+typedef struct plan_bounds {
+    long alerts;
+    size_t bytes;
+} plan_bounds;
+
 /* Plans the delivery in hand and whatever else arrives within
- * PLAN_GATHER_MS (up to `batch`) in one statement and one transaction,
- * then acknowledges them all with one basic.ack. Returns 0, or -1
- * with err: the caller reconnects, the broker redelivers what is not
- * acknowledged, and nothing of the transaction stays. */
-static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, long batch,
-                      char *err, size_t errlen)
+ * PLAN_GATHER_MS in one statement and one transaction, up to the bounds
+ * (the alert that crosses the byte bound is the batch's last), then
+ * acknowledges them all with one basic.ack. Returns 0, or -1 with err:
+ * the caller reconnects, the broker redelivers what is not acknowledged,
+ * and nothing of the transaction stays. */
+static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in,
+                      const plan_bounds *bounds, char *err, size_t errlen)
 {
     deliverer_forget(d); /* what a failed batch took is coming back */
     if (ledger_begin(s->l, err, errlen) != 0)
         return -1;
     uint64_t last = 0;
     int got = 1;
+    size_t held = 0;
+    long taken = 0;
     int64_t until = mono_us() + PLAN_GATHER_MS * 1000;
-    for (long n = 0; got == 1 && n < batch; n++) {
+    while (got == 1 && taken < bounds->alerts) {
         char rk[256];
         snprintf(rk, sizeof rk, "%.*s", (int)in->routing_key_len, in->routing_key);
         /* json-c reads at most len bytes; the dead letter wants a copy too. */
@@ -295,8 +317,12 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
             return -1;
         }
         last = in->delivery_tag;
+        held += in->body_len;
+        taken++;
+        if (held >= bounds->bytes)
+            break;
         int64_t left_ms = (until - mono_us()) / 1000;
-        if (n + 1 < batch &&
+        if (taken < bounds->alerts &&
             (got = consumer_next(s->c, in, left_ms > 0 ? (long)left_ms : 0, err, errlen)) < 0)
             return -1;
     }
@@ -304,11 +330,13 @@ static int plan_batch(session *s, deliverer *d, const routes *r, incoming *in, l
         consumer_ack_through(s->c, last, err, errlen) != 0)
         return -1;
     deliverer_wake_all(d);
+    log_debug("planned alerts=%ld bytes=%zu", taken, held);
     return 0;
 }
 
 /* Plans until shutdown (0) or a failure of a server (-1). */
-static int serve(session *s, deliverer *d, reloadable *rl, long batch, char *err, size_t errlen)
+static int serve(session *s, deliverer *d, reloadable *rl, const plan_bounds *bounds, char *err,
+                 size_t errlen)
 {
     while (!shutdown_requested) {
         if (reload_requested) {
@@ -320,7 +348,7 @@ static int serve(session *s, deliverer *d, reloadable *rl, long batch, char *err
         if (got < 0)
             return -1;
         atomic_store(&queue_consumed, consumer_active(s->c, 0));
-        if (got == 1 && plan_batch(s, d, rl->routes, &in, batch, err, errlen) != 0)
+        if (got == 1 && plan_batch(s, d, rl->routes, &in, bounds, err, errlen) != 0)
             return -1;
     }
     return 0;
@@ -344,7 +372,8 @@ static void consume(const notifier_settings *s, deliverer *d, reloadable *rl, co
             outage_log_recovery(&down, "connected again");
             if (!held)
                 attempt = 0;
-            if (serve(&ss, d, rl, s->prefetch, err, errlen) == 0) {
+            plan_bounds bounds = {.alerts = s->prefetch, .bytes = (size_t)s->batch_max_bytes};
+            if (serve(&ss, d, rl, &bounds, err, errlen) == 0) {
                 close_session(&ss);
                 break;
             }
@@ -404,7 +433,8 @@ int main(int argc, char **argv)
                                    .backoff_max_ms = s.retry_max_ms,
                                    .rate_per_chat = s.telegram_rate_per_chat,
                                    .http_timeout_ms = s.http_timeout_ms},
-                          .rate_total = s.telegram_rate_total};
+                          .rate_total = s.telegram_rate_total,
+                          .max_alert_bytes = (size_t)s.max_message_bytes};
     /* Every channel the routes use must be reachable with the settings. */
     if (rc == CLI_CONTINUE && (routes_parse(s.routes, &r, err, sizeof err) != 0 ||
                                routes_check(&r, &channels, err, sizeof err) != 0 ||

@@ -54,7 +54,9 @@ size_t rules_count(const rule_set *rs);
 int rules_watch(const rule_set *rs, const char *source);
 
 /* One alert raised by a rule on an event. Strings are malloc'd and owned by
- * the match; rules_match_clear() frees them. */
+ * the match; rules_match_clear() frees them. The message is at most
+ * ALERT_MESSAGE_MAX bytes (alert.h), the dedup key at most
+ * RULES_DEDUP_KEY_MAX. */
 typedef struct rule_match {
     const char *rule;     /* points into the rule set */
     const char *severity; /* statically allocated: a name of alert_severity() (alert.h) */
@@ -85,5 +87,12 @@ json_object *rules_lookup(json_object *root, const char *path);
  * other values as JSON, missing ones as ""); "{{" and "}}" are literal
  * braces. Returns a malloc'd string, or NULL on allocation failure. */
 char *rules_render(const char *tmpl, json_object *event);
+
+/* The longest dedup key kept as it is, in bytes. A longer one (a large
+ * field filled into the key) becomes "sha256:<64 hex digits>" of it:
+ * PostgreSQL cannot index a key of more than about 2.7 KB, and a key it
+ * refused would hold back every event of the worker; equal keys still
+ * give equal digests, distinct ones distinct. */
+#define RULES_DEDUP_KEY_MAX 512
 
 #endif

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "buf.h"
+#include "event.h"
 #include "rule_set.h"
 
 static int rule_watches(const rule *r, const char *source)
@@ -229,6 +231,14 @@ int rules_evaluate(const rule_set *rs, const char *source, json_object *event, r
         if (!m.message || !m.dedup_key) {
             rules_match_clear(&m);
             return -1;
+        }
+        alert_cut_text(m.message, ALERT_MESSAGE_MAX);
+        size_t key_len = strlen(m.dedup_key);
+        if (key_len > RULES_DEDUP_KEY_MAX) {
+            id_part whole = {m.dedup_key, key_len};
+            char digest[EVENT_SHA256_ID_LEN + 1];
+            event_sha256_id(&whole, 1, digest);
+            memcpy(m.dedup_key, digest, sizeof digest); /* shorter: fits where the key was */
         }
         n++;
         if (fired(&m, arg) != 0)

@@ -184,6 +184,45 @@ static void test_alert_committed_but_unpublished_survives_kill(void **state)
     unlink(worker_log);
 }
 
+/* An order whose customer id (the dedup key) is 6,000 bytes and whose name
+ * (in the message) is 60,000: PostgreSQL cannot index such a key, and it
+ * once held back every event of the worker, retried forever. */
+static void publish_long_order(const char *id, char key_char, double total)
+{
+    enum { KEY = 6000, NAME = 60000 };
+    char *body = malloc(KEY + NAME + 256);
+    assert_non_null(body);
+    int n = sprintf(body, "{\"order_id\":\"%s\",\"total\":%.2f,\"customer\":{\"id\":\"", id, total);
+    memset(body + n, key_char, KEY);
+    n += KEY;
+    n += sprintf(body + n, "\",\"name\":\"");
+    memset(body + n, 'n', NAME);
+    n += NAME;
+    sprintf(body + n, "\",\"tier\":\"gold\"}}");
+    harness_amqp_publish("src.orders", body);
+    free(body);
+}
+
+/* Large fields filled into a rule's dedup key and message: the events are
+ * stored, the alerts raised and suppressed as with short ones (the key by
+ * its digest), the message cut to 16 KiB; nothing is held back. */
+static void test_large_fields_in_key_and_message(void **state)
+{
+    (void)state;
+    publish_long_order("o-L1", 'a', 1500);
+    publish_long_order("o-L2", 'a', 1600); /* the same long key: suppressed */
+    publish_long_order("o-L3", 'b', 1700); /* another long key */
+    publish_order("o-L4", "c-4", "Eve", 1800);
+    run_worker_until_idle();
+    assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 4);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alerts WHERE rule = 'big_spend'"), 3);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alert_windows WHERE dedup_key LIKE 'sha256:%'"),
+                     2);
+    assert_int_equal(pg_scalar("SELECT max(suppressed) FROM alert_windows"), 1);
+    assert_int_equal(pg_scalar("SELECT max(octet_length(message)) FROM alerts"), 16384);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alerts WHERE message LIKE '%…'"), 2);
+}
+
 static void test_bad_rules_file_is_refused(void **state)
 {
     (void)state;
@@ -208,6 +247,7 @@ int main(void)
         harness_unit_test(test_rule_fires_and_dedup_window_holds),
         harness_unit_test(test_redelivered_events_raise_nothing_new),
         harness_unit_test(test_alert_committed_but_unpublished_survives_kill),
+        harness_unit_test(test_large_fields_in_key_and_message),
         harness_unit_test(test_bad_rules_file_is_refused),
     };
     const harness_options options = {

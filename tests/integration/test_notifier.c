@@ -494,6 +494,121 @@ static void test_garbage_waits_for_sluice_dead(void **state)
     assert_int_equal(queue_ready("sluice.q.notifier"), 0);
 }
 
+/* An alert (JSON text) with the given alert_id and message, built in a
+ * malloc'd buffer. */
+static char *alert_text(const char *alert_id, const char *message)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "alert_id", json_object_new_string(alert_id));
+    json_object_object_add(o, "rule", json_object_new_string("r"));
+    json_object_object_add(o, "severity", json_object_new_string("info"));
+    json_object_object_add(o, "source", json_object_new_string("orders"));
+    json_object_object_add(o, "message", json_object_new_string(message));
+    char *text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    assert_non_null(text);
+    return text;
+}
+
+static char *repeated(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+static void publish_alert_text(const char *text)
+{
+    const char *argv[] = {"amqp-publish",  "--url", harness_amqp_url(), "-e",
+                          "sluice.alerts", "-r",    "alert.info.r",     "-b",
+                          text,            NULL};
+    assert_int_equal(harness_run(argv, NULL, 0, TIMEOUT_MS), 0);
+}
+
+/* What PostgreSQL could not index, or what is larger than the notifier
+ * takes, is dead-lettered with the reason instead of holding back every
+ * alert behind it (a 4,000-byte alert_id once did, retried forever); a
+ * long message is cut to 16 KiB and delivered. */
+static void test_oversized_alerts(void **state)
+{
+    (void)state;
+    char *long_id = repeated('i', 4000), *big_message = repeated('b', 70000),
+         *long_message = repeated('m', 30000);
+    char *refused[2] = {alert_text(long_id, "m"), alert_text("too-big", big_message)};
+    char *cut = alert_text("cut-1", long_message);
+    for (int i = 0; i < 2; i++)
+        publish_alert_text(refused[i]);
+    publish_alert_text(cut);
+    harness_publish_alerts("after", "info", 1, "fine ", "");
+    const char *argv[] = {harness_bin("sluice-notifier"), "--routes", "*=log", "--max-message-bytes",
+                          "65536", "--metrics-port", "0", NULL};
+    pid_t pid = harness_spawn(argv, harness_log_path());
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 2, TIMEOUT_MS, NULL);
+    stop_notifier(pid);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alerts"), 2);
+    assert_int_equal(pg_scalar("SELECT octet_length(message) FROM alerts WHERE alert_id = 'cut-1'"),
+                     16384);
+    assert_int_equal(
+        pg_scalar("SELECT count(*) FROM alerts WHERE alert_id = 'cut-1' AND message LIKE 'mmm%…'"),
+        1);
+    static const char *const reasons[] = {"of at most 1024 bytes", "larger than the notifier's"};
+    size_t cap = 100000;
+    char *body = malloc(cap), why[512];
+    assert_non_null(body);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(queue_get("sluice.dead", body, cap, "x-sluice-reason", why, sizeof why), 1);
+        assert_string_equal(body, refused[i]);
+        if (!strstr(why, reasons[i]))
+            fail_msg("dead letter %d: reason '%s' lacks '%s'", i, why, reasons[i]);
+        free(refused[i]);
+    }
+    assert_int_equal(queue_ready("sluice.q.notifier"), 0);
+    free(body);
+    free(cut);
+    free(long_id);
+    free(big_message);
+    free(long_message);
+}
+
+/* The batch the notifier plans in one transaction is bounded in bytes as
+ * well as in alerts: 40 alerts of about 1 KB queued at once, a prefetch
+ * that would take them all, batch_max_bytes 4096: every batch stops once
+ * it holds 4096 bytes (the alert that crossed the bound is its last), so
+ * there are at least ten, and all 40 are planned once. */
+static void test_planning_batches_bounded_in_bytes(void **state)
+{
+    (void)state;
+    enum { N = 40, BUDGET = 4096 };
+    char *pad = repeated('p', 1000);
+    harness_publish_alerts("bytes", "info", N, pad, "");
+    free(pad);
+    const char *argv[] = {harness_bin("sluice-notifier"), "--routes", "*=log", "--prefetch", "100",
+                          "--batch-max-bytes", "4096", "--log-level", "debug", "--metrics-port",
+                          "0", NULL};
+    pid_t pid = harness_spawn(argv, harness_log_path());
+    harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", N, TIMEOUT_MS, NULL);
+    stop_notifier(pid);
+    char *log = harness_slurp(harness_log_path());
+    assert_non_null(log);
+    long batches = 0, planned = 0, largest = 0;
+    for (char *p = strstr(log, "planned alerts="); p; p = strstr(p + 1, "planned alerts=")) {
+        long n = 0, bytes = 0;
+        assert_int_equal(sscanf(p, "planned alerts=%ld bytes=%ld", &n, &bytes), 2);
+        batches++;
+        planned += n;
+        /* Below the bound before its last alert: at most one alert over. */
+        if (bytes > largest)
+            largest = bytes;
+    }
+    free(log);
+    print_message("%ld batches, %ld alerts, largest batch %ld bytes\n", batches, planned, largest);
+    assert_int_equal(planned, N);
+    assert_true(batches >= 10);
+    assert_true(largest < BUDGET + 1200);
+}
+
 static void test_bad_settings_exit_2(void **state)
 {
     (void)state;
@@ -532,6 +647,8 @@ int main(void)
         harness_unit_test(test_foreign_garbage_is_dead_lettered),
         cmocka_unit_test_setup_teardown(test_garbage_waits_for_sluice_dead, harness_test_setup,
                                         restore_dead),
+        harness_unit_test(test_oversized_alerts),
+        harness_unit_test(test_planning_batches_bounded_in_bytes),
         harness_unit_test(test_bad_settings_exit_2),
     };
     const harness_options options = {

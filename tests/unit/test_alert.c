@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +105,58 @@ static void test_refused(void **state)
     assert_null(out.msg_id);
     assert_true(out.raised_at_us == 0);
     alert_doc_free(doc);
+
+    /* Each indexed field: at ALERT_FIELD_MAX bytes taken, one more refused. */
+    static const char *const fields[] = {"alert_id", "rule", "source", "msg_id", "dedup_key"};
+    char *long_value = malloc(ALERT_FIELD_MAX + 2), *body = malloc(ALERT_FIELD_MAX + 256);
+    assert_non_null(long_value);
+    assert_non_null(body);
+    for (size_t f = 0; f < sizeof fields / sizeof *fields; f++) {
+        for (size_t extra = 0; extra < 2; extra++) {
+            memset(long_value, 'v', ALERT_FIELD_MAX + extra);
+            long_value[ALERT_FIELD_MAX + extra] = '\0';
+            const char *pick[5] = {"a", "r", "s", "m", "k"};
+            pick[f] = long_value;
+            snprintf(body, ALERT_FIELD_MAX + 256,
+                     "{\"alert_id\":\"%s\",\"rule\":\"%s\",\"severity\":\"info\","
+                     "\"source\":\"%s\",\"msg_id\":\"%s\",\"dedup_key\":\"%s\",\"message\":\"m\"}",
+                     pick[0], pick[1], pick[2], pick[3], pick[4]);
+            int rc = alert_decode(body, strlen(body), &out, &doc);
+            alert_doc_free(doc);
+            if (rc != (extra ? -1 : 0))
+                fail_msg("%s of %zu bytes: decode gave %d", fields[f], ALERT_FIELD_MAX + extra, rc);
+        }
+    }
+    free(long_value);
+    free(body);
+}
+
+/* A message is cut at a character boundary, "…" inside the bound; a
+ * short one is left alone. */
+static void test_cut(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t max;
+        const char *expect;
+    } cases[] = {
+        {"short", 16, "short"},
+        {"exactly8", 8, "exactly8"},
+        {"abcdefghij", 8, "abcde\xe2\x80\xa6"},
+        /* "ü" is two bytes: the cut may not split it. */
+        {"abcd\xc3\xbc" "efgh", 8, "abcd\xe2\x80\xa6"},
+        {"abcde\xc3\xbc" "fgh", 8, "abcde\xe2\x80\xa6"},
+        /* A 4-byte character at the cut goes whole. */
+        {"ab\xf0\x9f\x98\x80" "cdefgh", 8, "ab\xe2\x80\xa6"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "%s", cases[i].text);
+        alert_cut_text(text, cases[i].max);
+        assert_string_equal(text, cases[i].expect);
+        assert_true(strlen(text) <= cases[i].max);
+    }
 }
 
 int main(void)
@@ -113,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_id_and_routing_key),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

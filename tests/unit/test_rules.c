@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "alert.h"
 #include "rules.h"
 
 static const char event_text[] =
@@ -183,6 +184,81 @@ static void test_render(void **state)
     json_object_put(event);
 }
 
+/* A rule whose message is filled with a large field raises an alert whose
+ * message is cut to ALERT_MESSAGE_MAX. */
+static int keep_message_length(rule_match *m, void *arg)
+{
+    *(size_t *)arg = strlen(m->message);
+    rules_match_clear(m);
+    return 0;
+}
+
+static void test_large_field_message_is_cut(void **state)
+{
+    (void)state;
+    char err[512];
+    rule_set *rs = rules_parse("{\"rules\":[{\"name\":\"big\",\"when\":{\"path\":\"x\","
+                               "\"exists\":true},\"severity\":\"info\",\"message\":\"x={x}\"}]}",
+                               "inline", err, sizeof err);
+    assert_non_null(rs);
+    size_t n = 100000;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'y', n);
+    big[n] = '\0';
+    json_object *event = json_object_new_object();
+    json_object_object_add(event, "x", json_object_new_string(big));
+    size_t len = 0;
+    assert_int_equal(rules_evaluate(rs, "orders", event, keep_message_length, &len), 1);
+    assert_int_equal(len, ALERT_MESSAGE_MAX);
+    json_object_put(event);
+    free(big);
+    rules_free(rs);
+}
+
+/* A dedup key filled from a large field becomes its SHA-256: the same
+ * field gives the same key, another field another one, each short enough
+ * for PostgreSQL's index. */
+static int keep_key(rule_match *m, void *arg)
+{
+    snprintf(arg, 128, "%s", m->dedup_key);
+    rules_match_clear(m);
+    return 0;
+}
+
+static void test_long_dedup_key_becomes_its_digest(void **state)
+{
+    (void)state;
+    char err[512];
+    rule_set *rs = rules_parse("{\"rules\":[{\"name\":\"k\",\"when\":{\"path\":\"x\","
+                               "\"exists\":true},\"severity\":\"info\",\"message\":\"m\","
+                               "\"dedup\":{\"key\":\"{x}\",\"window_s\":60}}]}",
+                               "inline", err, sizeof err);
+    assert_non_null(rs);
+    char keys[3][128];
+    size_t lens[3] = {RULES_DEDUP_KEY_MAX, 5000, 5000};
+    for (int i = 0; i < 3; i++) {
+        char *v = malloc(lens[i] + 1);
+        assert_non_null(v);
+        memset(v, 'k', lens[i]);
+        v[lens[i]] = '\0';
+        if (i == 2)
+            v[lens[i] - 1] = 'z'; /* another key of the same length */
+        json_object *event = json_object_new_object();
+        json_object_object_add(event, "x", json_object_new_string(v));
+        assert_int_equal(rules_evaluate(rs, "orders", event, keep_key, keys[i]), 1);
+        json_object_put(event);
+        free(v);
+    }
+    /* At the bound the key is kept (snprintf kept its first 127 bytes). */
+    assert_int_equal(strspn(keys[0], "k"), 127);
+    assert_int_equal(strncmp(keys[1], "sha256:", 7), 0);
+    assert_int_equal(strlen(keys[1]), 7 + 64);
+    assert_int_equal(strncmp(keys[2], "sha256:", 7), 0);
+    assert_string_not_equal(keys[1], keys[2]);
+    rules_free(rs);
+}
+
 typedef struct captured {
     char message[256], key[256], rule[64];
     const char *severity;
@@ -247,6 +323,8 @@ int main(void)
         cmocka_unit_test(test_conditions),
         cmocka_unit_test(test_bad_files_are_named),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_large_field_message_is_cut),
+        cmocka_unit_test(test_long_dedup_key_becomes_its_digest),
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_match_carries_what_the_alert_needs),
     };
