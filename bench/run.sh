@@ -817,13 +817,17 @@ if want growth; then
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $cores cores. Medians of $REPEATS repeats, the runs of a repeat"
     echo "one after another. Command: \`bench/run.sh --only growth --count $BASE_COUNT --repeats $REPEATS\`."
     echo
-    echo "| run | events | events/s | vs the first | PostgreSQL / RabbitMQ CPU-s per 100k | worker CPU-s per 100k | worker peak RSS (MB) | WAL MB per 100k | full-page images per 100k | checkpoints | autovacuum runs | event_ids at the end (MB) |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| run | events | events/s | vs the first | PostgreSQL / RabbitMQ CPU-s per 100k | PostgreSQL vs a plain COPY of as many events | worker CPU-s per 100k | worker peak RSS (MB) | WAL MB per 100k | full-page images per 100k | checkpoints | autovacuum runs | event_ids at the end (MB) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for sc in growth_base growth_10x growth_200 growth_10x_wal; do
+      copy=$(median baseline pg_copy_base pg_cpu_s_per_100k)
+      [[ $sc == growth_10x* ]] && copy=$(median baseline pg_copy_10x pg_cpu_s_per_100k)
+      vs_copy=–
+      awk "BEGIN { exit !(${copy:-0} > 0) }" && vs_copy="$(calc "${G[$sc.pg_cpu_s_per_100k]}/$copy" 2) ×"
       [ -n "${G[$sc.throughput]}" ] || continue
       case $sc in growth_base) name="${#SOURCES[@]} sources" ;; growth_10x) name="${#SOURCES[@]} sources, ten times the events" ;;
         growth_200) name="200 sources, one queue each" ;; growth_10x_wal) name="ten times the events, max_wal_size 16GB" ;; esac
-      echo "| $name | $(fmt "${G[$sc.events]}") | $(fmt "${G[$sc.throughput]}") | $(pct "${G[$sc.throughput]}/${G[growth_base.throughput]}") % | ${G[$sc.pg_cpu_s_per_100k]} / ${G[$sc.mq_cpu_s_per_100k]} | ${G[$sc.worker_cpu_s_per_100k]} | ${G[$sc.worker_peak_rss_mb]} | ${G[$sc.wal_mb_per_100k]} | $(fmt "${G[$sc.fpi_per_100k]}") | ${G[$sc.checkpoints]} | ${G[$sc.autovacuum_runs]} | ${G[$sc.event_ids_mb]} |"
+      echo "| $name | $(fmt "${G[$sc.events]}") | $(fmt "${G[$sc.throughput]}") | $(pct "${G[$sc.throughput]}/${G[growth_base.throughput]}") % | ${G[$sc.pg_cpu_s_per_100k]} / ${G[$sc.mq_cpu_s_per_100k]} | $vs_copy | ${G[$sc.worker_cpu_s_per_100k]} | ${G[$sc.worker_peak_rss_mb]} | ${G[$sc.wal_mb_per_100k]} | $(fmt "${G[$sc.fpi_per_100k]}") | ${G[$sc.checkpoints]} | ${G[$sc.autovacuum_runs]} | ${G[$sc.event_ids_mb]} |"
     done
     echo
     echo "A plain COPY of the same sizes in the same run (bench-pg-copy, no sluice logic), PostgreSQL's"

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -796,6 +797,19 @@ size_t harness_kill_mid_requests(pid_t pid, size_t at_least, size_t total)
     if (got >= total)
         fail_msg("killed after %zu of %zu requests, not mid-work", got, total);
     return got;
+}
+
+void harness_random_text(char *out, size_t n, unsigned seed)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    uint32_t x = seed * 2654435761u + 1; /* xorshift32: any state but 0 */
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        out[i] = alphabet[x % (sizeof alphabet - 1)];
+    }
+    out[n] = '\0';
 }
 
 void harness_write_file(const char *path, const char *text)

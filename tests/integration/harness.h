@@ -104,6 +104,11 @@ size_t harness_kill_mid_requests(pid_t pid, size_t at_least, size_t total);
  * Fails the test on error. */
 void harness_write_file(const char *path, const char *text);
 
+/* Fills out with n letters and digits drawn from `seed` (the same seed,
+ * the same text) and a NUL. PostgreSQL compresses a repetitive long value
+ * until it fits an index; such text does not compress, as real keys do not. */
+void harness_random_text(char *out, size_t n, unsigned seed);
+
 /* Waits up to timeout_ms until the integer query sql returns at least want;
  * fails the test otherwise, showing the value and the file at log_path (may
  * be NULL). */

@@ -534,8 +534,10 @@ static void publish_alert_text(const char *text)
 static void test_oversized_alerts(void **state)
 {
     (void)state;
-    char *long_id = repeated('i', 4000), *big_message = repeated('b', 70000),
+    char *long_id = malloc(4001), *big_message = repeated('b', 70000),
          *long_message = repeated('m', 30000);
+    assert_non_null(long_id);
+    harness_random_text(long_id, 4000, 7);
     char *refused[2] = {alert_text(long_id, "m"), alert_text("too-big", big_message)};
     char *cut = alert_text("cut-1", long_message);
     for (int i = 0; i < 2; i++)
