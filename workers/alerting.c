@@ -268,7 +268,12 @@ int alerting_record(alerting *a, PGconn *db, const batch *b, char *err, size_t e
     }
     PGresult *r = PQexecParams(db, record_sql, 9, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pg_error(db, r, err, errlen, "recording alerts (has sluice-setup applied sql/008?)");
+        /* The hint only where it helps: a function or table missing. */
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        int missing = state && (strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0);
+        pg_error(db, r, err, errlen,
+                 missing ? "recording alerts (has sluice-setup run on this database?)"
+                         : "recording alerts");
         PQclear(r);
         return -1;
     }
