@@ -319,6 +319,36 @@ for c in idem:2 idptr:1 bytes:1; do
 done
 echo "   Idempotency-Key: 2 rows of 2 events sent twice; id_pointer and bytes: 1 row each"
 
+# ------------------------------------------------------------ no queue
+echo "== an event no queue takes: 503, then stored once when the queue is back"
+# Without hx_open's queue and sluice.q.unrouted the broker returns the
+# event (mandatory): the producer holds it unconfirmed and publishes it
+# again until a queue takes it, so the client must get 503, never a 2xx,
+# and its retry with the same Idempotency-Key must not store it twice.
+[[ ${SLUICE_AMQP_URL%%,*} =~ ^amqps?://(([^:@/]*)(:([^@/]*))?@)? ]] || fail "cannot read SLUICE_AMQP_URL"
+MGMT_AUTH=${BASH_REMATCH[2]:-guest}:${BASH_REMATCH[4]:-guest}
+mgmt_delete_queue() {
+    curl -fsS -u "$MGMT_AUTH" -X DELETE "${SLUICE_MGMT_URL%/}/api/queues/%2F/$1" >/dev/null ||
+        fail "deleting queue $1 through the management API"
+}
+mgmt_delete_queue sluice.q.hx_open
+mgmt_delete_queue sluice.q.unrouted
+expect 503 "no queue takes the event" "$OPEN" -H "Idempotency-Key: nq-$RUN" --data-binary "$(ev noqueue 0)"
+ra=$(awk 'tolower($1) == "retry-after:" { print $2 + 0 }' "$WORK/last.headers")
+((ra >= 1)) || fail "503 without Retry-After"
+log_has producer "message returned" || fail "the producer did not log the returned event"
+(($(rows "payload->>'case' = 'noqueue'") == 0)) || fail "an event answered 503 for want of a queue is stored already"
+"$BIN/broker-setup/sluice-setup" --config "$CONF" >>"$WORK/setup.log" 2>&1 || fail "sluice-setup failed"
+# The held copy goes out again by itself (backoff of at most 30 s) and
+# the worker, its consumer cancelled with the queue, consumes it again.
+wait_until 60 "the held event stored once the queue is back" rows_are "payload->>'case' = 'noqueue'" 1
+expect 202 "the client's retry, same Idempotency-Key" "$OPEN" -H "Idempotency-Key: nq-$RUN" \
+    --data-binary "$(ev noqueue 0)"
+expect 202 "sentinel" "$OPEN" --data-binary "$(ev sentinel-nq 1)"
+wait_until 30 "the sentinel stored" rows_are "payload->>'case' = 'sentinel-nq'" 1
+rows_are "payload->>'case' = 'noqueue'" 1 || fail "the event answered 503, then 202, is stored $(<"$WORK/rows.seen") times"
+echo "   503 with Retry-After $ra; stored once when the queue was back; the retry added nothing"
+
 # ------------------------------------------------------------ TLS
 echo "== HTTPS"
 expect 202 "HTTPS with the CA" "https://localhost:$TLS_PORT/v1/sources/hx_tls" \
