@@ -20,7 +20,9 @@
 #      Prometheus (profile monitoring, on for the whole test) scrapes each
 #      of the three worker containers, the notifier and RabbitMQ, and
 #      answers queries for the events stored and the alerts delivered;
-#   4. a worker container SIGKILLed mid-stream and started again: once the
+#   4. a worker container SIGKILLed mid-stream, while it holds unacked
+#      deliveries, and started again: RabbitMQ's redelivered count of the
+#      source queues rises (the kill handed work back), and once the
 #      producer has stopped and the queues are drained, the warehouse holds
 #      every confirmed event, each once;
 #   5. SLUICE_WORKER_MODE=parallel SLUICE_WORKERS=2: two consumers per
@@ -321,10 +323,51 @@ await "Prometheus: RabbitMQ's rabbitmq_queues > 0" prom_positive 'sum(rabbitmq_q
 log "Prometheus targets: $(prom_targets | paste -sd, -)"
 
 # ---- 4. SIGKILL one worker mid-stream, start it again
+# The mid-work evidence is RabbitMQ's: what the killed worker held unacked
+# comes back to the queues flagged redelivered, and the redelivered count
+# of the source queues (the management API's message_stats.redeliver, as
+# harness_redelivered() reads it) rises. To make the kill land on a batch
+# in hand, each COPY into events sleeps 200 ms meanwhile (a trigger, as
+# harness_pace_storing() adds), and the kill waits until RabbitMQ shows
+# the victim's channel holding unacknowledged deliveries.
+# mgmt_get PATH: the management API on its published loopback port, as
+# the administrator.
+mgmt_get() {
+    local addr
+    addr=$(dc port rabbitmq 15672 | tail -n 1)
+    [[ -n $addr ]] || return 1
+    curl -fsS --max-time 10 -u "$(sed -n 's/^RABBITMQ_USER=//p' "$CTX/.env"):$(cat "$CTX/secrets/rabbitmq_password")" \
+        "http://$addr/api/$1"
+}
+# redelivered: message_stats.redeliver summed over the source queues
+# (no message_stats until a queue had one).
+redelivered() {
+    local names
+    names=$(printf 'sluice.q.%s\n' "${SOURCES[@]}" | jq -R . | jq -s .)
+    mgmt_get 'queues/%2F?columns=name,message_stats' |
+        jq --argjson names "$names" '[.[] | select(.name | IN($names[])) |
+            .message_stats.redeliver // 0] | add // 0'
+}
+# holds_unacked IP: a channel of a connection from IP (one worker
+# container) holds unacknowledged deliveries, as RabbitMQ says now (not
+# the management API's statistics, which are up to 5 s old).
+holds_unacked() {
+    dc exec -T rabbitmq rabbitmqctl -q list_channels --no-table-headers name messages_unacknowledged |
+        awk -v ip="$1" 'index($1, ip ":") == 1 && $NF > 0 { found = 1 } END { exit !found }'
+}
 victim=$(dc ps -q worker | sed -n 1p)
+victim_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$victim")
+[[ -n $victim_ip ]] || fail "no IP address for worker ${victim:0:12}"
+redelivered_before=$(redelivered)
+[[ $redelivered_before =~ ^[0-9]+$ ]] || fail "no redelivered count from the management API: '$redelivered_before'"
+sql "CREATE OR REPLACE FUNCTION compose_pace() RETURNS trigger LANGUAGE plpgsql
+     AS \$\$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END \$\$;
+     CREATE TRIGGER compose_pace BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION compose_pace()"
+await "worker ${victim:0:12} ($victim_ip) holds unacknowledged deliveries" holds_unacked "$victim_ip"
 before=$(rows)
 docker kill -s KILL "$victim" >/dev/null
-log "worker ${victim:0:12} killed with SIGKILL at $before rows"
+log "worker ${victim:0:12} killed with SIGKILL at $before rows, $redelivered_before redelivered so far"
+sql "DROP TRIGGER compose_pace ON events; DROP FUNCTION compose_pace()"
 # Struck mid-work: rows were stored before the kill, and the producer
 # (running until stopped below) keeps making events after it.
 ((before > 0)) || fail "the worker was killed before anything was stored"
@@ -334,6 +377,10 @@ await "3 consumers on every source queue again" consumers_each 3
 stop_producer
 await "queues drained" drained
 (($(rows) > before)) || fail "nothing stored after the kill at $before rows: it struck no work"
+# The management API's statistics lag (5 s): awaited, not read once.
+redelivered_more() { (($(redelivered) > redelivered_before)); }
+await "redelivered count of the source queues above its $redelivered_before before the kill" redelivered_more
+log "the kill handed back deliveries in hand: $(redelivered) redelivered"
 check_complete "after SIGKILL"
 
 # ---- 5. parallel mode, two processes per queue
