@@ -20,9 +20,12 @@
 #      Prometheus (profile monitoring, on for the whole test) scrapes each
 #      of the three worker containers, the notifier and RabbitMQ, and
 #      answers queries for the events stored and the alerts delivered;
-#   4. a worker container SIGKILLed mid-stream and started again: once the
-#      producer has stopped and the queues are drained, the warehouse holds
-#      every confirmed event, each once;
+#   4. a worker container SIGKILLed mid-stream, in the middle of storing
+#      a batch (held there by a trigger) and holding unacked deliveries,
+#      and started again: RabbitMQ's redelivered count of the source
+#      queues rises (the kill handed work back), and once the producer has
+#      stopped and the queues are drained, the warehouse holds every
+#      confirmed event, each once;
 #   5. SLUICE_WORKER_MODE=parallel SLUICE_WORKERS=2: two consumers per
 #      queue, the next producer run stored in full;
 #   6. down (volumes kept) with events still queued, then up: the warehouse
@@ -176,7 +179,15 @@ stop_producer() {
     READ=$((READ + ${totals#* }))
     log "producer stopped: confirmed=${totals% *} (all runs: confirmed=$CONFIRMED read=$READ)"
 }
-drained() { (($(queued) == 0)) && (($(rows) >= CONFIRMED)); }
+# Drained: no source queue holds a message, ready or unacknowledged; as
+# the workers acknowledge after committing, every batch is committed then.
+# (Not "rows >= CONFIRMED" too: events lost would then read as a timeout
+# rather than as check_complete's missing seqs.)
+drained() {
+    local got
+    got=$(queues) && [[ $(wc -l <<<"$got") -eq ${#SOURCES[@]} ]] &&
+        awk '{ n += $3 } END { exit n != 0 }' <<<"$got"
+}
 # The events the generators made, counted from the warehouse itself, not
 # from the producer's report: message ids are SOURCE-SEED-SEQ and each
 # producer run numbers its events 0, 1, 2, ... per source, so for every
@@ -321,10 +332,68 @@ await "Prometheus: RabbitMQ's rabbitmq_queues > 0" prom_positive 'sum(rabbitmq_q
 log "Prometheus targets: $(prom_targets | paste -sd, -)"
 
 # ---- 4. SIGKILL one worker mid-stream, start it again
+# The kill lands on a batch in hand: a gate (a trigger) holds every COPY
+# into events until the test opens it, and the kill waits until the
+# victim's PostgreSQL session is held there, inside its batch's
+# transaction, and RabbitMQ shows the victim's channel holding
+# unacknowledged deliveries. What it held comes back to the queues
+# flagged redelivered: the redelivered count of the source queues (the
+# management API's message_stats.redeliver, as harness_redelivered()
+# reads it) must rise; and a worker that acknowledged before committing
+# would lose the batch, which the end-state check then finds.
+# mgmt_get PATH: the management API on its published loopback port, as
+# the administrator.
+mgmt_get() {
+    local addr
+    addr=$(dc port rabbitmq 15672 | tail -n 1)
+    [[ -n $addr ]] || return 1
+    curl -fsS --max-time 10 -u "$(sed -n 's/^RABBITMQ_USER=//p' "$CTX/.env"):$(cat "$CTX/secrets/rabbitmq_password")" \
+        "http://$addr/api/$1"
+}
+# redelivered: message_stats.redeliver summed over the source queues
+# (no message_stats until a queue had one).
+redelivered() {
+    local names
+    names=$(printf 'sluice.q.%s\n' "${SOURCES[@]}" | jq -R . | jq -s .)
+    mgmt_get 'queues/%2F?columns=name,message_stats' |
+        jq --argjson names "$names" '[.[] | select(.name | IN($names[])) |
+            .message_stats.redeliver // 0] | add // 0'
+}
+# holds_unacked IP: a channel of a connection from IP (one worker
+# container) holds unacknowledged deliveries, as RabbitMQ says now (not
+# the management API's statistics, which are up to 5 s old).
+holds_unacked() {
+    dc exec -T rabbitmq rabbitmqctl -q list_channels --no-table-headers name messages_unacknowledged |
+        awk -v ip="$1" 'index($1, ip ":") == 1 && $NF > 0 { found = 1 } END { exit !found }'
+}
+# held_at_gate IP: the PostgreSQL session from IP waits at the gate, in
+# the middle of storing a batch.
+held_at_gate() {
+    (($(sql "SELECT count(*) FROM pg_stat_activity
+             WHERE client_addr = '$1' AND query LIKE 'COPY events %' AND wait_event = 'PgSleep'") > 0))
+}
 victim=$(dc ps -q worker | sed -n 1p)
-before=$(rows)
+victim_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$victim")
+[[ -n $victim_ip ]] || fail "no IP address for worker ${victim:0:12}"
+redelivered_before=$(redelivered)
+[[ $redelivered_before =~ ^[0-9]+$ ]] || fail "no redelivered count from the management API: '$redelivered_before'"
+# The gate: closed while public.compose_gate has a row. SECURITY DEFINER:
+# the workers' role reads the table through the function only.
+sql "CREATE TABLE public.compose_gate (closed boolean); INSERT INTO public.compose_gate VALUES (true);
+     CREATE FUNCTION public.compose_gate() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS \$\$
+     BEGIN
+         WHILE EXISTS (SELECT FROM public.compose_gate) LOOP PERFORM pg_sleep(0.05); END LOOP;
+         RETURN NULL;
+     END \$\$;
+     CREATE TRIGGER compose_gate BEFORE INSERT ON events FOR EACH STATEMENT
+         EXECUTE FUNCTION public.compose_gate()"
+await "worker ${victim:0:12} ($victim_ip) held at the gate, storing a batch" held_at_gate "$victim_ip"
+await "worker ${victim:0:12} holds unacknowledged deliveries" holds_unacked "$victim_ip"
 docker kill -s KILL "$victim" >/dev/null
-log "worker ${victim:0:12} killed with SIGKILL at $before rows"
+before=$(rows) # exact: no batch commits while the gate is closed
+sql "DELETE FROM public.compose_gate"
+log "worker ${victim:0:12} killed with SIGKILL at $before rows, $redelivered_before redelivered so far"
+sql "DROP TRIGGER compose_gate ON events; DROP FUNCTION public.compose_gate(); DROP TABLE public.compose_gate"
 # Struck mid-work: rows were stored before the kill, and the producer
 # (running until stopped below) keeps making events after it.
 ((before > 0)) || fail "the worker was killed before anything was stored"
@@ -334,6 +403,10 @@ await "3 consumers on every source queue again" consumers_each 3
 stop_producer
 await "queues drained" drained
 (($(rows) > before)) || fail "nothing stored after the kill at $before rows: it struck no work"
+# The management API's statistics lag (5 s): awaited, not read once.
+redelivered_more() { (($(redelivered) > redelivered_before)); }
+await "redelivered count of the source queues above its $redelivered_before before the kill" redelivered_more
+log "the kill handed back deliveries in hand: $(redelivered) redelivered"
 check_complete "after SIGKILL"
 
 # ---- 5. parallel mode, two processes per queue
