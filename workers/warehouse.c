@@ -5,7 +5,10 @@
  * transaction the batch's message ids are copied straight into event_ids
  * (its primary key is the idempotency key), then its events straight into
  * the partitioned `events`; a statement-level trigger there fills the
- * declared projections from the COPY's transition table, set-based. Only
+ * declared projections from the COPY's transition table, set-based. A
+ * source with a projection has a COPY statement of its own, so the trigger
+ * runs only its projection; the events of every other source share one
+ * (a batch spread over 200 sources is one statement, not 200). Only
  * when the ids' COPY meets a duplicate (a redelivery, a republished copy)
  * is the transaction begun again the slower way: the ids are staged in a
  * temporary table, INSERT ... ON CONFLICT DO NOTHING claims the new ones
@@ -28,12 +31,20 @@
 #include "log.h"
 #include "pg.h"
 #include "pgcopy.h"
+#include "util.h"
 
 struct warehouse {
     PGconn *db;
     pgcopy copy;
     unsigned char *fresh; /* per delivery of the batch: its id was claimed now */
     size_t fresh_cap;
+    /* Sources with a projection, read at connect. A projection declared
+     * later is still filled (the trigger picks its rows out of a shared
+     * statement); it only costs more until the next connect. */
+    strlist projected;
+    int projected_known; /* 0: unknown (cannot read them): every source its own COPY */
+    unsigned char *own; /* per source index + 1 of the batch: COPYed alone */
+    size_t own_cap;
 };
 
 static const char create_stage_sql[] =
@@ -132,6 +143,18 @@ warehouse *warehouse_open(const char *dsn, char *err, size_t errlen)
         snprintf(err, errlen, "maintaining partitions: %s", why);
         goto fail;
     }
+    r = PQexec(w->db, "SELECT DISTINCT source FROM projections");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        w->projected_known = 1;
+        for (int i = 0; i < PQntuples(r) && w->projected_known; i++) {
+            if (strlist_push(&w->projected, PQgetvalue(r, i, 0)) != 0)
+                w->projected_known = 0;
+        }
+    } else {
+        log_warn("cannot read the projections' sources, each source gets a COPY of its own: %s",
+                 PQresultErrorMessage(r));
+    }
+    PQclear(r);
     if (run(w->db, create_stage_sql, why, sizeof why) != SQL_OK) {
         snprintf(err, errlen, "creating staging table: %s", why);
         goto fail;
@@ -155,6 +178,8 @@ void warehouse_close(warehouse *w)
     PQfinish(w->db);
     pgcopy_free(&w->copy);
     free(w->fresh);
+    strlist_free(&w->projected);
+    free(w->own);
     free(w);
 }
 
@@ -268,18 +293,23 @@ static sql_outcome claim_staged(warehouse *w, const batch *b, char *err, size_t 
     return o;
 }
 
-/* COPYs the fresh events of one source straight into events; the
- * projections' trigger fills the typed tables from them. One statement per
- * source lets the trigger run only that source's projections. */
-static sql_outcome copy_source(warehouse *w, const batch *b, int source, size_t *added, char *err,
-                               size_t errlen)
+/* copy_rows' `source` for the events of every source not COPYed alone. */
+#define SHARED_STATEMENT (-2)
+
+/* COPYs fresh events straight into events: those of `source` (a source
+ * index), or with SHARED_STATEMENT those of every source not COPYed alone;
+ * the projections' trigger fills the typed tables from them. */
+static sql_outcome copy_rows(warehouse *w, const batch *b, int source, size_t *added, char *err,
+                             size_t errlen)
 {
     pgcopy *c = &w->copy;
     pgcopy_begin(c);
     size_t rows = 0;
     for (size_t i = 0; i < b->count; i++) {
         const delivery *d = &b->items[i];
-        if (!w->fresh[i] || d->source_index != source)
+        int mine = source == SHARED_STATEMENT ? !w->own[d->source_index + 1]
+                                              : d->source_index == source;
+        if (!w->fresh[i] || !mine)
             continue;
         rows++;
         pgcopy_row(c, 6);
@@ -305,7 +335,17 @@ static sql_outcome copy_source(warehouse *w, const batch *b, int source, size_t 
                      err, errlen);
 }
 
-/* COPYs the events marked fresh, source by source. */
+static int is_projected(const warehouse *w, const char *source)
+{
+    for (size_t i = 0; i < w->projected.count; i++) {
+        if (strcmp(w->projected.items[i], source) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* COPYs the events marked fresh: each projected source's in a statement
+ * of its own, the rest in one. */
 static sql_outcome copy_events(warehouse *w, const batch *b, size_t *added, char *err,
                                size_t errlen)
 {
@@ -315,9 +355,31 @@ static sql_outcome copy_events(warehouse *w, const batch *b, size_t *added, char
         if (b->items[i].source_index > max_source)
             max_source = b->items[i].source_index;
     }
+    /* own[s + 1]: source index s (-1: a source the worker does not list)
+     * is COPYed alone. */
+    size_t slots = (size_t)max_source + 2;
+    if (slots > w->own_cap) {
+        unsigned char *grown = realloc(w->own, slots);
+        if (!grown) {
+            snprintf(err, errlen, "out of memory");
+            return SQL_FAILED;
+        }
+        w->own = grown;
+        w->own_cap = slots;
+    }
+    memset(w->own, 0, slots);
+    for (size_t i = 0; i < b->count; i++) {
+        const delivery *d = &b->items[i];
+        w->own[d->source_index + 1] =
+            !w->projected_known || is_projected(w, batch_str(b, d->source));
+    }
     sql_outcome o = SQL_OK;
-    for (int s = -1; s <= max_source && o == SQL_OK; s++)
-        o = copy_source(w, b, s, added, err, errlen);
+    for (int s = -1; s <= max_source && o == SQL_OK; s++) {
+        if (w->own[s + 1])
+            o = copy_rows(w, b, s, added, err, errlen);
+    }
+    if (o == SQL_OK)
+        o = copy_rows(w, b, SHARED_STATEMENT, added, err, errlen);
     return o;
 }
 

@@ -23,6 +23,8 @@ BEGIN
 
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', definer_functions, p_writer);
     EXECUTE format('GRANT INSERT ON events TO %I', p_writer);
+    -- Which sources have a projection: the worker COPYs those alone.
+    EXECUTE format('GRANT SELECT ON projections TO %I', p_writer);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON event_ids TO %I', p_writer);
     -- reprocess-errors reads, rewrites and deletes the rows it stores.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ingest_errors TO %I', p_writer);

@@ -323,6 +323,36 @@ void harness_unpace_storing(void)
             " DROP TRIGGER IF EXISTS harness_pace ON events");
 }
 
+void harness_close_gate(void)
+{
+    pg_exec("CREATE TABLE IF NOT EXISTS harness_gate (closed boolean);"
+            " INSERT INTO harness_gate VALUES (true)");
+    /* Trigger names fire in order: harness_gate before harness_pace. */
+    pg_exec("CREATE OR REPLACE FUNCTION harness_gate() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN"
+            "  IF EXISTS (SELECT FROM harness_gate) THEN"
+            "   PERFORM set_config('application_name', 'harness gate', false);"
+            "   WHILE EXISTS (SELECT FROM harness_gate) LOOP PERFORM pg_sleep(0.05); END LOOP;"
+            "   PERFORM set_config('application_name', '', false);"
+            "  END IF;"
+            "  RETURN NULL;"
+            " END $$");
+    pg_exec("CREATE TRIGGER harness_gate BEFORE INSERT ON events"
+            " FOR EACH STATEMENT EXECUTE FUNCTION harness_gate()");
+}
+
+long harness_sessions_at_gate(void)
+{
+    return (long)pg_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'harness gate'");
+}
+
+void harness_open_gate(void)
+{
+    pg_exec("SET client_min_messages = warning;"
+            " DROP TRIGGER IF EXISTS harness_gate ON events; DROP TABLE IF EXISTS harness_gate");
+}
+
 void assert_generated_exactly(long long per_source)
 {
     char got[1024], want[1024] = "";
@@ -743,6 +773,7 @@ void harness_reset(void)
 {
     harness_kill_spawned();
     harness_unpace_storing();
+    harness_open_gate();
     pg_exec("TRUNCATE events, ingest_errors");
     /* And the typed tables of whatever projections are declared. */
     pg_exec("DO $$ DECLARE t text; BEGIN"

@@ -206,6 +206,17 @@ void assert_generated_exactly(long long per_source);
 void harness_pace_storing(void);
 void harness_unpace_storing(void);
 
+/* A gate before storing: once closed, every statement that adds events
+ * waits inside it (its session's application_name reads "harness gate")
+ * until harness_open_gate(). While it is closed no batch commits, so a
+ * worker killed once harness_sessions_at_gate() counts it holds a batch
+ * certainly (its deliveries unacknowledged, unless it acked before
+ * committing), and the rows read then are exact. harness_open_gate() also
+ * drops it; so does harness_reset(). */
+void harness_close_gate(void);
+long harness_sessions_at_gate(void);
+void harness_open_gate(void);
+
 /* Messages RabbitMQ has delivered again (redelivered flag set) from the
  * demo's source queues since it started: the sum of the management API's
  * message_stats.redeliver (needs SLUICE_MGMT_URL). The statistics lag by up

@@ -103,6 +103,49 @@ static void test_copy_across_partition_boundary_stored_once(void **state)
     assert_int_equal(pg_scalar("SELECT count(*) FROM orders WHERE order_id = 'pb-1'"), 1);
 }
 
+/* A source with a projection is COPYed in a statement of its own (the
+ * trigger then runs only its projection); the events of sources without
+ * one share a statement: a batch spread over many sources costs one
+ * statement, not one per source. A trigger records the sources of every
+ * statement that adds events. */
+static void test_unprojected_sources_share_a_copy(void **state)
+{
+    (void)state;
+    char err[4096];
+    static const char *const sources = "orders,gx_a,gx_b";
+    const char *setup_argv[] = {harness_bin("sluice-setup"), "--sources", sources, NULL};
+    assert_int_equal(harness_run(setup_argv, err, sizeof err, 60000), 0);
+    pg_exec("CREATE TABLE test_statements (sources text)");
+    pg_exec("CREATE FUNCTION test_statements() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " INSERT INTO test_statements SELECT string_agg(DISTINCT source, ',' ORDER BY source)"
+            " FROM new_rows; RETURN NULL; END $$");
+    pg_exec("CREATE TRIGGER test_statements AFTER INSERT ON events REFERENCING NEW TABLE AS"
+            " new_rows FOR EACH STATEMENT EXECUTE FUNCTION test_statements()");
+    for (int i = 0; i < 10; i++) {
+        char body[128];
+        static const char *const keys[] = {"src.gx_a", "src.gx_b", "src.orders"};
+        for (int k = 0; k < 3; k++) {
+            snprintf(body, sizeof body, "{\"order_id\":\"sh-%d-%d\",\"total\":%d}", k, i, i);
+            harness_amqp_publish(keys[k], body);
+        }
+    }
+    const char *const extra[] = {"--sources", sources, NULL};
+    harness_drain(extra);
+    long long mixed = pg_scalar("SELECT count(*) FROM test_statements"
+                                " WHERE sources LIKE '%orders%' AND sources <> 'orders'");
+    long long shared = pg_scalar("SELECT count(*) FROM test_statements WHERE sources = 'gx_a,gx_b'");
+    long long rows = pg_scalar("SELECT count(*) FROM events");
+    long long projected = pg_scalar("SELECT count(*) FROM orders WHERE order_id LIKE 'sh-2-%'");
+    pg_exec("DROP TRIGGER test_statements ON events; DROP FUNCTION test_statements();"
+            " DROP TABLE test_statements");
+    queue_delete("sluice.q.gx_a");
+    queue_delete("sluice.q.gx_b");
+    assert_int_equal(rows, 30);
+    assert_int_equal(projected, 10);
+    assert_int_equal(mixed, 0);
+    assert_true(shared >= 1);
+}
+
 /* Partitions entirely older than retention_days go, with their ids; the
  * current ones stay. */
 static void test_retention_drops_old_partitions(void **state)
@@ -231,6 +274,7 @@ int main(void)
         cmocka_unit_test_setup(test_partitions_ahead_and_pruned, harness_test_setup),
         cmocka_unit_test_setup(test_copy_across_partition_boundary_stored_once, harness_test_setup),
         cmocka_unit_test_setup(test_retention_drops_old_partitions, harness_test_setup),
+        cmocka_unit_test_setup(test_unprojected_sources_share_a_copy, harness_test_setup),
         cmocka_unit_test_setup_teardown(test_declared_projection, harness_test_setup,
                                         restore_projections),
         cmocka_unit_test_setup(test_bad_declarations, harness_test_setup),
