@@ -641,7 +641,7 @@ fi
   echo "# sluice benchmark: parallel vs unified consumers, four simulated sources"
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $cores cores, $mem_gb GB RAM ($cpu_model), Debian 12;"
-  echo "RabbitMQ and PostgreSQL 15 on the same machine (scripts/stack.sh). $COUNT events per source"
+  echo "RabbitMQ $(mgmt GET overview | sed -n 's/.*"rabbitmq_version":"\([^"]*\)".*/\1/p') and PostgreSQL $(q -c "SHOW server_version" | cut -d' ' -f1) on the same machine. $COUNT events per source"
   echo "($TOTAL per run), medians of $REPEATS repeats. Command: \`bench/run.sh --count $COUNT --repeats $REPEATS\`."
   echo
   echo "| | paper: parallel | paper: unified | sluice parallel, live | sluice unified, live | sluice parallel, drain | sluice unified, drain |"

@@ -4,7 +4,7 @@
 # (the generator's four sources) COPYed in one session per variant, the
 # variants alternating, each figure the median of --repeats of the
 # session backend's own CPU (utime + stime, read from /proc/self/stat
-# through pg_read_file, so the server must run on this machine and the
+# through pg_read_file, so the server must run Linux and the
 # login be a superuser).
 #
 # Usage: bench/storing.sh [--repeats R] [--build DIR]
@@ -27,7 +27,8 @@
 #                    by row)
 #
 # Works in a database sluice_storing of its own on SLUICE_PG_DSN's server
-# (made again at every run); prints one line per variant.
+# (made again at every run); prints one line per variant. The server may
+# run in a container on this machine or elsewhere; the CPU is its own.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -59,11 +60,10 @@ psql "$SLUICE_PG_DSN" -X -q -c "SET client_min_messages = warning" \
   die "sluice-setup failed"
 "$BUILD/bench/bench-pg-copy" "$DSN" 25000 7 1000 >/dev/null || die "making the events failed"
 
-# The corpus, as files the server reads (COPY FROM a file: no client in the
-# measured path), one per source as the worker COPYs a source at a time;
-# written by psql (\copy), readable by the server's user.
+# The corpus, one file per source as the worker COPYs a source at a time,
+# sent by psql in the session's script (COPY FROM STDIN, so the server may
+# be in a container or elsewhere).
 DIR=$(mktemp -d /tmp/sluice-storing.XXXXXX)
-chmod 755 "$DIR"
 trap 'rm -rf "$DIR"' EXIT
 SOURCES=(profiles clickstream orders sensors)
 for s in "${SOURCES[@]}"; do
@@ -72,7 +72,6 @@ for s in "${SOURCES[@]}"; do
 done
 q -c "\\copy (SELECT msg_id, now() FROM bench_copy) TO '$DIR/ids'"
 q -c "\\copy (SELECT md5(msg_id)::uuid, now() FROM bench_copy) TO '$DIR/ids-digest'"
-chmod 644 "$DIR"/*
 q -c "CREATE TABLE plain (msg_id text PRIMARY KEY, source text, payload jsonb, stored_at timestamptz DEFAULT now())" \
   -c "CREATE TABLE ids (LIKE event_ids INCLUDING ALL)" \
   -c "CREATE TABLE ids_digest (id uuid PRIMARY KEY, received_at timestamptz NOT NULL, is_error boolean NOT NULL DEFAULT false)"
@@ -84,17 +83,19 @@ PART=$(q -c "WITH probe AS (INSERT INTO events (msg_id, source, routing_key, pay
              SELECT part FROM probe")
 [ -n "$PART" ] && [ "$PART" != events ] || die "no partition of events holds today"
 
+# copy_in TARGET FILE: one COPY with its data inline, as psql reads it.
+copy_in() { echo "COPY $1 FROM STDIN;"; cat "$2"; echo '\.'; }
 # The statements of one variant, one session.
 statements() { # VARIANT
   local s table=events
   case $1 in
-    plain) for s in "${SOURCES[@]}"; do echo "COPY plain (msg_id, source, payload) FROM '$DIR/plain-$s';"; done ;;
-    ids) echo "COPY ids (msg_id, received_at) FROM '$DIR/ids';" ;;
-    ids_digest) echo "COPY ids_digest (id, received_at) FROM '$DIR/ids-digest';" ;;
+    plain) for s in "${SOURCES[@]}"; do copy_in "plain (msg_id, source, payload)" "$DIR/plain-$s"; done ;;
+    ids) copy_in "ids (msg_id, received_at)" "$DIR/ids" ;;
+    ids_digest) copy_in "ids_digest (id, received_at)" "$DIR/ids-digest" ;;
     events | events_projected | partition | partition_projected)
       [[ $1 == partition* ]] && table=$PART
       for s in "${SOURCES[@]}"; do
-        echo "COPY $table (msg_id, source, routing_key, payload, produced_at, received_at) FROM '$DIR/events-$s';"
+        copy_in "$table (msg_id, source, routing_key, payload, produced_at, received_at)" "$DIR/events-$s"
       done ;;
   esac
 }

@@ -349,6 +349,9 @@ long harness_sessions_at_gate(void)
 
 void harness_open_gate(void)
 {
+    /* Opened first: dropping the trigger waits for the sessions in it. */
+    pg_exec("DO $$ BEGIN IF to_regclass('harness_gate') IS NOT NULL THEN"
+            " DELETE FROM harness_gate; END IF; END $$");
     pg_exec("SET client_min_messages = warning;"
             " DROP TRIGGER IF EXISTS harness_gate ON events; DROP TABLE IF EXISTS harness_gate");
 }

@@ -212,7 +212,9 @@ void harness_unpace_storing(void);
  * worker killed once harness_sessions_at_gate() counts it holds a batch
  * certainly (its deliveries unacknowledged, unless it acked before
  * committing), and the rows read then are exact. harness_open_gate() also
- * drops it; so does harness_reset(). */
+ * drops it; so does harness_reset(). Nothing that locks events whole
+ * (harness_unpace_storing(), a DROP or TRUNCATE) may run while it is
+ * closed: it would wait for the sessions held at the gate. */
 void harness_close_gate(void);
 long harness_sessions_at_gate(void);
 void harness_open_gate(void);

@@ -208,7 +208,6 @@ static void test_crashed_worker_is_restarted_exactly_once(void **state)
     assert_true(harness_wait_for(healthy, NULL, 60000));
     harness_wait_sql("SELECT count(*) FROM events", 2000, TIMEOUT_MS, harness_log_path());
     harness_close_gate();
-    harness_unpace_storing();
     if (!harness_wait_for(both_at_gate, NULL, 60000))
         fail_msg("the two workers never both waited at the gate (%ld there)",
                  harness_sessions_at_gate());
@@ -219,6 +218,7 @@ static void test_crashed_worker_is_restarted_exactly_once(void **state)
      * the gate is closed) strictly below the total. */
     long long at_kill = pg_scalar("SELECT count(*) FROM events");
     harness_open_gate();
+    harness_unpace_storing();
     if (at_kill <= 0 || at_kill >= 16000)
         fail_msg("the kill came at %lld of 16000 rows, not mid-work", at_kill);
     assert_true(harness_wait_for(worker_restarted, NULL, 60000));
