@@ -177,13 +177,12 @@ delivery_result deliver(deliverer *d, const routes *rt, const char *rk, const ch
     /* A foreign alert's long message is cut as a worker cuts its own. */
     char *cut = NULL;
     if (strlen(a.message) > ALERT_MESSAGE_MAX) {
-        if (!(cut = malloc(ALERT_MESSAGE_MAX + 2))) {
+        /* One byte over the bound, so alert_cut_text sees it is too long. */
+        if (!(cut = strndup(a.message, ALERT_MESSAGE_MAX + 1))) {
             alert_doc_free(doc);
             snprintf(err, errlen, "out of memory");
             return DELIVERY_ERROR;
         }
-        memcpy(cut, a.message, ALERT_MESSAGE_MAX + 1);
-        cut[ALERT_MESSAGE_MAX + 1] = '\0';
         alert_cut_text(cut, ALERT_MESSAGE_MAX);
         a.message = cut;
     }
