@@ -500,9 +500,35 @@ static void test_memory_bounded_in_bytes(void **state)
     queue_delete("sluice.q.mem");
 }
 
-static int mem_rows_reach(void *arg)
+/* A count query and the value it must reach. */
+typedef struct count_goal {
+    const char *sql;
+    long want;
+} count_goal;
+
+static int count_reaches(void *arg)
 {
-    return pg_scalar("SELECT count(*) FROM events WHERE source = 'mem'") >= *(long *)arg;
+    const count_goal *g = arg;
+    return pg_scalar(g->sql) >= g->want;
+}
+
+/* Starts argv (logging to log), sends it SIGTERM once count_sql counts a
+ * tenth of n, and gives its peak RSS (wait4: for a pool, the largest of
+ * its processes) and the count at the signal. */
+static long term_after_a_tenth(const char *const argv[], const char *log, const char *count_sql,
+                               int n, long *count_at_term)
+{
+    pid_t pid = harness_spawn(argv, log);
+    count_goal tenth = {count_sql, n / 10};
+    if (!harness_wait_for(count_reaches, &tenth, TIMEOUT_MS))
+        fail_msg("%s stayed below %ld (log %s)", count_sql, tenth.want, log);
+    *count_at_term = pg_scalar(count_sql);
+    kill(pid, SIGTERM);
+    long peak_kb = 0;
+    int rc = harness_wait_peak_rss(pid, TIMEOUT_MS, &peak_kb);
+    if (rc != 0)
+        fail_msg("%s exited %d after SIGTERM (log %s)", argv[0], rc, log);
+    return peak_kb;
 }
 
 /* Publishes the file through a stdin source `mem` (n events), starts a
@@ -520,17 +546,8 @@ static long drain_then_term(const char *input, int n, long *rows_at_term)
     snprintf(log, sizeof log, "%s/term-worker.log", harness_workdir());
     const char *worker[] = {
         harness_bin("sluice-worker"), "--sources", "mem", "--metrics-port", "0", NULL};
-    pid_t pid = harness_spawn(worker, log);
-    long tenth = n / 10;
-    if (!harness_wait_for(mem_rows_reach, &tenth, TIMEOUT_MS))
-        fail_msg("the worker stored fewer than %ld events (log %s)", tenth, log);
-    *rows_at_term = pg_scalar("SELECT count(*) FROM events WHERE source = 'mem'");
-    kill(pid, SIGTERM);
-    long peak_kb = 0;
-    int rc = harness_wait_peak_rss(pid, TIMEOUT_MS, &peak_kb);
-    if (rc != 0)
-        fail_msg("worker exited %d after SIGTERM (log %s)", rc, log);
-    return peak_kb;
+    return term_after_a_tenth(worker, log, "SELECT count(*) FROM events WHERE source = 'mem'", n,
+                              rows_at_term);
 }
 
 /* SIGTERM in the middle of a drain of large events: the deliveries the
@@ -586,11 +603,6 @@ static void test_memory_bounded_at_shutdown(void **state)
     queue_delete("sluice.q.mem");
 }
 
-static int alerts_reach(void *arg)
-{
-    return pg_scalar("SELECT count(*) FROM alerts") >= *(long *)arg;
-}
-
 /* Queues n alerts with messages of `bytes`, starts a notifier with a
  * prefetch above n (the broker sends it every one), sends it SIGTERM once
  * it has planned a tenth, and gives its peak RSS and the alerts planned
@@ -624,17 +636,7 @@ static long notifier_then_term(size_t bytes, int n, long *planned_at_term)
     snprintf(log, sizeof log, "%s/term-notifier.log", harness_workdir());
     const char *argv[] = {harness_bin("sluice-notifier"), "--routes", "*=log", "--prefetch", "1000",
                           "--metrics-port", "0", NULL};
-    pid_t pid = harness_spawn(argv, log);
-    long tenth = n / 10;
-    if (!harness_wait_for(alerts_reach, &tenth, TIMEOUT_MS))
-        fail_msg("the notifier planned fewer than %ld alerts (log %s)", tenth, log);
-    *planned_at_term = pg_scalar("SELECT count(*) FROM alerts");
-    kill(pid, SIGTERM);
-    long peak_kb = 0;
-    int rc = harness_wait_peak_rss(pid, TIMEOUT_MS, &peak_kb);
-    if (rc != 0)
-        fail_msg("notifier exited %d after SIGTERM (log %s)", rc, log);
-    return peak_kb;
+    return term_after_a_tenth(argv, log, "SELECT count(*) FROM alerts", n, planned_at_term);
 }
 
 /* The notifier's side of test_memory_bounded_at_shutdown: SIGTERM while
