@@ -72,7 +72,7 @@ int alert_decode(const char *body, size_t len, alert *out, alert_doc **doc);
 /* Why alert_decode() refuses a message: one line, statically allocated. */
 #define ALERT_DECODE_ERROR                                                                         \
     "not an alert: expected a UTF-8 JSON object with string fields alert_id, rule, "               \
-    "severity (" ALERT_SEVERITIES "), source and message (alert_id, rule, source, msg_id "        \
+    "severity (" ALERT_SEVERITIES "), source and message (alert_id, rule, source, msg_id "         \
     "and dedup_key of at most 1024 bytes)"
 
 /* The longest alert message, in bytes. A message is for a person (a

@@ -22,10 +22,10 @@
 #include "routes.h"
 
 typedef struct delivery_config {
-    dest_config dest; /* what every destination reads */
-    long rate_total;  /* Telegram messages per second, across chats */
+    dest_config dest;       /* what every destination reads */
+    long rate_total;        /* Telegram messages per second, across chats */
     size_t max_alert_bytes; /* a larger message is dead-lettered, not decoded */
-    grouping group;   /* at start; deliverer_set_grouping() changes it */
+    grouping group;         /* at start; deliverer_set_grouping() changes it */
 } delivery_config;
 
 typedef struct delivery_stats {
@@ -53,8 +53,8 @@ typedef enum {
 /* Takes one message of sluice.q.notifier (routing key rk) and routes it by
  * r, for the next deliverer_plan(); a message that is no alert, or larger
  * than cfg->max_alert_bytes, is dead-lettered at once with the reason. */
-delivery_result deliver(deliverer *d, const routes *r, const char *rk, const char *body,
-                        size_t len, char *err, size_t errlen);
+delivery_result deliver(deliverer *d, const routes *r, const char *rk, const char *body, size_t len,
+                        char *err, size_t errlen);
 
 /* Plans the alerts taken since the last call, in one statement in l's
  * transaction (the caller's to commit). Returns 0, or -1 with err (the

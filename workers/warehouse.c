@@ -43,7 +43,7 @@ struct warehouse {
      * statement); it only costs more until the next connect. */
     strlist projected;
     int projected_known; /* 0: unknown (cannot read them): every source its own COPY */
-    unsigned char *own; /* per source index + 1 of the batch: COPYed alone */
+    unsigned char *own;  /* per source index + 1 of the batch: COPYed alone */
     size_t own_cap;
 };
 
@@ -307,8 +307,8 @@ static sql_outcome copy_rows(warehouse *w, const batch *b, int source, size_t *a
     size_t rows = 0;
     for (size_t i = 0; i < b->count; i++) {
         const delivery *d = &b->items[i];
-        int mine = source == SHARED_STATEMENT ? !w->own[d->source_index + 1]
-                                              : d->source_index == source;
+        int mine =
+            source == SHARED_STATEMENT ? !w->own[d->source_index + 1] : d->source_index == source;
         if (!w->fresh[i] || !mine)
             continue;
         rows++;

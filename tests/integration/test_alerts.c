@@ -216,8 +216,8 @@ static void test_large_fields_in_key_and_message(void **state)
     run_worker_until_idle();
     assert_int_equal(pg_scalar("SELECT count(*) FROM events"), 4);
     assert_int_equal(pg_scalar("SELECT count(*) FROM alerts WHERE rule = 'big_spend'"), 3);
-    assert_int_equal(pg_scalar("SELECT count(*) FROM alert_windows WHERE dedup_key LIKE 'sha256:%'"),
-                     2);
+    assert_int_equal(
+        pg_scalar("SELECT count(*) FROM alert_windows WHERE dedup_key LIKE 'sha256:%'"), 2);
     assert_int_equal(pg_scalar("SELECT max(suppressed) FROM alert_windows"), 1);
     assert_int_equal(pg_scalar("SELECT max(octet_length(message)) FROM alerts"), 16384);
     assert_int_equal(pg_scalar("SELECT count(*) FROM alerts WHERE message LIKE '%…'"), 2);

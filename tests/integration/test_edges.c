@@ -634,8 +634,14 @@ static long notifier_then_term(size_t bytes, int n, long *planned_at_term)
         fail_msg("publishing the alerts failed: %s", err);
     assert_int_equal(queue_ready("sluice.q.notifier"), n);
     snprintf(log, sizeof log, "%s/term-notifier.log", harness_workdir());
-    const char *argv[] = {harness_bin("sluice-notifier"), "--routes", "*=log", "--prefetch", "1000",
-                          "--metrics-port", "0", NULL};
+    const char *argv[] = {harness_bin("sluice-notifier"),
+                          "--routes",
+                          "*=log",
+                          "--prefetch",
+                          "1000",
+                          "--metrics-port",
+                          "0",
+                          NULL};
     return term_after_a_tenth(argv, log, "SELECT count(*) FROM alerts", n, planned_at_term);
 }
 
@@ -669,14 +675,15 @@ static void test_notifier_memory_bounded_at_shutdown(void **state)
 
     char log[600];
     snprintf(log, sizeof log, "%s/term-notifier-2.log", harness_workdir());
-    const char *argv[] = {harness_bin("sluice-notifier"), "--routes", "*=log", "--metrics-port", "0",
-                          NULL};
+    const char *argv[] = {
+        harness_bin("sluice-notifier"), "--routes", "*=log", "--metrics-port", "0", NULL};
     pid_t pid = harness_spawn(argv, log);
     harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", ALERTS, TIMEOUT_MS, NULL);
     kill(pid, SIGTERM);
     assert_int_equal(harness_wait(pid, 30000), 0);
     assert_int_equal(pg_scalar("SELECT count(*) FROM alerts"), ALERTS);
-    assert_int_equal(pg_scalar("SELECT count(*) FROM alert_deliveries WHERE state = 'sent'"), ALERTS);
+    assert_int_equal(pg_scalar("SELECT count(*) FROM alert_deliveries WHERE state = 'sent'"),
+                     ALERTS);
     assert_int_equal(queue_ready("sluice.q.notifier"), 0);
     pg_exec("TRUNCATE alerts, alert_windows, alert_deliveries, alert_messages, alert_groups");
 }

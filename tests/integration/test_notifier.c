@@ -521,9 +521,16 @@ static char *repeated(char c, size_t n)
 
 static void publish_alert_text(const char *text)
 {
-    const char *argv[] = {"amqp-publish",  "--url", harness_amqp_url(), "-e",
-                          "sluice.alerts", "-r",    "alert.info.r",     "-b",
-                          text,            NULL};
+    const char *argv[] = {"amqp-publish",
+                          "--url",
+                          harness_amqp_url(),
+                          "-e",
+                          "sluice.alerts",
+                          "-r",
+                          "alert.info.r",
+                          "-b",
+                          text,
+                          NULL};
     assert_int_equal(harness_run(argv, NULL, 0, TIMEOUT_MS), 0);
 }
 
@@ -544,8 +551,14 @@ static void test_oversized_alerts(void **state)
         publish_alert_text(refused[i]);
     publish_alert_text(cut);
     harness_publish_alerts("after", "info", 1, "fine ", "");
-    const char *argv[] = {harness_bin("sluice-notifier"), "--routes", "*=log", "--max-message-bytes",
-                          "65536", "--metrics-port", "0", NULL};
+    const char *argv[] = {harness_bin("sluice-notifier"),
+                          "--routes",
+                          "*=log",
+                          "--max-message-bytes",
+                          "65536",
+                          "--metrics-port",
+                          "0",
+                          NULL};
     pid_t pid = harness_spawn(argv, harness_log_path());
     harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", 2, TIMEOUT_MS, NULL);
     stop_notifier(pid);
@@ -560,7 +573,8 @@ static void test_oversized_alerts(void **state)
     char *body = malloc(cap), why[512];
     assert_non_null(body);
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(queue_get("sluice.dead", body, cap, "x-sluice-reason", why, sizeof why), 1);
+        assert_int_equal(queue_get("sluice.dead", body, cap, "x-sluice-reason", why, sizeof why),
+                         1);
         assert_string_equal(body, refused[i]);
         if (!strstr(why, reasons[i]))
             fail_msg("dead letter %d: reason '%s' lacks '%s'", i, why, reasons[i]);
@@ -586,9 +600,18 @@ static void test_planning_batches_bounded_in_bytes(void **state)
     char *pad = repeated('p', 1000);
     harness_publish_alerts("bytes", "info", N, pad, "");
     free(pad);
-    const char *argv[] = {harness_bin("sluice-notifier"), "--routes", "*=log", "--prefetch", "100",
-                          "--batch-max-bytes", "4096", "--log-level", "debug", "--metrics-port",
-                          "0", NULL};
+    const char *argv[] = {harness_bin("sluice-notifier"),
+                          "--routes",
+                          "*=log",
+                          "--prefetch",
+                          "100",
+                          "--batch-max-bytes",
+                          "4096",
+                          "--log-level",
+                          "debug",
+                          "--metrics-port",
+                          "0",
+                          NULL};
     pid_t pid = harness_spawn(argv, harness_log_path());
     harness_wait_sql("SELECT count(*) FROM alerts WHERE state = 'sent'", N, TIMEOUT_MS, NULL);
     stop_notifier(pid);

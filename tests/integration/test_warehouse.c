@@ -133,7 +133,8 @@ static void test_unprojected_sources_share_a_copy(void **state)
     harness_drain(extra);
     long long mixed = pg_scalar("SELECT count(*) FROM test_statements"
                                 " WHERE sources LIKE '%orders%' AND sources <> 'orders'");
-    long long shared = pg_scalar("SELECT count(*) FROM test_statements WHERE sources = 'gx_a,gx_b'");
+    long long shared =
+        pg_scalar("SELECT count(*) FROM test_statements WHERE sources = 'gx_a,gx_b'");
     long long rows = pg_scalar("SELECT count(*) FROM events");
     long long projected = pg_scalar("SELECT count(*) FROM orders WHERE order_id LIKE 'sh-2-%'");
     pg_exec("DROP TRIGGER test_statements ON events; DROP FUNCTION test_statements();"

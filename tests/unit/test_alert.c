@@ -145,10 +145,16 @@ static void test_cut(void **state)
         {"exactly8", 8, "exactly8"},
         {"abcdefghij", 8, "abcde\xe2\x80\xa6"},
         /* "ü" is two bytes: the cut may not split it. */
-        {"abcd\xc3\xbc" "efgh", 8, "abcd\xe2\x80\xa6"},
-        {"abcde\xc3\xbc" "fgh", 8, "abcde\xe2\x80\xa6"},
+        {"abcd\xc3\xbc"
+         "efgh",
+         8, "abcd\xe2\x80\xa6"},
+        {"abcde\xc3\xbc"
+         "fgh",
+         8, "abcde\xe2\x80\xa6"},
         /* A 4-byte character at the cut goes whole. */
-        {"ab\xf0\x9f\x98\x80" "cdefgh", 8, "ab\xe2\x80\xa6"},
+        {"ab\xf0\x9f\x98\x80"
+         "cdefgh",
+         8, "ab\xe2\x80\xa6"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char text[64];
@@ -162,10 +168,8 @@ static void test_cut(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_severities),
-        cmocka_unit_test(test_id_and_routing_key),
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_severities), cmocka_unit_test(test_id_and_routing_key),
+        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_refused),
         cmocka_unit_test(test_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

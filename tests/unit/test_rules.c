@@ -141,7 +141,8 @@ static void test_bad_files_are_named(void **state)
         /* Found by fuzz_rules: json-c takes any bytes in strings, and the
          * message would go out as invalid UTF-8. */
         {"{\"rules\":[{\"name\":\"a\",\"when\":{\"path\":\"x\",\"exists\":true},"
-         "\"severity\":\"info\",\"message\":\"Or\xe4" "er {id}\"}]}",
+         "\"severity\":\"info\",\"message\":\"Or\xe4"
+         "er {id}\"}]}",
          "rule 'a' (#1): message: not valid UTF-8"},
         {"{\"rules\":[{\"name\":\"a\",\"when\":{\"path\":\"x\",\"exists\":true},"
          "\"severity\":\"info\",\"message\":\"m\",\"dedup\":{\"key\":\"\xc3\",\"window_s\":9}}]}",
